@@ -1,0 +1,213 @@
+/**
+ * `buildApp(config)` wires the parts; importing this file has no side effects.
+ *
+ *   RabbitMQ | in-process bus --> bridge --> Redis | in-process pub/sub --> graphql-ws sockets
+ *   HTTP mutation --> Prisma (row + outbox, one transaction) --> relay --> the same bus
+ *
+ * `start()` opens the database (and migrates it), pub/sub, the bus, then listens and consumes;
+ * `stop()` undoes it in reverse, draining sockets, the consumer and in-flight work.
+ */
+import 'reflect-metadata';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { expressMiddleware } from '@as-integrations/express5';
+import express, { type ErrorRequestHandler, type Request } from 'express';
+import type { Logger } from 'pino';
+import type { GraphQLContext, Services } from './auth/context';
+import { createTokenVerifier, stripBearer, TokenError } from './auth/jwt';
+import { createEventBridge, type BridgeCounters } from './bridge/event-bridge';
+import type { Config } from './config';
+import { ErrorCode, UnauthenticatedError } from './contracts/errors';
+import type { EventBus, EventPubSub } from './contracts/ports';
+import { createTopics } from './contracts/topics';
+import { createQuotaService } from './domains/quota/quota.service';
+import { AmqpEventBus } from './infra/amqp/amqp-bus';
+import { openDatabase, type Database } from './infra/db/database';
+import { OutboxRelay } from './infra/db/outbox-relay';
+import { createErrorFormatter } from './infra/http/format-error';
+import { healthRouter } from './infra/http/health';
+import { MemoryEventBus } from './infra/memory/memory-bus';
+import { MemoryPubSub } from './infra/memory/memory-pubsub';
+import { RedisEventPubSub } from './infra/redis/redis-pubsub';
+import { startGraphQLWsServer, type GraphQLWsServer } from './infra/ws/graphql-ws-server';
+import { createLogger } from './logger';
+import { createSchema } from './schema';
+
+export interface App {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Where it listens, once started (`http://127.0.0.1:<port>`). */
+  readonly url: string;
+  readonly port: number;
+  /** Live figures for tests and metrics. */
+  stats(): {
+    sockets: number;
+    subscriptions: Readonly<Record<string, number>>;
+    bridge: Readonly<BridgeCounters>;
+    outboxPublished: number;
+  };
+  /** The event bus in use (the in-process one accepts raw publishes: CLI and tests). */
+  readonly bus: EventBus;
+}
+
+export function buildApp(config: Config, logger: Logger = createLogger(config.logLevel)): App {
+  const topics = createTopics(config.redis.topicPrefix);
+  const verifier = createTokenVerifier(config.jwt);
+  const formatError = createErrorFormatter({ production: config.production, logger });
+  const pubsub: EventPubSub =
+    config.redis.kind === 'redis' ? new RedisEventPubSub(config.redis.url, logger) : new MemoryPubSub();
+  const bus: EventBus =
+    config.amqp.kind === 'amqp' ? new AmqpEventBus(config.amqp.url, config.amqp, logger) : new MemoryEventBus(logger);
+  const bridge = createEventBridge({ pubsub, topics, maxMessageBytes: config.amqp.maxMessageBytes, logger });
+  const subscriptions: Record<string, number> = {};
+
+  let database: Database | undefined;
+  let relay: OutboxRelay | undefined;
+  let apollo: ApolloServer<GraphQLContext> | undefined;
+  let httpServer: http.Server | undefined;
+  let wsServer: GraphQLWsServer | undefined;
+  let stopping = false;
+  let port = 0;
+
+  async function start(): Promise<void> {
+    if (config.jwt.usingDevelopmentSecret) {
+      logger.warn('JWT_SECRET is not set: using the development secret (never in production)');
+    }
+    database = await openDatabase(config.database, logger);
+    const db = database;
+    if (pubsub instanceof RedisEventPubSub) await pubsub.ready();
+    await bus.connect();
+    relay = new OutboxRelay(db.prisma, bus, config.outbox, logger);
+    const outboxRelay = relay;
+
+    const services: Services = {
+      quota: createQuotaService({ prisma: db.prisma, onOutboxWrite: () => outboxRelay.nudge() }),
+      pubsub,
+      topics,
+      onSubscriptionChange(field, delta) {
+        subscriptions[field] = (subscriptions[field] ?? 0) + delta;
+      },
+    };
+    const schema = await createSchema();
+
+    apollo = new ApolloServer<GraphQLContext>({
+      schema,
+      introspection: config.graphql.introspection,
+      includeStacktraceInErrorResponses: false,
+      formatError,
+      // The default landing page loads Apollo Sandbox from a CDN; nothing may load from outside.
+      plugins: [ApolloServerPluginLandingPageDisabled()],
+    });
+    await apollo.start();
+
+    const app = express();
+    app.disable('x-powered-by');
+    app.use(
+      healthRouter({
+        checks: {
+          database: { mode: db.kind, check: () => db.status() },
+          pubsub: { mode: config.redis.kind, check: () => pubsub.status() },
+          eventBus: { mode: config.amqp.kind, check: () => bus.status() },
+        },
+        isStopping: () => stopping,
+      }),
+    );
+    app.use(
+      '/graphql',
+      express.json({ limit: config.graphql.bodyLimitBytes }),
+      expressMiddleware(apollo, {
+        context: async ({ req }): Promise<GraphQLContext> => ({ user: authenticate(req), services }),
+      }),
+    );
+    app.use(jsonErrors);
+
+    httpServer = http.createServer(app);
+    wsServer = startGraphQLWsServer({
+      httpServer,
+      schema,
+      services,
+      verifier,
+      formatError,
+      options: { ...config.ws, production: config.production },
+      logger,
+    });
+    const server = httpServer;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    port = (server.address() as AddressInfo).port;
+
+    await bus.consume(bridge.handle);
+    outboxRelay.start();
+    logger.info(
+      { port, database: db.kind, pubsub: config.redis.kind, eventBus: config.amqp.kind },
+      `cloudphone-realtime listening on http://${config.host}:${port}/graphql`,
+    );
+  }
+
+  function authenticate(req: Request) {
+    const header = req.headers.authorization;
+    if (!header) return null;
+    try {
+      return verifier.verify(stripBearer(header));
+    } catch (error) {
+      throw new UnauthenticatedError(error instanceof TokenError ? `Unauthenticated: ${error.message}` : 'Unauthenticated');
+    }
+  }
+
+  // Body-parser failures (too large, not JSON) as GraphQL-shaped JSON, never an HTML stack page.
+  const jsonErrors: ErrorRequestHandler = (error, _req, res, next) => {
+    if (res.headersSent) return next(error);
+    const status = typeof error?.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500;
+    if (status === 500) logger.error({ err: error }, 'http request failed');
+    const message =
+      status === 413 ? 'Request body too large' : status === 500 ? 'Internal server error' : 'Malformed request body';
+    res.status(status).json({
+      errors: [{ message, extensions: { code: status === 500 ? ErrorCode.INTERNAL_SERVER_ERROR : 'BAD_REQUEST' } }],
+    });
+  };
+
+  async function stop(): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    const timeout = config.shutdownTimeoutMs;
+    const server = httpServer;
+    const closingHttp = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+    await wsServer?.close(timeout);
+    server?.closeIdleConnections();
+    const forceTimer = setTimeout(() => server?.closeAllConnections(), timeout);
+    await closingHttp;
+    clearTimeout(forceTimer);
+    await apollo?.stop();
+    // Stop consuming first: in-flight messages finish publishing (or return to the queue).
+    await bus.close();
+    await relay?.stop();
+    await pubsub.close();
+    await database?.close();
+    logger.info('cloudphone-realtime stopped');
+  }
+
+  return {
+    start,
+    stop,
+    get port() {
+      return port;
+    },
+    get url() {
+      return `http://127.0.0.1:${port}`;
+    },
+    stats: () => ({
+      sockets: wsServer?.socketCount() ?? 0,
+      subscriptions: { ...subscriptions },
+      bridge: { ...bridge.counters },
+      outboxPublished: relay?.published ?? 0,
+    }),
+    bus,
+  };
+}

@@ -1,0 +1,22 @@
+/**
+ * The GraphQL context, built once per HTTP request (Apollo) or per WebSocket operation
+ * (graphql-ws: Apollo's context function is not called there, apollo-server #2296).
+ */
+import type { EventPubSub } from '../contracts/ports';
+import type { Topics } from '../contracts/topics';
+import type { QuotaService } from '../domains/quota/quota.service';
+import type { AuthUser } from './auth-user';
+
+export interface Services {
+  readonly quota: QuotaService;
+  readonly pubsub: EventPubSub;
+  readonly topics: Topics;
+  /** Called when a subscription starts (after pub/sub confirmed) and ends. */
+  readonly onSubscriptionChange: (field: string, delta: 1 | -1) => void;
+}
+
+export interface GraphQLContext {
+  /** Null on HTTP without a token; always set on a socket (unauthenticated sockets are closed). */
+  readonly user: AuthUser | null;
+  readonly services: Services;
+}

@@ -1,0 +1,228 @@
+/**
+ * The only reader of `process.env`. `loadConfig()` validates every variable once, applies the
+ * documented defaults and returns a frozen object; a bad value fails start-up naming the variable.
+ * The README's configuration table mirrors the JSDoc here: keep them together.
+ */
+import path from 'node:path';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface JwtConfig {
+  /** `JWT_SECRET`: HS256 shared secret. @default a development secret outside production */
+  readonly secret?: string;
+  /** `JWT_PUBLIC_KEY`: PEM public key for RS256/ES256 tokens (takes precedence over the secret). */
+  readonly publicKey?: string;
+  /** `JWT_ISSUER`: checked against `iss` when set. */
+  readonly issuer?: string;
+  /** `JWT_AUDIENCE`: checked against `aud` when set. */
+  readonly audience?: string;
+  /** `JWT_CLOCK_TOLERANCE_SEC`: leeway for `exp`/`nbf`. @default 5 */
+  readonly clockToleranceSec: number;
+  /** True when the secret is the built-in development one (never in production). */
+  readonly usingDevelopmentSecret: boolean;
+}
+
+export interface Config {
+  /** `NODE_ENV === 'production'`: refuses embedded defaults and the development secret. */
+  readonly production: boolean;
+  /** `PORT`. @default 4000 (0 picks a free port, as the tests do) */
+  readonly port: number;
+  /** `HOST`. @default '0.0.0.0' */
+  readonly host: string;
+  /** `LOG_LEVEL` (pino). @default 'info' */
+  readonly logLevel: LogLevel;
+  readonly database:
+    | { readonly kind: 'postgres'; readonly url: string }
+    /** No `DATABASE_URL`: embedded PostgreSQL (PGlite) in `DATA_DIR` (@default './.data'). */
+    | { readonly kind: 'embedded'; readonly dataDir: string };
+  readonly redis:
+    | {
+        readonly kind: 'redis';
+        readonly url: string;
+        /** `REDIS_TOPIC_PREFIX`: prefix of every pub/sub channel. @default 'cloudphone-realtime:' */
+        readonly topicPrefix: string;
+      }
+    /** No `REDIS_URL`: in-process pub/sub (a single instance). */
+    | { readonly kind: 'memory'; readonly topicPrefix: string };
+  readonly amqp:
+    | ({ readonly kind: 'amqp'; readonly url: string } & AmqpNames)
+    /** No `AMQP_URL`: in-process event bus with the same routing, validation and dead-lettering. */
+    | ({ readonly kind: 'memory' } & AmqpNames);
+  readonly jwt: JwtConfig;
+  readonly graphql: {
+    /** `GRAPHQL_INTROSPECTION`. @default true outside production, false in production */
+    readonly introspection: boolean;
+    /** `HTTP_BODY_LIMIT_BYTES`: largest accepted HTTP request body. @default 1_048_576 */
+    readonly bodyLimitBytes: number;
+  };
+  readonly ws: {
+    /** `WS_CONNECTION_INIT_TIMEOUT_MS`: time a socket has to send `connection_init`. @default 10_000 */
+    readonly connectionInitTimeoutMs: number;
+    /** `WS_MAX_PAYLOAD_BYTES`: largest accepted WebSocket message. @default 65_536 */
+    readonly maxPayloadBytes: number;
+    /** `WS_KEEPALIVE_MS`: ping interval that detects dead peers. @default 12_000 */
+    readonly keepAliveMs: number;
+  };
+  readonly outbox: {
+    /** `OUTBOX_POLL_MS`: how often the relay looks for unpublished rows. @default 1_000 */
+    readonly pollMs: number;
+    /** `OUTBOX_BATCH_SIZE`: rows published per relay pass. @default 100 */
+    readonly batchSize: number;
+  };
+  /** `SHUTDOWN_TIMEOUT_MS`: longest a graceful stop waits for in-flight work. @default 10_000 */
+  readonly shutdownTimeoutMs: number;
+}
+
+export interface AmqpNames {
+  /** `AMQP_EXCHANGE`: topic exchange the platform publishes to. @default 'cloudphone.events' */
+  readonly exchange: string;
+  /** `AMQP_QUEUE`: durable queue shared by all instances. @default 'cloudphone-realtime.events' */
+  readonly queue: string;
+  /** `AMQP_DLX`: exchange dead letters are published to. @default 'cloudphone-realtime.dlx' */
+  readonly deadLetterExchange: string;
+  /** `AMQP_DLQ`: durable queue holding dead letters. @default 'cloudphone-realtime.dlq' */
+  readonly deadLetterQueue: string;
+  /** `AMQP_PREFETCH`: unacknowledged messages in flight per instance. @default 100 */
+  readonly prefetch: number;
+  /** `EVENT_MAX_BYTES`: larger event bodies are dead-lettered unread. @default 262_144 */
+  readonly maxMessageBytes: number;
+}
+
+/** Used when `JWT_SECRET` is unset outside production; printed nowhere but the README. */
+export const DEVELOPMENT_JWT_SECRET = 'cloudphone-realtime-development-secret';
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function str(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got "${raw}"`);
+  }
+  return value;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function url(env: Env, name: string, protocols: readonly string[]): string | undefined {
+  const raw = str(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a URL`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must use ${protocols.join(' or ')}, got "${parsed.protocol}"`);
+  }
+  return raw;
+}
+
+/** Reads and validates the configuration once. Throws `ConfigError` naming the bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const production = env.NODE_ENV === 'production';
+
+  const logLevel = (str(env, 'LOG_LEVEL') ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+
+  const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  const redisUrl = url(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  const amqpUrl = url(env, 'AMQP_URL', ['amqp:', 'amqps:']);
+
+  const secret = str(env, 'JWT_SECRET');
+  const publicKey = str(env, 'JWT_PUBLIC_KEY')?.replace(/\\n/g, '\n');
+  if (str(env, 'JWT_JWKS_URL')) {
+    throw new ConfigError('JWT_JWKS_URL is not supported yet: set JWT_PUBLIC_KEY (PEM) or JWT_SECRET');
+  }
+
+  if (production) {
+    const missing = [
+      databaseUrl ? null : 'DATABASE_URL',
+      redisUrl ? null : 'REDIS_URL',
+      amqpUrl ? null : 'AMQP_URL',
+      secret || publicKey ? null : 'JWT_SECRET or JWT_PUBLIC_KEY',
+    ].filter((name): name is string => name !== null);
+    if (missing.length > 0) {
+      throw new ConfigError(
+        `NODE_ENV=production refuses the embedded defaults: set ${missing.join(', ')}`,
+      );
+    }
+  }
+
+  const names: AmqpNames = {
+    exchange: str(env, 'AMQP_EXCHANGE') ?? 'cloudphone.events',
+    queue: str(env, 'AMQP_QUEUE') ?? 'cloudphone-realtime.events',
+    deadLetterExchange: str(env, 'AMQP_DLX') ?? 'cloudphone-realtime.dlx',
+    deadLetterQueue: str(env, 'AMQP_DLQ') ?? 'cloudphone-realtime.dlq',
+    prefetch: int(env, 'AMQP_PREFETCH', 100, 1, 65_535),
+    maxMessageBytes: int(env, 'EVENT_MAX_BYTES', 262_144, 256),
+  };
+  const topicPrefix = str(env, 'REDIS_TOPIC_PREFIX') ?? 'cloudphone-realtime:';
+
+  const config: Config = {
+    production,
+    port: int(env, 'PORT', 4000, 0, 65_535),
+    host: str(env, 'HOST') ?? '0.0.0.0',
+    logLevel,
+    database: databaseUrl
+      ? { kind: 'postgres', url: databaseUrl }
+      : { kind: 'embedded', dataDir: path.resolve(str(env, 'DATA_DIR') ?? '.data') },
+    redis: redisUrl ? { kind: 'redis', url: redisUrl, topicPrefix } : { kind: 'memory', topicPrefix },
+    amqp: amqpUrl ? { kind: 'amqp', url: amqpUrl, ...names } : { kind: 'memory', ...names },
+    jwt: {
+      secret: publicKey ? undefined : (secret ?? DEVELOPMENT_JWT_SECRET),
+      publicKey,
+      issuer: str(env, 'JWT_ISSUER'),
+      audience: str(env, 'JWT_AUDIENCE'),
+      clockToleranceSec: int(env, 'JWT_CLOCK_TOLERANCE_SEC', 5, 0, 300),
+      usingDevelopmentSecret: !publicKey && !secret,
+    },
+    graphql: {
+      introspection: bool(env, 'GRAPHQL_INTROSPECTION', !production),
+      bodyLimitBytes: int(env, 'HTTP_BODY_LIMIT_BYTES', 1_048_576, 1_024),
+    },
+    ws: {
+      connectionInitTimeoutMs: int(env, 'WS_CONNECTION_INIT_TIMEOUT_MS', 10_000, 100),
+      maxPayloadBytes: int(env, 'WS_MAX_PAYLOAD_BYTES', 65_536, 1_024),
+      keepAliveMs: int(env, 'WS_KEEPALIVE_MS', 12_000, 0),
+    },
+    outbox: {
+      pollMs: int(env, 'OUTBOX_POLL_MS', 1_000, 10),
+      batchSize: int(env, 'OUTBOX_BATCH_SIZE', 100, 1, 10_000),
+    },
+    shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0),
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,53 @@
+/**
+ * Client-facing errors: each class carries a stable `extensions.code` (CONTRACT §3). Anything
+ * thrown that is not one of these (or another GraphQLError with a code) is unexpected and is
+ * masked by `formatError` in production.
+ */
+import { GraphQLError, type GraphQLErrorExtensions } from 'graphql';
+
+/** The codes clients may branch on. Never rename one. */
+export const ErrorCode = {
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  FORBIDDEN: 'FORBIDDEN',
+  BAD_USER_INPUT: 'BAD_USER_INPUT',
+  NOT_FOUND: 'NOT_FOUND',
+  TOO_MANY_SUBSCRIPTIONS: 'TOO_MANY_SUBSCRIPTIONS',
+  RATE_LIMITED: 'RATE_LIMITED',
+  INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+abstract class CodedError extends GraphQLError {
+  protected constructor(message: string, code: ErrorCode, extensions: GraphQLErrorExtensions = {}) {
+    super(message, { extensions: { ...extensions, code } });
+    Object.setPrototypeOf(this, new.target.prototype);
+  }
+}
+
+/** No token, or a token that fails verification (HTTP). */
+export class UnauthenticatedError extends CodedError {
+  constructor(message = 'Authentication required: send "Authorization: Bearer <jwt>"') {
+    super(message, ErrorCode.UNAUTHENTICATED, { http: { status: 401 } });
+  }
+}
+
+/** Authenticated, but not allowed to see or change this. */
+export class ForbiddenError extends CodedError {
+  constructor(message = 'You are not allowed to access this resource') {
+    super(message, ErrorCode.FORBIDDEN);
+  }
+}
+
+/** Arguments that fail validation. */
+export class BadUserInputError extends CodedError {
+  constructor(message: string, extensions: GraphQLErrorExtensions = {}) {
+    super(message, ErrorCode.BAD_USER_INPUT, extensions);
+  }
+}
+
+/** No such entity. */
+export class NotFoundError extends CodedError {
+  constructor(message: string) {
+    super(message, ErrorCode.NOT_FOUND);
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The seams between the bridge and the outside technologies. `infra/` implements them (RabbitMQ
+ * or in-process bus; Redis or in-process pub/sub); `app.ts` picks one of each.
+ */
+import type { GatewayEvent, IncomingMessage } from './events';
+
+/** What the bus does with a message after the handler looked at it. */
+export type Disposition =
+  | { readonly action: 'ack' }
+  | { readonly action: 'dead-letter'; readonly reason: string }
+  /** Put it back (a transient failure such as pub/sub being down). */
+  | { readonly action: 'requeue'; readonly reason: string };
+
+export type MessageHandler = (message: IncomingMessage) => Promise<Disposition>;
+
+export interface OutgoingMessage {
+  readonly routingKey: string;
+  readonly body: unknown;
+  readonly messageId: string;
+  /** Epoch milliseconds. */
+  readonly timestamp: number;
+}
+
+export interface DependencyStatus {
+  readonly up: boolean;
+  readonly detail?: string;
+}
+
+/** The platform's event bus: RabbitMQ, or the in-process stand-in. */
+export interface EventBus {
+  /** Connects and declares the topology; does not consume yet. */
+  connect(): Promise<void>;
+  /** Starts delivering messages bound to the gateway's queue to `handler`. */
+  consume(handler: MessageHandler): Promise<void>;
+  /** Publishes durably; resolves once the broker confirmed it. */
+  publish(message: OutgoingMessage): Promise<void>;
+  status(): DependencyStatus;
+  /** Stops consuming, waits for in-flight handlers, closes. */
+  close(): Promise<void>;
+}
+
+/** Fan-out to every gateway instance: Redis pub/sub, or the in-process stand-in. */
+export interface EventPubSub {
+  publish(topic: string, event: GatewayEvent): Promise<void>;
+  /**
+   * Events on `topic` (a glob pattern when `pattern`). Resolves once the subscription is active,
+   * so nothing published after it resolves is missed; `return()` releases it.
+   */
+  subscribe(topic: string, options?: { pattern?: boolean }): Promise<AsyncIterableIterator<GatewayEvent>>;
+  status(): DependencyStatus;
+  close(): Promise<void>;
+}

@@ -1,0 +1,21 @@
+/**
+ * Pub/sub topic names. Every topic is built here and nowhere else, so publisher (bridge) and
+ * subscriber (resolver) can never disagree. One topic per user and event family: a subscriber
+ * only ever receives its own user's traffic, never a global stream filtered per socket.
+ */
+export type EventFamily = 'quota';
+
+export interface Topics {
+  /** The topic a user's events of one family are published on. */
+  user(family: EventFamily, userId: string): string;
+  /** A pattern matching every user's topic of a family (administrators without `userId`). */
+  allUsers(family: EventFamily): string;
+}
+
+/** Topic names under `prefix` (per deployment, and per test run). */
+export function createTopics(prefix: string): Topics {
+  return {
+    user: (family, userId) => `${prefix}${family}:user:${userId}`,
+    allUsers: (family) => `${prefix}${family}:user:*`,
+  };
+}

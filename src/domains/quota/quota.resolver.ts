@@ -1,0 +1,55 @@
+import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { resolveTargetUser } from '../../auth/authorization';
+import type { GraphQLContext } from '../../auth/context';
+import type { QuotaEventMessage } from '../../contracts/events';
+import { guardedSubscription } from '../shared/subscription';
+import { UpdateQuotaInput } from './quota.input';
+import { Quota, QuotaEvent } from './quota.type';
+
+@Resolver()
+export class QuotaResolver {
+  @Authorized()
+  @Query(() => Quota, { nullable: true, description: "A user's quota; userId defaults to the caller" })
+  async quota(
+    @Arg('userId', () => ID, { nullable: true }) userId: string | null | undefined,
+    @Ctx() context: GraphQLContext,
+  ): Promise<Quota | null> {
+    const target = resolveTargetUser(context, userId, { allowAll: false }) as string;
+    return context.services.quota.findByUser(target);
+  }
+
+  @Authorized('admin')
+  @Mutation(() => Quota, { description: "Administrators: change a user's quota; emits quota.updated" })
+  async updateQuota(
+    @Arg('userId', () => ID) userId: string,
+    @Arg('input', () => UpdateQuotaInput) input: UpdateQuotaInput,
+    @Ctx() context: GraphQLContext,
+  ): Promise<Quota> {
+    return context.services.quota.update(userId, input);
+  }
+
+  @Subscription(() => QuotaEvent, {
+    description:
+      "Changes to a user's quota. userId defaults to the caller; administrators may pass any id, or omit it for every user's events.",
+    subscribe: async ({ args, context }) => {
+      const ctx = context as GraphQLContext;
+      const target = resolveTargetUser(ctx, args.userId as string | null | undefined, { allowAll: true });
+      const { pubsub, topics } = ctx.services;
+      const source =
+        target === null
+          ? await pubsub.subscribe(topics.allUsers('quota'), { pattern: true })
+          : await pubsub.subscribe(topics.user('quota', target));
+      return guardedSubscription<QuotaEventMessage>(source, {
+        field: 'quotaChanged',
+        userId: target,
+        services: ctx.services,
+      });
+    },
+  })
+  quotaChanged(
+    @Root() event: QuotaEventMessage,
+    @Arg('userId', () => ID, { nullable: true }) _userId?: string,
+  ): QuotaEvent {
+    return event as unknown as QuotaEvent;
+  }
+}

@@ -1,0 +1,82 @@
+import { Field, Float, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { QUOTA_ROUTING_KEYS } from '../../contracts/routing';
+import { DateTimeScalar } from '../shared/date-time.scalar';
+
+export enum QuotaStatus {
+  ACTIVE = 'ACTIVE',
+  EXCEEDED = 'EXCEEDED',
+  SUSPENDED = 'SUSPENDED',
+  EXPIRED = 'EXPIRED',
+}
+registerEnumType(QuotaStatus, { name: 'QuotaStatus', description: 'Lifecycle state of a quota' });
+
+/** The event kinds: one per `quota.*` routing key (CONTRACT §4). */
+export const QuotaEventKind = Object.fromEntries(
+  Object.values(QUOTA_ROUTING_KEYS).map((kind) => [kind, kind]),
+) as { [K in (typeof QUOTA_ROUTING_KEYS)[keyof typeof QUOTA_ROUTING_KEYS]]: K };
+registerEnumType(QuotaEventKind, {
+  name: 'QuotaEventKind',
+  description: 'What happened to the quota; one per quota.* routing key',
+});
+
+@ObjectType({ description: 'What the plan allows. Every field is null when the platform did not send it.' })
+export class QuotaLimits {
+  @Field(() => Int, { nullable: true }) maxDevices?: number;
+  @Field(() => Int, { nullable: true }) maxConcurrentDevices?: number;
+  @Field(() => Int, { nullable: true }) maxCpuCoresPerDevice?: number;
+  @Field(() => Int, { nullable: true }) maxMemoryMBPerDevice?: number;
+  @Field(() => Int, { nullable: true }) maxStorageGBPerDevice?: number;
+  @Field(() => Int, { nullable: true }) totalCpuCores?: number;
+  @Field(() => Float, { nullable: true }) totalMemoryGB?: number;
+  @Field(() => Float, { nullable: true }) totalStorageGB?: number;
+  @Field(() => Float, { nullable: true }) maxBandwidthMbps?: number;
+  @Field(() => Float, { nullable: true }) monthlyTrafficGB?: number;
+  @Field(() => Float, { nullable: true }) maxUsageHoursPerDay?: number;
+  @Field(() => Float, { nullable: true }) maxUsageHoursPerMonth?: number;
+}
+
+@ObjectType({ description: 'What is consumed. Every field is null when the platform did not send it.' })
+export class QuotaUsage {
+  @Field(() => Int, { nullable: true }) currentDevices?: number;
+  @Field(() => Int, { nullable: true }) currentConcurrentDevices?: number;
+  @Field(() => Int, { nullable: true }) usedCpuCores?: number;
+  @Field(() => Float, { nullable: true }) usedMemoryGB?: number;
+  @Field(() => Float, { nullable: true }) usedStorageGB?: number;
+  @Field(() => Float, { nullable: true }) currentBandwidthMbps?: number;
+  @Field(() => Float, { nullable: true }) monthlyTrafficUsedGB?: number;
+  @Field(() => Float, { nullable: true }) todayUsageHours?: number;
+  @Field(() => Float, { nullable: true }) monthlyUsageHours?: number;
+}
+
+@ObjectType({ description: "A user's resource quota, as the gateway's read model holds it" })
+export class Quota {
+  @Field(() => ID) id!: string;
+  @Field(() => ID) userId!: string;
+  @Field(() => ID, { nullable: true }) planId?: string | null;
+  @Field(() => QuotaStatus) status!: QuotaStatus;
+  @Field(() => QuotaLimits) limits!: QuotaLimits;
+  @Field(() => QuotaUsage) usage!: QuotaUsage;
+  @Field(() => DateTimeScalar, { nullable: true }) validFrom?: Date | null;
+  @Field(() => DateTimeScalar, { nullable: true }) validUntil?: Date | null;
+  @Field() autoRenew!: boolean;
+  @Field(() => Int, { description: 'Incremented on every change' }) version!: number;
+  @Field(() => DateTimeScalar) updatedAt!: Date;
+}
+
+@ObjectType({ description: 'A change to a quota, pushed by quotaChanged' })
+export class QuotaEvent {
+  @Field(() => ID, { description: 'Unique per event; the same on redelivery. De-duplicate by it.' })
+  eventId!: string;
+  @Field({ description: 'The routing key the event came from, e.g. quota.updated' }) type!: string;
+  @Field(() => ID) userId!: string;
+  @Field(() => DateTimeScalar) occurredAt!: string;
+  @Field(() => ID, { nullable: true }) quotaId?: string;
+  @Field(() => QuotaEventKind) kind!: string;
+  @Field(() => QuotaLimits, { nullable: true }) limits?: QuotaLimits;
+  @Field(() => QuotaUsage, { nullable: true }) usage?: QuotaUsage;
+  @Field(() => Float, { nullable: true, description: 'Highest usage percentage across resources' })
+  usagePercent?: number;
+  @Field({ nullable: true, description: 'Alert severity, as the platform sent it (alerts)' }) severity?: string;
+  @Field(() => QuotaStatus, { nullable: true }) status?: QuotaStatus;
+  @Field(() => DateTimeScalar, { nullable: true }) validUntil?: string;
+}

@@ -1,0 +1,75 @@
+/**
+ * The Prisma client on PostgreSQL (`DATABASE_URL`, driver adapter `@prisma/adapter-pg`) or on
+ * the embedded PostgreSQL (PGlite in `DATA_DIR`). Migrations are applied before the client is
+ * handed out, so the start command and the tests always run on the committed schema.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import pg from 'pg';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+import type { Logger } from 'pino';
+import type { Config } from '../../config';
+import type { DependencyStatus } from '../../contracts/ports';
+import { PrismaClient } from './generated/client';
+import { applyMigrations } from './migrate';
+
+export interface Database {
+  readonly prisma: PrismaClient;
+  readonly kind: 'postgres' | 'embedded';
+  status(): Promise<DependencyStatus>;
+  close(): Promise<void>;
+}
+
+export async function openDatabase(config: Config['database'], logger: Logger): Promise<Database> {
+  if (config.kind === 'postgres') {
+    const client = new pg.Client({ connectionString: config.url });
+    client.on('error', (error) => logger.warn({ err: error }, 'migration connection error'));
+    await client.connect();
+    try {
+      const applied = await applyMigrations({
+        query: (sql, params) => client.query(sql, params) as never,
+        exec: (sql) => client.query(sql),
+      });
+      if (applied.length > 0) logger.info({ applied }, 'database migrated');
+    } finally {
+      await client.end();
+    }
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: config.url }) });
+    return {
+      prisma,
+      kind: 'postgres',
+      status: () => ping(prisma),
+      close: () => prisma.$disconnect(),
+    };
+  }
+
+  await mkdir(path.dirname(config.dataDir), { recursive: true });
+  const pglite = new PGlite(config.dataDir);
+  await pglite.waitReady;
+  const applied = await applyMigrations({
+    query: (sql, params) => pglite.query(sql, params) as never,
+    exec: (sql) => pglite.exec(sql),
+  });
+  if (applied.length > 0) logger.info({ applied, dataDir: config.dataDir }, 'embedded database migrated');
+  const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
+  return {
+    prisma,
+    kind: 'embedded',
+    status: () => ping(prisma),
+    async close() {
+      await prisma.$disconnect();
+      await pglite.close();
+    },
+  };
+}
+
+async function ping(prisma: PrismaClient): Promise<DependencyStatus> {
+  try {
+    await prisma.$queryRaw`SELECT 1`;
+    return { up: true };
+  } catch (error) {
+    return { up: false, detail: error instanceof Error ? error.message.split('\n')[0] : String(error) };
+  }
+}

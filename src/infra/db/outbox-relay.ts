@@ -1,0 +1,129 @@
+/**
+ * Publishes outbox rows to the event bus (CONTRACT §6). Each pass locks a batch of unpublished
+ * rows with `FOR UPDATE SKIP LOCKED`, so several instances never publish the same row at once,
+ * publishes each with a broker confirm, and marks it published in the same transaction. A row
+ * whose publish fails stays unpublished (its attempt counted) and is retried with backoff: an
+ * event written while RabbitMQ is down goes out when it is back.
+ */
+import type { Logger } from 'pino';
+import type { EventBus } from '../../contracts/ports';
+import type { PrismaClient } from './generated/client';
+
+interface OutboxRow {
+  id: string;
+  routing_key: string;
+  payload: unknown;
+  created_at: Date;
+}
+
+const MAX_BACKOFF_MS = 30_000;
+
+export class OutboxRelay {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = true;
+  private failures = 0;
+  /** Rows published since start (for metrics). */
+  published = 0;
+
+  constructor(
+    private readonly prisma: PrismaClient,
+    private readonly bus: EventBus,
+    private readonly options: { pollMs: number; batchSize: number },
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.stopped = false;
+    this.nudge();
+  }
+
+  /** Runs a pass now (after a mutation committed) instead of at the next poll. */
+  nudge(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    this.running = this.pass()
+      .then((more) => {
+        this.failures = 0;
+        return more;
+      })
+      .catch((error: unknown) => {
+        this.failures++;
+        this.logger.warn({ err: error, failures: this.failures }, 'outbox relay pass failed');
+        return false;
+      })
+      .then((more) => {
+        this.running = undefined;
+        if (this.stopped) return;
+        if (more || this.again) {
+          this.again = false;
+          if (this.failures === 0) return this.nudge();
+        }
+        const delay =
+          this.failures === 0 ? this.options.pollMs : Math.min(this.options.pollMs * 2 ** this.failures, MAX_BACKOFF_MS);
+        this.timer = setTimeout(() => this.nudge(), delay);
+        this.timer.unref();
+      });
+  }
+
+  /** One batch. Resolves true when the batch was full (more may be waiting). */
+  private async pass(): Promise<boolean> {
+    let failed: unknown;
+    const count = await this.prisma.$transaction(
+      async (tx) => {
+        const rows = await tx.$queryRaw<OutboxRow[]>`
+          SELECT id, routing_key, payload, created_at FROM outbox_event
+          WHERE published_at IS NULL
+          ORDER BY created_at, id
+          LIMIT ${this.options.batchSize}
+          FOR UPDATE SKIP LOCKED`;
+        const done: string[] = [];
+        for (const row of rows) {
+          try {
+            await this.bus.publish({
+              routingKey: row.routing_key,
+              body: row.payload,
+              messageId: row.id,
+              timestamp: new Date(row.created_at).getTime(),
+            });
+            done.push(row.id);
+          } catch (error) {
+            // Keep order: stop at the first failure; later rows wait for the retry.
+            failed = error;
+            await tx.$executeRaw`
+              UPDATE outbox_event SET attempts = attempts + 1,
+                last_error = ${error instanceof Error ? error.message : String(error)}
+              WHERE id = ${row.id}::uuid`;
+            break;
+          }
+        }
+        if (done.length > 0) {
+          await tx.$executeRaw`UPDATE outbox_event SET published_at = now() WHERE id = ANY(${done}::uuid[])`;
+        }
+        this.published += done.length;
+        return rows.length;
+      },
+      { timeout: 60_000, maxWait: 10_000 },
+    );
+    if (failed) throw failed;
+    return count === this.options.batchSize;
+  }
+
+  /** Unpublished rows (for metrics and readiness). */
+  async backlog(): Promise<number> {
+    const [row] = await this.prisma.$queryRaw<{ n: bigint }[]>`
+      SELECT count(*) AS n FROM outbox_event WHERE published_at IS NULL`;
+    return Number(row?.n ?? 0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * In-process event bus for the embedded default: what RabbitMQ does for the gateway, in memory.
+ * It routes by the same bindings, hands the bridge the same `IncomingMessage`, delivers one message
+ * at a time in publish order, and keeps dead letters (with their reason) instead of a DLQ.
+ * Nothing survives a restart: that is what `AMQP_URL` is for.
+ */
+import type { Logger } from 'pino';
+import type { IncomingMessage } from '../../contracts/events';
+import type { DependencyStatus, EventBus, MessageHandler, OutgoingMessage } from '../../contracts/ports';
+import { QUEUE_BINDINGS, topicMatches } from '../../contracts/routing';
+
+export interface DeadLetter {
+  readonly message: IncomingMessage;
+  readonly reason: string;
+}
+
+/** Dead letters kept in memory; the oldest are dropped past this. */
+const MAX_DEAD_LETTERS = 1_000;
+const REQUEUE_DELAY_MS = 200;
+
+export class MemoryEventBus implements EventBus {
+  readonly deadLetters: DeadLetter[] = [];
+  private handler: MessageHandler | undefined;
+  private readonly pending: IncomingMessage[] = [];
+  private draining: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(private readonly logger: Logger) {}
+
+  async connect(): Promise<void> {}
+
+  async consume(handler: MessageHandler): Promise<void> {
+    this.handler = handler;
+    this.drain();
+  }
+
+  async publish(message: OutgoingMessage): Promise<void> {
+    this.publishRaw(message.routingKey, Buffer.from(JSON.stringify(message.body)), {
+      messageId: message.messageId,
+      timestamp: message.timestamp,
+    });
+  }
+
+  /** Publishes raw bytes, as an external service could (the CLI and tests use it). */
+  publishRaw(routingKey: string, body: Buffer, properties: { messageId?: string; timestamp?: number } = {}): void {
+    if (this.closed) throw new Error('event bus is closed');
+    if (!QUEUE_BINDINGS.some((binding) => topicMatches(binding, routingKey))) return; // unroutable
+    this.pending.push({ routingKey, body, ...properties });
+    this.drain();
+  }
+
+  private drain(): void {
+    if (this.draining || !this.handler) return;
+    const handler = this.handler;
+    this.draining = (async () => {
+      while (!this.closed && this.pending.length > 0) {
+        const message = this.pending.shift() as IncomingMessage;
+        const disposition = await handler(message).catch(
+          (error: unknown) => ({ action: 'requeue', reason: String(error) }) as const,
+        );
+        if (disposition.action === 'dead-letter') {
+          this.deadLetters.push({ message, reason: disposition.reason });
+          if (this.deadLetters.length > MAX_DEAD_LETTERS) this.deadLetters.shift();
+        } else if (disposition.action === 'requeue') {
+          this.logger.warn({ reason: disposition.reason }, 'requeueing event');
+          this.pending.unshift(message);
+          await new Promise((resolve) => setTimeout(resolve, REQUEUE_DELAY_MS));
+        }
+      }
+    })().finally(() => {
+      this.draining = undefined;
+      if (!this.closed && this.pending.length > 0) this.drain();
+    });
+  }
+
+  status(): DependencyStatus {
+    return { up: !this.closed, detail: 'in-process' };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.draining;
+  }
+}

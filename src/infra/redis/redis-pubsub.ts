@@ -1,0 +1,76 @@
+/**
+ * Redis pub/sub fan-out through graphql-redis-subscriptions. Its `RedisPubSub` already shares one
+ * Redis SUBSCRIBE per channel among all local subscribers (reference counted); this adapter
+ * gives it the gateway's `EventPubSub` shape: `subscribe` resolves only once Redis confirmed the
+ * SUBSCRIBE, and the iterator's `return()` drops the reference.
+ */
+import { RedisPubSub } from 'graphql-redis-subscriptions';
+import Redis from 'ioredis';
+import type { Logger } from 'pino';
+import type { GatewayEvent } from '../../contracts/events';
+import type { DependencyStatus, EventPubSub } from '../../contracts/ports';
+import { createEventQueue } from '../../lib/event-queue';
+
+export class RedisEventPubSub implements EventPubSub {
+  private readonly publisher: Redis;
+  private readonly subscriber: Redis;
+  private readonly pubsub: RedisPubSub;
+  private lastError: string | undefined;
+
+  constructor(url: string, private readonly logger: Logger) {
+    const options = {
+      connectionName: 'cloudphone-realtime',
+      // Commands issued while Redis is away wait for the reconnect rather than fail at once;
+      // the bridge then requeues what could not be published.
+      maxRetriesPerRequest: 3,
+      retryStrategy: (attempt: number) => Math.min(100 * 2 ** attempt, 5_000),
+    };
+    this.publisher = new Redis(url, options);
+    this.subscriber = new Redis(url, options);
+    for (const [role, client] of [['publisher', this.publisher], ['subscriber', this.subscriber]] as const) {
+      // Without an 'error' listener ioredis' error events crash the process.
+      client.on('error', (error: Error) => {
+        this.lastError = error.message;
+        this.logger.warn({ err: error, role }, 'redis connection error');
+      });
+      client.on('ready', () => {
+        this.lastError = undefined;
+        this.logger.debug({ role }, 'redis ready');
+      });
+    }
+    this.pubsub = new RedisPubSub({ publisher: this.publisher, subscriber: this.subscriber });
+  }
+
+  async publish(topic: string, event: GatewayEvent): Promise<void> {
+    await this.pubsub.publish(topic, event);
+  }
+
+  async subscribe(topic: string, options: { pattern?: boolean } = {}): Promise<AsyncIterableIterator<GatewayEvent>> {
+    let subscriptionId: number | undefined;
+    let released = false;
+    const queue = createEventQueue<GatewayEvent>(() => {
+      released = true;
+      if (subscriptionId !== undefined) this.pubsub.unsubscribe(subscriptionId);
+    });
+    subscriptionId = await this.pubsub.subscribe<GatewayEvent>(topic, (event) => queue.push(event), {
+      pattern: options.pattern === true,
+    });
+    // The client may have gone while SUBSCRIBE was in flight.
+    if (released) this.pubsub.unsubscribe(subscriptionId);
+    return queue.iterator;
+  }
+
+  status(): DependencyStatus {
+    const up = this.publisher.status === 'ready' && this.subscriber.status === 'ready';
+    return up ? { up } : { up, detail: this.lastError ?? `publisher ${this.publisher.status}, subscriber ${this.subscriber.status}` };
+  }
+
+  /** Resolves once both connections are ready (start-up). */
+  async ready(): Promise<void> {
+    await Promise.all([this.publisher.ping(), this.subscriber.ping()]);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.publisher.quit(), this.subscriber.quit()]);
+  }
+}

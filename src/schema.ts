@@ -1,0 +1,39 @@
+/**
+ * Builds the one GraphQL schema from the type-graphql resolvers. `schema/schema.graphql` is its
+ * printed form, committed; `npm run schema` rewrites it and a test fails when it is stale.
+ */
+import 'reflect-metadata';
+import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
+import { buildSchema, type PubSub } from 'type-graphql';
+import { authChecker } from './auth/authorization';
+import { QuotaResolver } from './domains/quota/quota.resolver';
+
+/**
+ * type-graphql refuses to build subscriptions without a `pubSub`. Ours never use it: each
+ * subscription's `subscribe` picks its topic from the caller's token and reads the gateway's own
+ * `EventPubSub` from the context (authorization per operation), so this one only says so if a
+ * future resolver reaches for `topics:` by mistake.
+ */
+const topicsUnsupported: PubSub = {
+  publish() {
+    throw new Error('publish through EventPubSub (contracts/ports.ts), not type-graphql topics');
+  },
+  subscribe() {
+    throw new Error('use @Subscription({ subscribe }) with EventPubSub, not type-graphql topics');
+  },
+};
+
+export async function createSchema(): Promise<GraphQLSchema> {
+  return buildSchema({
+    resolvers: [QuotaResolver],
+    authChecker,
+    pubSub: topicsUnsupported,
+    // Validate inputs with class-validator; absent or null optional fields are not validated.
+    validate: { forbidUnknownValues: false, skipMissingProperties: true },
+  });
+}
+
+/** The SDL committed as schema/schema.graphql. */
+export function printSchemaSdl(schema: GraphQLSchema): string {
+  return `${printSchema(lexicographicSortSchema(schema))}\n`;
+}

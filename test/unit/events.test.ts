@@ -1,0 +1,164 @@
+import { decodeMessage, EventRejection, normalizeQuotaEvent, type IncomingMessage } from '../../src/contracts/events';
+import { isQuotaRoutingKey, topicMatches, type QuotaRoutingKey } from '../../src/contracts/routing';
+
+const MAX = 262_144;
+const NOW = new Date('2026-11-24T12:00:00.000Z');
+
+function message(routingKey: string, body: unknown, props: Partial<IncomingMessage> = {}): IncomingMessage {
+  return {
+    routingKey,
+    body: Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
+    ...props,
+  };
+}
+
+function normalize(m: IncomingMessage) {
+  return normalizeQuotaEvent(m.routingKey as QuotaRoutingKey, decodeMessage(m, MAX, () => NOW));
+}
+
+function rejection(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof EventRejection) return error.reason;
+    throw error;
+  }
+  throw new Error('expected an EventRejection');
+}
+
+describe('quota event normalization (CONTRACT §5)', () => {
+  it('normalizes the flat body the platform sends for quota.updated, dropping unknown fields', () => {
+    const event = normalize(
+      message(
+        'quota.updated',
+        {
+          userId: 'user-1',
+          quotaId: 'q-1',
+          type: 'updated',
+          limits: { maxDevices: 10, totalMemoryGB: '64', bogus: 1 },
+          usage: { currentDevices: 3, usedMemoryGB: 12.5 },
+          status: 'active',
+          timestamp: '2026-11-24T10:00:00.000Z',
+          email: 'someone@example.com',
+          _trace: { traceparent: '00-abc-def-01' },
+        },
+        { messageId: 'm-1' },
+      ),
+    );
+    expect(event).toEqual({
+      family: 'quota',
+      eventId: 'm-1',
+      type: 'quota.updated',
+      userId: 'user-1',
+      occurredAt: '2026-11-24T10:00:00.000Z',
+      kind: 'UPDATED',
+      quotaId: 'q-1',
+      limits: { maxDevices: 10, totalMemoryGB: 64 },
+      usage: { currentDevices: 3, usedMemoryGB: 12.5 },
+      status: 'ACTIVE',
+    });
+  });
+
+  it('unwraps the envelope: its eventId wins over messageId and its payload is the body', () => {
+    const event = normalize(
+      message(
+        'quota.alert',
+        {
+          eventId: 'env-1',
+          eventType: 'quota.alert',
+          timestamp: '2026-11-24T09:00:00.000Z',
+          payload: { userId: 42, usagePercent: 91.5, severity: 'warning' },
+        },
+        { messageId: 'm-2' },
+      ),
+    );
+    expect(event).toMatchObject({
+      eventId: 'env-1',
+      userId: '42',
+      kind: 'ALERT',
+      usagePercent: 91.5,
+      severity: 'warning',
+      occurredAt: '2026-11-24T09:00:00.000Z',
+    });
+  });
+
+  it('takes usagePercent as the largest of `percentage` when absent', () => {
+    const event = normalize(message('quota.exceeded', { userId: 'u', percentage: { devices: 50, cpu: 120, memory: 'x' } }));
+    expect(event.usagePercent).toBe(120);
+    expect(event.kind).toBe('EXCEEDED');
+  });
+
+  it('derives occurredAt: own field, then timestamp, then the AMQP timestamp (ms), then now', () => {
+    const own = normalize(message('quota.renewed', { userId: 'u', renewedAt: '2026-01-01T00:00:00Z', timestamp: '2026-02-01T00:00:00Z' }));
+    expect(own.occurredAt).toBe('2026-01-01T00:00:00.000Z');
+    const body = normalize(message('quota.renewed', { userId: 'u', timestamp: 1_790_000_000_000 }));
+    expect(body.occurredAt).toBe(new Date(1_790_000_000_000).toISOString());
+    const amqp = normalize(message('quota.renewed', { userId: 'u' }, { timestamp: 1_780_000_000_000 }));
+    expect(amqp.occurredAt).toBe(new Date(1_780_000_000_000).toISOString());
+    const received = normalize(message('quota.renewed', { userId: 'u', timestamp: 'not a date' }));
+    expect(received.occurredAt).toBe(NOW.toISOString());
+  });
+
+  it('gives a message without ids a stable hash id: a redelivery keeps it, another body does not', () => {
+    const a = normalize(message('quota.deducted', { userId: 'u', usage: { usedCpuCores: 2 } }));
+    const again = normalize(message('quota.deducted', { userId: 'u', usage: { usedCpuCores: 2 } }));
+    const other = normalize(message('quota.deducted', { userId: 'u', usage: { usedCpuCores: 3 } }));
+    expect(a.eventId).toMatch(/^[0-9a-f]{32}$/);
+    expect(again.eventId).toBe(a.eventId);
+    expect(other.eventId).not.toBe(a.eventId);
+  });
+
+  it('reads a wrongly typed optional field as not sent, and keeps Int fields integral', () => {
+    const event = normalize(
+      message('quota.updated', { userId: 'u', limits: { maxDevices: 2.5, totalCpuCores: 'many', totalStorageGB: 100 }, status: 'weird' }),
+    );
+    expect(event.limits).toEqual({ totalStorageGB: 100 });
+    expect(event.status).toBeUndefined();
+  });
+
+  it.each([
+    ['not JSON', message('quota.updated', '{"userId": '), 'not JSON'],
+    ['a JSON array', message('quota.updated', '[1,2]'), 'not a JSON object'],
+    ['a JSON string', message('quota.updated', '"hello"'), 'not a JSON object'],
+    ['invalid UTF-8', message('quota.updated', Buffer.from([0x7b, 0xff, 0xfe, 0x7d])), 'invalid UTF-8'],
+    ['no userId', message('quota.updated', { quotaId: 'q' }), 'missing userId'],
+    ['a null userId', message('quota.updated', { userId: null }), 'missing userId'],
+    ['an object userId', message('quota.updated', { userId: { $ne: 1 } }), 'invalid userId'],
+    ['an empty userId', message('quota.updated', { userId: '  ' }), 'invalid userId'],
+    ['an envelope without userId', message('quota.updated', { eventId: 'e', payload: { quotaId: 'q' } }), 'missing userId'],
+  ])('rejects %s with a reason', (_name, m, reason) => {
+    expect(rejection(() => normalize(m))).toBe(reason);
+  });
+
+  it('rejects a body over the size limit before parsing it', () => {
+    const big = message('quota.updated', { userId: 'u', pad: 'x'.repeat(2_000) });
+    expect(rejection(() => decodeMessage(big, 1_000))).toMatch(/^body too large/);
+  });
+
+  it('never lets __proto__ or constructor keys through', () => {
+    const event = normalize(message('quota.updated', '{"userId":"u","__proto__":{"polluted":true},"constructor":{"x":1}}'));
+    expect(Object.keys(event)).not.toContain('__proto__');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe('routing', () => {
+  it('knows the quota routing keys and only those', () => {
+    expect(isQuotaRoutingKey('quota.updated')).toBe(true);
+    expect(isQuotaRoutingKey('quota.deleted')).toBe(true);
+    expect(isQuotaRoutingKey('quota.unknown')).toBe(false);
+    expect(isQuotaRoutingKey('toString')).toBe(false);
+  });
+
+  it.each([
+    ['quota.*', 'quota.updated', true],
+    ['quota.*', 'quota.a.b', false],
+    ['quota.#', 'quota.a.b', true],
+    ['quota.#', 'quota', true],
+    ['*.completed', 'order.completed', true],
+    ['*.completed', 'billing.order.completed', false],
+    ['#.completed', 'billing.order.completed', true],
+  ])('%s matches %s: %s', (pattern, key, expected) => {
+    expect(topicMatches(pattern, key)).toBe(expected);
+  });
+});
