@@ -1,0 +1,84 @@
+/**
+ * Starts real gateway instances on free ports and always stops them (graphql-ws tservers style):
+ * call `stopGateways()` in `afterAll`.
+ */
+import amqp from 'amqplib';
+import { buildApp, type App } from '../../src/app';
+import { loadConfig, type Config } from '../../src/config';
+import { createLogger } from '../../src/logger';
+import {
+  TEST_AMQP_URL,
+  TEST_JWT_SECRET,
+  TEST_REDIS_URL,
+  uniqueId,
+} from './services';
+
+export interface TestGateway {
+  readonly app: App;
+  readonly config: Config;
+  readonly httpUrl: string;
+  readonly wsUrl: string;
+}
+
+const running = new Set<App>();
+const topologies: Config['amqp'][] = [];
+
+type Env = Record<string, string | undefined>;
+
+/** Environment for a gateway on the real services, with names unique to this run. */
+export function realServicesEnv(databaseUrl: string, overrides: Env = {}): Env {
+  const id = uniqueId('cpr-test');
+  return {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: TEST_REDIS_URL,
+    AMQP_URL: TEST_AMQP_URL,
+    AMQP_QUEUE: `${id}.events`,
+    AMQP_DLQ: `${id}.dlq`,
+    AMQP_DLX: `${id}.dlx`,
+    REDIS_TOPIC_PREFIX: `${id}:`,
+    ...overrides,
+  };
+}
+
+export async function startGateway(env: Env): Promise<TestGateway> {
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    JWT_SECRET: TEST_JWT_SECRET,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    OUTBOX_POLL_MS: '200',
+    SHUTDOWN_TIMEOUT_MS: '2000',
+    ...env,
+  });
+  const app = buildApp(config, createLogger(config.logLevel));
+  running.add(app);
+  if (config.amqp.kind === 'amqp') topologies.push(config.amqp);
+  await app.start();
+  return { app, config, httpUrl: `${app.url}/graphql`, wsUrl: `ws://127.0.0.1:${app.port}/graphql` };
+}
+
+export async function stopGateway(gateway: TestGateway): Promise<void> {
+  running.delete(gateway.app);
+  await gateway.app.stop();
+}
+
+/** Stops every gateway still running and deletes the queues and exchanges this run declared. */
+export async function stopGateways(): Promise<void> {
+  const apps = [...running];
+  running.clear();
+  await Promise.all(apps.map((app) => app.stop()));
+  const names = topologies.splice(0);
+  if (names.length === 0) return;
+  const connection = await amqp.connect(TEST_AMQP_URL);
+  try {
+    const channel = await connection.createChannel();
+    for (const n of names) {
+      await channel.deleteQueue(n.queue);
+      await channel.deleteQueue(n.deadLetterQueue);
+      await channel.deleteExchange(n.deadLetterExchange);
+    }
+    await channel.close();
+  } finally {
+    await connection.close();
+  }
+}
