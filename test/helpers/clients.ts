@@ -33,6 +33,8 @@ export function wsClient(url: string, connectionParams?: Record<string, unknown>
     connectionParams,
     lazy: false,
     retryAttempts: 0,
+    // Close codes are asserted through `closed`; keep graphql-ws from logging them.
+    onNonLazyError: () => undefined,
     on: {
       connected: () => connected.resolve(),
       closed: (event) => {

@@ -1,0 +1,66 @@
+import { ConfigError, loadConfig } from '../../src/config';
+
+describe('loadConfig', () => {
+  it('runs on embedded defaults with no environment', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      production: false,
+      port: 4000,
+      host: '0.0.0.0',
+      logLevel: 'info',
+      database: { kind: 'embedded' },
+      redis: { kind: 'memory', topicPrefix: 'cloudphone-realtime:' },
+      amqp: {
+        kind: 'memory',
+        exchange: 'cloudphone.events',
+        queue: 'cloudphone-realtime.events',
+        deadLetterQueue: 'cloudphone-realtime.dlq',
+      },
+      jwt: { usingDevelopmentSecret: true },
+      graphql: { introspection: true },
+    });
+    expect(Object.isFrozen(config.amqp)).toBe(true);
+  });
+
+  it('switches each part to its real service when its variable is set', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgresql://u@db:5432/app',
+      REDIS_URL: 'redis://cache:6379',
+      AMQP_URL: 'amqp://mq',
+      AMQP_QUEUE: 'q',
+    });
+    expect(config.database).toEqual({ kind: 'postgres', url: 'postgresql://u@db:5432/app' });
+    expect(config.redis.kind).toBe('redis');
+    expect(config.amqp).toMatchObject({ kind: 'amqp', url: 'amqp://mq', queue: 'q' });
+  });
+
+  it('refuses production on embedded defaults, naming every missing variable', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(
+      new ConfigError(
+        'NODE_ENV=production refuses the embedded defaults: set DATABASE_URL, REDIS_URL, AMQP_URL, JWT_SECRET or JWT_PUBLIC_KEY',
+      ),
+    );
+    expect(() =>
+      loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://x/y', REDIS_URL: 'redis://r', AMQP_URL: 'amqp://a' }),
+    ).toThrow(/set JWT_SECRET or JWT_PUBLIC_KEY$/);
+    const config = loadConfig({
+      NODE_ENV: 'production',
+      DATABASE_URL: 'postgres://x/y',
+      REDIS_URL: 'redis://r',
+      AMQP_URL: 'amqp://a',
+      JWT_SECRET: 's',
+    });
+    expect(config.graphql.introspection).toBe(false);
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, /PORT must be an integer/],
+    [{ PORT: '70000' }, /PORT must be an integer between 0 and 65535/],
+    [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL must use postgres: or postgresql:/],
+    [{ REDIS_URL: 'not a url' }, /REDIS_URL is not a URL/],
+    [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
+    [{ GRAPHQL_INTROSPECTION: 'maybe' }, /GRAPHQL_INTROSPECTION must be true or false/],
+  ])('names the bad variable: %p', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});
