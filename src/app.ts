@@ -177,19 +177,26 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     if (stopping) return;
     stopping = true;
     const timeout = config.shutdownTimeoutMs;
+    const step = async (name: string, work: () => Promise<unknown> | undefined) => {
+      const began = Date.now();
+      await work();
+      logger.debug({ step: name, ms: Date.now() - began }, 'stopped');
+    };
     const server = httpServer;
     const closingHttp = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
-    await wsServer?.close(timeout);
-    server?.closeIdleConnections();
-    const forceTimer = setTimeout(() => server?.closeAllConnections(), timeout);
-    await closingHttp;
-    clearTimeout(forceTimer);
-    await apollo?.stop();
+    await step('websockets', () => wsServer?.close(timeout));
+    await step('http', async () => {
+      server?.closeIdleConnections();
+      const forceTimer = setTimeout(() => server?.closeAllConnections(), timeout);
+      await closingHttp;
+      clearTimeout(forceTimer);
+    });
+    await step('apollo', () => apollo?.stop());
     // Stop consuming first: in-flight messages finish publishing (or return to the queue).
-    await bus.close();
-    await relay?.stop();
-    await pubsub.close();
-    await database?.close();
+    await step('event bus', () => bus.close());
+    await step('outbox relay', () => relay?.stop());
+    await step('pubsub', () => pubsub.close());
+    await step('database', () => database?.close());
     logger.info('cloudphone-realtime stopped');
   }
 

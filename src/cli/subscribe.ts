@@ -1,0 +1,64 @@
+/**
+ * `npm run subscribe -- --sub <userId> [--roles admin] [--user-id <id>] [--url ws://127.0.0.1:4000/graphql]`
+ * Opens a graphql-ws subscription to quotaChanged as that user (token minted with the configured
+ * development secret, or `--token <jwt>`) and prints each event as a JSON line until Ctrl-C.
+ */
+import { parseArgs } from 'node:util';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { signDevelopmentToken } from '../auth/jwt';
+import { loadConfig } from '../config';
+
+const { values } = parseArgs({
+  options: {
+    url: { type: 'string', default: 'ws://127.0.0.1:4000/graphql' },
+    sub: { type: 'string' },
+    roles: { type: 'string', default: '' },
+    'user-id': { type: 'string' },
+    token: { type: 'string' },
+  },
+});
+
+let token = values.token;
+if (!token) {
+  const config = loadConfig();
+  if (config.production || !config.jwt.secret || !values.sub) {
+    process.stderr.write('usage: npm run subscribe -- --sub <userId> [--roles admin] [--user-id <id>] (or --token <jwt>)\n');
+    process.exit(2);
+  }
+  const roles = values.roles.split(',').map((r) => r.trim()).filter(Boolean);
+  token = signDevelopmentToken(config.jwt.secret, { sub: values.sub, roles });
+}
+
+const client = createClient({
+  url: values.url,
+  webSocketImpl: WebSocket,
+  connectionParams: { authorization: `Bearer ${token}` },
+  on: { connected: () => process.stderr.write(`connected to ${values.url}; waiting for quotaChanged events\n`) },
+});
+
+client.subscribe(
+  {
+    query: `subscription ($userId: ID) {
+      quotaChanged(userId: $userId) {
+        eventId type userId occurredAt quotaId kind status usagePercent severity validUntil
+        limits { maxDevices maxConcurrentDevices totalCpuCores totalMemoryGB totalStorageGB monthlyTrafficGB }
+        usage { currentDevices usedCpuCores usedMemoryGB usedStorageGB monthlyTrafficUsedGB }
+      }
+    }`,
+    variables: { userId: values['user-id'] ?? null },
+  },
+  {
+    next: (result) => process.stdout.write(`${JSON.stringify(result)}\n`),
+    error: (error) => {
+      process.stderr.write(`subscription ended: ${JSON.stringify(error)}\n`);
+      process.exit(1);
+    },
+    complete: () => process.exit(0),
+  },
+);
+
+process.on('SIGINT', () => {
+  void client.dispose();
+  process.exit(0);
+});
