@@ -7,7 +7,7 @@ import pg from 'pg';
 import { QuotaChangedDocument, QuotaDocument, UpdateQuotaDocument } from '../generated/graphql';
 import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
 import { disposeClients, http, subscribe, token, wsClient } from '../helpers/clients';
-import { realServicesEnv, startGateway, stopGateways, type TestGateway } from '../helpers/gateway';
+import { realServicesEnv, startGateway, stopGateway, stopGateways, type TestGateway } from '../helpers/gateway';
 import { createTestDatabase, TEST_REDIS_URL, uniqueId, type TestDatabase } from '../helpers/services';
 import { waitFor } from '../helpers/wait';
 
@@ -319,5 +319,32 @@ describe('HTTP', () => {
         eventBus: { status: 'up', mode: 'amqp' },
       },
     });
+  });
+});
+
+describe('graceful stop', () => {
+  it('closes sockets with 1001, stops serving and leaves the queue to the other instances', async () => {
+    // A second instance on the same queue: stopping it must not disturb the first.
+    const { queue, deadLetterQueue, deadLetterExchange } = gateway.config.amqp;
+    const second = await startGateway(
+      realServicesEnv(database.url, {
+        AMQP_QUEUE: queue,
+        AMQP_DLQ: deadLetterQueue,
+        AMQP_DLX: deadLetterExchange,
+        REDIS_TOPIC_PREFIX: gateway.config.redis.topicPrefix,
+      }),
+    );
+    const client = wsClient(second.wsUrl, { authorization: `Bearer ${token(uniqueId('olga'))}` });
+    await client.connected;
+    await stopGateway(second);
+    await expect(client.closed).resolves.toBe(1001);
+    await expect(fetch(`${second.app.url}/healthz`)).rejects.toThrow();
+
+    const peggy = uniqueId('peggy');
+    const survivor = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(peggy)}` });
+    const sub = subscribe(survivor.client, QuotaChangedDocument, {});
+    await subscriptions(1);
+    await peer.publish('quota.updated', { userId: peggy }, { messageId: `after-stop-${peggy}` });
+    expect((await sub.next()).data?.quotaChanged.eventId).toBe(`after-stop-${peggy}`);
   });
 });
