@@ -192,9 +192,14 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
       clearTimeout(forceTimer);
     });
     await step('apollo', () => apollo?.stop());
-    // Stop consuming first: in-flight messages finish publishing (or return to the queue).
-    await step('event bus', () => bus.close());
-    await step('outbox relay', () => relay?.stop());
+    // One deadline for the in-flight work; past it the connections are closed regardless, and
+    // whatever was not acknowledged or marked published is redelivered or retried.
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, timeout).unref());
+    const bounded = (work: Promise<unknown> | undefined) => Promise.race([work, deadline]);
+    // The relay first (it publishes to the bus), then the consumer: in-flight messages finish
+    // publishing to the fan-out or return to the queue.
+    await step('outbox relay', () => bounded(relay?.stop()));
+    await step('event bus', () => bounded(bus.close()));
     await step('pubsub', () => pubsub.close());
     await step('database', () => database?.close());
     logger.info('cloudphone-realtime stopped');

@@ -3,6 +3,7 @@
  * documented defaults and returns a frozen object; a bad value fails start-up naming the variable.
  * The README's configuration table mirrors the JSDoc here: keep them together.
  */
+import { createPublicKey } from 'node:crypto';
 import path from 'node:path';
 
 export class ConfigError extends Error {
@@ -155,6 +156,13 @@ export function loadConfig(env: Env = process.env): Config {
 
   const secret = str(env, 'JWT_SECRET');
   const publicKey = str(env, 'JWT_PUBLIC_KEY')?.replace(/\\n/g, '\n');
+  if (publicKey) {
+    try {
+      createPublicKey(publicKey);
+    } catch {
+      throw new ConfigError('JWT_PUBLIC_KEY is not a PEM public key');
+    }
+  }
   if (str(env, 'JWT_JWKS_URL')) {
     throw new ConfigError('JWT_JWKS_URL is not supported yet: set JWT_PUBLIC_KEY (PEM) or JWT_SECRET');
   }

@@ -12,10 +12,18 @@ export interface Topics {
   allUsers(family: EventFamily): string;
 }
 
+/**
+ * Ids are escaped so that no user id can read as a Redis glob (`*`, `?`, `[`): a user whose id is
+ * `*` must get a channel of their own, never the administrators' every-user pattern.
+ */
+function escapeId(id: string): string {
+  return id.replace(/[*?[\]\\%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
 /** Topic names under `prefix` (per deployment, and per test run). */
 export function createTopics(prefix: string): Topics {
   return {
-    user: (family, userId) => `${prefix}${family}:user:${userId}`,
+    user: (family, userId) => `${prefix}${family}:user:${escapeId(userId)}`,
     allUsers: (family) => `${prefix}${family}:user:*`,
   };
 }

@@ -117,7 +117,9 @@ describe('platform event -> subscriber', () => {
     await peer.publish('quota.alert', { userId: bob, usagePercent: 95, severity: 'critical' }, { messageId: `msg-${bob}` });
     const bobReceived = await bobSub.next();
     expect(bobReceived.data?.quotaChanged).toMatchObject({ eventId: `msg-${bob}`, userId: bob, kind: 'ALERT', usagePercent: 95 });
-    expect(aliceSub.pending()).toBe(0);
+    // And Alice's next event is her own, not Bob's.
+    await peer.publish('quota.deleted', { userId: alice }, { messageId: `del-${alice}` });
+    expect((await aliceSub.next()).data?.quotaChanged).toMatchObject({ eventId: `del-${alice}`, userId: alice, kind: 'DELETED' });
   });
 
   it('gives an administrator who omits userId every user\'s events, and a chosen user\'s with userId', async () => {
@@ -246,6 +248,15 @@ describe('authentication and authorization on the socket', () => {
 
     await peer.publish('quota.restored', { userId: heidi }, { messageId: `own-${heidi}` });
     expect((await own.next()).data?.quotaChanged).toMatchObject({ eventId: `own-${heidi}`, kind: 'RESTORED' });
+  });
+
+  it('answers BAD_USER_INPUT for variables of the wrong type, and keeps the socket open', async () => {
+    const client = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(uniqueId('ned'))}` });
+    const bad = subscribe(client.client, QuotaChangedDocument, { userId: { $ne: null } as unknown as string });
+    const result = await bad.next();
+    expect(result.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    const good = subscribe(client.client, '{ __typename }');
+    expect((await good.next()).data).toEqual({ __typename: 'Query' });
   });
 });
 

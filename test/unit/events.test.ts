@@ -1,5 +1,6 @@
 import { decodeMessage, EventRejection, normalizeQuotaEvent, type IncomingMessage } from '../../src/contracts/events';
 import { isQuotaRoutingKey, topicMatches, type QuotaRoutingKey } from '../../src/contracts/routing';
+import { createTopics } from '../../src/contracts/topics';
 
 const MAX = 262_144;
 const NOW = new Date('2026-11-24T12:00:00.000Z');
@@ -136,9 +137,27 @@ describe('quota event normalization (CONTRACT §5)', () => {
   });
 
   it('never lets __proto__ or constructor keys through', () => {
-    const event = normalize(message('quota.updated', '{"userId":"u","__proto__":{"polluted":true},"constructor":{"x":1}}'));
-    expect(Object.keys(event)).not.toContain('__proto__');
-    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    const event = normalize(
+      message('quota.updated', '{"userId":"u","__proto__":{"polluted":true},"constructor":{"x":1},"limits":{"__proto__":{"maxDevices":9}}}'),
+    );
+    expect(Object.keys(event).sort()).toEqual(['eventId', 'family', 'kind', 'limits', 'occurredAt', 'type', 'userId']);
+    expect(Object.getPrototypeOf(event)).toBe(Object.prototype);
+    expect((event as unknown as Record<string, unknown>).polluted).toBeUndefined();
+    expect(event.limits).toEqual({});
+    expect(event.limits?.maxDevices).toBeUndefined();
+  });
+});
+
+describe('topics', () => {
+  const topics = createTopics('p:');
+  it('gives each user a channel of their own, and administrators a pattern over them', () => {
+    expect(topics.user('quota', 'alice')).toBe('p:quota:user:alice');
+    expect(topics.allUsers('quota')).toBe('p:quota:user:*');
+  });
+  it('escapes glob characters so no user id can equal or match the every-user pattern', () => {
+    expect(topics.user('quota', '*')).toBe('p:quota:user:%2A');
+    expect(topics.user('quota', 'a?[b]\\%')).toBe('p:quota:user:a%3F%5Bb%5D%5C%25');
+    expect(topics.user('quota', '*')).not.toBe(topics.allUsers('quota'));
   });
 });
 

@@ -128,8 +128,15 @@ export class AmqpEventBus implements EventBus {
       if (disposition.action === 'ack') {
         channel.ack(message);
       } else if (disposition.action === 'dead-letter') {
-        await this.deadLetter(message, disposition.reason);
-        channel.ack(message);
+        try {
+          await this.deadLetter(message, disposition.reason);
+          channel.ack(message);
+        } catch (error) {
+          // Our own dead letter failed: let the broker dead-letter it through the queue's
+          // x-dead-letter-exchange (same DLQ, `x-death` instead of our reason header).
+          this.logger.warn({ err: error, reason: disposition.reason }, 'dead-letter publish failed; rejecting to the DLX');
+          channel.nack(message, false, false);
+        }
       } else {
         this.logger.warn({ reason: disposition.reason, routingKey: message.fields.routingKey }, 'requeueing event');
         channel.nack(message, false, true);
@@ -204,8 +211,23 @@ export class AmqpEventBus implements EventBus {
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
       this.connect()
-        .then(() => this.startConsumer())
+        .then(async () => {
+          // close() may have begun while we were connecting.
+          if (this.closing) {
+            await this.connection?.close().catch(() => undefined);
+            return;
+          }
+          try {
+            await this.startConsumer();
+          } catch (error) {
+            const connection = this.connection;
+            this.connection = undefined;
+            await connection?.close().catch(() => undefined);
+            throw error;
+          }
+        })
         .then(() => {
+          if (this.closing) return;
           this.reconnectAttempt = 0;
           this.reconnects++;
           this.logger.info('amqp reconnected');
@@ -219,7 +241,8 @@ export class AmqpEventBus implements EventBus {
   }
 
   status(): DependencyStatus {
-    const up = this.connection !== undefined && this.publishChannel !== undefined;
+    const consuming = this.handler === undefined || this.consumerTag !== undefined;
+    const up = this.connection !== undefined && this.publishChannel !== undefined && consuming;
     return up ? { up } : { up, detail: this.lastError ?? 'not connected' };
   }
 

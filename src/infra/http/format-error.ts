@@ -25,9 +25,11 @@ export function createErrorFormatter(options: { production: boolean; logger: Log
   return (formatted, error) => {
     const original = error instanceof GraphQLError ? error.originalError : undefined;
     let code = formatted.extensions?.code as string | undefined;
-    // graphql-js parse and validation errors carry no code over graphql-ws.
-    if (code === undefined && error instanceof GraphQLError && original === undefined) {
-      code = 'GRAPHQL_VALIDATION_FAILED';
+    // graphql-js errors carry no code over graphql-ws: variables that fail coercion are the
+    // caller's input (as Apollo reports them over HTTP); parse and validation errors have no cause.
+    if (code === undefined && error instanceof GraphQLError) {
+      if (error.message.startsWith('Variable "$')) code = ErrorCode.BAD_USER_INPUT;
+      else if (original === undefined) code = 'GRAPHQL_VALIDATION_FAILED';
     }
     if (code !== undefined && CLIENT_CODES.has(code)) {
       const { stacktrace: _stack, http: _http, exception: _exception, validationErrors, ...rest } =

@@ -75,6 +75,8 @@ export function startGraphQLWsServer(deps: {
         if (!token) return false; // 4403 Forbidden
         try {
           const user = verifier.verify(token);
+          // The clock tolerance helps HTTP; a socket would be closed at expiry at once anyway.
+          if (user.expiresAt <= Date.now()) return false;
           ctx.extra.user = user;
           armExpiry(ctx.extra, () => ctx.extra.socket.close(CloseCode.Forbidden, 'Forbidden: token expired'), user.expiresAt);
           return true;
