@@ -317,6 +317,19 @@ describe('HTTP', () => {
     expect(read.body.data?.quota).toBeNull();
   });
 
+  it('answers a malformed or oversized body with a JSON error, never an HTML page', async () => {
+    const malformed = await fetch(gateway.httpUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":' });
+    expect(malformed.status).toBe(400);
+    expect(await malformed.json()).toEqual({ errors: [{ message: 'Malformed request body', extensions: { code: 'BAD_REQUEST' } }] });
+    const huge = await fetch(gateway.httpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ __typename }', variables: { pad: 'x'.repeat(gateway.config.graphql.bodyLimitBytes) } }),
+    });
+    expect(huge.status).toBe(413);
+    expect(await huge.json()).toEqual({ errors: [{ message: 'Request body too large', extensions: { code: 'BAD_REQUEST' } }] });
+  });
+
   it('reports liveness and per-dependency readiness', async () => {
     const live = await fetch(`${gateway.app.url}/healthz`);
     expect(live.status).toBe(200);

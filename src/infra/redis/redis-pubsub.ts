@@ -39,6 +39,17 @@ export class RedisEventPubSub implements EventPubSub {
       });
     }
     this.pubsub = new RedisPubSub({ publisher: this.publisher, subscriber: this.subscriber });
+    // RedisPubSub.unsubscribe() fires UNSUBSCRIBE/PUNSUBSCRIBE and drops the promises; while Redis
+    // is away they reject with nobody listening. Observe them here: the channel is gone either way
+    // (ioredis only resubscribes what is still subscribed when it reconnects).
+    for (const command of ['unsubscribe', 'punsubscribe'] as const) {
+      const original = this.subscriber[command].bind(this.subscriber) as (...args: unknown[]) => Promise<unknown>;
+      (this.subscriber as unknown as Record<string, unknown>)[command] = (...args: unknown[]) => {
+        const result = original(...args);
+        result.catch((error: unknown) => this.logger.debug({ err: error, command }, 'redis unsubscribe failed'));
+        return result;
+      };
+    }
   }
 
   async publish(topic: string, event: GatewayEvent): Promise<void> {
