@@ -360,8 +360,10 @@ describe('graceful stop', () => {
     );
     const client = wsClient(second.wsUrl, { authorization: `Bearer ${token(uniqueId('olga'))}` });
     await client.connected;
+    expect((await peer.channel.checkQueue(queue)).consumerCount).toBe(2);
     await stopGateway(second);
     await expect(client.closed).resolves.toBe(1001);
+    expect((await peer.channel.checkQueue(queue)).consumerCount).toBe(1);
     await expect(fetch(`${second.app.url}/healthz`)).rejects.toThrow();
 
     const peggy = uniqueId('peggy');

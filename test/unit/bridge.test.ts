@@ -1,0 +1,65 @@
+/** The bridge's decisions, on the in-process pub/sub: publish-then-ack, requeue, dead-letter, ignore. */
+import pino from 'pino';
+import { createEventBridge } from '../../src/bridge/event-bridge';
+import type { GatewayEvent } from '../../src/contracts/events';
+import { createTopics } from '../../src/contracts/topics';
+import { MemoryPubSub } from '../../src/infra/memory/memory-pubsub';
+import { deferred, type Deferred } from '../helpers/wait';
+
+/** The in-process pub/sub whose publishes can be held back or made to fail. */
+class ControlledPubSub extends MemoryPubSub {
+  gate: Deferred<void> | undefined;
+  failWith: Error | undefined;
+  override async publish(topic: string, event: GatewayEvent): Promise<void> {
+    if (this.gate) await this.gate.promise;
+    if (this.failWith) throw this.failWith;
+    return super.publish(topic, event);
+  }
+}
+
+const topics = createTopics('t:');
+const logger = pino({ level: 'silent' });
+const body = (value: unknown) => Buffer.from(JSON.stringify(value));
+
+function setup() {
+  const pubsub = new ControlledPubSub();
+  const bridge = createEventBridge({ pubsub, topics, maxMessageBytes: 10_000, logger });
+  return { pubsub, bridge };
+}
+
+it('acknowledges only once the event is published, on the user\'s topic', async () => {
+  const { pubsub, bridge } = setup();
+  const events = await pubsub.subscribe(topics.user('quota', 'u1'));
+  pubsub.gate = deferred<void>();
+  let settled = false;
+  const disposition = bridge.handle({ routingKey: 'quota.updated', body: body({ userId: 'u1' }), messageId: 'e1' }).then((d) => {
+    settled = true;
+    return d;
+  });
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(settled).toBe(false);
+  pubsub.gate.resolve();
+  await expect(disposition).resolves.toEqual({ action: 'ack' });
+  await expect(events.next()).resolves.toMatchObject({ value: { eventId: 'e1', userId: 'u1' } });
+  expect(bridge.counters).toEqual({ bridged: 1, deadLettered: 0, ignored: 0, requeued: 0 });
+});
+
+it('requeues, never acknowledges, when the fan-out publish fails', async () => {
+  const { pubsub, bridge } = setup();
+  pubsub.failWith = new Error('Connection is closed.');
+  await expect(bridge.handle({ routingKey: 'quota.updated', body: body({ userId: 'u1' }) })).resolves.toEqual({
+    action: 'requeue',
+    reason: 'fan-out publish failed: Connection is closed.',
+  });
+  expect(bridge.counters).toMatchObject({ bridged: 0, requeued: 1 });
+});
+
+it('dead-letters with the reason and acknowledges other routing keys as ignored', async () => {
+  const { bridge } = setup();
+  await expect(bridge.handle({ routingKey: 'quota.updated', body: body({ nope: 1 }) })).resolves.toEqual({
+    action: 'dead-letter',
+    reason: 'missing userId',
+  });
+  await expect(bridge.handle({ routingKey: 'quota.archived', body: body({ userId: 'u' }) })).resolves.toEqual({ action: 'ack' });
+  expect(bridge.counters).toEqual({ bridged: 0, deadLettered: 1, ignored: 1, requeued: 0 });
+});
