@@ -37,7 +37,8 @@ export class AmqpEventBus implements EventBus {
 
   async connect(): Promise<void> {
     const connection = await amqp.connect(this.url, {
-      clientProperties: { connection_name: 'cloudphone-realtime' },
+      // Operators find each instance's connection by its queue in the management UI.
+      clientProperties: { connection_name: `cloudphone-realtime ${this.names.queue} pid ${process.pid}` },
     });
     // Listeners first: an 'error' without a listener crashes the process (amqplib #649).
     connection.on('error', (error: Error) => {
@@ -222,6 +223,8 @@ export class AmqpEventBus implements EventBus {
           } catch (error) {
             const connection = this.connection;
             this.connection = undefined;
+            this.publishChannel = undefined;
+            this.consumeChannel = undefined;
             await connection?.close().catch(() => undefined);
             throw error;
           }
