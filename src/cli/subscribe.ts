@@ -6,8 +6,7 @@
 import { parseArgs } from 'node:util';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { signDevelopmentToken } from '../auth/jwt';
-import { loadConfig } from '../config';
+import { mintDevelopmentToken } from './dev-token';
 
 const { values } = parseArgs({
   options: {
@@ -19,16 +18,7 @@ const { values } = parseArgs({
   },
 });
 
-let token = values.token;
-if (!token) {
-  const config = loadConfig();
-  if (config.production || !config.jwt.secret || !values.sub) {
-    process.stderr.write('usage: npm run subscribe -- --sub <userId> [--roles admin] [--user-id <id>] (or --token <jwt>)\n');
-    process.exit(2);
-  }
-  const roles = values.roles.split(',').map((r) => r.trim()).filter(Boolean);
-  token = signDevelopmentToken(config.jwt.secret, { sub: values.sub, roles });
-}
+const token = values.token ?? mintDevelopmentToken('npm run subscribe', { sub: values.sub, roles: values.roles });
 
 const client = createClient({
   url: values.url,

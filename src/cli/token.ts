@@ -4,8 +4,7 @@
  * Refuses in production: real tokens come from the platform's identity service.
  */
 import { parseArgs } from 'node:util';
-import { signDevelopmentToken } from '../auth/jwt';
-import { loadConfig } from '../config';
+import { mintDevelopmentToken } from './dev-token';
 
 const { values } = parseArgs({
   options: {
@@ -16,24 +15,11 @@ const { values } = parseArgs({
   },
 });
 
-const config = loadConfig();
-if (config.production) {
-  process.stderr.write('npm run token refuses to mint tokens with NODE_ENV=production\n');
-  process.exit(1);
-}
-if (!config.jwt.secret) {
-  process.stderr.write('npm run token needs JWT_SECRET (it cannot sign with a public key)\n');
-  process.exit(1);
-}
-if (!values.sub) {
-  process.stderr.write('usage: npm run token -- --sub <userId> [--roles admin] [--expires-in 3600]\n');
+const expiresIn = Number(values['expires-in']);
+if (!Number.isInteger(expiresIn) || expiresIn <= 0) {
+  process.stderr.write('--expires-in must be a positive number of seconds\n');
   process.exit(2);
 }
-const roles = values.roles.split(',').map((r) => r.trim()).filter(Boolean);
 process.stdout.write(
-  `${signDevelopmentToken(
-    config.jwt.secret,
-    { sub: values.sub, roles, username: values.username },
-    { expiresInSec: Number(values['expires-in']), issuer: config.jwt.issuer, audience: config.jwt.audience },
-  )}\n`,
+  `${mintDevelopmentToken('npm run token', { sub: values.sub, roles: values.roles, username: values.username }, expiresIn)}\n`,
 );
