@@ -12,6 +12,7 @@ import {
   TEST_REDIS_URL,
   uniqueId,
 } from './services';
+import { waitFor } from './wait';
 
 export interface TestGateway {
   readonly app: App;
@@ -81,4 +82,9 @@ export async function stopGateways(): Promise<void> {
   } finally {
     await connection.close();
   }
+}
+
+/** Waits until `gateway` counts exactly `n` live subscriptions of `field` (pub/sub confirmed). */
+export function waitForSubscriptions(gateway: TestGateway, n: number, field = 'quotaChanged'): Promise<void> {
+  return waitFor(() => (gateway.app.stats().subscriptions[field] ?? 0) === n, `${n} ${field} subscriptions`);
 }

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { QuotaChangedDocument } from '../generated/graphql';
 import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
 import { disposeClients, subscribe, token, wsClient } from '../helpers/clients';
-import { realServicesEnv, startGateway, stopGateways, type TestGateway } from '../helpers/gateway';
+import { realServicesEnv, startGateway, stopGateways, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
 import { createTestDatabase, uniqueId, type TestDatabase } from '../helpers/services';
 import { waitFor } from '../helpers/wait';
 
@@ -52,7 +52,7 @@ it('reconnects after the broker closes its connection, and delivers again', asyn
   const user = uniqueId('quinn');
   const client = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(user)}` });
   const sub = subscribe(client.client, QuotaChangedDocument, {});
-  await waitFor(() => gateway.app.stats().subscriptions.quotaChanged === 1, 'the subscription');
+  await waitForSubscriptions(gateway, 1);
   await peer.publish('quota.updated', { userId: user }, { messageId: `after-reconnect-${user}` });
   expect((await sub.next()).data?.quotaChanged.eventId).toBe(`after-reconnect-${user}`);
 }, 60_000);

@@ -8,9 +8,8 @@ import path from 'node:path';
 import type { MemoryEventBus } from '../../src/infra/memory/memory-bus';
 import { QuotaChangedDocument, QuotaDocument, UpdateQuotaDocument } from '../generated/graphql';
 import { disposeClients, http, subscribe, token, wsClient } from '../helpers/clients';
-import { startGateway, stopGateways, type TestGateway } from '../helpers/gateway';
+import { startGateway, stopGateways, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
 import { uniqueId } from '../helpers/services';
-import { waitFor } from '../helpers/wait';
 
 let dataDir: string;
 let gateway: TestGateway;
@@ -41,7 +40,7 @@ it('delivers a platform event, dead-letters a bad one, and pushes updateQuota th
   const user = uniqueId('lena');
   const client = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(user)}` });
   const sub = subscribe(client.client, QuotaChangedDocument, {});
-  await waitFor(() => gateway.app.stats().subscriptions.quotaChanged === 1, 'the subscription');
+  await waitForSubscriptions(gateway, 1);
 
   const bus = gateway.app.bus as MemoryEventBus;
   bus.publishRaw('quota.updated', Buffer.from('not json'), { messageId: 'bad-1' });

@@ -7,7 +7,14 @@ import pg from 'pg';
 import { QuotaChangedDocument, QuotaDocument, UpdateQuotaDocument } from '../generated/graphql';
 import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
 import { disposeClients, http, subscribe, token, wsClient } from '../helpers/clients';
-import { realServicesEnv, startGateway, stopGateway, stopGateways, type TestGateway } from '../helpers/gateway';
+import {
+  realServicesEnv,
+  startGateway,
+  stopGateway,
+  stopGateways,
+  waitForSubscriptions,
+  type TestGateway,
+} from '../helpers/gateway';
 import { createTestDatabase, TEST_REDIS_URL, uniqueId, type TestDatabase } from '../helpers/services';
 import { waitFor } from '../helpers/wait';
 
@@ -38,8 +45,7 @@ afterAll(async () => {
 });
 
 /** Waits until the gateway counts `n` live quotaChanged subscriptions (Redis SUBSCRIBE confirmed). */
-const subscriptions = (n: number) =>
-  waitFor(() => (gateway.app.stats().subscriptions.quotaChanged ?? 0) === n, `${n} quotaChanged subscriptions`);
+const subscriptions = (n: number) => waitForSubscriptions(gateway, n);
 
 const NULL_LIMITS = {
   maxDevices: null,
