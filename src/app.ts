@@ -13,25 +13,32 @@ import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { expressMiddleware } from '@as-integrations/express5';
-import express, { type ErrorRequestHandler, type Request } from 'express';
+import express, { type ErrorRequestHandler, type Request, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
+import type { AuthUser } from './auth/auth-user';
 import type { GraphQLContext, Services } from './auth/context';
 import { createTokenVerifier, stripBearer, TokenError } from './auth/jwt';
 import { createEventBridge, type BridgeCounters } from './bridge/event-bridge';
 import type { Config } from './config';
+import { coalescingKey } from './contracts/coalescing';
 import { ErrorCode, UnauthenticatedError } from './contracts/errors';
+import type { GatewayEvent } from './contracts/events';
 import type { EventBus, EventPubSub } from './contracts/ports';
 import { createTopics } from './contracts/topics';
 import { createQuotaService } from './domains/quota/quota.service';
+import { costLimitRule } from './graphql/validation-rules';
 import { AmqpEventBus } from './infra/amqp/amqp-bus';
 import { openDatabase, type Database } from './infra/db/database';
 import { OutboxRelay } from './infra/db/outbox-relay';
 import { createErrorFormatter } from './infra/http/format-error';
 import { healthRouter } from './infra/http/health';
+import { MemoryRateLimiter, rateLimitMiddleware, RedisRateLimiter, type RateLimiter } from './infra/http/rate-limit';
 import { MemoryEventBus } from './infra/memory/memory-bus';
 import { MemoryPubSub } from './infra/memory/memory-pubsub';
 import { RedisEventPubSub } from './infra/redis/redis-pubsub';
-import { startGraphQLWsServer, type GraphQLWsServer } from './infra/ws/graphql-ws-server';
+import { startGraphQLWsServer, type GraphQLWsServer, type WsCounters } from './infra/ws/graphql-ws-server';
+import { MemorySocketRegistry, RedisSocketRegistry, type SocketRegistry } from './infra/ws/limits';
+import type { QueueOptions } from './lib/event-queue';
 import { createLogger } from './logger';
 import { createSchema } from './schema';
 
@@ -47,6 +54,12 @@ export interface App {
     subscriptions: Readonly<Record<string, number>>;
     bridge: Readonly<BridgeCounters>;
     outboxPublished: number;
+    /** State-like events replaced by a newer one before delivery (storm protection). */
+    coalesced: number;
+    /** Subscriptions whose event buffer overflowed (their socket was closed with 1013). */
+    overflowed: number;
+    /** Socket-level limits that were hit. */
+    ws: Readonly<WsCounters>;
   };
   /** The event bus in use (the in-process one accepts raw publishes: CLI and tests). */
   readonly bus: EventBus;
@@ -56,8 +69,32 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
   const topics = createTopics(config.redis.topicPrefix);
   const verifier = createTokenVerifier(config.jwt);
   const formatError = createErrorFormatter({ production: config.production, logger });
+  const delivery = { coalesced: 0, overflowed: 0 };
+  const queueOptions: QueueOptions<GatewayEvent> = {
+    maxBuffered: config.delivery.maxBuffered,
+    coalesceMs: config.delivery.coalesceMs,
+    classify: coalescingKey,
+    onCoalesced: () => void delivery.coalesced++,
+    onOverflow: () => void delivery.overflowed++,
+  };
   const pubsub: EventPubSub =
-    config.redis.kind === 'redis' ? new RedisEventPubSub(config.redis.url, logger) : new MemoryPubSub();
+    config.redis.kind === 'redis'
+      ? new RedisEventPubSub(config.redis.url, logger, queueOptions)
+      : new MemoryPubSub(queueOptions);
+  const socketRegistry: SocketRegistry =
+    config.redis.kind === 'redis'
+      ? new RedisSocketRegistry(
+          config.redis.url,
+          { prefix: config.redis.topicPrefix, max: config.ws.maxSocketsPerUser, leaseMs: config.ws.socketLeaseMs },
+          logger,
+        )
+      : new MemorySocketRegistry(config.ws.maxSocketsPerUser);
+  const rateOptions = { perSec: config.graphql.rateLimitPerSec, burst: config.graphql.rateLimitBurst };
+  const rateLimiter: RateLimiter =
+    config.redis.kind === 'redis'
+      ? new RedisRateLimiter(config.redis.url, { ...rateOptions, prefix: config.redis.topicPrefix }, logger)
+      : new MemoryRateLimiter(rateOptions);
+  const validationRules = [costLimitRule({ maxDepth: config.graphql.maxDepth, maxComplexity: config.graphql.maxComplexity })];
   const bus: EventBus =
     config.amqp.kind === 'amqp' ? new AmqpEventBus(config.amqp.url, config.amqp, logger) : new MemoryEventBus(logger);
   const bridge = createEventBridge({ pubsub, topics, maxMessageBytes: config.amqp.maxMessageBytes, logger });
@@ -95,6 +132,8 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     apollo = new ApolloServer<GraphQLContext>({
       schema,
       introspection: config.graphql.introspection,
+      validationRules,
+      parseOptions: { maxTokens: config.graphql.maxTokens },
       includeStacktraceInErrorResponses: false,
       formatError,
       // The default landing page loads Apollo Sandbox from a CDN; nothing may load from outside.
@@ -117,8 +156,17 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     app.use(
       '/graphql',
       express.json({ limit: config.graphql.bodyLimitBytes }),
+      authenticateRequest,
+      rateLimitMiddleware(rateLimiter, (req, res) => {
+        const auth = res.locals.auth as Authentication;
+        return auth.user ? `user:${auth.user.id}` : `addr:${req.socket.remoteAddress ?? 'unknown'}`;
+      }),
       expressMiddleware(apollo, {
-        context: async ({ req }): Promise<GraphQLContext> => ({ user: authenticate(req), services }),
+        context: async ({ res }): Promise<GraphQLContext> => {
+          const auth = res.locals.auth as Authentication;
+          if (auth.error) throw auth.error;
+          return { user: auth.user, services };
+        },
       }),
     );
     app.use(jsonErrors);
@@ -130,7 +178,8 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
       services,
       verifier,
       formatError,
-      options: { ...config.ws, production: config.production },
+      sockets: socketRegistry,
+      options: { ...config.ws, maxTokens: config.graphql.maxTokens, validationRules, production: config.production },
       logger,
     });
     const server = httpServer;
@@ -151,15 +200,25 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     );
   }
 
-  function authenticate(req: Request) {
+  type Authentication = { user: AuthUser | null; error?: UnauthenticatedError };
+
+  /** Verifies the bearer token once per request (the rate limit is per user); Apollo's context reports a failure. */
+  async function authenticate(req: Request): Promise<Authentication> {
     const header = req.headers.authorization;
-    if (!header) return null;
+    if (!header) return { user: null };
     try {
-      return verifier.verify(stripBearer(header));
+      return { user: await verifier.verify(stripBearer(header)) };
     } catch (error) {
-      throw new UnauthenticatedError(error instanceof TokenError ? `Unauthenticated: ${error.message}` : 'Unauthenticated');
+      const message = error instanceof TokenError ? `Unauthenticated: ${error.message}` : 'Unauthenticated';
+      return { user: null, error: new UnauthenticatedError(message) };
     }
   }
+  const authenticateRequest: RequestHandler = (req, res, next) => {
+    authenticate(req).then((auth) => {
+      res.locals.auth = auth;
+      next();
+    }, next);
+  };
 
   // Body-parser failures (too large, not JSON) as GraphQL-shaped JSON, never an HTML stack page.
   const jsonErrors: ErrorRequestHandler = (error, _req, res, next) => {
@@ -201,6 +260,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     await step('outbox relay', () => bounded(relay?.stop()));
     await step('event bus', () => bounded(bus.close()));
     await step('pubsub', () => pubsub.close());
+    await step('limits', () => Promise.all([socketRegistry.close(), rateLimiter.close()]));
     await step('database', () => database?.close());
     logger.info('cloudphone-realtime stopped');
   }
@@ -219,6 +279,9 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
       subscriptions: { ...subscriptions },
       bridge: { ...bridge.counters },
       outboxPublished: relay?.published ?? 0,
+      coalesced: delivery.coalesced,
+      overflowed: delivery.overflowed,
+      ws: { ...(wsServer?.counters ?? { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0 }) },
     }),
     bus,
   };

@@ -20,6 +20,15 @@ export interface JwtConfig {
   readonly secret?: string;
   /** `JWT_PUBLIC_KEY`: PEM public key for RS256/ES256 tokens (takes precedence over the secret). */
   readonly publicKey?: string;
+  /** `JWT_JWKS_URL`: JWKS endpoint for RS256/ES256 tokens (takes precedence over key and secret). */
+  readonly jwksUrl?: string;
+  /** `JWT_JWKS_CACHE_MS`: how long a fetched JWKS is used before it is fetched again. @default 600_000 */
+  readonly jwksCacheMs: number;
+  /**
+   * `JWT_JWKS_COOLDOWN_MS`: a token with an unknown `kid` refetches the JWKS at most once per
+   * this interval (so forged `kid`s cannot hammer the identity service). @default 30_000
+   */
+  readonly jwksCooldownMs: number;
   /** `JWT_ISSUER`: checked against `iss` when set. */
   readonly issuer?: string;
   /** `JWT_AUDIENCE`: checked against `aud` when set. */
@@ -62,6 +71,16 @@ export interface Config {
     readonly introspection: boolean;
     /** `HTTP_BODY_LIMIT_BYTES`: largest accepted HTTP request body. @default 1_048_576 */
     readonly bodyLimitBytes: number;
+    /** `GRAPHQL_MAX_DEPTH`: deepest field nesting a document may have (HTTP and WebSocket; introspection's `ofType` chains do not count). @default 10 */
+    readonly maxDepth: number;
+    /** `GRAPHQL_MAX_COMPLEXITY`: most fields a document may select, fragments expanded. @default 1_000 */
+    readonly maxComplexity: number;
+    /** `GRAPHQL_MAX_TOKENS`: most lexical tokens a document may have (checked while parsing). @default 5_000 */
+    readonly maxTokens: number;
+    /** `HTTP_RATE_LIMIT_PER_SEC`: HTTP operations per second per user (token bucket refill); 0 disables. @default 20 */
+    readonly rateLimitPerSec: number;
+    /** `HTTP_RATE_LIMIT_BURST`: HTTP operations a user may send at once (bucket size). @default 40 */
+    readonly rateLimitBurst: number;
   };
   readonly ws: {
     /** `WS_CONNECTION_INIT_TIMEOUT_MS`: time a socket has to send `connection_init`. @default 10_000 */
@@ -70,6 +89,26 @@ export interface Config {
     readonly maxPayloadBytes: number;
     /** `WS_KEEPALIVE_MS`: ping interval that detects dead peers. @default 12_000 */
     readonly keepAliveMs: number;
+    /** `WS_MAX_SUBSCRIPTIONS_PER_SOCKET`: live operations per socket. @default 25 */
+    readonly maxSubscriptionsPerSocket: number;
+    /** `WS_MAX_SOCKETS_PER_USER`: open sockets per user across all instances (close 1008 beyond). @default 10 */
+    readonly maxSocketsPerUser: number;
+    /**
+     * `WS_SOCKET_LEASE_MS`: how long a socket's entry in the shared per-user count lives without
+     * being refreshed (live sockets refresh it every third of it), so a crashed instance's
+     * sockets stop counting. @default 60_000
+     */
+    readonly socketLeaseMs: number;
+    /** `WS_MAX_BUFFERED_BYTES`: unsent bytes a socket may hold before it is closed with 1013. @default 1_048_576 */
+    readonly maxBufferedBytes: number;
+    /** `WS_SLOW_CLOSE_GRACE_MS`: after a 1013 close, how long the peer has to finish the handshake before the socket is destroyed. @default 5_000 */
+    readonly slowCloseGraceMs: number;
+  };
+  readonly delivery: {
+    /** `EVENT_BUFFER_MAX`: events waiting per subscription; beyond it the client is too slow (1013). @default 1_000 */
+    readonly maxBuffered: number;
+    /** `EVENT_COALESCE_MS`: state-like events of one entity within this window are coalesced to the latest; 0 disables. @default 100 */
+    readonly coalesceMs: number;
   };
   readonly outbox: {
     /** `OUTBOX_POLL_MS`: how often the relay looks for unpublished rows. @default 1_000 */
@@ -163,16 +202,14 @@ export function loadConfig(env: Env = process.env): Config {
       throw new ConfigError('JWT_PUBLIC_KEY is not a PEM public key');
     }
   }
-  if (str(env, 'JWT_JWKS_URL')) {
-    throw new ConfigError('JWT_JWKS_URL is not supported yet: set JWT_PUBLIC_KEY (PEM) or JWT_SECRET');
-  }
+  const jwksUrl = url(env, 'JWT_JWKS_URL', ['https:', 'http:']);
 
   if (production) {
     const missing = [
       databaseUrl ? null : 'DATABASE_URL',
       redisUrl ? null : 'REDIS_URL',
       amqpUrl ? null : 'AMQP_URL',
-      secret || publicKey ? null : 'JWT_SECRET or JWT_PUBLIC_KEY',
+      secret || publicKey || jwksUrl ? null : 'JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL',
     ].filter((name): name is string => name !== null);
     if (missing.length > 0) {
       throw new ConfigError(
@@ -202,21 +239,38 @@ export function loadConfig(env: Env = process.env): Config {
     redis: redisUrl ? { kind: 'redis', url: redisUrl, topicPrefix } : { kind: 'memory', topicPrefix },
     amqp: amqpUrl ? { kind: 'amqp', url: amqpUrl, ...names } : { kind: 'memory', ...names },
     jwt: {
-      secret: publicKey ? undefined : (secret ?? DEVELOPMENT_JWT_SECRET),
-      publicKey,
+      secret: publicKey || jwksUrl ? undefined : (secret ?? DEVELOPMENT_JWT_SECRET),
+      publicKey: jwksUrl ? undefined : publicKey,
+      jwksUrl,
+      jwksCacheMs: int(env, 'JWT_JWKS_CACHE_MS', 600_000, 1_000),
+      jwksCooldownMs: int(env, 'JWT_JWKS_COOLDOWN_MS', 30_000, 0),
       issuer: str(env, 'JWT_ISSUER'),
       audience: str(env, 'JWT_AUDIENCE'),
       clockToleranceSec: int(env, 'JWT_CLOCK_TOLERANCE_SEC', 5, 0, 300),
-      usingDevelopmentSecret: !publicKey && !secret,
+      usingDevelopmentSecret: !publicKey && !secret && !jwksUrl,
     },
     graphql: {
       introspection: bool(env, 'GRAPHQL_INTROSPECTION', !production),
       bodyLimitBytes: int(env, 'HTTP_BODY_LIMIT_BYTES', 1_048_576, 1_024),
+      maxDepth: int(env, 'GRAPHQL_MAX_DEPTH', 10, 1, 1_000),
+      maxComplexity: int(env, 'GRAPHQL_MAX_COMPLEXITY', 1_000, 1),
+      maxTokens: int(env, 'GRAPHQL_MAX_TOKENS', 5_000, 100),
+      rateLimitPerSec: int(env, 'HTTP_RATE_LIMIT_PER_SEC', 20, 0, 1_000_000),
+      rateLimitBurst: int(env, 'HTTP_RATE_LIMIT_BURST', 40, 1, 1_000_000),
     },
     ws: {
       connectionInitTimeoutMs: int(env, 'WS_CONNECTION_INIT_TIMEOUT_MS', 10_000, 100),
       maxPayloadBytes: int(env, 'WS_MAX_PAYLOAD_BYTES', 65_536, 1_024),
       keepAliveMs: int(env, 'WS_KEEPALIVE_MS', 12_000, 0),
+      maxSubscriptionsPerSocket: int(env, 'WS_MAX_SUBSCRIPTIONS_PER_SOCKET', 25, 1, 10_000),
+      maxSocketsPerUser: int(env, 'WS_MAX_SOCKETS_PER_USER', 10, 1, 100_000),
+      socketLeaseMs: int(env, 'WS_SOCKET_LEASE_MS', 60_000, 1_000),
+      maxBufferedBytes: int(env, 'WS_MAX_BUFFERED_BYTES', 1_048_576, 1_024),
+      slowCloseGraceMs: int(env, 'WS_SLOW_CLOSE_GRACE_MS', 5_000, 0),
+    },
+    delivery: {
+      maxBuffered: int(env, 'EVENT_BUFFER_MAX', 1_000, 1),
+      coalesceMs: int(env, 'EVENT_COALESCE_MS', 100, 0, 60_000),
     },
     outbox: {
       pollMs: int(env, 'OUTBOX_POLL_MS', 1_000, 10),

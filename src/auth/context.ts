@@ -15,8 +15,16 @@ export interface Services {
   readonly onSubscriptionChange: (field: string, delta: 1 | -1) => void;
 }
 
+/** The socket an operation runs on (WebSocket only). */
+export interface ConnectionControl {
+  /** The client cannot keep up: close its socket with 1013 and release its subscriptions. */
+  slowConsumer(reason: string): void;
+}
+
 export interface GraphQLContext {
   /** Null on HTTP without a token; always set on a socket (unauthenticated sockets are closed). */
   readonly user: AuthUser | null;
   readonly services: Services;
+  /** Set on WebSocket operations. */
+  readonly connection?: ConnectionControl;
 }

@@ -1,11 +1,24 @@
 /**
- * JWT verification with `jsonwebtoken` (maintained, CommonJS). The accepted algorithms follow the
- * configured key so an HS256 token can never be checked against a public key (algorithm
- * confusion) and `alg: none` is always refused.
+ * JWT verification (CONTRACT §3) with `jose` 5 (maintained, ships a CommonJS build that jest can
+ * load; jose 6 is ESM-only). The accepted algorithms follow the configured key, never the token:
+ *
+ * - `JWT_SECRET`: HS256/384/512 only;
+ * - `JWT_PUBLIC_KEY` (PEM): the family of that key only (RS/PS for RSA, ES for EC, EdDSA);
+ * - `JWT_JWKS_URL`: RS/PS/ES/EdDSA, the key picked by `kid` (see ./jwks.ts).
+ *
+ * So an HS256 token "signed" with the public key as its secret (algorithm confusion) and
+ * `alg: none` are always refused. `exp` and `sub` are required; `iss`/`aud` are checked when
+ * configured; `JWT_CLOCK_TOLERANCE_SEC` of leeway on `exp`/`nbf`.
+ *
+ * Tokens for development and tests are minted with `jsonwebtoken` (synchronous), see
+ * `signDevelopmentToken`.
  */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import jwt from 'jsonwebtoken';
 import type { JwtConfig } from '../config';
 import { isAdminClaims, type AuthUser } from './auth-user';
+import { createJwksKeyResolver } from './jwks';
 
 export class TokenError extends Error {
   constructor(message: string) {
@@ -15,34 +28,70 @@ export class TokenError extends Error {
 }
 
 export interface TokenVerifier {
-  /** Verifies a raw JWT (no `Bearer `). Throws `TokenError` saying why it is refused. */
-  verify(token: string): AuthUser;
+  /** Verifies a raw JWT (no `Bearer `). Rejects with `TokenError` saying why it is refused. */
+  verify(token: string): Promise<AuthUser>;
 }
 
-const HS = ['HS256', 'HS384', 'HS512'] as const;
-const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512'] as const;
+const HS = ['HS256', 'HS384', 'HS512'];
+const RSA = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
+/** Node's names of the EC curves and the one ES algorithm each verifies. */
+const EC_CURVES: Readonly<Record<string, string>> = { prime256v1: 'ES256', secp384r1: 'ES384', secp521r1: 'ES512' };
+const ASYMMETRIC = [...RSA, 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+/** The algorithms a PEM public key can verify: only its own family. */
+function algorithmsForKey(key: KeyObject): string[] {
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+      return RSA;
+    case 'rsa-pss':
+      return ['PS256', 'PS384', 'PS512'];
+    case 'ec': {
+      const algorithm = EC_CURVES[key.asymmetricKeyDetails?.namedCurve ?? ''];
+      return algorithm ? [algorithm] : [];
+    }
+    case 'ed25519':
+    case 'ed448':
+      return ['EdDSA'];
+    default:
+      return [];
+  }
+}
 
 export function createTokenVerifier(config: JwtConfig): TokenVerifier {
-  const key = config.publicKey ?? config.secret;
-  if (!key) throw new Error('JWT verification needs JWT_SECRET or JWT_PUBLIC_KEY');
-  const algorithms = config.publicKey ? [...ASYMMETRIC] : [...HS];
+  let key: Uint8Array | KeyObject | JWTVerifyGetKey;
+  let algorithms: string[];
+  if (config.jwksUrl) {
+    key = createJwksKeyResolver({ url: config.jwksUrl, cacheMs: config.jwksCacheMs, cooldownMs: config.jwksCooldownMs });
+    algorithms = ASYMMETRIC;
+  } else if (config.publicKey) {
+    const publicKey = createPublicKey(config.publicKey);
+    key = publicKey;
+    algorithms = algorithmsForKey(publicKey);
+  } else if (config.secret) {
+    key = new TextEncoder().encode(config.secret);
+    algorithms = HS;
+  } else {
+    throw new Error('JWT verification needs JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL');
+  }
+  const options = {
+    algorithms,
+    issuer: config.issuer,
+    audience: config.audience,
+    clockTolerance: config.clockToleranceSec,
+    requiredClaims: ['exp', 'sub'],
+  };
 
   return {
-    verify(token) {
-      let claims: string | jwt.JwtPayload;
+    async verify(token) {
+      let claims: JWTPayload;
       try {
-        claims = jwt.verify(token, key, {
-          algorithms,
-          issuer: config.issuer,
-          audience: config.audience,
-          clockTolerance: config.clockToleranceSec,
-        });
+        // One call per key kind keeps jose's overloads (static key vs key resolver) typed.
+        ({ payload: claims } =
+          typeof key === 'function' ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options));
       } catch (error) {
-        if (error instanceof jwt.TokenExpiredError) throw new TokenError('token expired');
-        throw new TokenError(`invalid token: ${error instanceof Error ? error.message : String(error)}`);
+        throw new TokenError(describe(error));
       }
-      if (typeof claims === 'string') throw new TokenError('invalid token: payload is not a JSON object');
-      if (typeof claims.sub !== 'string' || claims.sub === '') throw new TokenError('invalid token: no sub');
+      if (typeof claims.sub !== 'string' || claims.sub.trim() === '') throw new TokenError('invalid token: no sub');
       if (typeof claims.exp !== 'number') throw new TokenError('invalid token: no exp');
       const roles = Array.isArray(claims.roles) ? claims.roles.filter((r): r is string => typeof r === 'string') : [];
       return {
@@ -55,6 +104,17 @@ export function createTokenVerifier(config: JwtConfig): TokenVerifier {
       };
     },
   };
+}
+
+/** A short, client-safe reason (no key material, no stack). */
+function describe(error: unknown): string {
+  if (error instanceof joseErrors.JWTExpired) return 'token expired';
+  if (error instanceof joseErrors.JWTClaimValidationFailed) return `invalid token: ${error.claim} claim ${error.reason === 'missing' ? 'missing' : 'check failed'}`;
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'invalid token: algorithm not allowed';
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'invalid token: bad signature';
+  if (error instanceof joseErrors.JWKSNoMatchingKey) return 'invalid token: no key matches its kid';
+  if (error instanceof joseErrors.JOSEError) return `invalid token: ${error.message}`;
+  return 'invalid token';
 }
 
 /** `Bearer <jwt>` (case-insensitive scheme) -> `<jwt>`; a bare token is accepted as is. */

@@ -51,3 +51,10 @@ export class NotFoundError extends CodedError {
     super(message, ErrorCode.NOT_FOUND);
   }
 }
+
+/** A socket already runs `WS_MAX_SUBSCRIPTIONS_PER_SOCKET` operations; this one is refused. */
+export class TooManySubscriptionsError extends CodedError {
+  constructor(max: number) {
+    super(`Too many subscriptions on this connection: at most ${max}`, ErrorCode.TOO_MANY_SUBSCRIPTIONS, { max });
+  }
+}

@@ -2,6 +2,7 @@
  * The seams between the bridge and the outside technologies. `infra/` implements them (RabbitMQ
  * or in-process bus; Redis or in-process pub/sub); `app.ts` picks one of each.
  */
+import type { EventStream } from '../lib/event-queue';
 import type { GatewayEvent, IncomingMessage } from './events';
 
 /** What the bus does with a message after the handler looked at it. */
@@ -44,9 +45,10 @@ export interface EventPubSub {
   publish(topic: string, event: GatewayEvent): Promise<void>;
   /**
    * Events on `topic` (a glob pattern when `pattern`). Resolves once the subscription is active,
-   * so nothing published after it resolves is missed; `return()` releases it.
+   * so nothing published after it resolves is missed; `return()` releases it. Each stream is
+   * bounded and coalesces state-like events (the adapter's `QueueOptions`, lib/event-queue.ts).
    */
-  subscribe(topic: string, options?: { pattern?: boolean }): Promise<AsyncIterableIterator<GatewayEvent>>;
+  subscribe(topic: string, options?: { pattern?: boolean }): Promise<EventStream<GatewayEvent>>;
   status(): DependencyStatus;
   close(): Promise<void>;
 }

@@ -37,12 +37,12 @@ describe('loadConfig', () => {
   it('refuses production on embedded defaults, naming every missing variable', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(
       new ConfigError(
-        'NODE_ENV=production refuses the embedded defaults: set DATABASE_URL, REDIS_URL, AMQP_URL, JWT_SECRET or JWT_PUBLIC_KEY',
+        'NODE_ENV=production refuses the embedded defaults: set DATABASE_URL, REDIS_URL, AMQP_URL, JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL',
       ),
     );
     expect(() =>
       loadConfig({ NODE_ENV: 'production', DATABASE_URL: 'postgres://x/y', REDIS_URL: 'redis://r', AMQP_URL: 'amqp://a' }),
-    ).toThrow(/set JWT_SECRET or JWT_PUBLIC_KEY$/);
+    ).toThrow(/set JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL$/);
     const config = loadConfig({
       NODE_ENV: 'production',
       DATABASE_URL: 'postgres://x/y',

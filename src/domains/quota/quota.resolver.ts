@@ -43,6 +43,7 @@ export class QuotaResolver {
         field: 'quotaChanged',
         userId: target,
         services: ctx.services,
+        connection: ctx.connection,
       });
     },
   })

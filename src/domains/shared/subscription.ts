@@ -1,16 +1,26 @@
 /**
- * Wraps a pub/sub iterator for a GraphQL subscription: counts it while it lives, and drops any
- * event that is not the target user's (defence in depth: topics are already per user).
+ * Wraps a pub/sub iterator for a GraphQL subscription: counts it while it lives, drops any
+ * event that is not the target user's (defence in depth: topics are already per user), and
+ * tells the socket when the subscription's bounded buffer overflowed (the client is too slow).
  */
-import type { Services } from '../../auth/context';
+import type { ConnectionControl, Services } from '../../auth/context';
 import type { GatewayEvent } from '../../contracts/events';
+import type { EventStream } from '../../lib/event-queue';
 
 export function guardedSubscription<T extends GatewayEvent>(
-  source: AsyncIterableIterator<GatewayEvent>,
-  options: { field: string; userId: string | null; services: Services; accept?: (event: T) => boolean },
+  source: AsyncIterableIterator<GatewayEvent> & Partial<Pick<EventStream<GatewayEvent>, 'onOverflow'>>,
+  options: {
+    field: string;
+    userId: string | null;
+    services: Services;
+    accept?: (event: T) => boolean;
+    /** The operation's socket (`context.connection`): closed with 1013 when the buffer overflows. */
+    connection?: ConnectionControl;
+  },
 ): AsyncIterableIterator<T> {
-  const { field, userId, services, accept } = options;
+  const { field, userId, services, accept, connection } = options;
   services.onSubscriptionChange(field, 1);
+  source.onOverflow?.(() => connection?.slowConsumer(`${field}: event buffer overflowed`));
   let open = true;
   const close = () => {
     if (open) {

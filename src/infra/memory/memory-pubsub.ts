@@ -5,7 +5,7 @@
  */
 import type { GatewayEvent } from '../../contracts/events';
 import type { DependencyStatus, EventPubSub } from '../../contracts/ports';
-import { createEventQueue } from '../../lib/event-queue';
+import { createEventQueue, type EventStream, type QueueOptions } from '../../lib/event-queue';
 
 interface Listener {
   readonly matches: (topic: string) => boolean;
@@ -20,6 +20,9 @@ function globToRegExp(pattern: string): RegExp {
 export class MemoryPubSub implements EventPubSub {
   private readonly listeners = new Set<Listener>();
 
+  /** `delivery`: bound and coalescing of each subscription's buffer. */
+  constructor(private readonly delivery?: QueueOptions<GatewayEvent>) {}
+
   async publish(topic: string, event: GatewayEvent): Promise<void> {
     const wire = JSON.stringify(event);
     for (const listener of this.listeners) {
@@ -27,13 +30,13 @@ export class MemoryPubSub implements EventPubSub {
     }
   }
 
-  async subscribe(topic: string, options: { pattern?: boolean } = {}): Promise<AsyncIterableIterator<GatewayEvent>> {
+  async subscribe(topic: string, options: { pattern?: boolean } = {}): Promise<EventStream<GatewayEvent>> {
     const regexp = options.pattern ? globToRegExp(topic) : undefined;
     const listener: Listener = {
       matches: regexp ? (t) => regexp.test(t) : (t) => t === topic,
       push: (event) => queue.push(event),
     };
-    const queue = createEventQueue<GatewayEvent>(() => this.listeners.delete(listener));
+    const queue = createEventQueue<GatewayEvent>(() => this.listeners.delete(listener), this.delivery);
     this.listeners.add(listener);
     return queue.iterator;
   }

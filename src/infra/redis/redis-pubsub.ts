@@ -9,7 +9,7 @@ import Redis from 'ioredis';
 import type { Logger } from 'pino';
 import type { GatewayEvent } from '../../contracts/events';
 import type { DependencyStatus, EventPubSub } from '../../contracts/ports';
-import { createEventQueue } from '../../lib/event-queue';
+import { createEventQueue, type EventStream, type QueueOptions } from '../../lib/event-queue';
 
 export class RedisEventPubSub implements EventPubSub {
   private readonly publisher: Redis;
@@ -17,7 +17,12 @@ export class RedisEventPubSub implements EventPubSub {
   private readonly pubsub: RedisPubSub;
   private lastError: string | undefined;
 
-  constructor(url: string, private readonly logger: Logger) {
+  constructor(
+    url: string,
+    private readonly logger: Logger,
+    /** Bound and coalescing of each subscription's buffer. */
+    private readonly delivery?: QueueOptions<GatewayEvent>,
+  ) {
     const options = {
       connectionName: 'cloudphone-realtime',
       // Commands issued while Redis is away wait for the reconnect rather than fail at once;
@@ -56,13 +61,13 @@ export class RedisEventPubSub implements EventPubSub {
     await this.pubsub.publish(topic, event);
   }
 
-  async subscribe(topic: string, options: { pattern?: boolean } = {}): Promise<AsyncIterableIterator<GatewayEvent>> {
+  async subscribe(topic: string, options: { pattern?: boolean } = {}): Promise<EventStream<GatewayEvent>> {
     let subscriptionId: number | undefined;
     let released = false;
     const queue = createEventQueue<GatewayEvent>(() => {
       released = true;
       if (subscriptionId !== undefined) this.pubsub.unsubscribe(subscriptionId);
-    });
+    }, this.delivery);
     subscriptionId = await this.pubsub.subscribe<GatewayEvent>(topic, (event) => queue.push(event), {
       pattern: options.pattern === true,
     });

@@ -6,29 +6,77 @@
  *   with or without `Bearer `); otherwise the socket is closed with 4403 Forbidden.
  * - A socket whose token expires while open is closed with 4403 at expiry, so the client
  *   reconnects with a fresh token.
+ * - Limits: sockets per user across instances (close 1008, ./limits.ts), operations per socket
+ *   (`TOO_MANY_SUBSCRIPTIONS` on that operation, the socket stays open), document tokens, depth
+ *   and complexity (validation errors on that operation), message size (ws closes with 1009).
+ * - Slow consumers: a socket holding more than `maxBufferedBytes` unsent bytes, or one of whose
+ *   subscriptions overflowed its event buffer, is closed with 1013; its subscriptions are
+ *   released at once and the socket is destroyed if the peer has not completed the close
+ *   handshake within `slowCloseGraceMs`.
  */
+import { randomUUID } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
-import type { GraphQLSchema } from 'graphql';
-import { CloseCode } from 'graphql-ws';
-import { useServer } from 'graphql-ws/use/ws';
+import { GraphQLError, parse, specifiedRules, validate, type DocumentNode, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { CloseCode, type Context } from 'graphql-ws';
+import { useServer, type Extra } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { AuthUser } from '../../auth/auth-user';
-import type { GraphQLContext, Services } from '../../auth/context';
+import type { ConnectionControl, GraphQLContext, Services } from '../../auth/context';
 import { stripBearer, type TokenVerifier } from '../../auth/jwt';
+import { TooManySubscriptionsError } from '../../contracts/errors';
 import type { ErrorFormatter } from '../http/format-error';
+import type { SocketRegistry } from './limits';
 
 /** setTimeout's ceiling (~24.8 days); tokens living longer are re-armed. */
 const MAX_TIMER_MS = 2_147_483_647;
 
+/** WebSocket close codes beyond graphql-ws' own (CONTRACT §3). */
+export const WsCloseCode = {
+  /** The user already has `WS_MAX_SOCKETS_PER_USER` sockets open. */
+  PolicyViolation: 1008,
+  /** The client does not read its messages fast enough. */
+  TryAgainLater: 1013,
+} as const;
+
 type SocketState = {
   user?: AuthUser;
   expiryTimer?: NodeJS.Timeout;
+  socketId?: string;
+  /** The slot in the per-user socket count, while held. */
+  slot?: { userId: string; socketId: string };
+  closed?: boolean;
+  slowClosed?: boolean;
+  terminateTimer?: NodeJS.Timeout;
+  connection?: ConnectionControl;
 };
+
+export interface WsCounters {
+  /** Sockets closed with 1013 because they fell behind (unsent bytes or event-buffer overflow). */
+  slowConsumerCloses: number;
+  /** Sockets closed with 1008 because their user had too many. */
+  socketLimitCloses: number;
+  /** Operations refused with TOO_MANY_SUBSCRIPTIONS. */
+  tooManySubscriptions: number;
+}
+
+export interface WsOptions {
+  connectionInitTimeoutMs: number;
+  maxPayloadBytes: number;
+  keepAliveMs: number;
+  maxSubscriptionsPerSocket: number;
+  maxBufferedBytes: number;
+  slowCloseGraceMs: number;
+  /** Parser and validation limits (the same as HTTP's). */
+  maxTokens: number;
+  validationRules: readonly ValidationRule[];
+  production: boolean;
+}
 
 export interface GraphQLWsServer {
   /** Open sockets. */
   readonly socketCount: () => number;
+  readonly counters: Readonly<WsCounters>;
   /** Closes every socket with 1001 and stops accepting new ones. */
   close(timeoutMs: number): Promise<void>;
 }
@@ -48,10 +96,15 @@ export function startGraphQLWsServer(deps: {
   services: Services;
   verifier: TokenVerifier;
   formatError: ErrorFormatter;
-  options: { connectionInitTimeoutMs: number; maxPayloadBytes: number; keepAliveMs: number; production: boolean };
+  sockets: SocketRegistry;
+  options: WsOptions;
   logger: Logger;
 }): GraphQLWsServer {
-  const { httpServer, schema, services, verifier, formatError, options, logger } = deps;
+  const { httpServer, schema, services, verifier, formatError, sockets, options, logger } = deps;
+  const instanceId = randomUUID();
+  let socketSeq = 0;
+  const counters: WsCounters = { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0 };
+  const rules = [...specifiedRules, ...options.validationRules];
   const wss = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: options.maxPayloadBytes });
   wss.on('error', (error) => logger.warn({ err: error }, 'websocket server error'));
   wss.on('connection', (socket) => socket.on('error', (error) => logger.debug({ err: error }, 'websocket error')));
@@ -65,36 +118,102 @@ export function startGraphQLWsServer(deps: {
     state.expiryTimer.unref();
   };
 
+  type Ctx = Context<Record<string, unknown> | undefined, Extra & Partial<SocketState>>;
+
+  /** 1013: release the socket's subscriptions now, destroy it if the peer never completes the close. */
+  const closeSlow = (ctx: Ctx, reason: string) => {
+    const state = ctx.extra;
+    if (state.slowClosed || state.closed) return;
+    state.slowClosed = true;
+    counters.slowConsumerCloses++;
+    const socket = ctx.extra.socket;
+    logger.warn({ userId: state.user?.id, reason, bufferedAmount: socket.bufferedAmount }, 'slow consumer: closing socket with 1013');
+    socket.close(WsCloseCode.TryAgainLater, 'Try again later: client too slow');
+    for (const subscription of Object.values(ctx.subscriptions)) {
+      const iterator = subscription as AsyncIterator<unknown> | null;
+      void iterator?.return?.()?.catch?.(() => undefined);
+    }
+    state.terminateTimer = setTimeout(() => socket.terminate(), options.slowCloseGraceMs);
+    state.terminateTimer.unref();
+  };
+
   const disposable = useServer<Record<string, unknown> | undefined, SocketState>(
     {
       schema,
       isProd: options.production,
       connectionInitWaitTimeout: options.connectionInitTimeoutMs,
-      onConnect(ctx) {
+      async onConnect(ctx) {
         const token = tokenFromConnectionParams(ctx.connectionParams);
         if (!token) return false; // 4403 Forbidden
+        let user: AuthUser;
         try {
-          const user = verifier.verify(token);
-          // The clock tolerance helps HTTP; a socket would be closed at expiry at once anyway.
-          if (user.expiresAt <= Date.now()) return false;
-          ctx.extra.user = user;
-          armExpiry(ctx.extra, () => ctx.extra.socket.close(CloseCode.Forbidden, 'Forbidden: token expired'), user.expiresAt);
-          return true;
+          user = await verifier.verify(token);
         } catch (error) {
           logger.debug({ err: error }, 'websocket connection refused');
           return false;
         }
+        // The clock tolerance helps HTTP; a socket would be closed at expiry at once anyway.
+        if (user.expiresAt <= Date.now()) return false;
+        const socketId = `${instanceId}:${++socketSeq}`;
+        const acquired = await sockets.acquire(user.id, socketId);
+        if (ctx.extra.closed) {
+          // The peer left while the slot was being taken.
+          if (acquired) await sockets.release(user.id, socketId);
+          return false;
+        }
+        if (!acquired) {
+          counters.socketLimitCloses++;
+          logger.info({ userId: user.id }, 'too many sockets for this user: closing with 1008');
+          // graphql-ws then closes with 4403, which ws ignores: the socket is already closing.
+          ctx.extra.socket.close(WsCloseCode.PolicyViolation, 'Too many connections for this user');
+          return false;
+        }
+        ctx.extra.slot = { userId: user.id, socketId };
+        ctx.extra.user = user;
+        ctx.extra.connection = { slowConsumer: (reason) => closeSlow(ctx, reason) };
+        armExpiry(ctx.extra, () => ctx.extra.socket.close(CloseCode.Forbidden, 'Forbidden: token expired'), user.expiresAt);
+        return true;
       },
-      onClose(ctx) {
+      async onClose(ctx) {
+        ctx.extra.closed = true;
         clearTimeout(ctx.extra.expiryTimer);
+        clearTimeout(ctx.extra.terminateTimer);
+        const slot = ctx.extra.slot;
+        ctx.extra.slot = undefined;
+        if (slot) await sockets.release(slot.userId, slot.socketId);
+      },
+      onSubscribe(ctx, _id, payload) {
+        // `ctx.subscriptions` already holds this operation's placeholder.
+        if (Object.keys(ctx.subscriptions).length > options.maxSubscriptionsPerSocket) {
+          counters.tooManySubscriptions++;
+          return [new TooManySubscriptionsError(options.maxSubscriptionsPerSocket)];
+        }
+        // Parse and validate here rather than in graphql-ws: a syntax error becomes an error on
+        // this operation (graphql-ws would close the socket with 4500), and the token and cost
+        // limits apply exactly as on HTTP.
+        let document: DocumentNode;
+        try {
+          document = parse(payload.query, { maxTokens: options.maxTokens });
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          return [new GraphQLError(message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
+        }
+        const errors = validate(schema, document, rules);
+        if (errors.length > 0) return [...errors];
+        return { schema, document, variableValues: payload.variables, operationName: payload.operationName };
       },
       context(ctx): GraphQLContext {
-        return { user: ctx.extra.user ?? null, services };
+        return { user: ctx.extra.user ?? null, services, connection: ctx.extra.connection };
       },
       onError(_ctx, _id, _payload, errors) {
         return errors.map((error) => formatError(error.toJSON(), error));
       },
-      onNext(_ctx, _id, _payload, _args, result) {
+      onNext(ctx, _id, _payload, _args, result) {
+        // What previous messages left unsent: past the bound the client is not reading.
+        if (ctx.extra.socket.bufferedAmount > options.maxBufferedBytes) {
+          closeSlow(ctx, `${ctx.extra.socket.bufferedAmount} unsent bytes`);
+          return undefined;
+        }
         if (!result.errors) return undefined;
         return { ...result, errors: result.errors.map((error) => formatError(error.toJSON(), error)) };
       },
@@ -105,6 +224,7 @@ export function startGraphQLWsServer(deps: {
 
   return {
     socketCount: () => wss.clients.size,
+    counters,
     async close(timeoutMs) {
       const closing = disposable.dispose();
       const timer = setTimeout(() => {

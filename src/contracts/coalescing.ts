@@ -1,0 +1,23 @@
+/**
+ * Which events are state-like, and about which entity (storm protection, see
+ * `lib/event-queue.ts`). A state-like event carries the entity's whole current state, so when
+ * several arrive for one entity within `EVENT_COALESCE_MS` only the latest needs to reach the
+ * client. Transitions a user must see (alerts, exceeded, deletion) and facts (orders, app
+ * installs) are never coalesced; they only keep their place in order.
+ *
+ * - quota: per user; `quota.updated|deducted|restored|renewed` are state-like (they carry limits
+ *   and usage); `quota.alert|exceeded|deleted` are not.
+ */
+import type { GatewayEvent, QuotaEventKind } from './events';
+
+const STATE_LIKE_QUOTA_KINDS: ReadonlySet<QuotaEventKind> = new Set<QuotaEventKind>(['UPDATED', 'DEDUCTED', 'RESTORED', 'RENEWED']);
+
+/** The entity an event is about and whether only its latest state matters; undefined: never coalesced. */
+export function coalescingKey(event: GatewayEvent): { entity: string; coalesce: boolean } | undefined {
+  switch (event.family) {
+    case 'quota':
+      return { entity: `quota:${event.userId}`, coalesce: STATE_LIKE_QUOTA_KINDS.has(event.kind) };
+    default:
+      return undefined;
+  }
+}
