@@ -1,0 +1,330 @@
+/**
+ * Security on the real services: authorization per operation (whatever the arguments), sockets
+ * per user across two instances (Redis), operations per socket, HTTP rate limit shared through
+ * Redis, depth/complexity limits on HTTP and WebSocket, token expiry with a refreshing client,
+ * and RS256 tokens from a JWKS served on 127.0.0.1.
+ */
+import { createClient } from 'graphql-ws';
+import Redis from 'ioredis';
+import WebSocket from 'ws';
+import { createSchema } from '../../src/schema';
+import { QuotaChangedDocument, QuotaDocument, UpdateQuotaDocument } from '../generated/graphql';
+import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
+import { disposeClients, http, subscribe, token, wsClient } from '../helpers/clients';
+import {
+  realServicesEnv,
+  startGateway,
+  stopGateways,
+  waitForSubscriptions,
+  type TestGateway,
+} from '../helpers/gateway';
+import { claims, keyPair, signWith, startJwksServer, type JwksServer } from '../helpers/jwt';
+import { createTestDatabase, TEST_REDIS_URL, uniqueId, type TestDatabase } from '../helpers/services';
+import { deferred, waitFor } from '../helpers/wait';
+
+let database: TestDatabase;
+let gateway: TestGateway;
+let second: TestGateway;
+let peer: PlatformPeer;
+let redis: Redis;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const env = realServicesEnv(database.url, {
+    WS_MAX_SOCKETS_PER_USER: '2',
+    WS_MAX_SUBSCRIPTIONS_PER_SOCKET: '2',
+    HTTP_RATE_LIMIT_PER_SEC: '1',
+    HTTP_RATE_LIMIT_BURST: '5',
+    GRAPHQL_MAX_DEPTH: '4',
+    GRAPHQL_MAX_COMPLEXITY: '60',
+  });
+  gateway = await startGateway(env);
+  // A second instance on the same queue, Redis prefix and limits.
+  second = await startGateway({ ...env, DATABASE_URL: database.url });
+  peer = await openPlatformPeer();
+  redis = new Redis(TEST_REDIS_URL);
+});
+
+afterEach(async () => {
+  await disposeClients();
+});
+
+afterAll(async () => {
+  await disposeClients();
+  await stopGateways();
+  await peer?.close();
+  redis?.disconnect();
+  await database?.drop();
+});
+
+const bearer = (jwt: string) => ({ authorization: `Bearer ${jwt}` });
+
+describe('authorization per operation', () => {
+  const ALICE = uniqueId('alice');
+  const BOB = uniqueId('bob');
+  const ADMIN = uniqueId('admin');
+
+  /**
+   * Every root field of the schema, with what a user, another user and an administrator may do.
+   * A new query, mutation or subscription fails the first test until it has its case here.
+   */
+  const cases: Record<string, { kind: 'query' | 'mutation' | 'subscription'; check: () => Promise<void> }> = {
+    quota: {
+      kind: 'query',
+      async check() {
+        const anonymous = await http(gateway.httpUrl, QuotaDocument, { variables: { userId: ALICE } });
+        expect(anonymous.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+        // Alice has a quota; Bob has none.
+        const set = await http(gateway.httpUrl, UpdateQuotaDocument, {
+          token: token(ADMIN, { roles: ['admin'] }),
+          variables: { userId: ALICE, input: { limits: { maxDevices: 2 } } },
+        });
+        expect(set.body.errors).toBeUndefined();
+        const other = await http(gateway.httpUrl, QuotaDocument, { token: token(BOB), variables: { userId: ALICE } });
+        expect(other.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+        expect(other.body.data?.quota ?? null).toBeNull();
+        const bobsOwn = await http(gateway.httpUrl, QuotaDocument, { token: token(BOB), variables: {} });
+        expect(bobsOwn.body).toEqual({ data: { quota: null } });
+        const own = await http(gateway.httpUrl, QuotaDocument, { token: token(ALICE), variables: {} });
+        expect(own.body.errors).toBeUndefined();
+        expect(own.body.data?.quota?.userId).toBe(ALICE);
+        const admin = await http(gateway.httpUrl, QuotaDocument, { token: token(ADMIN, { roles: ['admin'] }), variables: { userId: ALICE } });
+        expect(admin.body.data?.quota?.userId).toBe(ALICE);
+      },
+    },
+    updateQuota: {
+      kind: 'mutation',
+      async check() {
+        const input = { limits: { maxDevices: 3 } };
+        const anonymous = await http(gateway.httpUrl, UpdateQuotaDocument, { variables: { userId: ALICE, input } });
+        expect(anonymous.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+        for (const target of [ALICE, BOB]) {
+          const asUser = await http(gateway.httpUrl, UpdateQuotaDocument, { token: token(ALICE), variables: { userId: target, input } });
+          expect(asUser.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+        }
+        const asAdmin = await http(gateway.httpUrl, UpdateQuotaDocument, {
+          token: token(ADMIN, { roles: ['super_admin'] }),
+          variables: { userId: ALICE, input },
+        });
+        expect(asAdmin.body.data?.updateQuota).toMatchObject({ userId: ALICE, limits: { maxDevices: 3 } });
+      },
+    },
+    quotaChanged: {
+      kind: 'subscription',
+      async check() {
+        const client = wsClient(gateway.wsUrl, bearer(token(BOB)));
+        const own = subscribe(client.client, QuotaChangedDocument, {});
+        await waitForSubscriptions(gateway, 1);
+        for (const userId of [ALICE, `${ALICE}*`, '*', 'quota:user:*']) {
+          const denied = await subscribe(client.client, QuotaChangedDocument, { userId }).next();
+          expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+        }
+        // Alice's event never reaches Bob, whatever he asked for; his own does, on the same socket.
+        await peer.publish('quota.updated', { userId: ALICE }, { messageId: `a-${ALICE}` });
+        await peer.publish('quota.updated', { userId: BOB }, { messageId: `b-${BOB}` });
+        expect((await own.next()).data?.quotaChanged).toMatchObject({ eventId: `b-${BOB}`, userId: BOB });
+        expect(own.pending()).toBe(0);
+        own.unsubscribe();
+        await waitForSubscriptions(gateway, 0);
+      },
+    },
+  };
+
+  it('has a case for every query, mutation and subscription of the schema', async () => {
+    const schema = await createSchema();
+    const fields = [schema.getQueryType(), schema.getMutationType(), schema.getSubscriptionType()].flatMap((type) =>
+      type ? Object.keys(type.getFields()) : [],
+    );
+    expect(fields.sort()).toEqual(Object.keys(cases).sort());
+  });
+
+  it.each(Object.keys(cases))('%s decides from the token, not the arguments', async (field) => {
+    await cases[field]!.check();
+  });
+});
+
+describe('sockets per user across instances', () => {
+  it('closes the third socket of a user with 1008 on either instance, and frees the slot on close', async () => {
+    const carol = uniqueId('carol');
+    const key = `${gateway.config.redis.topicPrefix}ws-sockets:${carol}`;
+    const one = wsClient(gateway.wsUrl, bearer(token(carol)));
+    const two = wsClient(second.wsUrl, bearer(token(carol)));
+    await Promise.all([one.connected, two.connected]);
+    expect(await redis.zcard(key)).toBe(2);
+
+    const three = wsClient(gateway.wsUrl, bearer(token(carol)));
+    await expect(three.closed).resolves.toBe(1008);
+    const four = wsClient(second.wsUrl, bearer(token(carol)));
+    await expect(four.closed).resolves.toBe(1008);
+    // Another user is not affected.
+    await wsClient(second.wsUrl, bearer(token(uniqueId('dan')))).connected;
+
+    await one.dispose();
+    await waitFor(async () => (await redis.zcard(key)) === 1, 'the closed socket to leave the count');
+    await wsClient(second.wsUrl, bearer(token(carol))).connected;
+    expect(gateway.app.stats().ws.socketLimitCloses + second.app.stats().ws.socketLimitCloses).toBeGreaterThanOrEqual(2);
+  });
+
+  it('stops counting a crashed instance\'s sockets when their lease expires', async () => {
+    const erin = uniqueId('erin');
+    const key = `${gateway.config.redis.topicPrefix}ws-sockets:${erin}`;
+    const now = Number((await redis.time())[0]) * 1000;
+    // Two sockets of an instance that died: one lease still running, one run out.
+    await redis.zadd(key, now + 60_000, 'crashed:1', now - 1, 'crashed:2');
+    await wsClient(gateway.wsUrl, bearer(token(erin))).connected;
+    await expect(wsClient(gateway.wsUrl, bearer(token(erin))).closed).resolves.toBe(1008);
+    expect(await redis.zrange(key, 0, -1)).toHaveLength(2);
+    await redis.del(key);
+  });
+});
+
+describe('operations per socket', () => {
+  it('refuses the third operation with TOO_MANY_SUBSCRIPTIONS, keeps the socket and the others', async () => {
+    const fay = uniqueId('fay');
+    const client = wsClient(gateway.wsUrl, bearer(token(fay)));
+    const first = subscribe(client.client, QuotaChangedDocument, {});
+    const secondSub = subscribe(client.client, QuotaChangedDocument, {});
+    await waitForSubscriptions(gateway, 2);
+    const third = await subscribe(client.client, QuotaChangedDocument, {}).next();
+    expect(third.errors?.[0]?.extensions?.code).toBe('TOO_MANY_SUBSCRIPTIONS');
+
+    await peer.publish('quota.renewed', { userId: fay }, { messageId: `r-${fay}` });
+    expect((await first.next()).data?.quotaChanged.eventId).toBe(`r-${fay}`);
+    expect((await secondSub.next()).data?.quotaChanged.eventId).toBe(`r-${fay}`);
+
+    secondSub.unsubscribe();
+    await waitForSubscriptions(gateway, 1);
+    const again = subscribe(client.client, QuotaChangedDocument, {});
+    await waitForSubscriptions(gateway, 2);
+    await peer.publish('quota.renewed', { userId: fay }, { messageId: `r2-${fay}` });
+    expect((await again.next()).data?.quotaChanged.eventId).toBe(`r2-${fay}`);
+    expect(gateway.app.stats().ws.tooManySubscriptions).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('HTTP rate limit', () => {
+  it('answers 429 RATE_LIMITED with Retry-After once a user spent the burst on any instance, per user', async () => {
+    const gus = token(uniqueId('gus'));
+    const statuses: number[] = [];
+    for (const target of [gateway, second, gateway, second, gateway]) {
+      statuses.push((await http(target.httpUrl, '{ __typename }', { token: gus })).status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200]);
+    const limited = await http(second.httpUrl, '{ __typename }', { token: gus });
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(limited.body.errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
+    // Someone else still gets through.
+    expect((await http(gateway.httpUrl, '{ __typename }', { token: token(uniqueId('hal')) })).status).toBe(200);
+  });
+});
+
+describe('depth and complexity limits', () => {
+  const deep = '{ __schema { types { fields { type { fields { name } } } } } }';
+  const wide = `{ ${Array.from({ length: 61 }, (_, i) => `a${i}: __typename`).join(' ')} }`;
+
+  it.each([
+    ['deep', deep, 'depth'],
+    ['wide', wide, 'complexity'],
+  ])('refuses a %s document on HTTP with GRAPHQL_VALIDATION_FAILED', async (_name, query, limit) => {
+    const result = await http(gateway.httpUrl, query, { token: token(uniqueId('ivy')) });
+    expect(result.status).toBe(400);
+    expect(result.body.errors?.[0]?.extensions).toMatchObject({ code: 'GRAPHQL_VALIDATION_FAILED', limit });
+    expect(result.body.data).toBeUndefined();
+  });
+
+  it('refuses them on the socket too, as errors on the operation, and the socket stays open', async () => {
+    const client = wsClient(gateway.wsUrl, bearer(token(uniqueId('jay'))));
+    for (const [query, limit] of [
+      [deep, 'depth'],
+      [wide, 'complexity'],
+      [`subscription { quotaChanged { ${Array.from({ length: 60 }, (_, i) => `e${i}: eventId`).join(' ')} } }`, 'complexity'],
+    ] as const) {
+      const result = await subscribe(client.client, query).next();
+      expect(result.errors?.[0]?.extensions).toMatchObject({ code: 'GRAPHQL_VALIDATION_FAILED', limit });
+    }
+    expect((await subscribe(client.client, '{ __typename }').next()).data).toEqual({ __typename: 'Query' });
+  });
+});
+
+describe('token expiry', () => {
+  it('closes with 4403 at expiry; a client with a refreshing connectionParams reconnects and keeps receiving', async () => {
+    const kay = uniqueId('kay');
+    let connects = 0;
+    let tokensIssued = 0;
+    const closes: number[] = [];
+    const reconnected = deferred<void>();
+    const client = createClient({
+      url: gateway.wsUrl,
+      webSocketImpl: WebSocket,
+      lazy: false,
+      retryAttempts: 5,
+      retryWait: async () => undefined,
+      connectionParams: async () => {
+        tokensIssued++;
+        return bearer(token(kay, { expiresInSec: 2 }));
+      },
+      on: {
+        connected: () => {
+          if (++connects === 2) reconnected.resolve();
+        },
+        closed: (event) => void closes.push((event as { code: number }).code),
+      },
+    });
+    try {
+      const results: string[] = [];
+      const received = deferred<void>();
+      client.subscribe(
+        { query: 'subscription { quotaChanged { eventId } }' },
+        {
+          next: ({ data }) => {
+            results.push((data as { quotaChanged: { eventId: string } }).quotaChanged.eventId);
+            received.resolve();
+          },
+          error: (error) => received.reject(error),
+          complete: () => undefined,
+        },
+      );
+      await reconnected.promise;
+      expect(closes[0]).toBe(4403);
+      expect(tokensIssued).toBeGreaterThanOrEqual(2);
+      await waitForSubscriptions(gateway, 1);
+      await peer.publish('quota.updated', { userId: kay }, { messageId: `after-refresh-${kay}` });
+      await received.promise;
+      expect(results).toEqual([`after-refresh-${kay}`]);
+    } finally {
+      await client.dispose();
+    }
+    await waitForSubscriptions(gateway, 0);
+  });
+});
+
+describe('RS256 tokens from a JWKS endpoint', () => {
+  let jwks: JwksServer;
+  let jwksGateway: TestGateway;
+  const pair = keyPair('RS256');
+
+  beforeAll(async () => {
+    jwks = await startJwksServer([pair]);
+    jwksGateway = await startGateway(realServicesEnv(database.url, { JWT_SECRET: '', JWT_JWKS_URL: jwks.url, JWT_ISSUER: 'https://id.test' }));
+  });
+  afterAll(async () => {
+    await jwks?.close();
+  });
+
+  it('accepts the identity service\'s tokens on HTTP and WebSocket and refuses an HS256 one', async () => {
+    const liz = uniqueId('liz');
+    const good = signWith(pair, claims(liz, { iss: 'https://id.test' }));
+    const read = await http(jwksGateway.httpUrl, QuotaDocument, { token: good, variables: {} });
+    expect(read.status).toBe(200);
+    expect(read.body.errors).toBeUndefined();
+    await wsClient(jwksGateway.wsUrl, bearer(good)).connected;
+
+    const hs = await http(jwksGateway.httpUrl, QuotaDocument, { token: token(liz), variables: {} });
+    expect(hs.status).toBe(401);
+    expect(hs.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    await expect(wsClient(jwksGateway.wsUrl, bearer(token(liz))).closed).resolves.toBe(4403);
+    await expect(wsClient(jwksGateway.wsUrl, bearer(signWith(pair, claims(liz, { iss: 'https://other' })))).closed).resolves.toBe(4403);
+    expect(jwks.requests()).toBe(1);
+  });
+});

@@ -1,0 +1,154 @@
+import { createEventQueue, SlowConsumerError, type QueueOptions } from '../../src/lib/event-queue';
+import { coalescingKey } from '../../src/contracts/coalescing';
+import type { GatewayEvent, QuotaEventKind } from '../../src/contracts/events';
+import { deferred } from '../helpers/wait';
+
+interface Ev {
+  id: number;
+  entity?: string;
+  state?: boolean;
+}
+
+const classify = (e: Ev) => (e.entity === undefined ? undefined : { entity: e.entity, coalesce: e.state === true });
+
+function queue(options: Partial<QueueOptions<Ev>> = {}) {
+  const released = { count: 0 };
+  const counts = { coalesced: 0, overflowed: 0 };
+  const q = createEventQueue<Ev>(() => released.count++, {
+    maxBuffered: 100,
+    coalesceMs: 50,
+    classify,
+    onCoalesced: () => counts.coalesced++,
+    onOverflow: () => counts.overflowed++,
+    ...options,
+  });
+  const take = async (n: number) => {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = await q.iterator.next();
+      if (r.done) break;
+      out.push(r.value.id);
+    }
+    return out;
+  };
+  return { ...q, released, counts, take };
+}
+
+describe('event queue: bound', () => {
+  it('is unbounded without options, in order, and releases once on return()', async () => {
+    let released = 0;
+    const q = createEventQueue<number>(() => released++);
+    for (let i = 0; i < 5_000; i++) q.push(i);
+    for (let i = 0; i < 5_000; i++) expect((await q.iterator.next()).value).toBe(i);
+    await q.iterator.return!();
+    await q.iterator.return!();
+    expect(released).toBe(1);
+    expect((await q.iterator.next()).done).toBe(true);
+  });
+
+  it('ends the stream on overflow: buffer dropped, released, listener told, next() rejects', async () => {
+    const q = queue({ maxBuffered: 3 });
+    const told = deferred<void>();
+    q.iterator.onOverflow(() => told.resolve());
+    for (let i = 0; i < 4; i++) q.push({ id: i });
+    await told.promise;
+    expect(q.released.count).toBe(1);
+    expect(q.counts.overflowed).toBe(1);
+    await expect(q.iterator.next()).rejects.toBeInstanceOf(SlowConsumerError);
+    q.push({ id: 99 }); // ignored, no throw
+    // A listener registered after the fact is told at once.
+    let late = false;
+    q.iterator.onOverflow(() => (late = true));
+    expect(late).toBe(true);
+  });
+
+  it('never overflows a consumer that keeps up', async () => {
+    const q = queue({ maxBuffered: 2 });
+    for (let i = 0; i < 1_000; i++) {
+      const next = q.iterator.next();
+      q.push({ id: i });
+      expect((await next).value?.id).toBe(i);
+    }
+    expect(q.counts.overflowed).toBe(0);
+  });
+});
+
+describe('event queue: coalescing', () => {
+  it('delivers the first state event at once and only the latest of a burst after the window', async () => {
+    const q = queue({ coalesceMs: 30 });
+    q.push({ id: 1, entity: 'a', state: true });
+    expect(await q.take(1)).toEqual([1]); // no added latency when quiet
+    for (let i = 2; i <= 500; i++) q.push({ id: i, entity: 'a', state: true });
+    expect(await q.take(1)).toEqual([500]); // the trailing edge carries the final state
+    expect(q.counts.coalesced).toBe(498);
+  });
+
+  it('replaces a state event still waiting in the buffer, in place', async () => {
+    const q = queue();
+    q.push({ id: 1, entity: 'a', state: true });
+    q.push({ id: 2 });
+    q.push({ id: 3, entity: 'a', state: true });
+    expect(await q.take(2)).toEqual([3, 2]);
+    expect(q.counts.coalesced).toBe(1);
+  });
+
+  it('keeps entities apart and never coalesces non-state events', async () => {
+    const q = queue();
+    q.push({ id: 1, entity: 'a', state: true });
+    q.push({ id: 2, entity: 'b', state: true });
+    q.push({ id: 3, entity: 'a', state: false });
+    q.push({ id: 4, entity: 'a', state: false });
+    q.push({ id: 5, entity: 'b', state: true });
+    expect(await q.take(4)).toEqual([1, 5, 3, 4]);
+  });
+
+  it('keeps order per entity: a non-state event releases a held state event first', async () => {
+    const q = queue({ coalesceMs: 30 });
+    q.push({ id: 1, entity: 'a', state: true });
+    expect(await q.take(1)).toEqual([1]);
+    q.push({ id: 2, entity: 'a', state: true }); // held (window still open)
+    q.push({ id: 3, entity: 'a', state: true }); // replaces 2
+    q.push({ id: 4, entity: 'a', state: false }); // releases 3 first
+    q.push({ id: 5, entity: 'a', state: true }); // must not jump ahead of 4 (held for its window)
+    expect(await q.take(3)).toEqual([3, 4, 5]);
+  });
+
+  it('counts held events against the bound', async () => {
+    const q = queue({ maxBuffered: 3, coalesceMs: 60_000 });
+    for (const entity of ['a', 'b', 'c']) {
+      q.push({ id: 0, entity, state: true });
+      await q.take(1);
+    }
+    q.push({ id: 1, entity: 'a', state: true });
+    q.push({ id: 2, entity: 'b', state: true });
+    q.push({ id: 3, entity: 'c', state: true });
+    expect(q.counts.overflowed).toBe(0);
+    q.push({ id: 4, entity: 'd', state: false });
+    expect(q.counts.overflowed).toBe(1);
+    expect(q.released.count).toBe(1); // the held timers went with the stream
+  });
+
+  it('does not coalesce when the window is 0', async () => {
+    const q = queue({ coalesceMs: 0 });
+    q.push({ id: 1, entity: 'a', state: true });
+    q.push({ id: 2, entity: 'a', state: true });
+    expect(await q.take(2)).toEqual([1, 2]);
+  });
+});
+
+describe('coalescing keys', () => {
+  const quota = (kind: QuotaEventKind, userId = 'u1') =>
+    ({ family: 'quota', kind, userId, eventId: 'e', type: 't', occurredAt: 'x' }) as GatewayEvent;
+  it.each([
+    ['UPDATED', true],
+    ['DEDUCTED', true],
+    ['RESTORED', true],
+    ['RENEWED', true],
+    ['ALERT', false],
+    ['EXCEEDED', false],
+    ['DELETED', false],
+  ] as const)('quota %s is state-like: %p, keyed per user', (kind, coalesce) => {
+    expect(coalescingKey(quota(kind))).toEqual({ entity: 'quota:u1', coalesce });
+    expect(coalescingKey(quota(kind, 'u2'))?.entity).toBe('quota:u2');
+  });
+});
