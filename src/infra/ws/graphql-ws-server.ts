@@ -137,6 +137,20 @@ export function startGraphQLWsServer(deps: {
     state.terminateTimer.unref();
   };
 
+  /**
+   * Checks the unsent bytes right after every send. (Checking before sends is not enough: each
+   * subscription awaits its own send, so once the peer stops reading they can all block at once
+   * with the total just under the bound, and no later send would ever look again.)
+   */
+  const watchUnsentBytes = (ctx: Ctx) => {
+    const socket = ctx.extra.socket;
+    const send = socket.send.bind(socket) as (...args: unknown[]) => void;
+    socket.send = ((...args: unknown[]) => {
+      send(...args);
+      if (socket.bufferedAmount > options.maxBufferedBytes) closeSlow(ctx, `${socket.bufferedAmount} unsent bytes`);
+    }) as typeof socket.send;
+  };
+
   const disposable = useServer<Record<string, unknown> | undefined, SocketState>(
     {
       schema,
@@ -171,6 +185,7 @@ export function startGraphQLWsServer(deps: {
         ctx.extra.slot = { userId: user.id, socketId };
         ctx.extra.user = user;
         ctx.extra.connection = { slowConsumer: (reason) => closeSlow(ctx, reason) };
+        watchUnsentBytes(ctx);
         armExpiry(ctx.extra, () => ctx.extra.socket.close(CloseCode.Forbidden, 'Forbidden: token expired'), user.expiresAt);
         return true;
       },
@@ -208,12 +223,7 @@ export function startGraphQLWsServer(deps: {
       onError(_ctx, _id, _payload, errors) {
         return errors.map((error) => formatError(error.toJSON(), error));
       },
-      onNext(ctx, _id, _payload, _args, result) {
-        // What previous messages left unsent: past the bound the client is not reading.
-        if (ctx.extra.socket.bufferedAmount > options.maxBufferedBytes) {
-          closeSlow(ctx, `${ctx.extra.socket.bufferedAmount} unsent bytes`);
-          return undefined;
-        }
+      onNext(_ctx, _id, _payload, _args, result) {
         if (!result.errors) return undefined;
         return { ...result, errors: result.errors.map((error) => formatError(error.toJSON(), error)) };
       },
