@@ -50,6 +50,21 @@ export async function connectRaw(url: string, protocol = 'graphql-transport-ws')
     ].join('\r\n'),
   );
 
+  function sendFrame(opcode: number, payload: Buffer | string, options: { fin?: boolean } = {}): void {
+    const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
+    const first = (options.fin === false ? 0 : 0x80) | opcode;
+    const mask = randomBytes(4);
+    const header =
+      data.length < 126
+        ? Buffer.from([first, 0x80 | data.length])
+        : data.length < 65_536
+          ? Buffer.concat([Buffer.from([first, 0x80 | 126]), u16(data.length)])
+          : Buffer.concat([Buffer.from([first, 0x80 | 127]), u64(data.length)]);
+    const masked = Buffer.alloc(data.length);
+    for (let i = 0; i < data.length; i++) masked[i] = data[i]! ^ mask[i % 4]!;
+    if (!socket.destroyed && socket.writable) socket.write(Buffer.concat([header, mask, masked]));
+  }
+
   let buffer = Buffer.alloc(0);
   let upgraded = false;
   const closed = deferred<number>();
@@ -91,7 +106,7 @@ export async function connectRaw(url: string, protocol = 'graphql-transport-ws')
       if (opcode === 0x8) {
         // Complete the closing handshake as a browser would.
         closed.resolve(payload.length >= 2 ? payload.readUInt16BE(0) : 1005);
-        raw.frame(0x8, payload.subarray(0, 2));
+        sendFrame(0x8, payload.subarray(0, 2));
         socket.end();
       }
       else if (opcode === 0x1) {
@@ -111,19 +126,7 @@ export async function connectRaw(url: string, protocol = 'graphql-transport-ws')
   await within(upgradedSignal.promise, 'the WebSocket upgrade');
 
   const raw: RawWs = {
-    frame(opcode, payload, options = {}) {
-      const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
-      const mask = randomBytes(4);
-      const header =
-        data.length < 126
-          ? Buffer.from([(options.fin === false ? 0 : 0x80) | opcode, 0x80 | data.length])
-          : data.length < 65_536
-            ? Buffer.concat([Buffer.from([(options.fin === false ? 0 : 0x80) | opcode, 0x80 | 126]), u16(data.length)])
-            : Buffer.concat([Buffer.from([(options.fin === false ? 0 : 0x80) | opcode, 0x80 | 127]), u64(data.length)]);
-      const masked = Buffer.alloc(data.length);
-      for (let i = 0; i < data.length; i++) masked[i] = data[i]! ^ mask[i % 4]!;
-      if (!socket.destroyed) socket.write(Buffer.concat([header, mask, masked]));
-    },
+    frame: sendFrame,
     json(message) {
       raw.frame(0x1, JSON.stringify(message));
     },
