@@ -47,6 +47,8 @@ export interface App {
     subscriptions: Readonly<Record<string, number>>;
     bridge: Readonly<BridgeCounters>;
     outboxPublished: number;
+    /** Reconnections of RabbitMQ and Redis since start (0 for the in-process stand-ins). */
+    reconnects: { eventBus: number; pubsub: number };
   };
   /** The event bus in use (the in-process one accepts raw publishes: CLI and tests). */
   readonly bus: EventBus;
@@ -77,7 +79,11 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     }
     database = await openDatabase(config.database, logger);
     const db = database;
-    if (pubsub instanceof RedisEventPubSub) await pubsub.ready();
+    if (pubsub instanceof RedisEventPubSub) {
+      // Redis down at start-up is an outage like any other: serve, report it in /readyz, and
+      // let ioredis reconnect (the bridge requeues what it cannot publish meanwhile).
+      await pubsub.ready().catch((error: unknown) => logger.warn({ err: error }, 'redis unavailable at start-up; retrying'));
+    }
     await bus.connect();
     relay = new OutboxRelay(db.prisma, bus, config.outbox, logger);
     const outboxRelay = relay;
@@ -219,6 +225,10 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
       subscriptions: { ...subscriptions },
       bridge: { ...bridge.counters },
       outboxPublished: relay?.published ?? 0,
+      reconnects: {
+        eventBus: bus instanceof AmqpEventBus ? bus.reconnects : 0,
+        pubsub: pubsub instanceof RedisEventPubSub ? pubsub.reconnects : 0,
+      },
     }),
     bus,
   };
