@@ -19,16 +19,21 @@ export class RedisEventPubSub implements EventPubSub {
   /** Reconnections since start (for metrics): `ready` after the first, per connection. */
   reconnects = 0;
 
-  constructor(url: string, private readonly logger: Logger) {
+  /** Redis client names of this instance's connections (`CLIENT LIST` shows them to operators). */
+  readonly clientNames: { readonly publisher: string; readonly subscriber: string };
+
+  constructor(url: string, topicPrefix: string, private readonly logger: Logger) {
+    // Client names cannot hold spaces; the topic prefix says which deployment, the pid which process.
+    const name = (role: string) => `cloudphone-realtime/${role}/${topicPrefix.replace(/[^\w:.-]/g, '_')}/pid${process.pid}`;
+    this.clientNames = { publisher: name('publisher'), subscriber: name('subscriber') };
     const options = {
-      connectionName: 'cloudphone-realtime',
       // Commands issued while Redis is away wait for the reconnect rather than fail at once;
       // the bridge then requeues what could not be published.
       maxRetriesPerRequest: 3,
       retryStrategy: (attempt: number) => Math.min(100 * 2 ** attempt, 5_000),
     };
-    this.publisher = new Redis(url, options);
-    this.subscriber = new Redis(url, options);
+    this.publisher = new Redis(url, { ...options, connectionName: this.clientNames.publisher });
+    this.subscriber = new Redis(url, { ...options, connectionName: this.clientNames.subscriber });
     for (const [role, client] of [['publisher', this.publisher], ['subscriber', this.subscriber]] as const) {
       // Without an 'error' listener ioredis' error events crash the process.
       client.on('error', (error: Error) => {
