@@ -18,6 +18,9 @@ export class RedisEventPubSub implements EventPubSub {
   private lastError: string | undefined;
   /** Reconnections since start (for metrics): `ready` after the first, per connection. */
   reconnects = 0;
+  /** The subscriber is connected and every channel it holds is subscribed again. */
+  private subscriberLive = false;
+  private subscriberLink: Promise<void> | undefined;
 
   /** Redis client names of this instance's connections (`CLIENT LIST` shows them to operators). */
   readonly clientNames: { readonly publisher: string; readonly subscriber: string };
@@ -45,10 +48,23 @@ export class RedisEventPubSub implements EventPubSub {
         this.lastError = undefined;
         if (readyBefore) {
           this.reconnects++;
-          // ioredis has re-issued SUBSCRIBE/PSUBSCRIBE for every channel still subscribed.
           this.logger.info({ role }, 'redis reconnected');
         }
         readyBefore = true;
+        if (role === 'subscriber') {
+          // ioredis re-issues SUBSCRIBE/PSUBSCRIBE for every live channel right after 'ready'; a
+          // PING queued behind them answers once Redis has confirmed them all.
+          const link = this.subscriber.ping().then(
+            () => {
+              if (this.subscriberLink === link) this.subscriberLive = true;
+            },
+            () => undefined,
+          );
+          this.subscriberLink = link;
+        }
+      });
+      client.on('close', () => {
+        if (role === 'subscriber') this.subscriberLive = false;
       });
     }
     this.pubsub = new RedisPubSub({ publisher: this.publisher, subscriber: this.subscriber });
@@ -65,7 +81,13 @@ export class RedisEventPubSub implements EventPubSub {
     }
   }
 
+  /**
+   * Publishes to every instance. Refused while this instance's own subscriber is away or still
+   * resubscribing: its sockets would miss the event, so the bridge requeues it instead and
+   * publishes it again once this instance listens.
+   */
   async publish(topic: string, event: GatewayEvent): Promise<void> {
+    if (!this.subscriberLive) throw new Error('redis subscriber is reconnecting');
     await this.pubsub.publish(topic, event);
   }
 
@@ -85,7 +107,7 @@ export class RedisEventPubSub implements EventPubSub {
   }
 
   status(): DependencyStatus {
-    const up = this.publisher.status === 'ready' && this.subscriber.status === 'ready';
+    const up = this.publisher.status === 'ready' && this.subscriber.status === 'ready' && this.subscriberLive;
     return up ? { up } : { up, detail: this.lastError ?? `publisher ${this.publisher.status}, subscriber ${this.subscriber.status}` };
   }
 
@@ -95,6 +117,7 @@ export class RedisEventPubSub implements EventPubSub {
    */
   async ready(): Promise<void> {
     await Promise.all([this.publisher.ping(), this.subscriber.ping()]);
+    await this.subscriberLink;
   }
 
   async close(): Promise<void> {
