@@ -40,18 +40,20 @@ async function answers(port: number): Promise<boolean> {
   }
 }
 
-export async function privateRedis(): Promise<PrivateRedis> {
-  const port = await freePort();
+/** Starts one on `port` (default: a free one). */
+export async function privateRedis(port?: number): Promise<PrivateRedis> {
+  port ??= await freePort();
   let child: ChildProcess | undefined;
+  const listenOn = port;
   const handle: PrivateRedis = {
-    url: `redis://127.0.0.1:${port}`,
-    port,
+    url: `redis://127.0.0.1:${listenOn}`,
+    port: listenOn,
     async start() {
       if (child) return;
-      child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      child = spawn('redis-server', ['--port', String(listenOn), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
         stdio: 'ignore',
       });
-      await waitFor(() => answers(port), `private redis on ${port}`);
+      await waitFor(() => answers(listenOn), `private redis on ${listenOn}`);
     },
     async stop() {
       const running = child;
