@@ -60,6 +60,8 @@ export interface App {
     overflowed: number;
     /** Socket-level limits that were hit. */
     ws: Readonly<WsCounters>;
+    /** Reconnections of RabbitMQ and Redis since start (0 for the in-process stand-ins). */
+    reconnects: { eventBus: number; pubsub: number };
   };
   /** The event bus in use (the in-process one accepts raw publishes: CLI and tests). */
   readonly bus: EventBus;
@@ -79,7 +81,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
   };
   const pubsub: EventPubSub =
     config.redis.kind === 'redis'
-      ? new RedisEventPubSub(config.redis.url, logger, queueOptions)
+      ? new RedisEventPubSub(config.redis.url, config.redis.topicPrefix, logger, queueOptions)
       : new MemoryPubSub(queueOptions);
   const socketRegistry: SocketRegistry =
     config.redis.kind === 'redis'
@@ -114,7 +116,11 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     }
     database = await openDatabase(config.database, logger);
     const db = database;
-    if (pubsub instanceof RedisEventPubSub) await pubsub.ready();
+    if (pubsub instanceof RedisEventPubSub) {
+      // Redis down at start-up is an outage like any other: serve, report it in /readyz, and
+      // let ioredis reconnect (the bridge requeues what it cannot publish meanwhile).
+      await pubsub.ready().catch((error: unknown) => logger.warn({ err: error }, 'redis unavailable at start-up; retrying'));
+    }
     await bus.connect();
     relay = new OutboxRelay(db.prisma, bus, config.outbox, logger);
     const outboxRelay = relay;
@@ -282,6 +288,10 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
       coalesced: delivery.coalesced,
       overflowed: delivery.overflowed,
       ws: { ...(wsServer?.counters ?? { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0 }) },
+      reconnects: {
+        eventBus: bus instanceof AmqpEventBus ? bus.reconnects : 0,
+        pubsub: pubsub instanceof RedisEventPubSub ? pubsub.reconnects : 0,
+      },
     }),
     bus,
   };

@@ -7,6 +7,9 @@
  *
  * - quota: per user; `quota.updated|deducted|restored|renewed` are state-like (they carry limits
  *   and usage); `quota.alert|exceeded|deleted` are not.
+ * - device: per device; every status change is state-like (the latest status is the state),
+ *   except `DELETED`, which ends the device and must never be replaced or overtaken.
+ * - order, app: facts, never coalesced (they keep the bounded buffer, and their order).
  */
 import type { GatewayEvent, QuotaEventKind } from './events';
 
@@ -17,7 +20,10 @@ export function coalescingKey(event: GatewayEvent): { entity: string; coalesce: 
   switch (event.family) {
     case 'quota':
       return { entity: `quota:${event.userId}`, coalesce: STATE_LIKE_QUOTA_KINDS.has(event.kind) };
-    default:
+    case 'device':
+      return { entity: `device:${event.deviceId}`, coalesce: event.status !== 'DELETED' };
+    case 'order':
+    case 'app':
       return undefined;
   }
 }

@@ -128,7 +128,70 @@ describe('authorization per operation', () => {
         await waitForSubscriptions(gateway, 0);
       },
     },
+    deviceStatusChanged: {
+      kind: 'subscription',
+      check: () =>
+        subscriptionIsolation('deviceStatusChanged', 'deviceId status', 'device.started', (userId, n) => ({ userId, deviceId: `dev-${userId}-${n}` }), true),
+    },
+    orderCompleted: {
+      kind: 'subscription',
+      check: () =>
+        subscriptionIsolation('orderCompleted', 'orderId amount', 'order.completed', (userId, n) => ({ userId, orderId: `o-${userId}-${n}`, amount: '59.90' }), false),
+    },
+    appInstalled: {
+      kind: 'subscription',
+      check: () =>
+        subscriptionIsolation(
+          'appInstalled',
+          'appId deviceId',
+          'app.installed',
+          (userId, n) => ({ userId, deviceId: `dev-${userId}-${n}`, appId: `app-${n}`, packageName: 'com.example' }),
+          true,
+        ),
+    },
   };
+
+  /**
+   * Bob subscribes to his own events of `field`, and tries Alice's (and glob look-alikes): each is
+   * FORBIDDEN on that operation and the socket stays open. With `deviceId`, he also names Alice's
+   * device under his own id: nothing of Alice's ever arrives, his own event does.
+   */
+  async function subscriptionIsolation(
+    field: string,
+    selection: string,
+    routingKey: string,
+    body: (userId: string, n: number) => Record<string, unknown>,
+    byDevice: boolean,
+  ): Promise<void> {
+    const client = wsClient(gateway.wsUrl, bearer(token(BOB)));
+    const own = subscribe<Record<string, { eventId: string; userId: string }>, Record<string, unknown>>(
+      client.client,
+      `subscription($userId: ID${byDevice ? ', $deviceId: ID' : ''}) { ${field}(userId: $userId${byDevice ? ', deviceId: $deviceId' : ''}) { eventId userId ${selection} } }`,
+      {},
+    );
+    const aliceDevice = byDevice
+      ? subscribe<Record<string, { eventId: string }>, Record<string, unknown>>(
+          client.client,
+          `subscription($deviceId: ID) { ${field}(deviceId: $deviceId) { eventId } }`,
+          { deviceId: body(ALICE, 1).deviceId },
+        )
+      : undefined;
+    await waitForSubscriptions(gateway, byDevice ? 2 : 1, field);
+    // On a second socket: this gateway allows two operations per socket and two sockets per user.
+    const other = byDevice ? wsClient(gateway.wsUrl, bearer(token(BOB))) : client;
+    for (const userId of [ALICE, `${ALICE}*`, '*']) {
+      const denied = await subscribe(other.client, `subscription { ${field}(userId: ${JSON.stringify(userId)}) { eventId } }`).next();
+      expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+    }
+    await peer.publish(routingKey, body(ALICE, 1), { messageId: `${field}-a-${ALICE}` });
+    await peer.publish(routingKey, body(BOB, 1), { messageId: `${field}-b-${BOB}` });
+    expect((await own.next()).data?.[field]).toMatchObject({ eventId: `${field}-b-${BOB}`, userId: BOB });
+    expect(own.pending()).toBe(0);
+    expect(aliceDevice?.pending() ?? 0).toBe(0);
+    own.unsubscribe();
+    aliceDevice?.unsubscribe();
+    await waitForSubscriptions(gateway, 0, field);
+  }
 
   it('has a case for every query, mutation and subscription of the schema', async () => {
     const schema = await createSchema();

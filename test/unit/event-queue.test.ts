@@ -151,4 +151,14 @@ describe('coalescing keys', () => {
     expect(coalescingKey(quota(kind))).toEqual({ entity: 'quota:u1', coalesce });
     expect(coalescingKey(quota(kind, 'u2'))?.entity).toBe('quota:u2');
   });
+
+  it('device status events are state-like per device, except DELETED; orders and app installs never coalesce', () => {
+    const header = { eventId: 'e', type: 't', userId: 'u1', occurredAt: 'x' };
+    const device = (deviceId: string, status: string) => ({ ...header, family: 'device', deviceId, status }) as unknown as GatewayEvent;
+    expect(coalescingKey(device('d1', 'RUNNING'))).toEqual({ entity: 'device:d1', coalesce: true });
+    expect(coalescingKey(device('d2', 'STOPPED'))).toEqual({ entity: 'device:d2', coalesce: true });
+    expect(coalescingKey(device('d1', 'DELETED'))).toEqual({ entity: 'device:d1', coalesce: false });
+    expect(coalescingKey({ ...header, family: 'order', orderId: 'o1' } as unknown as GatewayEvent)).toBeUndefined();
+    expect(coalescingKey({ ...header, family: 'app', deviceId: 'd1', appId: 'a' } as unknown as GatewayEvent)).toBeUndefined();
+  });
 });
