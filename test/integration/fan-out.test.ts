@@ -20,7 +20,7 @@ const exchange = uniqueId('cpr-test-x');
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  gateway = await startGateway(realServicesEnv(database.url, { AMQP_EXCHANGE: exchange }));
+  gateway = await startGateway(realServicesEnv(database.url, { AMQP_EXCHANGE: exchange, ...FAN_OUT_LIMITS }));
   peer = await openPlatformPeer();
   redis = new Redis(TEST_REDIS_URL);
 });
@@ -40,6 +40,12 @@ afterAll(async () => {
   redis?.disconnect();
   await database?.drop();
 });
+
+/**
+ * This suite counts deliveries one by one: no coalescing of state-like events, and room for its
+ * 25 sockets of one user (the defaults are 100 ms and 10 sockets; see the storm and security suites).
+ */
+const FAN_OUT_LIMITS = { EVENT_COALESCE_MS: '0', WS_MAX_SOCKETS_PER_USER: '100' };
 
 const publish = (key: string, body: unknown, messageId: string) => peer.publish(key, body, { messageId, exchange });
 const bearer = (sub: string, roles?: string[]) => ({ authorization: `Bearer ${token(sub, { roles })}` });
@@ -219,5 +225,6 @@ function realServicesEnvOf(g: TestGateway): Record<string, string> {
     AMQP_QUEUE: amqp.queue,
     AMQP_DLX: amqp.deadLetterExchange,
     AMQP_DLQ: amqp.deadLetterQueue,
+    ...FAN_OUT_LIMITS,
   };
 }
