@@ -107,7 +107,6 @@ export function startGraphQLWsServer(deps: {
   const rules = [...specifiedRules, ...options.validationRules];
   const wss = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: options.maxPayloadBytes });
   wss.on('error', (error) => logger.warn({ err: error }, 'websocket server error'));
-  wss.on('connection', (socket) => socket.on('error', (error) => logger.debug({ err: error }, 'websocket error')));
 
   const armExpiry = (state: SocketState, close: () => void, expiresAt: number) => {
     const remaining = expiresAt - Date.now();
@@ -231,6 +230,15 @@ export function startGraphQLWsServer(deps: {
     wss,
     options.keepAliveMs,
   );
+
+  // Registered after graphql-ws' own: protocol errors (invalid UTF-8 1007, oversize 1009, bad
+  // frames 1002) are closed by ws with the right code before it emits 'error'; graphql-ws would
+  // print each one with console.error (outside the logger, once per hostile client). One listener
+  // that logs at debug replaces it (ws requires one, or the error would crash the process).
+  wss.on('connection', (socket) => {
+    socket.removeAllListeners('error');
+    socket.on('error', (error) => logger.debug({ err: error }, 'websocket protocol error'));
+  });
 
   return {
     socketCount: () => wss.clients.size,
