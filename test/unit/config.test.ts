@@ -64,4 +64,40 @@ describe('loadConfig', () => {
   ])('names the bad variable: %p', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });
+
+  it('documents the protection limits with their defaults', () => {
+    const config = loadConfig({});
+    expect(config.graphql).toMatchObject({ maxDepth: 10, maxComplexity: 1_000, maxTokens: 5_000, rateLimitPerSec: 20, rateLimitBurst: 40 });
+    expect(config.ws).toMatchObject({
+      maxSubscriptionsPerSocket: 25,
+      maxSocketsPerUser: 10,
+      socketLeaseMs: 60_000,
+      maxBufferedBytes: 1_048_576,
+      slowCloseGraceMs: 5_000,
+    });
+    expect(config.delivery).toEqual({ maxBuffered: 1_000, coalesceMs: 100 });
+    expect(config.jwt).toMatchObject({ jwksCacheMs: 600_000, jwksCooldownMs: 30_000 });
+  });
+
+  it('takes a JWKS URL in place of a key or secret, also in production', () => {
+    const config = loadConfig({
+      NODE_ENV: 'production',
+      DATABASE_URL: 'postgres://x/y',
+      REDIS_URL: 'redis://r',
+      AMQP_URL: 'amqp://a',
+      JWT_JWKS_URL: 'https://id.example/.well-known/jwks.json',
+      JWT_SECRET: 'ignored',
+    });
+    expect(config.jwt).toMatchObject({ jwksUrl: 'https://id.example/.well-known/jwks.json', secret: undefined, publicKey: undefined, usingDevelopmentSecret: false });
+  });
+
+  it.each([
+    [{ JWT_JWKS_URL: 'ftp://id.example/jwks' }, /JWT_JWKS_URL must use https: or http:/],
+    [{ WS_MAX_SOCKETS_PER_USER: '0' }, /WS_MAX_SOCKETS_PER_USER must be an integer between 1/],
+    [{ EVENT_COALESCE_MS: '-1' }, /EVENT_COALESCE_MS must be an integer/],
+    [{ HTTP_RATE_LIMIT_BURST: 'many' }, /HTTP_RATE_LIMIT_BURST must be an integer/],
+    [{ GRAPHQL_MAX_DEPTH: '0' }, /GRAPHQL_MAX_DEPTH must be an integer between 1/],
+  ])('names the bad limit: %p', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
 });
