@@ -18,8 +18,11 @@ import {
 import type { Disposition, EventPubSub, MessageHandler } from '../contracts/ports';
 import { isQuotaRoutingKey } from '../contracts/routing';
 import type { Topics } from '../contracts/topics';
+import { traceContextOf } from '../contracts/trace';
 
 export interface BridgeCounters {
+  /** Every message handed to the bridge (the sum of the outcomes below). */
+  consumed: number;
   /** Normalized and published to the fan-out. */
   bridged: number;
   /** Rejected to the dead-letter queue. */
@@ -42,7 +45,7 @@ export function createEventBridge(deps: {
   readonly logger: Logger;
 }): EventBridge {
   const { pubsub, topics, maxMessageBytes, logger } = deps;
-  const counters: BridgeCounters = { bridged: 0, deadLettered: 0, ignored: 0, requeued: 0 };
+  const counters: BridgeCounters = { consumed: 0, bridged: 0, deadLettered: 0, ignored: 0, requeued: 0 };
 
   function normalize(message: IncomingMessage): GatewayEvent | undefined {
     if (!isQuotaRoutingKey(message.routingKey)) return undefined;
@@ -58,6 +61,10 @@ export function createEventBridge(deps: {
   }
 
   const handle: MessageHandler = async (message): Promise<Disposition> => {
+    counters.consumed++;
+    // Every line about this message carries the platform's trace id when it sent one.
+    const trace = traceContextOf(message.body, maxMessageBytes);
+    const log = trace ? logger.child({ traceId: trace.traceId, traceparent: trace.traceparent }) : logger;
     let event: GatewayEvent | undefined;
     try {
       event = normalize(message);
@@ -65,12 +72,12 @@ export function createEventBridge(deps: {
       const reason =
         error instanceof EventRejection ? error.reason : `unprocessable: ${error instanceof Error ? error.message : String(error)}`;
       counters.deadLettered++;
-      logger.warn({ routingKey: message.routingKey, messageId: message.messageId, reason }, 'event dead-lettered');
+      log.warn({ routingKey: message.routingKey, messageId: message.messageId, reason }, 'event dead-lettered');
       return { action: 'dead-letter', reason };
     }
     if (!event) {
       counters.ignored++;
-      logger.debug({ routingKey: message.routingKey }, 'event ignored: no subscription takes this routing key');
+      log.debug({ routingKey: message.routingKey }, 'event ignored: no subscription takes this routing key');
       return { action: 'ack' };
     }
     try {
@@ -78,11 +85,11 @@ export function createEventBridge(deps: {
     } catch (error) {
       counters.requeued++;
       const reason = `fan-out publish failed: ${error instanceof Error ? error.message : String(error)}`;
-      logger.warn({ eventId: event.eventId, reason }, 'event requeued');
+      log.warn({ eventId: event.eventId, reason }, 'event requeued');
       return { action: 'requeue', reason };
     }
     counters.bridged++;
-    logger.debug({ eventId: event.eventId, type: event.type, userId: event.userId }, 'event bridged');
+    log.debug({ eventId: event.eventId, type: event.type, userId: event.userId }, 'event bridged');
     return { action: 'ack' };
   };
 

@@ -16,6 +16,8 @@ export class RedisEventPubSub implements EventPubSub {
   private readonly subscriber: Redis;
   private readonly pubsub: RedisPubSub;
   private lastError: string | undefined;
+  /** Times a connection became ready again after it was lost (for metrics). */
+  reconnects = 0;
 
   constructor(url: string, private readonly logger: Logger) {
     const options = {
@@ -28,6 +30,7 @@ export class RedisEventPubSub implements EventPubSub {
     this.publisher = new Redis(url, options);
     this.subscriber = new Redis(url, options);
     for (const [role, client] of [['publisher', this.publisher], ['subscriber', this.subscriber]] as const) {
+      let wasReady = false;
       // Without an 'error' listener ioredis' error events crash the process.
       client.on('error', (error: Error) => {
         this.lastError = error.message;
@@ -35,7 +38,11 @@ export class RedisEventPubSub implements EventPubSub {
       });
       client.on('ready', () => {
         this.lastError = undefined;
-        this.logger.debug({ role }, 'redis ready');
+        if (wasReady) {
+          this.reconnects++;
+          this.logger.info({ role }, 'redis reconnected');
+        } else this.logger.debug({ role }, 'redis ready');
+        wasReady = true;
       });
     }
     this.pubsub = new RedisPubSub({ publisher: this.publisher, subscriber: this.subscriber });
