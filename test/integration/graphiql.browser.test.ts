@@ -30,6 +30,12 @@ beforeAll(async () => {
   ]);
 });
 
+afterEach(async () => {
+  // Closing a page closes its socket: the next test counts its own subscriptions from zero.
+  await Promise.all(pages.splice(0).map((p) => p.context.close().catch(() => undefined)));
+  await waitForSubscriptions(gateway, 0);
+});
+
 afterAll(async () => {
   await Promise.all(pages.map((p) => p.context.close().catch(() => undefined)));
   await browser?.close();
@@ -63,6 +69,8 @@ it('subscribes to quotaChanged with a pasted token and shows an event published 
   expect(response?.status()).toBe(200);
   expect(response?.headers()['content-security-policy']).toContain("connect-src 'self'");
   await page.locator('.graphiql-execute-button').waitFor();
+  // Outside production with an HS256 secret the page says how to mint a development token.
+  await expect(page.locator('#cpr-token-hint').textContent()).resolves.toContain('npm run token -- --sub');
 
   await page.locator('#cpr-token').fill(`Bearer ${token(user)}`);
   await page.locator('#cpr-token-apply').click();
@@ -120,5 +128,35 @@ it('runs queries over HTTP with the token, and says UNAUTHENTICATED without one'
   // No quota row yet for this user: data.quota is null, and no error.
   await page.waitForFunction(() => /"quota":\s*null/.test(document.querySelector('.result-window')?.textContent ?? ''));
   expect(await resultPane(recorded).textContent()).not.toContain('UNAUTHENTICATED');
+  expect(offOrigin(recorded.requests, gateway.app.url)).toEqual([]);
+});
+
+it('reconnects the socket with a new token: the next subscription runs as the new user', async () => {
+  const before = uniqueId('ivy');
+  const after = uniqueId('jay');
+  const recorded = await openPage(browser);
+  pages.push(recorded);
+  const { page } = recorded;
+  await page.goto(`${gateway.app.url}/graphiql?query=${encodeURIComponent(SUBSCRIPTION)}`);
+  await page.locator('#cpr-token').fill(token(before));
+  await page.locator('#cpr-token-apply').click();
+  await page.locator('.graphiql-execute-button').click();
+  await waitForSubscriptions(gateway, 1);
+  await page.locator('#cpr-socket[data-state="connected"]').waitFor();
+
+  // A new token closes the socket that authenticated with the old one (and its subscription).
+  await page.locator('#cpr-token').fill(token(after));
+  await page.locator('#cpr-token-apply').click();
+  await waitForSubscriptions(gateway, 0);
+  await expect(page.locator('#cpr-token-who').textContent()).resolves.toContain(`user ${after}`);
+
+  await page.locator('.graphiql-execute-button[aria-label^="Execute"]').click();
+  await waitForSubscriptions(gateway, 1);
+  await page.locator('#cpr-socket[data-state="connected"]').waitFor();
+  // The new socket speaks for the new user: the old user's event is not shown, the new one's is.
+  await peer.publish('quota.deleted', { userId: before }, { messageId: `old-${before}` });
+  await peer.publish('quota.deleted', { userId: after }, { messageId: `new-${after}` });
+  await page.waitForFunction((id) => document.querySelector('.result-window')?.textContent?.includes(id) ?? false, `new-${after}`);
+  expect(await resultPane(recorded).textContent()).not.toContain(`old-${before}`);
   expect(offOrigin(recorded.requests, gateway.app.url)).toEqual([]);
 });
