@@ -50,6 +50,8 @@ export interface App {
     subscriptions: Readonly<Record<string, number>>;
     bridge: Readonly<BridgeCounters>;
     outboxPublished: number;
+    /** Reconnections of RabbitMQ and Redis since start (0 for the in-process stand-ins). */
+    reconnects: { eventBus: number; pubsub: number };
   };
   /** The event bus in use (the in-process one accepts raw publishes: CLI and tests). */
   readonly bus: EventBus;
@@ -64,7 +66,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
   const verifier = createTokenVerifier(config.jwt);
   const formatError = createErrorFormatter({ production: config.production, logger });
   const pubsub: EventPubSub =
-    config.redis.kind === 'redis' ? new RedisEventPubSub(config.redis.url, logger) : new MemoryPubSub();
+    config.redis.kind === 'redis' ? new RedisEventPubSub(config.redis.url, config.redis.topicPrefix, logger) : new MemoryPubSub();
   const bus: EventBus =
     config.amqp.kind === 'amqp' ? new AmqpEventBus(config.amqp.url, config.amqp, logger) : new MemoryEventBus(logger);
   const bridge = createEventBridge({ pubsub, topics, maxMessageBytes: config.amqp.maxMessageBytes, logger });
@@ -82,13 +84,17 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     subscriptions: { ...subscriptions },
     bridge: { ...bridge.counters },
     outboxPublished: relay?.published ?? 0,
+    reconnects: {
+      eventBus: bus instanceof AmqpEventBus ? bus.reconnects : 0,
+      pubsub: pubsub instanceof RedisEventPubSub ? pubsub.reconnects : 0,
+    },
   });
   const metrics = createMetrics(
     {
       stats,
       outboxBacklog: () => relay?.backlog(),
-      redisReconnects: () => (pubsub instanceof RedisEventPubSub ? pubsub.reconnects : 0),
-      amqpReconnects: () => (bus instanceof AmqpEventBus ? bus.reconnects : 0),
+      redisReconnects: () => stats().reconnects.pubsub,
+      amqpReconnects: () => stats().reconnects.eventBus,
     },
     logger,
   );
@@ -99,7 +105,11 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     }
     database = await openDatabase(config.database, logger);
     const db = database;
-    if (pubsub instanceof RedisEventPubSub) await pubsub.ready();
+    if (pubsub instanceof RedisEventPubSub) {
+      // Redis down at start-up is an outage like any other: serve, report it in /readyz, and
+      // let ioredis reconnect (the bridge requeues what it cannot publish meanwhile).
+      await pubsub.ready().catch((error: unknown) => logger.warn({ err: error }, 'redis unavailable at start-up; retrying'));
+    }
     await bus.connect();
     relay = new OutboxRelay(db.prisma, bus, config.outbox, logger);
     const outboxRelay = relay;

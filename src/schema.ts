@@ -6,6 +6,9 @@ import 'reflect-metadata';
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema, type PubSub } from 'type-graphql';
 import { authChecker } from './auth/authorization';
+import { AppEventResolver } from './domains/app/app-event.resolver';
+import { DeviceEventResolver } from './domains/device/device-event.resolver';
+import { OrderEventResolver } from './domains/order/order-event.resolver';
 import { QuotaResolver } from './domains/quota/quota.resolver';
 
 /**
@@ -25,7 +28,7 @@ const topicsUnsupported: PubSub = {
 
 export async function createSchema(): Promise<GraphQLSchema> {
   return buildSchema({
-    resolvers: [QuotaResolver],
+    resolvers: [QuotaResolver, DeviceEventResolver, OrderEventResolver, AppEventResolver],
     authChecker,
     pubSub: topicsUnsupported,
     // Validate inputs with class-validator; absent or null optional fields are not validated.
