@@ -30,9 +30,12 @@ import { costLimitRule } from './graphql/validation-rules';
 import { AmqpEventBus } from './infra/amqp/amqp-bus';
 import { openDatabase, type Database } from './infra/db/database';
 import { OutboxRelay } from './infra/db/outbox-relay';
+import { devEventsRouter } from './infra/http/dev-events';
 import { createErrorFormatter } from './infra/http/format-error';
+import { graphiqlRouter } from './infra/http/graphiql';
 import { healthRouter } from './infra/http/health';
 import { MemoryRateLimiter, rateLimitMiddleware, RedisRateLimiter, type RateLimiter } from './infra/http/rate-limit';
+import { createMetrics } from './infra/http/metrics';
 import { MemoryEventBus } from './infra/memory/memory-bus';
 import { MemoryPubSub } from './infra/memory/memory-pubsub';
 import { RedisEventPubSub } from './infra/redis/redis-pubsub';
@@ -66,6 +69,10 @@ export interface App {
   /** The event bus in use (the in-process one accepts raw publishes: CLI and tests). */
   readonly bus: EventBus;
 }
+
+/** No DATABASE_URL, REDIS_URL or AMQP_URL: everything in this one process. */
+const isEmbedded = (config: Config) =>
+  config.database.kind === 'embedded' && config.redis.kind === 'memory' && config.amqp.kind === 'memory';
 
 export function buildApp(config: Config, logger: Logger = createLogger(config.logLevel)): App {
   const topics = createTopics(config.redis.topicPrefix);
@@ -109,6 +116,28 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
   let wsServer: GraphQLWsServer | undefined;
   let stopping = false;
   let port = 0;
+  const stats = () => ({
+    sockets: wsServer?.socketCount() ?? 0,
+    subscriptions: { ...subscriptions },
+    bridge: { ...bridge.counters },
+    outboxPublished: relay?.published ?? 0,
+    coalesced: delivery.coalesced,
+    overflowed: delivery.overflowed,
+    ws: { ...(wsServer?.counters ?? { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0 }) },
+    reconnects: {
+      eventBus: bus instanceof AmqpEventBus ? bus.reconnects : 0,
+      pubsub: pubsub instanceof RedisEventPubSub ? pubsub.reconnects : 0,
+    },
+  });
+  const metrics = createMetrics(
+    {
+      stats,
+      outboxBacklog: () => relay?.backlog(),
+      redisReconnects: () => stats().reconnects.pubsub,
+      amqpReconnects: () => stats().reconnects.eventBus,
+    },
+    logger,
+  );
 
   async function start(): Promise<void> {
     if (config.jwt.usingDevelopmentSecret) {
@@ -132,6 +161,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
       onSubscriptionChange(field, delta) {
         subscriptions[field] = (subscriptions[field] ?? 0) + delta;
       },
+      onEventDelivered: metrics.eventDelivered,
     };
     const schema = await createSchema();
 
@@ -159,6 +189,11 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
         isStopping: () => stopping,
       }),
     );
+    app.use(metrics.router);
+    app.use(graphiqlRouter({ tokenHint: !config.production && config.jwt.secret !== undefined, embedded: isEmbedded(config) }));
+    if (bus instanceof MemoryEventBus && !config.production) {
+      app.use(devEventsRouter({ bus, verifier, maxMessageBytes: config.amqp.maxMessageBytes, logger }));
+    }
     app.use(
       '/graphql',
       express.json({ limit: config.graphql.bodyLimitBytes }),
@@ -280,19 +315,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     get url() {
       return `http://127.0.0.1:${port}`;
     },
-    stats: () => ({
-      sockets: wsServer?.socketCount() ?? 0,
-      subscriptions: { ...subscriptions },
-      bridge: { ...bridge.counters },
-      outboxPublished: relay?.published ?? 0,
-      coalesced: delivery.coalesced,
-      overflowed: delivery.overflowed,
-      ws: { ...(wsServer?.counters ?? { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0 }) },
-      reconnects: {
-        eventBus: bus instanceof AmqpEventBus ? bus.reconnects : 0,
-        pubsub: pubsub instanceof RedisEventPubSub ? pubsub.reconnects : 0,
-      },
-    }),
+    stats,
     bus,
   };
 }
