@@ -59,7 +59,7 @@ describe('npm run token', () => {
   it('mints a token the gateway accepts, with the roles asked for', async () => {
     const result = await runCli('token', ['--sub', 'u-42', '--roles', 'admin,user'], { JWT_SECRET: TEST_JWT_SECRET });
     expect(result).toMatchObject({ code: 0, stderr: '' });
-    const user = createTokenVerifier(loadConfig({ JWT_SECRET: TEST_JWT_SECRET }).jwt).verify(result.stdout.trim());
+    const user = await createTokenVerifier(loadConfig({ JWT_SECRET: TEST_JWT_SECRET }).jwt).verify(result.stdout.trim());
     expect(user).toMatchObject({ id: 'u-42', roles: ['admin', 'user'], isAdmin: true });
   });
 
