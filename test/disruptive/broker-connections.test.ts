@@ -23,7 +23,8 @@ const exchange = uniqueId('cpr-test-x');
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  const env = realServicesEnv(database.url, { AMQP_EXCHANGE: exchange });
+  // Counts every delivery of one device's events: no coalescing of state-like events (default 100 ms).
+  const env = realServicesEnv(database.url, { AMQP_EXCHANGE: exchange, EVENT_COALESCE_MS: '0' });
   first = await startGateway(env);
   second = await startGateway(env);
 });
