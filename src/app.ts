@@ -22,6 +22,9 @@ import type { Config } from './config';
 import { ErrorCode, UnauthenticatedError } from './contracts/errors';
 import type { EventBus, EventPubSub } from './contracts/ports';
 import { createTopics } from './contracts/topics';
+import { createAppInstallationService } from './domains/app/app-installation.service';
+import { createDeviceService } from './domains/device/device.service';
+import { createOrderService } from './domains/order/order.service';
 import { createQuotaService } from './domains/quota/quota.service';
 import { AmqpEventBus } from './infra/amqp/amqp-bus';
 import { openDatabase, type Database } from './infra/db/database';
@@ -82,8 +85,12 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     relay = new OutboxRelay(db.prisma, bus, config.outbox, logger);
     const outboxRelay = relay;
 
+    const writes = { prisma: db.prisma, onOutboxWrite: () => outboxRelay.nudge() };
     const services: Services = {
-      quota: createQuotaService({ prisma: db.prisma, onOutboxWrite: () => outboxRelay.nudge() }),
+      quota: createQuotaService(writes),
+      devices: createDeviceService(writes),
+      orders: createOrderService(writes),
+      apps: createAppInstallationService(writes),
       pubsub,
       topics,
       onSubscriptionChange(field, delta) {

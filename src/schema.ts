@@ -6,7 +6,11 @@ import 'reflect-metadata';
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema, type PubSub } from 'type-graphql';
 import { authChecker } from './auth/authorization';
+import { AppInstallationResolver } from './domains/app/app-installation.resolver';
+import { DeviceResolver } from './domains/device/device.resolver';
+import { OrderResolver } from './domains/order/order.resolver';
 import { QuotaResolver } from './domains/quota/quota.resolver';
+import { MeResolver } from './domains/user/me.resolver';
 
 /**
  * type-graphql refuses to build subscriptions without a `pubSub`. Ours never use it: each
@@ -25,7 +29,7 @@ const topicsUnsupported: PubSub = {
 
 export async function createSchema(): Promise<GraphQLSchema> {
   return buildSchema({
-    resolvers: [QuotaResolver],
+    resolvers: [QuotaResolver, MeResolver, DeviceResolver, OrderResolver, AppInstallationResolver],
     authChecker,
     pubSub: topicsUnsupported,
     // Validate inputs with class-validator; absent or null optional fields are not validated.
