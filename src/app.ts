@@ -26,6 +26,7 @@ import { createAppInstallationService } from './domains/app/app-installation.ser
 import { createDeviceService } from './domains/device/device.service';
 import { createOrderService } from './domains/order/order.service';
 import { createQuotaService } from './domains/quota/quota.service';
+import { createReadModelService } from './domains/read-model/read-model.service';
 import { AmqpEventBus } from './infra/amqp/amqp-bus';
 import { openDatabase, type Database } from './infra/db/database';
 import { OutboxRelay } from './infra/db/outbox-relay';
@@ -50,10 +51,16 @@ export interface App {
     subscriptions: Readonly<Record<string, number>>;
     bridge: Readonly<BridgeCounters>;
     outboxPublished: number;
+    /** Reconnections of RabbitMQ and Redis since start (0 for the in-process stand-ins). */
+    reconnects: { eventBus: number; pubsub: number };
   };
   /** The event bus in use (the in-process one accepts raw publishes: CLI and tests). */
   readonly bus: EventBus;
 }
+
+const notOpen = (): never => {
+  throw new Error('the database is not open yet');
+};
 
 export function buildApp(config: Config, logger: Logger = createLogger(config.logLevel)): App {
   const topics = createTopics(config.redis.topicPrefix);
@@ -63,10 +70,11 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     config.redis.kind === 'redis' ? new RedisEventPubSub(config.redis.url, logger) : new MemoryPubSub();
   const bus: EventBus =
     config.amqp.kind === 'amqp' ? new AmqpEventBus(config.amqp.url, config.amqp, logger) : new MemoryEventBus(logger);
-  const bridge = createEventBridge({ pubsub, topics, maxMessageBytes: config.amqp.maxMessageBytes, logger });
+  let database: Database | undefined;
+  const readModel = createReadModelService({ prisma: () => (database ?? notOpen()).prisma });
+  const bridge = createEventBridge({ pubsub, topics, maxMessageBytes: config.amqp.maxMessageBytes, logger, readModel });
   const subscriptions: Record<string, number> = {};
 
-  let database: Database | undefined;
   let relay: OutboxRelay | undefined;
   let apollo: ApolloServer<GraphQLContext> | undefined;
   let httpServer: http.Server | undefined;
@@ -80,7 +88,11 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     }
     database = await openDatabase(config.database, logger);
     const db = database;
-    if (pubsub instanceof RedisEventPubSub) await pubsub.ready();
+    if (pubsub instanceof RedisEventPubSub) {
+      // Redis down at start-up is an outage like any other: serve, report it in /readyz, and
+      // let ioredis reconnect (the bridge requeues what it cannot publish meanwhile).
+      await pubsub.ready().catch((error: unknown) => logger.warn({ err: error }, 'redis unavailable at start-up; retrying'));
+    }
     await bus.connect();
     relay = new OutboxRelay(db.prisma, bus, config.outbox, logger);
     const outboxRelay = relay;
@@ -226,6 +238,10 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
       subscriptions: { ...subscriptions },
       bridge: { ...bridge.counters },
       outboxPublished: relay?.published ?? 0,
+      reconnects: {
+        eventBus: bus instanceof AmqpEventBus ? bus.reconnects : 0,
+        pubsub: pubsub instanceof RedisEventPubSub ? pubsub.reconnects : 0,
+      },
     }),
     bus,
   };

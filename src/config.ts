@@ -94,6 +94,12 @@ export interface AmqpNames {
   readonly prefetch: number;
   /** `EVENT_MAX_BYTES`: larger event bodies are dead-lettered unread. @default 262_144 */
   readonly maxMessageBytes: number;
+  /**
+   * `AMQP_REQUEUE_DELAY_MS`: how long a message that could not be published to the fan-out (Redis
+   * or the read model down) is held before it goes back to the queue, so an outage does not spin
+   * the same messages through the broker. @default 1_000
+   */
+  readonly requeueDelayMs: number;
 }
 
 /** Used when `JWT_SECRET` is unset outside production; printed nowhere but the README. */
@@ -187,6 +193,7 @@ export function loadConfig(env: Env = process.env): Config {
     deadLetterExchange: str(env, 'AMQP_DLX') ?? 'cloudphone-realtime.dlx',
     deadLetterQueue: str(env, 'AMQP_DLQ') ?? 'cloudphone-realtime.dlq',
     prefetch: int(env, 'AMQP_PREFETCH', 100, 1, 65_535),
+    requeueDelayMs: int(env, 'AMQP_REQUEUE_DELAY_MS', 1_000, 0, 60_000),
     maxMessageBytes: int(env, 'EVENT_MAX_BYTES', 262_144, 256),
   };
   const topicPrefix = str(env, 'REDIS_TOPIC_PREFIX') ?? 'cloudphone-realtime:';

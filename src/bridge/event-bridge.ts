@@ -5,19 +5,34 @@
  *
  * Decoding and validation live in `contracts/events.ts`; this file decides what happens to each
  * message: published then acknowledged, dead-lettered with a reason, requeued when the fan-out
- * is down, or acknowledged and counted when nobody subscribes to its routing key.
+ * (or the read model) is down, or acknowledged and counted when nobody subscribes to its routing
+ * key. Between validation and publishing, the read model (when wired) names the owner of events
+ * that name only a device, and applies the event, so that a query made after a subscriber saw
+ * the event already returns the new state.
  */
 import type { Logger } from 'pino';
 import {
-  decodeMessage,
+  deviceIdOf,
   EventRejection,
-  normalizeQuotaEvent,
+  hasOwner,
+  normalizeEvent,
+  withOwner,
   type GatewayEvent,
-  type IncomingMessage,
+  type GatewayEventDraft,
 } from '../contracts/events';
 import type { Disposition, EventPubSub, MessageHandler } from '../contracts/ports';
-import { isQuotaRoutingKey } from '../contracts/routing';
 import type { Topics } from '../contracts/topics';
+
+/** The gateway's own tables, kept up to date from the events (issue 4 wires one in). */
+export interface ReadModel {
+  /** The owner of a device, or undefined when the read model does not know it. */
+  ownerOfDevice(deviceId: string): Promise<string | undefined>;
+  /** Applies an event, idempotently by `eventId`; older-than-current state is ignored. Throwing requeues. */
+  apply(event: GatewayEvent): Promise<void>;
+}
+
+/** The dead-letter reason of an event naming a device nobody is known to own (CONTRACT §5). */
+export const UNKNOWN_OWNER = 'unknown owner';
 
 export interface BridgeCounters {
   /** Normalized and published to the fan-out. */
@@ -40,13 +55,18 @@ export function createEventBridge(deps: {
   readonly topics: Topics;
   readonly maxMessageBytes: number;
   readonly logger: Logger;
+  readonly readModel?: ReadModel;
 }): EventBridge {
-  const { pubsub, topics, maxMessageBytes, logger } = deps;
+  const { pubsub, topics, maxMessageBytes, logger, readModel } = deps;
   const counters: BridgeCounters = { bridged: 0, deadLettered: 0, ignored: 0, requeued: 0 };
 
-  function normalize(message: IncomingMessage): GatewayEvent | undefined {
-    if (!isQuotaRoutingKey(message.routingKey)) return undefined;
-    return normalizeQuotaEvent(message.routingKey, decodeMessage(message, maxMessageBytes));
+  /** The event with its owner; throws `EventRejection(UNKNOWN_OWNER)` when nobody is known. */
+  async function resolveOwner(draft: GatewayEventDraft): Promise<GatewayEvent> {
+    if (hasOwner(draft)) return draft;
+    const deviceId = deviceIdOf(draft);
+    const owner = deviceId !== undefined && readModel ? await readModel.ownerOfDevice(deviceId) : undefined;
+    if (owner === undefined) throw new EventRejection(UNKNOWN_OWNER);
+    return withOwner(draft, owner);
   }
 
   /**
@@ -57,21 +77,38 @@ export function createEventBridge(deps: {
     return pubsub.publish(topics.user(event.family, event.userId), event);
   }
 
+  const deadLetter = (reason: string, message: { routingKey: string; messageId?: string }): Disposition => {
+    counters.deadLettered++;
+    logger.warn({ routingKey: message.routingKey, messageId: message.messageId, reason }, 'event dead-lettered');
+    return { action: 'dead-letter', reason };
+  };
+
   const handle: MessageHandler = async (message): Promise<Disposition> => {
-    let event: GatewayEvent | undefined;
+    let draft: GatewayEventDraft | undefined;
     try {
-      event = normalize(message);
+      draft = normalizeEvent(message, maxMessageBytes);
     } catch (error) {
+      // Only validation says "never": anything else thrown here is a defect, dead-lettered with
+      // its message rather than redelivered forever.
       const reason =
         error instanceof EventRejection ? error.reason : `unprocessable: ${error instanceof Error ? error.message : String(error)}`;
-      counters.deadLettered++;
-      logger.warn({ routingKey: message.routingKey, messageId: message.messageId, reason }, 'event dead-lettered');
-      return { action: 'dead-letter', reason };
+      return deadLetter(reason, message);
     }
-    if (!event) {
+    if (!draft) {
       counters.ignored++;
       logger.debug({ routingKey: message.routingKey }, 'event ignored: no subscription takes this routing key');
       return { action: 'ack' };
+    }
+    let event: GatewayEvent;
+    try {
+      event = await resolveOwner(draft);
+      await readModel?.apply(event);
+    } catch (error) {
+      if (error instanceof EventRejection) return deadLetter(error.reason, message);
+      counters.requeued++;
+      const reason = `read model failed: ${error instanceof Error ? error.message : String(error)}`;
+      logger.warn({ eventId: draft.eventId, reason }, 'event requeued');
+      return { action: 'requeue', reason };
     }
     try {
       await publish(event);

@@ -1,12 +1,22 @@
 /**
  * The event wire contract (CONTRACT §5): how a raw AMQP message becomes a normalized gateway
- * event. One validator per event kind; the TypeScript types are inferred from the validators and
- * never written twice. Validators keep only the fields they name, so unknown extras (`_trace`,
- * `email`, ...) never reach Redis or a client.
+ * event. Per event kind: an alias step (the platform's other names for a field, the status a
+ * routing key implies) and one zod validator of the domain fields, from which the event's
+ * TypeScript type is inferred. Validators keep only the fields they name, so unknown extras
+ * (`_trace`, `email`, ...) never reach Redis or a client.
+ *
+ *   raw body --decodeMessage--> { payload, eventId, occurredAt } --normalizeEvent--> event draft
+ *   draft (+ owner from the read model when the platform named only a device) --> GatewayEvent
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { QUOTA_ROUTING_KEYS, type QuotaRoutingKey } from './routing';
+import {
+  DEVICE_ROUTING_KEYS,
+  familyOf,
+  QUOTA_ROUTING_KEYS,
+  type DeviceRoutingKey,
+  type QuotaRoutingKey,
+} from './routing';
 
 /** A message as any event bus hands it to the bridge. */
 export interface IncomingMessage {
@@ -77,6 +87,46 @@ const upperEnum = <T extends string>(values: readonly T[]) =>
     }),
   );
 
+const text = (max: number) => z.string().trim().min(1).max(max);
+
+/** A required entity id: its absence and its malformation are told apart in the reason. */
+const requiredId = (name: string) =>
+  z.unknown().transform((v, ctx) => {
+    if (v === undefined || v === null) {
+      ctx.addIssue({ code: 'custom', message: `missing ${name}` });
+      return z.NEVER;
+    }
+    const parsed = entityId.safeParse(v);
+    if (!parsed.success) {
+      ctx.addIssue({ code: 'custom', message: `invalid ${name}` });
+      return z.NEVER;
+    }
+    return parsed.data;
+  });
+
+/** A money amount as a decimal string, kept exactly as sent (`"59.90"`); a number is stringified. */
+const decimalString = z.union([
+  z.string().trim().regex(/^-?\d{1,18}(\.\d{1,18})?$/),
+  z.number().refine(Number.isFinite).transform(String),
+]);
+
+const upper = (v: unknown) => (typeof v === 'string' ? v.trim().toUpperCase() : v);
+
+// ---------------------------------------------------------------- the common header
+
+/** What every normalized event carries (CONTRACT §4). */
+export interface EventHeader {
+  readonly eventId: string;
+  /** The routing key the event came from. */
+  readonly type: string;
+  readonly userId: string;
+  /** ISO-8601. */
+  readonly occurredAt: string;
+}
+
+/** An event before its owner is known: device and app events may name only a device. */
+export type EventDraft<E extends EventHeader> = Omit<E, 'userId'> & { readonly userId?: string };
+
 // ---------------------------------------------------------------- quota
 
 /** Quota limit fields as the platform names them, with their number kind. */
@@ -122,26 +172,13 @@ export const QUOTA_STATUSES = ['ACTIVE', 'EXCEEDED', 'SUSPENDED', 'EXPIRED'] as 
 export const QUOTA_EVENT_KINDS = Object.values(QUOTA_ROUTING_KEYS);
 export type QuotaEventKind = (typeof QUOTA_EVENT_KINDS)[number];
 
-/** The body of a `quota.*` event, flat or the envelope's `payload`. */
-export const quotaPayloadSchema = z.object({
-  userId: z.unknown().transform((v, ctx) => {
-    if (v === undefined || v === null) {
-      ctx.addIssue({ code: 'custom', message: 'missing userId' });
-      return z.NEVER;
-    }
-    const parsed = entityId.safeParse(v);
-    if (!parsed.success) {
-      ctx.addIssue({ code: 'custom', message: 'invalid userId' });
-      return z.NEVER;
-    }
-    return parsed.data;
-  }),
+/** The domain fields of a `quotaChanged` event. */
+export const quotaEventFields = z.object({
   quotaId: optional(entityId),
   limits: optional(numberFields(QUOTA_LIMIT_FIELDS)),
   usage: optional(numberFields(QUOTA_USAGE_FIELDS)),
   usagePercent: optional(finiteNumber),
-  percentage: optional(z.record(z.string(), optional(finiteNumber))),
-  severity: optional(z.string().trim().min(1).max(50)),
+  severity: optional(text(50)),
   status: upperEnum(QUOTA_STATUSES),
   validUntil: isoTime,
 });
@@ -150,30 +187,127 @@ export type QuotaLimits = Partial<Record<keyof typeof QUOTA_LIMIT_FIELDS, number
 export type QuotaUsage = Partial<Record<keyof typeof QUOTA_USAGE_FIELDS, number>>;
 export type QuotaStatus = (typeof QUOTA_STATUSES)[number];
 
-/** What fields every normalized event carries (CONTRACT §4). */
-export interface EventHeader {
-  readonly eventId: string;
-  /** The routing key the event came from. */
-  readonly type: string;
-  readonly userId: string;
-  /** ISO-8601. */
-  readonly occurredAt: string;
-}
-
 /** A normalized `quotaChanged` event: what is published to pub/sub and pushed to clients. */
-export interface QuotaEventMessage extends EventHeader {
+export type QuotaEventMessage = EventHeader & {
   readonly family: 'quota';
   readonly kind: QuotaEventKind;
-  readonly quotaId?: string;
-  readonly limits?: QuotaLimits;
-  readonly usage?: QuotaUsage;
-  readonly usagePercent?: number;
-  readonly severity?: string;
-  readonly status?: QuotaStatus;
-  readonly validUntil?: string;
+} & Readonly<z.output<typeof quotaEventFields>>;
+
+/** `percentage` (per-resource percentages) gives `usagePercent` as its largest value. */
+function quotaAliases(p: Record<string, unknown>): Record<string, unknown> {
+  if (p.usagePercent !== undefined && p.usagePercent !== null) return p;
+  if (!isPlainObject(p.percentage)) return p;
+  const values = Object.values(p.percentage)
+    .map((v) => finiteNumber.safeParse(v))
+    .flatMap((r) => (r.success ? [r.data] : []));
+  return values.length > 0 ? { ...p, usagePercent: Math.max(...values) } : p;
 }
 
-export type GatewayEvent = QuotaEventMessage;
+// ---------------------------------------------------------------- device
+
+export const DEVICE_STATUSES = ['CREATING', 'IDLE', 'ALLOCATED', 'RUNNING', 'STOPPED', 'PAUSED', 'ERROR', 'DELETED'] as const;
+export type DeviceStatus = (typeof DEVICE_STATUSES)[number];
+
+const requiredDeviceStatus = z.unknown().transform((v, ctx) => {
+  if (v === undefined || v === null || v === '') {
+    ctx.addIssue({ code: 'custom', message: 'missing status' });
+    return z.NEVER;
+  }
+  const status = upper(v);
+  if (typeof status !== 'string' || !(DEVICE_STATUSES as readonly string[]).includes(status)) {
+    ctx.addIssue({ code: 'custom', message: 'invalid status' });
+    return z.NEVER;
+  }
+  return status as DeviceStatus;
+});
+
+/** The domain fields of a `deviceStatusChanged` event. */
+export const deviceEventFields = z.object({
+  deviceId: requiredId('deviceId'),
+  deviceName: optional(text(200)),
+  previousStatus: upperEnum(DEVICE_STATUSES),
+  status: requiredDeviceStatus,
+  reason: optional(text(1000)),
+  providerType: optional(text(50)),
+});
+
+export type DeviceStatusEventMessage = EventHeader & { readonly family: 'device' } & Readonly<
+    z.output<typeof deviceEventFields>
+  >;
+
+const isDeviceStatus = (v: unknown): v is DeviceStatus =>
+  typeof upper(v) === 'string' && (DEVICE_STATUSES as readonly string[]).includes(upper(v) as string);
+
+/** The status a routing key implies, and the platform's other names for the fields. */
+function deviceAliases(routingKey: DeviceRoutingKey, p: Record<string, unknown>): Record<string, unknown> {
+  const implied = DEVICE_ROUTING_KEYS[routingKey];
+  let status: unknown;
+  if (implied) status = implied;
+  else if (routingKey === 'device.created') status = isDeviceStatus(p.status) ? p.status : 'CREATING';
+  else status = p.newStatus ?? p.status;
+  return {
+    deviceId: p.deviceId,
+    deviceName: p.deviceName,
+    previousStatus: p.previousStatus ?? p.oldStatus,
+    status,
+    reason: p.reason ?? (typeof p.error === 'string' ? p.error : undefined) ?? p.errorMessage,
+    providerType: p.providerType,
+  };
+}
+
+// ---------------------------------------------------------------- order
+
+/** The domain fields of an `orderCompleted` event. */
+export const orderEventFields = z.object({
+  orderId: requiredId('orderId'),
+  amount: optional(decimalString),
+  deviceId: optional(entityId),
+  planId: optional(entityId),
+});
+
+export type OrderCompletedEventMessage = EventHeader & { readonly family: 'order' } & Readonly<
+    z.output<typeof orderEventFields>
+  >;
+
+// ---------------------------------------------------------------- app
+
+/** The domain fields of an `appInstalled` event. */
+export const appEventFields = z
+  .object({
+    installationId: optional(entityId),
+    appId: optional(entityId),
+    deviceId: requiredId('deviceId'),
+    packageName: optional(text(255)),
+    versionName: optional(text(100)),
+  })
+  .refine((e) => e.appId !== undefined || e.packageName !== undefined, { message: 'missing appId' });
+
+export type AppInstalledEventMessage = EventHeader & { readonly family: 'app' } & Readonly<
+    z.output<typeof appEventFields>
+  >;
+
+function appAliases(p: Record<string, unknown>): Record<string, unknown> {
+  return { ...p, appId: p.appId ?? p.applicationId };
+}
+
+// ---------------------------------------------------------------- the union
+
+/** A normalized event of any family, as published to pub/sub. */
+export type GatewayEvent = QuotaEventMessage | DeviceStatusEventMessage | OrderCompletedEventMessage | AppInstalledEventMessage;
+
+export type GatewayEventDraft =
+  | EventDraft<QuotaEventMessage>
+  | EventDraft<DeviceStatusEventMessage>
+  | EventDraft<OrderCompletedEventMessage>
+  | EventDraft<AppInstalledEventMessage>;
+
+/** The event type of each family. */
+export interface EventOfFamily {
+  quota: QuotaEventMessage;
+  device: DeviceStatusEventMessage;
+  order: OrderCompletedEventMessage;
+  app: AppInstalledEventMessage;
+}
 
 // ---------------------------------------------------------------- envelope and decoding
 
@@ -183,18 +317,33 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Event time fields, most specific first; `timestamp` is the fallback after these. */
-const OWN_TIME_FIELDS = [
-  'occurredAt',
-  'alertedAt',
-  'exceededAt',
-  'renewedAt',
-  'deductedAt',
-  'restoredAt',
-  'deletedAt',
-] as const;
+/**
+ * The event's own time fields by routing key, most specific first; `timestamp` (body, then
+ * envelope), the AMQP `timestamp` property and the time received are the fallbacks after these.
+ */
+const OWN_TIME_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  'quota.updated': ['updatedAt'],
+  'quota.alert': ['alertedAt'],
+  'quota.exceeded': ['exceededAt'],
+  'quota.renewed': ['renewedAt'],
+  'quota.deducted': ['deductedAt'],
+  'quota.restored': ['restoredAt'],
+  'quota.deleted': ['deletedAt'],
+  'device.created': ['createdAt'],
+  'device.started': ['startedAt'],
+  'device.stopped': ['stoppedAt'],
+  'device.deleted': ['deletedAt'],
+  'device.error': ['failedAt', 'errorAt'],
+  'device.recovered': ['recoveredAt'],
+  'device.status.changed': ['changedAt'],
+  'order.completed': ['completedAt', 'paidAt'],
+  'billing.order.completed': ['completedAt', 'paidAt'],
+  'app.installed': ['installedAt'],
+  'app.install.completed': ['installedAt', 'completedAt'],
+};
 
-interface Decoded {
+/** A decoded message: the domain payload (flat body or the envelope's), its id and time. */
+export interface DecodedMessage {
   readonly payload: Record<string, unknown>;
   readonly eventId: string;
   readonly occurredAt: string;
@@ -204,7 +353,7 @@ interface Decoded {
  * Decodes a raw message: UTF-8, JSON, object; unwraps the envelope; derives `eventId` and
  * `occurredAt` by CONTRACT §5's fallbacks. Throws `EventRejection` with the dead-letter reason.
  */
-export function decodeMessage(message: IncomingMessage, maxBytes: number, now: () => Date = () => new Date()): Decoded {
+export function decodeMessage(message: IncomingMessage, maxBytes: number, now: () => Date = () => new Date()): DecodedMessage {
   if (message.body.length > maxBytes) {
     throw new EventRejection(`body too large: ${message.body.length} bytes exceeds ${maxBytes}`);
   }
@@ -232,7 +381,7 @@ export function decodeMessage(message: IncomingMessage, maxBytes: number, now: (
     createHash('sha256').update(message.routingKey).update('\0').update(message.body).digest('hex').slice(0, 32);
 
   let occurredAt: string | undefined;
-  for (const field of OWN_TIME_FIELDS) {
+  for (const field of ['occurredAt', ...(OWN_TIME_FIELDS[message.routingKey] ?? [])]) {
     occurredAt = toIsoTime(payload[field]);
     if (occurredAt) break;
   }
@@ -253,30 +402,85 @@ function firstIssue(error: z.ZodError): string {
   return `invalid ${at}: ${issue.message}`;
 }
 
-/** Normalizes a decoded `quota.*` message. Throws `EventRejection` when it cannot. */
-export function normalizeQuotaEvent(routingKey: QuotaRoutingKey, decoded: Decoded): QuotaEventMessage {
-  const parsed = quotaPayloadSchema.safeParse(decoded.payload);
+function parse<S extends z.ZodTypeAny>(schema: S, value: unknown): z.output<S> {
+  const parsed = schema.safeParse(value);
   if (!parsed.success) throw new EventRejection(firstIssue(parsed.error));
-  const p = parsed.data;
-  const percentages = p.percentage
-    ? Object.values(p.percentage).filter((v): v is number => typeof v === 'number')
-    : [];
-  const usagePercent = p.usagePercent ?? (percentages.length > 0 ? Math.max(...percentages) : undefined);
-  return stripUndefined({
-    family: 'quota' as const,
-    eventId: decoded.eventId,
-    type: routingKey,
-    userId: p.userId,
-    occurredAt: decoded.occurredAt,
-    kind: QUOTA_ROUTING_KEYS[routingKey],
-    quotaId: p.quotaId,
-    limits: p.limits && stripUndefined(p.limits),
-    usage: p.usage && stripUndefined(p.usage),
-    usagePercent,
-    severity: p.severity,
-    status: p.status,
-    validUntil: p.validUntil,
-  });
+  return parsed.data as z.output<S>;
+}
+
+/** The payload's `userId`: undefined when absent; a malformed one is rejected. */
+function userIdOf(payload: Record<string, unknown>): string | undefined {
+  const v = payload.userId;
+  if (v === undefined || v === null) return undefined;
+  const parsed = entityId.safeParse(v);
+  if (!parsed.success) throw new EventRejection('invalid userId');
+  return parsed.data;
+}
+
+function requireUserId(payload: Record<string, unknown>): string {
+  const userId = userIdOf(payload);
+  if (userId === undefined) throw new EventRejection('missing userId');
+  return userId;
+}
+
+/**
+ * Normalizes a message by its routing key: undefined for a key no subscription takes (the bridge
+ * acknowledges and counts it); a draft whose `userId` may be missing for device and app events
+ * (the bridge resolves the owner). Throws `EventRejection` with the dead-letter reason.
+ */
+export function normalizeEvent(
+  message: IncomingMessage,
+  maxBytes: number,
+  now: () => Date = () => new Date(),
+): GatewayEventDraft | undefined {
+  const family = familyOf(message.routingKey);
+  if (!family) return undefined;
+  const decoded = decodeMessage(message, maxBytes, now);
+  const { payload } = decoded;
+  const header = { eventId: decoded.eventId, type: message.routingKey, occurredAt: decoded.occurredAt };
+  switch (family) {
+    case 'quota': {
+      const userId = requireUserId(payload);
+      const fields = parse(quotaEventFields, quotaAliases(payload));
+      return stripUndefined({
+        family,
+        ...header,
+        userId,
+        kind: QUOTA_ROUTING_KEYS[message.routingKey as QuotaRoutingKey],
+        ...fields,
+        limits: fields.limits && stripUndefined(fields.limits),
+        usage: fields.usage && stripUndefined(fields.usage),
+      });
+    }
+    case 'device': {
+      const userId = userIdOf(payload);
+      const fields = parse(deviceEventFields, deviceAliases(message.routingKey as DeviceRoutingKey, payload));
+      return stripUndefined({ family, ...header, userId, ...fields });
+    }
+    case 'order': {
+      const userId = requireUserId(payload);
+      return stripUndefined({ family, ...header, userId, ...parse(orderEventFields, payload) });
+    }
+    case 'app': {
+      const userId = userIdOf(payload);
+      return stripUndefined({ family, ...header, userId, ...parse(appEventFields, appAliases(payload)) });
+    }
+  }
+}
+
+/** A draft with its owner: the event as published. */
+export function withOwner(draft: GatewayEventDraft, userId: string): GatewayEvent {
+  return { ...draft, userId } as GatewayEvent;
+}
+
+/** True when the draft already names its user. */
+export function hasOwner(draft: GatewayEventDraft): draft is GatewayEvent {
+  return typeof draft.userId === 'string';
+}
+
+/** The device a draft names, when its family names one (owner resolution). */
+export function deviceIdOf(draft: GatewayEventDraft): string | undefined {
+  return draft.family === 'device' || draft.family === 'app' ? draft.deviceId : undefined;
 }
 
 function stripUndefined<T extends object>(value: T): T {

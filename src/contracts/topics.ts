@@ -3,7 +3,9 @@
  * subscriber (resolver) can never disagree. One topic per user and event family: a subscriber
  * only ever receives its own user's traffic, never a global stream filtered per socket.
  */
-export type EventFamily = 'quota';
+import type { EventFamily } from './routing';
+
+export type { EventFamily };
 
 export interface Topics {
   /** The topic a user's events of one family are published on. */

@@ -63,3 +63,54 @@ it('dead-letters with the reason and acknowledges other routing keys as ignored'
   await expect(bridge.handle({ routingKey: 'quota.archived', body: body({ userId: 'u' }) })).resolves.toEqual({ action: 'ack' });
   expect(bridge.counters).toEqual({ bridged: 0, deadLettered: 1, ignored: 1, requeued: 0 });
 });
+
+describe('owner resolution and the read model', () => {
+  function withReadModel(owners: Record<string, string>, applyFails?: Error) {
+    const pubsub = new ControlledPubSub();
+    const applied: GatewayEvent[] = [];
+    const bridge = createEventBridge({
+      pubsub,
+      topics,
+      maxMessageBytes: 10_000,
+      logger,
+      readModel: {
+        ownerOfDevice: async (deviceId) => owners[deviceId],
+        apply: async (event) => {
+          if (applyFails) throw applyFails;
+          applied.push(event);
+        },
+      },
+    });
+    return { pubsub, bridge, applied };
+  }
+
+  it("publishes an event naming only a device on its owner's topic, after applying it", async () => {
+    const { pubsub, bridge, applied } = withReadModel({ 'dev-1': 'owner-1' });
+    const events = await pubsub.subscribe(topics.user('app', 'owner-1'));
+    await expect(
+      bridge.handle({ routingKey: 'app.install.completed', body: body({ deviceId: 'dev-1', appId: 'a' }), messageId: 'i1' }),
+    ).resolves.toEqual({ action: 'ack' });
+    expect(applied).toEqual([expect.objectContaining({ eventId: 'i1', userId: 'owner-1' })]);
+    await expect(events.next()).resolves.toMatchObject({ value: { eventId: 'i1', userId: 'owner-1', deviceId: 'dev-1' } });
+  });
+
+  it('dead-letters an unknown device as "unknown owner", with or without a read model', async () => {
+    const { bridge } = withReadModel({});
+    const msg = { routingKey: 'device.error', body: body({ deviceId: 'ghost' }) };
+    await expect(bridge.handle(msg)).resolves.toEqual({ action: 'dead-letter', reason: 'unknown owner' });
+    await expect(setup().bridge.handle(msg)).resolves.toEqual({ action: 'dead-letter', reason: 'unknown owner' });
+  });
+
+  it('requeues, and publishes nothing, when the read model fails', async () => {
+    const { pubsub, bridge } = withReadModel({}, new Error('database is down'));
+    const events = await pubsub.subscribe(topics.user('device', 'u'));
+    await expect(bridge.handle({ routingKey: 'device.started', body: body({ userId: 'u', deviceId: 'd' }) })).resolves.toEqual({
+      action: 'requeue',
+      reason: 'read model failed: database is down',
+    });
+    expect(bridge.counters).toMatchObject({ bridged: 0, requeued: 1 });
+    const next = events.next();
+    await pubsub.publish(topics.user('device', 'u'), { marker: true } as unknown as GatewayEvent);
+    await expect(next).resolves.toMatchObject({ value: { marker: true } });
+  });
+});

@@ -1,5 +1,12 @@
-import { decodeMessage, EventRejection, normalizeQuotaEvent, type IncomingMessage } from '../../src/contracts/events';
-import { isQuotaRoutingKey, topicMatches, type QuotaRoutingKey } from '../../src/contracts/routing';
+import {
+  decodeMessage,
+  EventRejection,
+  normalizeEvent,
+  type GatewayEventDraft,
+  type IncomingMessage,
+  type QuotaEventMessage,
+} from '../../src/contracts/events';
+import { familyOf, isQuotaRoutingKey, QUEUE_BINDINGS, topicMatches } from '../../src/contracts/routing';
 import { createTopics } from '../../src/contracts/topics';
 
 const MAX = 262_144;
@@ -13,8 +20,16 @@ function message(routingKey: string, body: unknown, props: Partial<IncomingMessa
   };
 }
 
-function normalize(m: IncomingMessage) {
-  return normalizeQuotaEvent(m.routingKey as QuotaRoutingKey, decodeMessage(m, MAX, () => NOW));
+function draft(m: IncomingMessage): GatewayEventDraft {
+  const result = normalizeEvent(m, MAX, () => NOW);
+  if (!result) throw new Error(`no family takes ${m.routingKey}`);
+  return result;
+}
+
+function normalize(m: IncomingMessage): QuotaEventMessage {
+  const result = draft(m);
+  if (result.family !== 'quota') throw new Error('expected a quota event');
+  return result as QuotaEventMessage;
 }
 
 function rejection(fn: () => unknown): string {
@@ -145,6 +160,82 @@ describe('quota event normalization (CONTRACT §5)', () => {
     expect((event as unknown as Record<string, unknown>).polluted).toBeUndefined();
     expect(event.limits).toEqual({});
     expect(event.limits?.maxDevices).toBeUndefined();
+  });
+});
+
+describe('device, order and app events (CONTRACT §5)', () => {
+  it.each([
+    ['device.started', {}, 'RUNNING'],
+    ['device.recovered', {}, 'RUNNING'],
+    ['device.stopped', {}, 'STOPPED'],
+    ['device.deleted', {}, 'DELETED'],
+    ['device.error', {}, 'ERROR'],
+    ['device.created', {}, 'CREATING'],
+    ['device.created', { status: 'idle' }, 'IDLE'],
+    ['device.created', { status: 'nonsense' }, 'CREATING'],
+    ['device.status.changed', { oldStatus: 'running', newStatus: 'paused' }, 'PAUSED'],
+    // The routing key's status wins over a contradicting body.
+    ['device.started', { status: 'stopped' }, 'RUNNING'],
+  ])('%s %j means %s', (key, extra, status) => {
+    expect(draft(message(key, { userId: 'u', deviceId: 'd1', ...extra }))).toMatchObject({ family: 'device', status });
+  });
+
+  it('maps oldStatus/newStatus to previousStatus/status, lower case in, upper case out', () => {
+    expect(
+      draft(message('device.status.changed', { userId: 'u', deviceId: 'd', oldStatus: 'running', newStatus: 'error', reason: 'adb lost' })),
+    ).toEqual(expect.objectContaining({ previousStatus: 'RUNNING', status: 'ERROR', reason: 'adb lost' }));
+  });
+
+  it.each([
+    ['device.status.changed', { userId: 'u', deviceId: 'd' }, 'missing status'],
+    ['device.status.changed', { userId: 'u', deviceId: 'd', newStatus: 'warming' }, 'invalid status'],
+    ['device.started', { userId: 'u' }, 'missing deviceId'],
+    ['device.started', { userId: 'u', deviceId: ['d'] }, 'invalid deviceId'],
+    ['device.started', { userId: { evil: true }, deviceId: 'd' }, 'invalid userId'],
+    ['order.completed', { userId: 'u' }, 'missing orderId'],
+    ['order.completed', { orderId: 'o' }, 'missing userId'],
+    ['app.installed', { userId: 'u', appId: 'a' }, 'missing deviceId'],
+    ['app.installed', { userId: 'u', deviceId: 'd' }, 'missing appId'],
+  ])('rejects %s %j: %s', (key, body, reason) => {
+    expect(rejection(() => draft(message(key, body)))).toBe(reason);
+  });
+
+  it('leaves the owner open when a device or app event names only the device', () => {
+    const app = draft(message('app.install.completed', { deviceId: 'd', applicationId: 'a1', packageName: 'com.x' }));
+    expect(app).toEqual(expect.objectContaining({ family: 'app', deviceId: 'd', appId: 'a1', packageName: 'com.x' }));
+    expect(app.userId).toBeUndefined();
+    expect(draft(message('device.error', { deviceId: 'd' })).userId).toBeUndefined();
+  });
+
+  it('keeps an order amount exactly as the platform sent it', () => {
+    expect(draft(message('order.completed', { userId: 'u', orderId: 'o', amount: '59.90' }))).toMatchObject({ amount: '59.90' });
+    expect(draft(message('order.completed', { userId: 'u', orderId: 'o', amount: 12.5 }))).toMatchObject({ amount: '12.5' });
+    expect(draft(message('order.completed', { userId: 'u', orderId: 'o', amount: 'lots' }))).not.toHaveProperty('amount');
+  });
+
+  it('takes each routing key\'s own time field before timestamp', () => {
+    const t = (key: string, body: object) => draft(message(key, { userId: 'u', deviceId: 'd', orderId: 'o', appId: 'a', ...body })).occurredAt;
+    expect(t('device.started', { startedAt: '2026-01-01T00:00:00Z', stoppedAt: '2026-02-01T00:00:00Z', timestamp: 1 })).toBe('2026-01-01T00:00:00.000Z');
+    expect(t('device.stopped', { startedAt: '2026-01-01T00:00:00Z', stoppedAt: '2026-02-01T00:00:00Z' })).toBe('2026-02-01T00:00:00.000Z');
+    expect(t('app.installed', { installedAt: 1_790_000_000_000 })).toBe(new Date(1_790_000_000_000).toISOString());
+    expect(t('device.recovered', { recoveredAt: '2026-03-01T00:00:00Z' })).toBe('2026-03-01T00:00:00.000Z');
+    expect(t('order.completed', { occurredAt: '2026-04-01T00:00:00Z', completedAt: '2026-05-01T00:00:00Z' })).toBe('2026-04-01T00:00:00.000Z');
+  });
+
+  it('ignores routing keys no subscription takes, without even decoding them', () => {
+    expect(normalizeEvent(message('device.heartbeat', 'not json at all'), MAX)).toBeUndefined();
+    expect(familyOf('billing.order.completed')).toBe('order');
+    expect(familyOf('constructor')).toBeUndefined();
+  });
+
+  it('binds the queue to exactly the routing keys of CONTRACT §5', () => {
+    expect([...QUEUE_BINDINGS].sort()).toEqual(
+      [
+        'quota.updated', 'quota.alert', 'quota.exceeded', 'quota.renewed', 'quota.deducted', 'quota.restored', 'quota.deleted',
+        'device.created', 'device.started', 'device.stopped', 'device.deleted', 'device.error', 'device.recovered', 'device.status.changed',
+        'order.completed', 'billing.order.completed', 'app.installed', 'app.install.completed',
+      ].sort(),
+    );
   });
 });
 

@@ -1,19 +1,9 @@
-import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { Field, ID, Int, ObjectType } from 'type-graphql';
 import { connectionTypes } from '../shared/connection';
 import { DateTimeScalar } from '../shared/date-time.scalar';
+import { DeviceStatus } from './device-status.enum';
 
-/** Device lifecycle (CONTRACT §4). */
-export enum DeviceStatus {
-  CREATING = 'CREATING',
-  IDLE = 'IDLE',
-  ALLOCATED = 'ALLOCATED',
-  RUNNING = 'RUNNING',
-  STOPPED = 'STOPPED',
-  PAUSED = 'PAUSED',
-  ERROR = 'ERROR',
-  DELETED = 'DELETED',
-}
-registerEnumType(DeviceStatus, { name: 'DeviceStatus', description: 'Lifecycle state of a cloud phone' });
+export { DeviceStatus };
 
 @ObjectType({ description: 'A cloud phone, as the gateway\'s read model holds it' })
 export class Device {

@@ -2,7 +2,7 @@ import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver, Root, Subscription
 import { resolveTargetUser } from '../../auth/authorization';
 import type { GraphQLContext } from '../../auth/context';
 import type { QuotaEventMessage } from '../../contracts/events';
-import { guardedSubscription } from '../shared/subscription';
+import { subscribeToFamily } from '../shared/subscription';
 import { QuotaUsageDeltaInput, RenewQuotaInput, UpdateQuotaInput } from './quota.input';
 import { Quota, QuotaEvent } from './quota.type';
 
@@ -66,20 +66,8 @@ export class QuotaResolver {
   @Subscription(() => QuotaEvent, {
     description:
       "Changes to a user's quota. userId defaults to the caller; administrators may pass any id, or omit it for every user's events.",
-    subscribe: async ({ args, context }) => {
-      const ctx = context as GraphQLContext;
-      const target = resolveTargetUser(ctx, args.userId as string | null | undefined, { allowAll: true });
-      const { pubsub, topics } = ctx.services;
-      const source =
-        target === null
-          ? await pubsub.subscribe(topics.allUsers('quota'), { pattern: true })
-          : await pubsub.subscribe(topics.user('quota', target));
-      return guardedSubscription<QuotaEventMessage>(source, {
-        field: 'quotaChanged',
-        userId: target,
-        services: ctx.services,
-      });
-    },
+    subscribe: ({ args, context }) =>
+      subscribeToFamily(context, 'quota', { field: 'quotaChanged', userId: args.userId as string | null | undefined }),
   })
   quotaChanged(
     @Root() event: QuotaEventMessage,

@@ -1,6 +1,7 @@
 import { Field, Float, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { QUOTA_ROUTING_KEYS } from '../../contracts/routing';
 import { DateTimeScalar } from '../shared/date-time.scalar';
+import { RealtimeEvent } from '../shared/event-header.type';
 
 export enum QuotaStatus {
   ACTIVE = 'ACTIVE',
@@ -63,13 +64,8 @@ export class Quota {
   @Field(() => DateTimeScalar) updatedAt!: Date;
 }
 
-@ObjectType({ description: 'A change to a quota, pushed by quotaChanged' })
-export class QuotaEvent {
-  @Field(() => ID, { description: 'Unique per event; the same on redelivery. De-duplicate by it.' })
-  eventId!: string;
-  @Field({ description: 'The routing key the event came from, e.g. quota.updated' }) type!: string;
-  @Field(() => ID) userId!: string;
-  @Field(() => DateTimeScalar) occurredAt!: string;
+@ObjectType({ implements: RealtimeEvent, description: 'A change to a quota, pushed by quotaChanged' })
+export class QuotaEvent extends RealtimeEvent {
   @Field(() => ID, { nullable: true }) quotaId?: string;
   @Field(() => QuotaEventKind) kind!: string;
   @Field(() => QuotaLimits, { nullable: true }) limits?: QuotaLimits;

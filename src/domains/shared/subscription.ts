@@ -1,9 +1,35 @@
 /**
- * Wraps a pub/sub iterator for a GraphQL subscription: counts it while it lives, and drops any
- * event that is not the target user's (defence in depth: topics are already per user).
+ * What every subscription resolver does: decide whose events the caller may receive (from the
+ * token, per operation), subscribe to that user's topic of the family (or every user's, for an
+ * administrator who omitted `userId`), and wrap the pub/sub iterator: counted while it lives,
+ * dropping any event that is not the target user's (defence in depth: topics are already per
+ * user) or that an argument such as `deviceId` narrows away.
  */
-import type { Services } from '../../auth/context';
-import type { GatewayEvent } from '../../contracts/events';
+import { resolveTargetUser } from '../../auth/authorization';
+import type { GraphQLContext, Services } from '../../auth/context';
+import type { EventOfFamily, GatewayEvent } from '../../contracts/events';
+import type { EventFamily } from '../../contracts/routing';
+
+/** The `subscribe` of a subscription field over one event family. */
+export async function subscribeToFamily<F extends EventFamily>(
+  context: unknown,
+  family: F,
+  options: { field: string; userId: string | null | undefined; accept?: (event: EventOfFamily[F]) => boolean },
+): Promise<AsyncIterableIterator<EventOfFamily[F]>> {
+  const ctx = context as GraphQLContext;
+  const target = resolveTargetUser(ctx, options.userId, { allowAll: true });
+  const { pubsub, topics } = ctx.services;
+  const source =
+    target === null
+      ? await pubsub.subscribe(topics.allUsers(family), { pattern: true })
+      : await pubsub.subscribe(topics.user(family, target));
+  return guardedSubscription<EventOfFamily[F]>(source, {
+    field: options.field,
+    userId: target,
+    services: ctx.services,
+    accept: (event) => event.family === family && (options.accept?.(event) ?? true),
+  });
+}
 
 export function guardedSubscription<T extends GatewayEvent>(
   source: AsyncIterableIterator<GatewayEvent>,

@@ -5,6 +5,13 @@
  * Delivery: a message is acknowledged only after the handler says so, i.e. after its event was
  * published to the fan-out (at-least-once). A rejected message is first published to the
  * dead-letter exchange with its reason in `x-rejection-reason` (confirmed), then acknowledged.
+ * A message the fan-out could not take is held `requeueDelayMs`, then returned to the queue.
+ *
+ * Staying up: every connection and channel has `error`/`close` listeners; a lost connection, a
+ * channel the broker closed, or a consumer the broker cancelled all lead to the same path:
+ * reconnect with exponential backoff, redeclare the topology, consume again. The broker being
+ * down at start-up is the same case: `connect()` does not fail, the bus reports itself down and
+ * keeps trying.
  */
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import type { Logger } from 'pino';
@@ -26,6 +33,8 @@ export class AmqpEventBus implements EventBus {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private reconnectAttempt = 0;
   private lastError: string | undefined;
+  /** Held requeues; `close()` releases them at once. */
+  private readonly holds = new Set<() => void>();
   /** Reconnections since start (for metrics). */
   reconnects = 0;
 
@@ -35,7 +44,21 @@ export class AmqpEventBus implements EventBus {
     private readonly logger: Logger,
   ) {}
 
+  /**
+   * Connects and declares the topology. When the broker cannot be reached (or refuses the
+   * topology), the bus stays up, reports why in `status()`, and reconnects with backoff.
+   */
   async connect(): Promise<void> {
+    try {
+      await this.open();
+    } catch (error) {
+      this.lastError = error instanceof Error ? error.message : String(error);
+      this.logger.warn({ err: error }, 'amqp unavailable at start-up; retrying in the background');
+      this.scheduleReconnect();
+    }
+  }
+
+  private async open(): Promise<void> {
     const connection = await amqp.connect(this.url, {
       // Operators find each instance's connection by its queue in the management UI.
       clientProperties: { connection_name: `cloudphone-realtime ${this.names.queue} pid ${process.pid}` },
@@ -139,13 +162,30 @@ export class AmqpEventBus implements EventBus {
           channel.nack(message, false, false);
         }
       } else {
-        this.logger.warn({ reason: disposition.reason, routingKey: message.fields.routingKey }, 'requeueing event');
+        this.logger.warn(
+          { reason: disposition.reason, routingKey: message.fields.routingKey, delayMs: this.names.requeueDelayMs },
+          'requeueing event',
+        );
+        await this.hold(this.names.requeueDelayMs);
         channel.nack(message, false, true);
       }
     } catch (error) {
       // The channel died under us: the broker redelivers the message to whoever consumes next.
       this.logger.warn({ err: error }, 'could not settle message; it will be redelivered');
     }
+  }
+
+  private hold(ms: number): Promise<void> {
+    if (this.closing || ms <= 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const release = () => {
+        clearTimeout(timer);
+        this.holds.delete(release);
+        resolve();
+      };
+      const timer = setTimeout(release, ms);
+      this.holds.add(release);
+    });
   }
 
   private async deadLetter(message: ConsumeMessage, reason: string): Promise<void> {
@@ -211,7 +251,7 @@ export class AmqpEventBus implements EventBus {
     this.reconnectAttempt++;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
-      this.connect()
+      this.open()
         .then(async () => {
           // close() may have begun while we were connecting.
           if (this.closing) {
@@ -252,6 +292,7 @@ export class AmqpEventBus implements EventBus {
   async close(): Promise<void> {
     this.closing = true;
     clearTimeout(this.reconnectTimer);
+    for (const release of [...this.holds]) release();
     const { connection, consumeChannel, consumerTag } = this;
     if (consumeChannel && consumerTag) await consumeChannel.cancel(consumerTag).catch(() => undefined);
     await Promise.allSettled([...this.inFlight]);

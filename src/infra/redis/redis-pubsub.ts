@@ -16,6 +16,8 @@ export class RedisEventPubSub implements EventPubSub {
   private readonly subscriber: Redis;
   private readonly pubsub: RedisPubSub;
   private lastError: string | undefined;
+  /** Reconnections since start (for metrics): `ready` after the first, per connection. */
+  reconnects = 0;
 
   constructor(url: string, private readonly logger: Logger) {
     const options = {
@@ -33,9 +35,15 @@ export class RedisEventPubSub implements EventPubSub {
         this.lastError = error.message;
         this.logger.warn({ err: error, role }, 'redis connection error');
       });
+      let readyBefore = false;
       client.on('ready', () => {
         this.lastError = undefined;
-        this.logger.debug({ role }, 'redis ready');
+        if (readyBefore) {
+          this.reconnects++;
+          // ioredis has re-issued SUBSCRIBE/PSUBSCRIBE for every channel still subscribed.
+          this.logger.info({ role }, 'redis reconnected');
+        }
+        readyBefore = true;
       });
     }
     this.pubsub = new RedisPubSub({ publisher: this.publisher, subscriber: this.subscriber });
@@ -76,7 +84,10 @@ export class RedisEventPubSub implements EventPubSub {
     return up ? { up } : { up, detail: this.lastError ?? `publisher ${this.publisher.status}, subscriber ${this.subscriber.status}` };
   }
 
-  /** Resolves once both connections are ready (start-up). */
+  /**
+   * Resolves once both connections answered (start-up); rejects when Redis is not reachable
+   * within ioredis' retries. The caller may go on: ioredis keeps reconnecting by itself.
+   */
   async ready(): Promise<void> {
     await Promise.all([this.publisher.ping(), this.subscriber.ping()]);
   }

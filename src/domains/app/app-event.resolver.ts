@@ -1,0 +1,27 @@
+import { Arg, ID, Resolver, Root, Subscription } from 'type-graphql';
+import type { AppInstalledEventMessage } from '../../contracts/events';
+import { subscribeToFamily } from '../shared/subscription';
+import { AppInstalledEvent } from './app-event.type';
+
+@Resolver()
+export class AppEventResolver {
+  @Subscription(() => AppInstalledEvent, {
+    description:
+      "Apps installed on a user's devices (app.installed, app.install.completed). userId defaults to the caller; administrators may pass any id, or omit it for every user's. deviceId narrows to one device.",
+    subscribe: ({ args, context }) => {
+      const deviceId = args.deviceId as string | null | undefined;
+      return subscribeToFamily(context, 'app', {
+        field: 'appInstalled',
+        userId: args.userId as string | null | undefined,
+        accept: deviceId == null ? undefined : (event) => event.deviceId === deviceId,
+      });
+    },
+  })
+  appInstalled(
+    @Root() event: AppInstalledEventMessage,
+    @Arg('userId', () => ID, { nullable: true }) _userId?: string,
+    @Arg('deviceId', () => ID, { nullable: true }) _deviceId?: string,
+  ): AppInstalledEvent {
+    return event as unknown as AppInstalledEvent;
+  }
+}

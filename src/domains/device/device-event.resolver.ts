@@ -1,0 +1,27 @@
+import { Arg, ID, Resolver, Root, Subscription } from 'type-graphql';
+import type { DeviceStatusEventMessage } from '../../contracts/events';
+import { subscribeToFamily } from '../shared/subscription';
+import { DeviceStatusEvent } from './device-event.type';
+
+@Resolver()
+export class DeviceEventResolver {
+  @Subscription(() => DeviceStatusEvent, {
+    description:
+      "Status changes of a user's devices (device.* events). userId defaults to the caller; administrators may pass any id, or omit it for every user's. deviceId narrows to one device.",
+    subscribe: ({ args, context }) => {
+      const deviceId = args.deviceId as string | null | undefined;
+      return subscribeToFamily(context, 'device', {
+        field: 'deviceStatusChanged',
+        userId: args.userId as string | null | undefined,
+        accept: deviceId == null ? undefined : (event) => event.deviceId === deviceId,
+      });
+    },
+  })
+  deviceStatusChanged(
+    @Root() event: DeviceStatusEventMessage,
+    @Arg('userId', () => ID, { nullable: true }) _userId?: string,
+    @Arg('deviceId', () => ID, { nullable: true }) _deviceId?: string,
+  ): DeviceStatusEvent {
+    return event as unknown as DeviceStatusEvent;
+  }
+}

@@ -1,0 +1,14 @@
+import { Field, ID, ObjectType } from 'type-graphql';
+import { RealtimeEvent } from '../shared/event-header.type';
+import { DeviceStatus } from './device-status.enum';
+
+@ObjectType({ implements: RealtimeEvent, description: "A change of a device's status, pushed by deviceStatusChanged" })
+export class DeviceStatusEvent extends RealtimeEvent {
+  @Field(() => ID) deviceId!: string;
+  @Field({ nullable: true }) deviceName?: string;
+  @Field(() => DeviceStatus, { nullable: true, description: 'The status before, when the platform said' })
+  previousStatus?: DeviceStatus;
+  @Field(() => DeviceStatus) status!: DeviceStatus;
+  @Field({ nullable: true, description: 'Why (errors, failover), as the platform sent it' }) reason?: string;
+  @Field({ nullable: true, description: 'The provider running the device, e.g. redroid' }) providerType?: string;
+}
