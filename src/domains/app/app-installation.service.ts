@@ -10,7 +10,7 @@ import type { AppInstallation as InstallationRow, Prisma, PrismaClient } from '.
 import { lockDevice } from '../device/device.service';
 import { DeviceStatus } from '../device/device.type';
 import { visibleTo } from '../shared/access';
-import { eventStamp, newEventRef, writeOutbox } from '../shared/outbox';
+import { eventStamp, newEventRef, writeOutbox, TRANSACTION_OPTIONS } from '../shared/outbox';
 import type { InstallAppInput } from './app-installation.input';
 import { InstallationStatus, type AppInstallation } from './app-installation.type';
 
@@ -113,7 +113,7 @@ export function createAppInstallationService(deps: { prisma: PrismaClient; onOut
         });
         await writeOutbox(tx, 'app.installed', ref, installationPayload(saved, { installedAt: ref.at.toISOString() }));
         return saved;
-      });
+      }, TRANSACTION_OPTIONS);
       onOutboxWrite();
       return toInstallationView(row);
     },
@@ -141,7 +141,7 @@ export function createAppInstallationService(deps: { prisma: PrismaClient; onOut
         // Not in CONTRACT §5 (no subscription takes it): other platform consumers may; the bridge ignores it.
         await writeOutbox(tx, 'app.uninstalled', ref, installationPayload(saved, { uninstalledAt: ref.at.toISOString() }));
         return saved;
-      });
+      }, TRANSACTION_OPTIONS);
       onOutboxWrite();
       return toInstallationView(row);
     },

@@ -8,7 +8,7 @@ import { BadUserInputError } from '../../contracts/errors';
 import type { Device as DeviceRow, Prisma, PrismaClient } from '../../infra/db/generated/client';
 import { visibleTo } from '../shared/access';
 import { afterPosition, PAGE_ORDER, toConnection, type Connection, type PageRequest } from '../shared/connection';
-import { eventStamp, newEventRef, writeOutbox, type OutboxEventRef } from '../shared/outbox';
+import { eventStamp, newEventRef, writeOutbox, type OutboxEventRef, TRANSACTION_OPTIONS } from '../shared/outbox';
 import type { CreateDeviceInput } from './device.input';
 import { DeviceStatus, type Device } from './device.type';
 
@@ -110,7 +110,7 @@ export function createDeviceService(deps: { prisma: PrismaClient; onOutboxWrite:
         deviceEventPayload(saved, { previousStatus: current.status.toLowerCase(), [rule.timeField]: ref.at.toISOString() }),
       );
       return saved;
-    });
+    }, TRANSACTION_OPTIONS);
     onOutboxWrite();
     return toDeviceView(row);
   }
@@ -151,7 +151,7 @@ export function createDeviceService(deps: { prisma: PrismaClient; onOutboxWrite:
         for (const key of ['cpuCores', 'memoryMB', 'storageGB'] as const) if (saved[key] !== null) specs[key] = saved[key];
         await writeOutbox(tx, 'device.created', ref, deviceEventPayload(saved, { ...specs, createdAt: ref.at.toISOString() }));
         return saved;
-      });
+      }, TRANSACTION_OPTIONS);
       onOutboxWrite();
       return toDeviceView(row);
     },

@@ -8,7 +8,7 @@ import { BadUserInputError } from '../../contracts/errors';
 import type { Order as OrderRow, Prisma, PrismaClient } from '../../infra/db/generated/client';
 import { visibleTo } from '../shared/access';
 import { afterPosition, PAGE_ORDER, toConnection, type Connection, type PageRequest } from '../shared/connection';
-import { eventStamp, newEventRef, writeOutbox } from '../shared/outbox';
+import { eventStamp, newEventRef, writeOutbox, TRANSACTION_OPTIONS } from '../shared/outbox';
 import { OrderStatus, type Order } from './order.type';
 
 export interface OrderFilter {
@@ -71,7 +71,7 @@ export function createOrderService(deps: { prisma: PrismaClient; onOutboxWrite: 
       });
       await writeOutbox(tx, rule.routingKey, ref, orderPayload(saved, { [rule.timeField]: ref.at.toISOString() }));
       return saved;
-    });
+    }, TRANSACTION_OPTIONS);
     onOutboxWrite();
     return toOrderView(row);
   }

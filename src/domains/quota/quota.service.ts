@@ -13,7 +13,7 @@
 import { BadUserInputError, NotFoundError } from '../../contracts/errors';
 import { QUOTA_LIMIT_FIELDS, QUOTA_USAGE_FIELDS } from '../../contracts/events';
 import type { Prisma, PrismaClient, Quota as QuotaRow } from '../../infra/db/generated/client';
-import { eventStamp, newEventRef, writeOutbox, type OutboxEventRef } from '../shared/outbox';
+import { eventStamp, newEventRef, writeOutbox, type OutboxEventRef, TRANSACTION_OPTIONS } from '../shared/outbox';
 import type { QuotaUsageDeltaInput, RenewQuotaInput, UpdateQuotaInput } from './quota.input';
 import { QuotaStatus, type Quota, type QuotaLimits, type QuotaUsage } from './quota.type';
 
@@ -130,7 +130,7 @@ export function createQuotaService(deps: { prisma: PrismaClient; onOutboxWrite: 
   const { prisma, onOutboxWrite } = deps;
 
   async function write(work: (tx: Prisma.TransactionClient) => Promise<QuotaRow>): Promise<Quota> {
-    const row = await prisma.$transaction(work);
+    const row = await prisma.$transaction(work, TRANSACTION_OPTIONS);
     onOutboxWrite();
     return toQuotaView(row);
   }

@@ -26,6 +26,7 @@ import { InstallationStatus } from '../app/app-installation.type';
 import { OrderStatus } from '../order/order.type';
 import { QuotaStatus } from '../quota/quota.type';
 import { isNewerThan } from '../shared/event-order';
+import { TRANSACTION_OPTIONS } from '../shared/outbox';
 
 export interface ReadModelService {
   /** The owner of a device, or undefined when the read model does not know it. */
@@ -242,7 +243,7 @@ export function createReadModelService(deps: { prisma: () => PrismaClient }): Re
           case 'app':
             return applyApp(tx, event);
         }
-      });
+      }, TRANSACTION_OPTIONS);
     },
   };
 }

@@ -43,3 +43,9 @@ export async function writeOutbox(
 export function eventStamp(ref: OutboxEventRef) {
   return { lastEventAt: ref.at, lastEventId: ref.eventId };
 }
+
+/**
+ * Interactive-transaction limits for mutations and the read model. Prisma's defaults (2 s to get a
+ * connection, 5 s to finish) fail healthy work on a busy database; these still bound it.
+ */
+export const TRANSACTION_OPTIONS = { maxWait: 10_000, timeout: 20_000 } as const;
