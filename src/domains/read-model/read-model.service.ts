@@ -171,7 +171,8 @@ async function applyApp(tx: Tx, event: AppInstalledEventMessage): Promise<void> 
   if (id === undefined) {
     // No installation id: the current installation of the same app on the device, if any.
     // Serialize per device so two such events cannot both create one.
-    await tx.$queryRaw`SELECT pg_advisory_xact_lock(hashtext(${event.deviceId}))`;
+    // $executeRaw: the function returns `void`, a column type the query result cannot carry.
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${event.deviceId}))`;
     const existing = await tx.appInstallation.findFirst({
       where: {
         deviceId: event.deviceId,
