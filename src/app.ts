@@ -67,7 +67,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
   const verifier = createTokenVerifier(config.jwt);
   const formatError = createErrorFormatter({ production: config.production, logger });
   const pubsub: EventPubSub =
-    config.redis.kind === 'redis' ? new RedisEventPubSub(config.redis.url, logger) : new MemoryPubSub();
+    config.redis.kind === 'redis' ? new RedisEventPubSub(config.redis.url, config.redis.topicPrefix, logger) : new MemoryPubSub();
   const bus: EventBus =
     config.amqp.kind === 'amqp' ? new AmqpEventBus(config.amqp.url, config.amqp, logger) : new MemoryEventBus(logger);
   let database: Database | undefined;

@@ -56,3 +56,19 @@ it('reconnects after the broker closes its connection, and delivers again', asyn
   await peer.publish('quota.updated', { userId: user }, { messageId: `after-reconnect-${user}` });
   expect((await sub.next()).data?.quotaChanged.eventId).toBe(`after-reconnect-${user}`);
 }, 60_000);
+
+it('consumes again after the broker cancels its consumer (its queue deleted under it)', async () => {
+  const { queue } = gateway.config.amqp;
+  const reconnectsBefore = gateway.app.stats().reconnects.eventBus;
+  // Deleting the queue makes the broker cancel the consumer: amqplib hands it a null message.
+  await peer.channel.deleteQueue(queue);
+  await waitFor(() => gateway.app.stats().reconnects.eventBus > reconnectsBefore, 'the gateway to reconnect');
+  await waitFor(async () => (await fetch(`${gateway.app.url}/readyz`)).status === 200, '/readyz to recover', 20_000);
+  // The queue was declared again, with its bindings: events flow once more.
+  const user = uniqueId('cancel');
+  const client = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(user)}` });
+  const sub = subscribe(client.client, QuotaChangedDocument, {});
+  await waitForSubscriptions(gateway, 2);
+  await peer.publish('quota.updated', { userId: user }, { messageId: `after-cancel-${user}` });
+  expect((await sub.next()).data?.quotaChanged.eventId).toBe(`after-cancel-${user}`);
+}, 60_000);

@@ -8,14 +8,12 @@ export class AppEventResolver {
   @Subscription(() => AppInstalledEvent, {
     description:
       "Apps installed on a user's devices (app.installed, app.install.completed). userId defaults to the caller; administrators may pass any id, or omit it for every user's. deviceId narrows to one device.",
-    subscribe: ({ args, context }) => {
-      const deviceId = args.deviceId as string | null | undefined;
-      return subscribeToFamily(context, 'app', {
+    subscribe: ({ args, context }) =>
+      subscribeToFamily(context, 'app', {
         field: 'appInstalled',
         userId: args.userId as string | null | undefined,
-        accept: deviceId == null ? undefined : (event) => event.deviceId === deviceId,
-      });
-    },
+        deviceId: args.deviceId as string | null | undefined,
+      }),
   })
   appInstalled(
     @Root() event: AppInstalledEventMessage,

@@ -8,14 +8,12 @@ export class DeviceEventResolver {
   @Subscription(() => DeviceStatusEvent, {
     description:
       "Status changes of a user's devices (device.* events). userId defaults to the caller; administrators may pass any id, or omit it for every user's. deviceId narrows to one device.",
-    subscribe: ({ args, context }) => {
-      const deviceId = args.deviceId as string | null | undefined;
-      return subscribeToFamily(context, 'device', {
+    subscribe: ({ args, context }) =>
+      subscribeToFamily(context, 'device', {
         field: 'deviceStatusChanged',
         userId: args.userId as string | null | undefined,
-        accept: deviceId == null ? undefined : (event) => event.deviceId === deviceId,
-      });
-    },
+        deviceId: args.deviceId as string | null | undefined,
+      }),
   })
   deviceStatusChanged(
     @Root() event: DeviceStatusEventMessage,

@@ -14,8 +14,14 @@ import type { EventFamily } from '../../contracts/routing';
 export async function subscribeToFamily<F extends EventFamily>(
   context: unknown,
   family: F,
-  options: { field: string; userId: string | null | undefined; accept?: (event: EventOfFamily[F]) => boolean },
+  options: {
+    field: string;
+    userId: string | null | undefined;
+    /** Narrows device and app events to one device. */
+    deviceId?: string | null;
+  },
 ): Promise<AsyncIterableIterator<EventOfFamily[F]>> {
+  const { deviceId } = options;
   const ctx = context as GraphQLContext;
   const target = resolveTargetUser(ctx, options.userId, { allowAll: true });
   const { pubsub, topics } = ctx.services;
@@ -27,7 +33,8 @@ export async function subscribeToFamily<F extends EventFamily>(
     field: options.field,
     userId: target,
     services: ctx.services,
-    accept: (event) => event.family === family && (options.accept?.(event) ?? true),
+    accept: (event) =>
+      event.family === family && (deviceId == null || ('deviceId' in event && event.deviceId === deviceId)),
   });
 }
 

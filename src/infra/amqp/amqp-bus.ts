@@ -33,6 +33,8 @@ export class AmqpEventBus implements EventBus {
   private reconnectTimer: NodeJS.Timeout | undefined;
   private reconnectAttempt = 0;
   private lastError: string | undefined;
+  /** Why the broker blocks publishing (resource alarm), while it does. */
+  private blocked: string | undefined;
   /** Held requeues; `close()` releases them at once. */
   private readonly holds = new Set<() => void>();
   /** Reconnections since start (for metrics). */
@@ -59,7 +61,7 @@ export class AmqpEventBus implements EventBus {
   }
 
   private async open(): Promise<void> {
-    const connection = await amqp.connect(this.url, {
+    const connection = await amqp.connect(withHeartbeat(this.url), {
       // Operators find each instance's connection by its queue in the management UI.
       clientProperties: { connection_name: `cloudphone-realtime ${this.names.queue} pid ${process.pid}` },
     });
@@ -69,6 +71,15 @@ export class AmqpEventBus implements EventBus {
       this.logger.warn({ err: error }, 'amqp connection error');
     });
     connection.on('close', (error?: Error) => this.onConnectionLost(connection, error));
+    // A broker under a memory or disk alarm blocks publishers: say so in /readyz's detail.
+    connection.on('blocked', (reason: string) => {
+      this.blocked = reason;
+      this.logger.warn({ reason }, 'amqp connection blocked by the broker');
+    });
+    connection.on('unblocked', () => {
+      this.blocked = undefined;
+      this.logger.info('amqp connection unblocked');
+    });
     try {
       const publishChannel = await connection.createConfirmChannel();
       const consumeChannel = await connection.createChannel();
@@ -239,6 +250,7 @@ export class AmqpEventBus implements EventBus {
     this.publishChannel = undefined;
     this.consumeChannel = undefined;
     this.consumerTag = undefined;
+    this.blocked = undefined;
     if (this.closing) return;
     this.lastError = error?.message ?? 'connection closed';
     this.logger.warn({ err: error }, 'amqp connection lost; reconnecting');
@@ -286,7 +298,8 @@ export class AmqpEventBus implements EventBus {
   status(): DependencyStatus {
     const consuming = this.handler === undefined || this.consumerTag !== undefined;
     const up = this.connection !== undefined && this.publishChannel !== undefined && consuming;
-    return up ? { up } : { up, detail: this.lastError ?? 'not connected' };
+    if (!up) return { up, detail: this.lastError ?? 'not connected' };
+    return this.blocked ? { up, detail: `publishing blocked by the broker: ${this.blocked}` } : { up };
   }
 
   async close(): Promise<void> {
@@ -300,5 +313,19 @@ export class AmqpEventBus implements EventBus {
     this.connection = undefined;
     this.publishChannel = undefined;
     this.consumeChannel = undefined;
+  }
+}
+
+/**
+ * Heartbeats every 15 s unless the URL sets `heartbeat`: a half-open TCP link (a broker host lost
+ * without a FIN) is then noticed in about 30 s rather than at the next publish.
+ */
+function withHeartbeat(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.searchParams.has('heartbeat')) parsed.searchParams.set('heartbeat', '15');
+    return parsed.toString();
+  } catch {
+    return url;
   }
 }

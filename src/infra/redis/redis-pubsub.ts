@@ -18,17 +18,25 @@ export class RedisEventPubSub implements EventPubSub {
   private lastError: string | undefined;
   /** Reconnections since start (for metrics): `ready` after the first, per connection. */
   reconnects = 0;
+  /** The subscriber is connected and every channel it holds is subscribed again. */
+  private subscriberLive = false;
+  private subscriberLink: Promise<void> | undefined;
 
-  constructor(url: string, private readonly logger: Logger) {
+  /** Redis client names of this instance's connections (`CLIENT LIST` shows them to operators). */
+  readonly clientNames: { readonly publisher: string; readonly subscriber: string };
+
+  constructor(url: string, topicPrefix: string, private readonly logger: Logger) {
+    // Client names cannot hold spaces; the topic prefix says which deployment, the pid which process.
+    const name = (role: string) => `cloudphone-realtime/${role}/${topicPrefix.replace(/[^\w:.-]/g, '_')}/pid${process.pid}`;
+    this.clientNames = { publisher: name('publisher'), subscriber: name('subscriber') };
     const options = {
-      connectionName: 'cloudphone-realtime',
       // Commands issued while Redis is away wait for the reconnect rather than fail at once;
       // the bridge then requeues what could not be published.
       maxRetriesPerRequest: 3,
       retryStrategy: (attempt: number) => Math.min(100 * 2 ** attempt, 5_000),
     };
-    this.publisher = new Redis(url, options);
-    this.subscriber = new Redis(url, options);
+    this.publisher = new Redis(url, { ...options, connectionName: this.clientNames.publisher });
+    this.subscriber = new Redis(url, { ...options, connectionName: this.clientNames.subscriber });
     for (const [role, client] of [['publisher', this.publisher], ['subscriber', this.subscriber]] as const) {
       // Without an 'error' listener ioredis' error events crash the process.
       client.on('error', (error: Error) => {
@@ -40,10 +48,23 @@ export class RedisEventPubSub implements EventPubSub {
         this.lastError = undefined;
         if (readyBefore) {
           this.reconnects++;
-          // ioredis has re-issued SUBSCRIBE/PSUBSCRIBE for every channel still subscribed.
           this.logger.info({ role }, 'redis reconnected');
         }
         readyBefore = true;
+        if (role === 'subscriber') {
+          // ioredis re-issues SUBSCRIBE/PSUBSCRIBE for every live channel right after 'ready'; a
+          // PING queued behind them answers once Redis has confirmed them all.
+          const link = this.subscriber.ping().then(
+            () => {
+              if (this.subscriberLink === link) this.subscriberLive = true;
+            },
+            () => undefined,
+          );
+          this.subscriberLink = link;
+        }
+      });
+      client.on('close', () => {
+        if (role === 'subscriber') this.subscriberLive = false;
       });
     }
     this.pubsub = new RedisPubSub({ publisher: this.publisher, subscriber: this.subscriber });
@@ -60,7 +81,13 @@ export class RedisEventPubSub implements EventPubSub {
     }
   }
 
+  /**
+   * Publishes to every instance. Refused while this instance's own subscriber is away or still
+   * resubscribing: its sockets would miss the event, so the bridge requeues it instead and
+   * publishes it again once this instance listens.
+   */
   async publish(topic: string, event: GatewayEvent): Promise<void> {
+    if (!this.subscriberLive) throw new Error('redis subscriber is reconnecting');
     await this.pubsub.publish(topic, event);
   }
 
@@ -80,7 +107,7 @@ export class RedisEventPubSub implements EventPubSub {
   }
 
   status(): DependencyStatus {
-    const up = this.publisher.status === 'ready' && this.subscriber.status === 'ready';
+    const up = this.publisher.status === 'ready' && this.subscriber.status === 'ready' && this.subscriberLive;
     return up ? { up } : { up, detail: this.lastError ?? `publisher ${this.publisher.status}, subscriber ${this.subscriber.status}` };
   }
 
@@ -90,6 +117,7 @@ export class RedisEventPubSub implements EventPubSub {
    */
   async ready(): Promise<void> {
     await Promise.all([this.publisher.ping(), this.subscriber.ping()]);
+    await this.subscriberLink;
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,70 @@
+/**
+ * A Redis server of the test's own, on a free loopback port, that the test may stop and start
+ * again without touching the shared one. Always `stop()` it in `afterAll`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import Redis from 'ioredis';
+import { waitFor } from './wait';
+
+export interface PrivateRedis {
+  readonly url: string;
+  readonly port: number;
+  /** Starts the server (again) on the same port and waits until it answers. */
+  start(): Promise<void>;
+  /** Stops the server (SIGTERM to its own PID) and waits until it has exited. */
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function answers(port: number): Promise<boolean> {
+  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Starts one on `port` (default: a free one). */
+export async function privateRedis(port?: number): Promise<PrivateRedis> {
+  port ??= await freePort();
+  let child: ChildProcess | undefined;
+  const listenOn = port;
+  const handle: PrivateRedis = {
+    url: `redis://127.0.0.1:${listenOn}`,
+    port: listenOn,
+    async start() {
+      if (child) return;
+      child = spawn('redis-server', ['--port', String(listenOn), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+        stdio: 'ignore',
+      });
+      await waitFor(() => answers(listenOn), `private redis on ${listenOn}`);
+    },
+    async stop() {
+      const running = child;
+      if (!running) return;
+      child = undefined;
+      if (running.exitCode !== null) return;
+      const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()));
+      running.kill('SIGTERM');
+      await exited;
+    },
+  };
+  await handle.start();
+  return handle;
+}
