@@ -57,11 +57,12 @@ const eventsOf = async (userId: string) =>
 
 it('deducts, crosses 100% (quota.deducted then quota.exceeded), restores and renews, each pushed through RabbitMQ', async () => {
   const alice = uniqueId('alice');
-  await givenQuota(alice, { maxDevices: 2, totalCpuCores: 8, monthlyTrafficGB: 10 });
   const wiretap = await peer.tap('quota.*');
   const client = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(alice)}` });
   const sub = subscribe(client.client, QuotaChangedDocument, {});
   await waitForSubscriptions(gateway, 1);
+  await givenQuota(alice, { maxDevices: 2, totalCpuCores: 8, monthlyTrafficGB: 10 });
+  expect((await sub.next()).data?.quotaChanged).toMatchObject({ type: 'quota.updated', limits: { maxDevices: 2 } });
 
   const first = await http(gateway.httpUrl, DeductQuotaDocument, { token: admin(), variables: { userId: alice, input: { devices: 1, cpuCores: 2 } } });
   expect(first.body.errors).toBeUndefined();

@@ -119,12 +119,14 @@ describe('apps', () => {
   it('delivers app.install.completed without userId to the owner\'s appInstalled, and records the installation', async () => {
     const dan = uniqueId('dan');
     const deviceId = uniqueId('dev');
-    await peer.publish('device.created', { deviceId, userId: dan, status: 'running', createdAt: at(0) });
     const devices = deviceSubscriber(dan);
     await waitForSubscriptions(gateway, 1, 'deviceStatusChanged');
+    await peer.publish('device.created', { deviceId, userId: dan, status: 'running', createdAt: at(0) }, { messageId: `new-${deviceId}` });
     await peer.publish('device.stopped', { deviceId, userId: dan, stoppedAt: at(1) }, { messageId: `sync-${deviceId}` });
-    // Seen in order on the queue: the device is in the read model by now.
-    expect((await devices.next()).data?.deviceStatusChanged.eventId).toBe(`sync-${deviceId}`);
+    // Both seen by a subscriber: the device is in the read model by now (in either order).
+    const seen = [(await devices.next()).data?.deviceStatusChanged.eventId, (await devices.next()).data?.deviceStatusChanged.eventId];
+    expect(seen.sort()).toEqual([`new-${deviceId}`, `sync-${deviceId}`]);
+    expect(await readDevice(dan, deviceId)).toMatchObject({ status: 'STOPPED' });
 
     const client = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(dan)}` });
     const sub = subscribe(client.client, AppInstalledDocument, {});
