@@ -242,12 +242,17 @@ describe('devices connection', () => {
 
 describe('nested installations', () => {
   let proxy: TcpProxy;
-  afterAll(async () => proxy?.close());
+  // Its own exchange: events other suites publish meanwhile must not reach this gateway's read model.
+  const exchange = uniqueId('cpr-test-x');
+  afterAll(async () => {
+    await proxy?.close();
+    await peer.channel.deleteExchange(exchange).catch(() => undefined);
+  });
 
   it('loads Device.installations for a page of 100 devices in one batched query (no N+1)', async () => {
     proxy = await startTcpProxy(database.url, { countPgStatements: true });
     // A gateway whose every SQL statement goes through the counting proxy; its relay polls rarely.
-    const counted = await startGateway(realServicesEnv(proxy.url, { OUTBOX_POLL_MS: '600000' }));
+    const counted = await startGateway(realServicesEnv(proxy.url, { OUTBOX_POLL_MS: '600000', AMQP_EXCHANGE: exchange }));
     const erin = uniqueId('erin');
     await sql.query(
       `INSERT INTO device (id, user_id, name, status, created_at, updated_at)
