@@ -1,7 +1,7 @@
 /**
  * The outbox relay on the real services: nothing is lost when RabbitMQ is away at the moment of a
- * mutation (the event goes out once it is back), and two relays on one database never publish the
- * same row (row locks with SKIP LOCKED).
+ * mutation (the event goes out once it is back), a failed publish is retried with its attempts
+ * counted, and two relays on one database never publish the same row (row locks with SKIP LOCKED).
  */
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -169,5 +169,31 @@ it('never lets two relays publish the same row: the second skips what the first 
   } finally {
     await Promise.all(relays.map((r) => r.stop()));
     await Promise.all(databases.map((d) => d.close()));
+  }
+});
+
+it('retries a row whose publish fails, counting attempts and keeping the error, until it goes out', async () => {
+  const logger = pino({ level: 'silent' });
+  const db = await openDatabase({ kind: 'postgres', url: database.url }, logger);
+  const bus = new RecordingBus();
+  let failuresLeft = 2;
+  const publish = bus.publish.bind(bus);
+  bus.publish = async (message) => {
+    if (failuresLeft-- > 0) throw new Error('PRECONDITION_FAILED - nack from the broker');
+    return publish(message);
+  };
+  const relay = new OutboxRelay(db.prisma, bus, { pollMs: 20, batchSize: 10 }, logger);
+  try {
+    await sql.query('UPDATE outbox_event SET published_at = now() WHERE published_at IS NULL');
+    const id = randomUUID();
+    await sql.query(`INSERT INTO outbox_event (id, routing_key, payload) VALUES ($1, 'device.started', '{}'::jsonb)`, [id]);
+    relay.start();
+    await waitFor(async () => (await publishedAt(id)) != null, 'the row to go out after two failures');
+    const [row] = await sql.query<{ attempts: number; last_error: string }>('SELECT attempts, last_error FROM outbox_event WHERE id = $1', [id]);
+    expect(row).toEqual({ attempts: 2, last_error: 'PRECONDITION_FAILED - nack from the broker' });
+    expect(bus.published).toEqual([id]);
+  } finally {
+    await relay.stop();
+    await db.close();
   }
 });
