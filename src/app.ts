@@ -30,8 +30,11 @@ import { createReadModelService } from './domains/read-model/read-model.service'
 import { AmqpEventBus } from './infra/amqp/amqp-bus';
 import { openDatabase, type Database } from './infra/db/database';
 import { OutboxRelay } from './infra/db/outbox-relay';
+import { devEventsRouter } from './infra/http/dev-events';
 import { createErrorFormatter } from './infra/http/format-error';
+import { graphiqlRouter } from './infra/http/graphiql';
 import { healthRouter } from './infra/http/health';
+import { createMetrics } from './infra/http/metrics';
 import { MemoryEventBus } from './infra/memory/memory-bus';
 import { MemoryPubSub } from './infra/memory/memory-pubsub';
 import { RedisEventPubSub } from './infra/redis/redis-pubsub';
@@ -62,6 +65,10 @@ const notOpen = (): never => {
   throw new Error('the database is not open yet');
 };
 
+/** No DATABASE_URL, REDIS_URL or AMQP_URL: everything in this one process. */
+const isEmbedded = (config: Config) =>
+  config.database.kind === 'embedded' && config.redis.kind === 'memory' && config.amqp.kind === 'memory';
+
 export function buildApp(config: Config, logger: Logger = createLogger(config.logLevel)): App {
   const topics = createTopics(config.redis.topicPrefix);
   const verifier = createTokenVerifier(config.jwt);
@@ -81,6 +88,25 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
   let wsServer: GraphQLWsServer | undefined;
   let stopping = false;
   let port = 0;
+  const stats = () => ({
+    sockets: wsServer?.socketCount() ?? 0,
+    subscriptions: { ...subscriptions },
+    bridge: { ...bridge.counters },
+    outboxPublished: relay?.published ?? 0,
+    reconnects: {
+      eventBus: bus instanceof AmqpEventBus ? bus.reconnects : 0,
+      pubsub: pubsub instanceof RedisEventPubSub ? pubsub.reconnects : 0,
+    },
+  });
+  const metrics = createMetrics(
+    {
+      stats,
+      outboxBacklog: () => relay?.backlog(),
+      redisReconnects: () => stats().reconnects.pubsub,
+      amqpReconnects: () => stats().reconnects.eventBus,
+    },
+    logger,
+  );
 
   async function start(): Promise<void> {
     if (config.jwt.usingDevelopmentSecret) {
@@ -108,6 +134,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
       onSubscriptionChange(field, delta) {
         subscriptions[field] = (subscriptions[field] ?? 0) + delta;
       },
+      onEventDelivered: metrics.eventDelivered,
     };
     const schema = await createSchema();
 
@@ -133,6 +160,11 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
         isStopping: () => stopping,
       }),
     );
+    app.use(metrics.router);
+    app.use(graphiqlRouter({ tokenHint: !config.production && config.jwt.secret !== undefined, embedded: isEmbedded(config) }));
+    if (bus instanceof MemoryEventBus && !config.production) {
+      app.use(devEventsRouter({ bus, verifier, maxMessageBytes: config.amqp.maxMessageBytes, logger }));
+    }
     app.use(
       '/graphql',
       express.json({ limit: config.graphql.bodyLimitBytes }),
@@ -233,16 +265,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     get url() {
       return `http://127.0.0.1:${port}`;
     },
-    stats: () => ({
-      sockets: wsServer?.socketCount() ?? 0,
-      subscriptions: { ...subscriptions },
-      bridge: { ...bridge.counters },
-      outboxPublished: relay?.published ?? 0,
-      reconnects: {
-        eventBus: bus instanceof AmqpEventBus ? bus.reconnects : 0,
-        pubsub: pubsub instanceof RedisEventPubSub ? pubsub.reconnects : 0,
-      },
-    }),
+    stats,
     bus,
   };
 }

@@ -19,6 +19,8 @@ export interface Services {
   readonly topics: Topics;
   /** Called when a subscription starts (after pub/sub confirmed) and ends. */
   readonly onSubscriptionChange: (field: string, delta: 1 | -1) => void;
+  /** Called as a subscription hands one event to its client (metrics: count and latency). */
+  readonly onEventDelivered?: (field: string, event: { readonly occurredAt: string }) => void;
 }
 
 export interface GraphQLContext {

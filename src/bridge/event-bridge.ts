@@ -22,6 +22,7 @@ import {
 } from '../contracts/events';
 import type { Disposition, EventPubSub, MessageHandler } from '../contracts/ports';
 import type { Topics } from '../contracts/topics';
+import { traceContextOf } from '../contracts/trace';
 
 /** The gateway's own tables, kept up to date from the events (issue 4 wires one in). */
 export interface ReadModel {
@@ -35,6 +36,8 @@ export interface ReadModel {
 export const UNKNOWN_OWNER = 'unknown owner';
 
 export interface BridgeCounters {
+  /** Every message handed to the bridge (the sum of the outcomes below). */
+  consumed: number;
   /** Normalized and published to the fan-out. */
   bridged: number;
   /** Rejected to the dead-letter queue. */
@@ -58,7 +61,7 @@ export function createEventBridge(deps: {
   readonly readModel?: ReadModel;
 }): EventBridge {
   const { pubsub, topics, maxMessageBytes, logger, readModel } = deps;
-  const counters: BridgeCounters = { bridged: 0, deadLettered: 0, ignored: 0, requeued: 0 };
+  const counters: BridgeCounters = { consumed: 0, bridged: 0, deadLettered: 0, ignored: 0, requeued: 0 };
 
   /** The event with its owner; throws `EventRejection(UNKNOWN_OWNER)` when nobody is known. */
   async function resolveOwner(draft: GatewayEventDraft): Promise<GatewayEvent> {
@@ -77,13 +80,17 @@ export function createEventBridge(deps: {
     return pubsub.publish(topics.user(event.family, event.userId), event);
   }
 
-  const deadLetter = (reason: string, message: { routingKey: string; messageId?: string }): Disposition => {
+  const deadLetter = (reason: string, message: { routingKey: string; messageId?: string }, log: Logger): Disposition => {
     counters.deadLettered++;
-    logger.warn({ routingKey: message.routingKey, messageId: message.messageId, reason }, 'event dead-lettered');
+    log.warn({ routingKey: message.routingKey, messageId: message.messageId, reason }, 'event dead-lettered');
     return { action: 'dead-letter', reason };
   };
 
   const handle: MessageHandler = async (message): Promise<Disposition> => {
+    counters.consumed++;
+    // Every line about this message carries the platform's trace id when it sent one.
+    const trace = traceContextOf(message.body, maxMessageBytes);
+    const log = trace ? logger.child({ traceId: trace.traceId, traceparent: trace.traceparent }) : logger;
     let draft: GatewayEventDraft | undefined;
     try {
       draft = normalizeEvent(message, maxMessageBytes);
@@ -92,11 +99,11 @@ export function createEventBridge(deps: {
       // its message rather than redelivered forever.
       const reason =
         error instanceof EventRejection ? error.reason : `unprocessable: ${error instanceof Error ? error.message : String(error)}`;
-      return deadLetter(reason, message);
+      return deadLetter(reason, message, log);
     }
     if (!draft) {
       counters.ignored++;
-      logger.debug({ routingKey: message.routingKey }, 'event ignored: no subscription takes this routing key');
+      log.debug({ routingKey: message.routingKey }, 'event ignored: no subscription takes this routing key');
       return { action: 'ack' };
     }
     let event: GatewayEvent;
@@ -104,10 +111,10 @@ export function createEventBridge(deps: {
       event = await resolveOwner(draft);
       await readModel?.apply(event);
     } catch (error) {
-      if (error instanceof EventRejection) return deadLetter(error.reason, message);
+      if (error instanceof EventRejection) return deadLetter(error.reason, message, log);
       counters.requeued++;
       const reason = `read model failed: ${error instanceof Error ? error.message : String(error)}`;
-      logger.warn({ eventId: draft.eventId, reason }, 'event requeued');
+      log.warn({ eventId: draft.eventId, reason }, 'event requeued');
       return { action: 'requeue', reason };
     }
     try {
@@ -115,11 +122,11 @@ export function createEventBridge(deps: {
     } catch (error) {
       counters.requeued++;
       const reason = `fan-out publish failed: ${error instanceof Error ? error.message : String(error)}`;
-      logger.warn({ eventId: event.eventId, reason }, 'event requeued');
+      log.warn({ eventId: event.eventId, reason }, 'event requeued');
       return { action: 'requeue', reason };
     }
     counters.bridged++;
-    logger.debug({ eventId: event.eventId, type: event.type, userId: event.userId }, 'event bridged');
+    log.debug({ eventId: event.eventId, type: event.type, userId: event.userId }, 'event bridged');
     return { action: 'ack' };
   };
 

@@ -7,6 +7,7 @@ import { QuotaChangedDocument } from '../generated/graphql';
 import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
 import { disposeClients, subscribe, token, wsClient } from '../helpers/clients';
 import { realServicesEnv, startGateway, stopGateways, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
+import { scrape } from '../helpers/metrics';
 import { createTestDatabase, uniqueId, type TestDatabase } from '../helpers/services';
 import { waitFor } from '../helpers/wait';
 
@@ -36,6 +37,8 @@ function connectionPid(queue: string): string {
 }
 
 it('reconnects after the broker closes its connection, and delivers again', async () => {
+  const reconnects = async () => (await scrape(gateway.app.url)).value('cloudphone_realtime_amqp_reconnects_total');
+  expect(await reconnects()).toBe(0);
   const pid = connectionPid(gateway.config.amqp.queue);
   execFileSync('rabbitmqctl', ['-q', 'close_connection', pid, 'test: closed by the broker']);
   // The first reconnect waits 250 ms: readiness must say so meanwhile, then recover by itself.
@@ -48,6 +51,7 @@ it('reconnects after the broker closes its connection, and delivers again', asyn
   expect(down?.body.dependencies.eventBus.status).toBe('down');
   await waitFor(async () => (await readiness()).status === 200, '/readyz to recover', 20_000);
   expect(connectionPid(gateway.config.amqp.queue)).not.toBe(pid);
+  await waitFor(async () => (await reconnects()) === 1, 'amqp_reconnects_total to count the reconnect');
 
   const user = uniqueId('quinn');
   const client = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(user)}` });

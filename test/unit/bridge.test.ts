@@ -41,7 +41,7 @@ it('acknowledges only once the event is published, on the user\'s topic', async 
   pubsub.gate.resolve();
   await expect(disposition).resolves.toEqual({ action: 'ack' });
   await expect(events.next()).resolves.toMatchObject({ value: { eventId: 'e1', userId: 'u1' } });
-  expect(bridge.counters).toEqual({ bridged: 1, deadLettered: 0, ignored: 0, requeued: 0 });
+  expect(bridge.counters).toEqual({ consumed: 1, bridged: 1, deadLettered: 0, ignored: 0, requeued: 0 });
 });
 
 it('requeues, never acknowledges, when the fan-out publish fails', async () => {
@@ -61,7 +61,46 @@ it('dead-letters with the reason and acknowledges other routing keys as ignored'
     reason: 'missing userId',
   });
   await expect(bridge.handle({ routingKey: 'quota.archived', body: body({ userId: 'u' }) })).resolves.toEqual({ action: 'ack' });
-  expect(bridge.counters).toEqual({ bridged: 0, deadLettered: 1, ignored: 1, requeued: 0 });
+  expect(bridge.counters).toEqual({ consumed: 2, bridged: 0, deadLettered: 1, ignored: 1, requeued: 0 });
+});
+
+describe("the platform's trace id", () => {
+  const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+
+  /** A real pino logger writing JSON lines into memory. */
+  function capturingLogger() {
+    const lines: Record<string, unknown>[] = [];
+    const stream = { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) };
+    return { lines, logger: pino({ level: 'debug' }, stream) };
+  }
+
+  it.each([
+    ['a flat body', { userId: 'u1', _trace: { traceparent: TRACEPARENT } }],
+    ['an envelope', { eventId: 'env-1', eventType: 'quota.updated', _trace: { traceparent: TRACEPARENT }, payload: { userId: 'u1' } }],
+    ["an envelope's payload", { eventId: 'env-1', eventType: 'quota.updated', payload: { userId: 'u1', _trace: { traceparent: TRACEPARENT } } }],
+  ])('is logged with the handling of %s, and never published', async (_what, message) => {
+    const { lines, logger: log } = capturingLogger();
+    const pubsub = new ControlledPubSub();
+    const bridge = createEventBridge({ pubsub, topics, maxMessageBytes: 10_000, logger: log });
+    const events = await pubsub.subscribe(topics.user('quota', 'u1'));
+    await expect(bridge.handle({ routingKey: 'quota.updated', body: body(message), messageId: 'm1' })).resolves.toEqual({ action: 'ack' });
+    const bridged = lines.find((line) => line.msg === 'event bridged');
+    expect(bridged).toMatchObject({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', traceparent: TRACEPARENT, userId: 'u1' });
+    const published = await events.next();
+    expect(JSON.stringify(published.value)).not.toMatch(/_trace|traceparent|4bf92f35/);
+  });
+
+  it('is logged when the message is dead-lettered too; a malformed traceparent is left out', async () => {
+    const { lines, logger: log } = capturingLogger();
+    const bridge = createEventBridge({ pubsub: new ControlledPubSub(), topics, maxMessageBytes: 10_000, logger: log });
+    await bridge.handle({ routingKey: 'quota.updated', body: body({ nope: 1, _trace: { traceparent: TRACEPARENT } }) });
+    await bridge.handle({ routingKey: 'quota.updated', body: body({ nope: 2, _trace: { traceparent: '00-xyz-01' } }) });
+    const [first, second] = lines.filter((line) => line.msg === 'event dead-lettered');
+    expect(first).toMatchObject({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', reason: 'missing userId' });
+    expect(second).toMatchObject({ reason: 'missing userId' });
+    expect(second).not.toHaveProperty('traceId');
+    expect(second).not.toHaveProperty('traceparent');
+  });
 });
 
 describe('owner resolution and the read model', () => {

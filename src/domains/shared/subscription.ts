@@ -62,6 +62,7 @@ export function guardedSubscription<T extends GatewayEvent>(
         const event = result.value as T;
         if (userId !== null && event.userId !== userId) continue;
         if (accept && !accept(event)) continue;
+        services.onEventDelivered?.(field, event);
         return { value: event, done: false };
       }
     },

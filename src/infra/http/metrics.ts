@@ -1,0 +1,185 @@
+/**
+ * `GET /metrics`: Prometheus text format through prom-client. Each app instance owns a fresh
+ * `Registry` (never prom-client's global one), so several instances in one process, as the tests
+ * run them, each report their own figures.
+ *
+ * Most figures already live in the app as plain numbers (`app.stats()`, the bridge's counters, the
+ * buses' reconnect counts); they are read at scrape time. Counters read that way advance by the
+ * difference since the previous scrape, so they stay monotonic. Deliveries to clients are counted
+ * as they happen, with the end-to-end latency from the event's `occurredAt` to the moment it is
+ * handed to the client's socket.
+ */
+import express, { type Router } from 'express';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+const PREFIX = 'cloudphone_realtime_';
+/** Longest a scrape waits for the outbox count before reporting the previous value. */
+const BACKLOG_QUERY_TIMEOUT_MS = 1_000;
+
+export interface MetricsSources {
+  /** Open sockets, live subscriptions per field, and the bridge's counters (`consumed` + outcomes). */
+  stats(): {
+    readonly sockets: number;
+    readonly subscriptions: Readonly<Record<string, number>>;
+    readonly bridge: Readonly<Record<string, number>>;
+    readonly outboxPublished: number;
+  };
+  /** Unpublished outbox rows; undefined before the database is open. */
+  outboxBacklog(): Promise<number> | undefined;
+  redisReconnects(): number;
+  amqpReconnects(): number;
+}
+
+export interface GatewayMetrics {
+  readonly registry: Registry;
+  readonly router: Router;
+  /** One event handed to one subscriber's socket (`field` is the subscription field). */
+  eventDelivered(field: string, event: { readonly occurredAt: string }): void;
+}
+
+/** `deadLettered` -> `dead_lettered`. */
+const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+export function createMetrics(sources: MetricsSources, logger: Logger): GatewayMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+
+  /**
+   * A counter whose value is owned elsewhere (a plain number in the app): each scrape advances it
+   * by what the number grew since the previous scrape. `read` returns label value -> total ('' when
+   * the counter has no label).
+   */
+  const mirrored = (name: string, help: string, label: string | undefined, read: () => Readonly<Record<string, number>>) => {
+    const last = new Map<string, number>();
+    return new Counter({
+      name: `${PREFIX}${name}`,
+      help,
+      labelNames: label ? [label] : [],
+      registers: [registry],
+      collect() {
+        for (const [value, total] of Object.entries(read())) {
+          const previous = last.get(value);
+          const delta = total - (previous ?? 0);
+          // A label seen for the first time is reported even at 0, so rates start from a sample.
+          if (delta <= 0 && previous !== undefined) continue;
+          last.set(value, Math.max(total, previous ?? 0));
+          if (label) this.inc({ [label]: value }, Math.max(0, delta));
+          else this.inc(Math.max(0, delta));
+        }
+      },
+    });
+  };
+
+  new Gauge({
+    name: `${PREFIX}websocket_connections`,
+    help: 'Open GraphQL WebSocket connections.',
+    registers: [registry],
+    collect() {
+      this.set(sources.stats().sockets);
+    },
+  });
+
+  new Gauge({
+    name: `${PREFIX}subscriptions`,
+    help: 'Active GraphQL subscriptions, by subscription field.',
+    labelNames: ['field'],
+    registers: [registry],
+    collect() {
+      for (const [field, n] of Object.entries(sources.stats().subscriptions)) this.set({ field }, n);
+    },
+  });
+
+  mirrored('events_consumed_total', 'Platform messages taken from the event bus by the bridge.', undefined, () => ({
+    '': sources.stats().bridge.consumed ?? 0,
+  }));
+  // Every other bridge counter is an outcome; one the bridge adds later appears here by itself.
+  mirrored(
+    'events_processed_total',
+    'Platform messages by what the bridge did with them: bridged (published to the fan-out), dead_lettered, ignored (no subscription takes the routing key), requeued (fan-out down, retried).',
+    'outcome',
+    () =>
+      Object.fromEntries(
+        Object.entries(sources.stats().bridge)
+          .filter(([name]) => name !== 'consumed')
+          .map(([name, value]) => [snake(name), value]),
+      ),
+  );
+
+  const delivered = new Counter({
+    name: `${PREFIX}events_delivered_total`,
+    help: 'Events sent to subscribers (one per subscriber), by subscription field.',
+    labelNames: ['field'],
+    registers: [registry],
+  });
+  const latency = new Histogram({
+    name: `${PREFIX}event_delivery_latency_seconds`,
+    help: "End-to-end latency from the event's occurredAt to its delivery to a subscriber, by subscription field.",
+    labelNames: ['field'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+
+  let backlog = 0;
+  new Gauge({
+    name: `${PREFIX}outbox_backlog`,
+    help: 'Outbox rows written by mutations and not yet published to the event bus.',
+    registers: [registry],
+    async collect() {
+      const counting = sources.outboxBacklog();
+      if (counting) {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), BACKLOG_QUERY_TIMEOUT_MS);
+        });
+        try {
+          // A slow or absent database must not stall the scrape: report the previous value.
+          const n = await Promise.race([counting, timeout]);
+          if (n !== undefined) backlog = n;
+        } catch (error) {
+          logger.debug({ err: error }, 'metrics: outbox backlog query failed');
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+      this.set(backlog);
+    },
+  });
+
+  mirrored('outbox_published_total', 'Outbox rows this instance published to the event bus.', undefined, () => ({
+    '': sources.stats().outboxPublished,
+  }));
+  mirrored(
+    'redis_reconnects_total',
+    'Times a Redis connection (publisher or subscriber) became ready again after it was lost.',
+    undefined,
+    () => ({ '': sources.redisReconnects() }),
+  );
+  mirrored(
+    'amqp_reconnects_total',
+    'Times the RabbitMQ connection was re-established (topology declared, consuming again).',
+    undefined,
+    () => ({ '': sources.amqpReconnects() }),
+  );
+
+  const router = express.Router();
+  router.get('/metrics', async (_req, res) => {
+    try {
+      const body = await registry.metrics();
+      res.set('content-type', registry.contentType).send(body);
+    } catch (error) {
+      logger.warn({ err: error }, 'metrics scrape failed');
+      res.status(500).type('text/plain').send('metrics collection failed\n');
+    }
+  });
+
+  return {
+    registry,
+    router,
+    eventDelivered(field, event) {
+      delivered.inc({ field });
+      const at = Date.parse(event.occurredAt);
+      if (Number.isFinite(at)) latency.observe({ field }, Math.max(0, (Date.now() - at) / 1000));
+    },
+  };
+}
