@@ -219,32 +219,55 @@ async function applyApp(tx: Tx, event: AppInstalledEventMessage): Promise<void> 
   });
 }
 
+/**
+ * Runs work for one key after the work already queued for it: a user's events are applied (and
+ * so published, which the bridge does right after) in the order this instance received them, even
+ * when one takes longer to apply than the next. Idle keys are forgotten.
+ */
+function perKeySerializer() {
+  const tails = new Map<string, Promise<void>>();
+  return (key: string, work: () => Promise<void>): Promise<void> => {
+    const run = (tails.get(key) ?? Promise.resolve()).then(work);
+    const tail = run.catch(() => undefined);
+    tails.set(key, tail);
+    void tail.then(() => {
+      if (tails.get(key) === tail) tails.delete(key);
+    });
+    return run;
+  };
+}
+
 /** `prisma` is a getter: the bridge exists before the database is opened (at start). */
 export function createReadModelService(deps: { prisma: () => PrismaClient }): ReadModelService {
+  const inOrder = perKeySerializer();
   return {
     async ownerOfDevice(deviceId) {
       const row = await deps.prisma().device.findUnique({ where: { id: deviceId }, select: { userId: true } });
       return row?.userId;
     },
 
-    async apply(event) {
-      await deps.prisma().$transaction(async (tx) => {
-        const first = await tx.processedEvent.createMany({
-          data: [{ eventId: event.eventId, routingKey: event.type }],
-          skipDuplicates: true,
-        });
-        if (first.count === 0) return; // applied before (a redelivery, or our own outbox event's echo)
-        switch (event.family) {
-          case 'quota':
-            return applyQuota(tx, event);
-          case 'device':
-            return applyDevice(tx, event);
-          case 'order':
-            return applyOrder(tx, event);
-          case 'app':
-            return applyApp(tx, event);
-        }
-      }, TRANSACTION_OPTIONS);
+    apply(event) {
+      return inOrder(event.userId, () => applyOnce(deps.prisma(), event));
     },
   };
+}
+
+async function applyOnce(prisma: PrismaClient, event: GatewayEvent): Promise<void> {
+  await prisma.$transaction(async (tx) => {
+    const first = await tx.processedEvent.createMany({
+      data: [{ eventId: event.eventId, routingKey: event.type }],
+      skipDuplicates: true,
+    });
+    if (first.count === 0) return; // applied before (a redelivery, or our own outbox event's echo)
+    switch (event.family) {
+      case 'quota':
+        return applyQuota(tx, event);
+      case 'device':
+        return applyDevice(tx, event);
+      case 'order':
+        return applyOrder(tx, event);
+      case 'app':
+        return applyApp(tx, event);
+    }
+  }, TRANSACTION_OPTIONS);
 }
