@@ -25,7 +25,11 @@ import { ErrorCode, UnauthenticatedError } from './contracts/errors';
 import type { GatewayEvent } from './contracts/events';
 import type { EventBus, EventPubSub } from './contracts/ports';
 import { createTopics } from './contracts/topics';
+import { createAppInstallationService } from './domains/app/app-installation.service';
+import { createDeviceService } from './domains/device/device.service';
+import { createOrderService } from './domains/order/order.service';
 import { createQuotaService } from './domains/quota/quota.service';
+import { createReadModelService } from './domains/read-model/read-model.service';
 import { costLimitRule } from './graphql/validation-rules';
 import { AmqpEventBus } from './infra/amqp/amqp-bus';
 import { openDatabase, type Database } from './infra/db/database';
@@ -34,8 +38,8 @@ import { devEventsRouter } from './infra/http/dev-events';
 import { createErrorFormatter } from './infra/http/format-error';
 import { graphiqlRouter } from './infra/http/graphiql';
 import { healthRouter } from './infra/http/health';
-import { MemoryRateLimiter, rateLimitMiddleware, RedisRateLimiter, type RateLimiter } from './infra/http/rate-limit';
 import { createMetrics } from './infra/http/metrics';
+import { MemoryRateLimiter, rateLimitMiddleware, RedisRateLimiter, type RateLimiter } from './infra/http/rate-limit';
 import { MemoryEventBus } from './infra/memory/memory-bus';
 import { MemoryPubSub } from './infra/memory/memory-pubsub';
 import { RedisEventPubSub } from './infra/redis/redis-pubsub';
@@ -69,6 +73,10 @@ export interface App {
   /** The event bus in use (the in-process one accepts raw publishes: CLI and tests). */
   readonly bus: EventBus;
 }
+
+const notOpen = (): never => {
+  throw new Error('the database is not open yet');
+};
 
 /** No DATABASE_URL, REDIS_URL or AMQP_URL: everything in this one process. */
 const isEmbedded = (config: Config) =>
@@ -106,10 +114,11 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
   const validationRules = [costLimitRule({ maxDepth: config.graphql.maxDepth, maxComplexity: config.graphql.maxComplexity })];
   const bus: EventBus =
     config.amqp.kind === 'amqp' ? new AmqpEventBus(config.amqp.url, config.amqp, logger) : new MemoryEventBus(logger);
-  const bridge = createEventBridge({ pubsub, topics, maxMessageBytes: config.amqp.maxMessageBytes, logger });
+  let database: Database | undefined;
+  const readModel = createReadModelService({ prisma: () => (database ?? notOpen()).prisma });
+  const bridge = createEventBridge({ pubsub, topics, maxMessageBytes: config.amqp.maxMessageBytes, logger, readModel });
   const subscriptions: Record<string, number> = {};
 
-  let database: Database | undefined;
   let relay: OutboxRelay | undefined;
   let apollo: ApolloServer<GraphQLContext> | undefined;
   let httpServer: http.Server | undefined;
@@ -154,8 +163,12 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     relay = new OutboxRelay(db.prisma, bus, config.outbox, logger);
     const outboxRelay = relay;
 
+    const writes = { prisma: db.prisma, onOutboxWrite: () => outboxRelay.nudge() };
     const services: Services = {
-      quota: createQuotaService({ prisma: db.prisma, onOutboxWrite: () => outboxRelay.nudge() }),
+      quota: createQuotaService(writes),
+      devices: createDeviceService(writes),
+      orders: createOrderService(writes),
+      apps: createAppInstallationService(writes),
       pubsub,
       topics,
       onSubscriptionChange(field, delta) {

@@ -7,9 +7,13 @@ import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphq
 import { buildSchema, type PubSub } from 'type-graphql';
 import { authChecker } from './auth/authorization';
 import { AppEventResolver } from './domains/app/app-event.resolver';
+import { AppInstallationResolver } from './domains/app/app-installation.resolver';
 import { DeviceEventResolver } from './domains/device/device-event.resolver';
+import { DeviceResolver } from './domains/device/device.resolver';
 import { OrderEventResolver } from './domains/order/order-event.resolver';
+import { OrderResolver } from './domains/order/order.resolver';
 import { QuotaResolver } from './domains/quota/quota.resolver';
+import { MeResolver } from './domains/user/me.resolver';
 
 /**
  * type-graphql refuses to build subscriptions without a `pubSub`. Ours never use it: each
@@ -28,7 +32,16 @@ const topicsUnsupported: PubSub = {
 
 export async function createSchema(): Promise<GraphQLSchema> {
   return buildSchema({
-    resolvers: [QuotaResolver, DeviceEventResolver, OrderEventResolver, AppEventResolver],
+    resolvers: [
+      QuotaResolver,
+      DeviceEventResolver,
+      OrderEventResolver,
+      AppEventResolver,
+      MeResolver,
+      DeviceResolver,
+      OrderResolver,
+      AppInstallationResolver,
+    ],
     authChecker,
     pubSub: topicsUnsupported,
     // Validate inputs with class-validator; absent or null optional fields are not validated.

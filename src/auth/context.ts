@@ -4,11 +4,17 @@
  */
 import type { EventPubSub } from '../contracts/ports';
 import type { Topics } from '../contracts/topics';
+import type { AppInstallationService } from '../domains/app/app-installation.service';
+import type { DeviceService } from '../domains/device/device.service';
+import type { OrderService } from '../domains/order/order.service';
 import type { QuotaService } from '../domains/quota/quota.service';
 import type { AuthUser } from './auth-user';
 
 export interface Services {
   readonly quota: QuotaService;
+  readonly devices: DeviceService;
+  readonly orders: OrderService;
+  readonly apps: AppInstallationService;
   readonly pubsub: EventPubSub;
   readonly topics: Topics;
   /** Called when a subscription starts (after pub/sub confirmed) and ends. */

@@ -38,7 +38,15 @@ it('applies every committed migration once, recording name and checksum like pri
   const tables = await client.query(
     "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
   );
-  expect(tables.rows.map((r) => r.table_name)).toEqual(['_prisma_migrations', 'outbox_event', 'quota']);
+  expect(tables.rows.map((r) => r.table_name)).toEqual([
+    '_prisma_migrations',
+    'app_installation',
+    'billing_order',
+    'device',
+    'outbox_event',
+    'processed_event',
+    'quota',
+  ]);
 });
 
 it('refuses to run when an applied migration was edited afterwards', async () => {

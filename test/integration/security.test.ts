@@ -8,9 +8,31 @@ import { createClient } from 'graphql-ws';
 import Redis from 'ioredis';
 import WebSocket from 'ws';
 import { createSchema } from '../../src/schema';
-import { QuotaChangedDocument, QuotaDocument, UpdateQuotaDocument } from '../generated/graphql';
+import {
+  AppInstallationsDocument,
+  CancelOrderDocument,
+  CompleteOrderDocument,
+  CreateDeviceDocument,
+  DeductQuotaDocument,
+  DeleteDeviceDocument,
+  DeviceDocument,
+  DevicesDocument,
+  InstallAppDocument,
+  MeDocument,
+  OrderDocument,
+  OrdersDocument,
+  QuotaChangedDocument,
+  QuotaDocument,
+  RenewQuotaDocument,
+  RestoreQuotaDocument,
+  StartDeviceDocument,
+  StopDeviceDocument,
+  UninstallAppDocument,
+  UpdateQuotaDocument,
+} from '../generated/graphql';
 import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
-import { disposeClients, http, subscribe, token, wsClient } from '../helpers/clients';
+import { disposeClients, http, subscribe, token, wsClient, type HttpResult } from '../helpers/clients';
+import { openSql, type TestSql } from '../helpers/db';
 import {
   realServicesEnv,
   startGateway,
@@ -27,14 +49,15 @@ let gateway: TestGateway;
 let second: TestGateway;
 let peer: PlatformPeer;
 let redis: Redis;
+let sql: TestSql;
 
 beforeAll(async () => {
   database = await createTestDatabase();
   const env = realServicesEnv(database.url, {
     WS_MAX_SOCKETS_PER_USER: '2',
     WS_MAX_SUBSCRIPTIONS_PER_SOCKET: '2',
-    HTTP_RATE_LIMIT_PER_SEC: '1',
-    HTTP_RATE_LIMIT_BURST: '5',
+    // Many requests per user in the authorization cases; the rate limit has its own gateways.
+    HTTP_RATE_LIMIT_BURST: '10000',
     GRAPHQL_MAX_DEPTH: '4',
     GRAPHQL_MAX_COMPLEXITY: '60',
   });
@@ -43,6 +66,7 @@ beforeAll(async () => {
   second = await startGateway({ ...env, DATABASE_URL: database.url });
   peer = await openPlatformPeer();
   redis = new Redis(TEST_REDIS_URL);
+  sql = await openSql(database.url);
 });
 
 afterEach(async () => {
@@ -54,6 +78,7 @@ afterAll(async () => {
   await stopGateways();
   await peer?.close();
   redis?.disconnect();
+  await sql?.close();
   await database?.drop();
 });
 
@@ -63,6 +88,40 @@ describe('authorization per operation', () => {
   const ALICE = uniqueId('alice');
   const BOB = uniqueId('bob');
   const ADMIN = uniqueId('admin');
+  const asAdmin = () => token(ADMIN, { roles: ['admin'] });
+
+  /** Alice's things, which Bob must never read or change. */
+  const alice = { device: '', spareDevice: '', order: '', otherOrder: '', installation: '' };
+  beforeAll(async () => {
+    const device = await http(gateway.httpUrl, CreateDeviceDocument, { token: token(ALICE), variables: { input: { name: 'alice-phone' } } });
+    expect(device.body.errors).toBeUndefined();
+    alice.device = device.body.data!.createDevice.id;
+    const spare = await http(gateway.httpUrl, CreateDeviceDocument, { token: token(ALICE), variables: { input: { name: 'alice-spare' } } });
+    alice.spareDevice = spare.body.data!.createDevice.id;
+    alice.order = await sql.seedOrder({ userId: ALICE, amount: '9.90' });
+    alice.otherOrder = await sql.seedOrder({ userId: ALICE, amount: '19.90' });
+    const installed = await http(gateway.httpUrl, InstallAppDocument, {
+      token: token(ALICE),
+      variables: { deviceId: alice.device, input: { packageName: 'com.alice.app' } },
+    });
+    expect(installed.body.errors).toBeUndefined();
+    alice.installation = installed.body.data!.installApp.id;
+    const quota = await http(gateway.httpUrl, UpdateQuotaDocument, {
+      token: asAdmin(),
+      variables: { userId: ALICE, input: { limits: { maxDevices: 10, totalCpuCores: 64 } } },
+    });
+    expect(quota.body.errors).toBeUndefined();
+  });
+
+  /** Refused without a token, and refused (FORBIDDEN, or NOT_FOUND so ids cannot be probed) for Bob, with no data. */
+  async function refused(send: (jwt?: string) => Promise<HttpResult<unknown>>, jwt = token(BOB)): Promise<void> {
+    const anonymous = await send(undefined);
+    expect(anonymous.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+    const other = await send(jwt);
+    expect(['FORBIDDEN', 'NOT_FOUND']).toContain(other.body.errors?.[0]?.extensions?.code);
+    expect(other.body.data ?? null).toBeNull();
+  }
+  const deviceOf = async (id: string) => (await http(gateway.httpUrl, DeviceDocument, { token: token(ALICE), variables: { id } })).body.data?.device;
 
   /**
    * Every root field of the schema, with what a user, another user and an administrator may do.
@@ -126,6 +185,158 @@ describe('authorization per operation', () => {
         expect(own.pending()).toBe(0);
         own.unsubscribe();
         await waitForSubscriptions(gateway, 0);
+      },
+    },
+    me: {
+      kind: 'query',
+      async check() {
+        expect((await http(gateway.httpUrl, MeDocument, {})).body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+        const me = await http(gateway.httpUrl, MeDocument, { token: token(BOB) });
+        expect(me.body.data?.me).toMatchObject({ id: BOB, isAdmin: false });
+      },
+    },
+    devices: {
+      kind: 'query',
+      async check() {
+        await refused((jwt) => http(gateway.httpUrl, DevicesDocument, { token: jwt, variables: { userId: ALICE } }));
+        const bobs = await http(gateway.httpUrl, DevicesDocument, { token: token(BOB), variables: {} });
+        expect(bobs.body.data?.devices.edges.map((e) => e.node.userId)).not.toContain(ALICE);
+        const alices = await http(gateway.httpUrl, DevicesDocument, { token: token(ALICE), variables: {} });
+        expect(alices.body.data?.devices.edges.map((e) => e.node.id)).toContain(alice.device);
+        const admin = await http(gateway.httpUrl, DevicesDocument, { token: asAdmin(), variables: { userId: ALICE } });
+        expect(admin.body.data?.devices.edges.map((e) => e.node.id)).toContain(alice.device);
+      },
+    },
+    device: {
+      kind: 'query',
+      async check() {
+        await refused((jwt) => http(gateway.httpUrl, DeviceDocument, { token: jwt, variables: { id: alice.device } }));
+        expect((await deviceOf(alice.device))?.userId).toBe(ALICE);
+      },
+    },
+    orders: {
+      kind: 'query',
+      async check() {
+        await refused((jwt) => http(gateway.httpUrl, OrdersDocument, { token: jwt, variables: { userId: ALICE } }));
+        const bobs = await http(gateway.httpUrl, OrdersDocument, { token: token(BOB), variables: {} });
+        expect(bobs.body.data?.orders.edges).toEqual([]);
+        const alices = await http(gateway.httpUrl, OrdersDocument, { token: token(ALICE), variables: {} });
+        expect(alices.body.data?.orders.edges.map((e) => e.node.id)).toEqual(expect.arrayContaining([alice.order, alice.otherOrder]));
+      },
+    },
+    order: {
+      kind: 'query',
+      async check() {
+        await refused((jwt) => http(gateway.httpUrl, OrderDocument, { token: jwt, variables: { id: alice.order } }));
+        expect((await http(gateway.httpUrl, OrderDocument, { token: token(ALICE), variables: { id: alice.order } })).body.data?.order.userId).toBe(ALICE);
+      },
+    },
+    appInstallations: {
+      kind: 'query',
+      async check() {
+        await refused((jwt) => http(gateway.httpUrl, AppInstallationsDocument, { token: jwt, variables: { deviceId: alice.device } }));
+        const own = await http(gateway.httpUrl, AppInstallationsDocument, { token: token(ALICE), variables: { deviceId: alice.device } });
+        expect(own.body.data?.appInstallations.map((i) => i.id)).toEqual([alice.installation]);
+      },
+    },
+    createDevice: {
+      kind: 'mutation',
+      async check() {
+        await refused((jwt) => http(gateway.httpUrl, CreateDeviceDocument, { token: jwt, variables: { userId: ALICE, input: { name: 'planted' } } }));
+        const devices = await http(gateway.httpUrl, DevicesDocument, { token: token(ALICE), variables: {} });
+        expect(devices.body.data?.devices.edges.map((e) => e.node.name)).not.toContain('planted');
+        const forAlice = await http(gateway.httpUrl, CreateDeviceDocument, { token: asAdmin(), variables: { userId: ALICE, input: { name: 'by-admin' } } });
+        expect(forAlice.body.data?.createDevice.userId).toBe(ALICE);
+      },
+    },
+    startDevice: {
+      kind: 'mutation',
+      async check() {
+        await refused((jwt) => http(gateway.httpUrl, StartDeviceDocument, { token: jwt, variables: { id: alice.device } }));
+        expect((await deviceOf(alice.device))?.status).toBe('IDLE');
+      },
+    },
+    stopDevice: {
+      kind: 'mutation',
+      async check() {
+        const started = await http(gateway.httpUrl, StartDeviceDocument, { token: token(ALICE), variables: { id: alice.spareDevice } });
+        expect(started.body.data?.startDevice.status).toBe('RUNNING');
+        await refused((jwt) => http(gateway.httpUrl, StopDeviceDocument, { token: jwt, variables: { id: alice.spareDevice } }));
+        expect((await deviceOf(alice.spareDevice))?.status).toBe('RUNNING');
+      },
+    },
+    deleteDevice: {
+      kind: 'mutation',
+      async check() {
+        await refused((jwt) => http(gateway.httpUrl, DeleteDeviceDocument, { token: jwt, variables: { id: alice.spareDevice } }));
+        expect((await deviceOf(alice.spareDevice))?.status).toBe('RUNNING');
+      },
+    },
+    completeOrder: {
+      kind: 'mutation',
+      async check() {
+        await refused((jwt) => http(gateway.httpUrl, CompleteOrderDocument, { token: jwt, variables: { id: alice.order } }));
+        // Administrators only: not even the owner.
+        const byOwner = await http(gateway.httpUrl, CompleteOrderDocument, { token: token(ALICE), variables: { id: alice.order } });
+        expect(byOwner.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+        const byAdmin = await http(gateway.httpUrl, CompleteOrderDocument, { token: asAdmin(), variables: { id: alice.order } });
+        expect(byAdmin.body.data?.completeOrder).toMatchObject({ id: alice.order, status: 'COMPLETED' });
+      },
+    },
+    cancelOrder: {
+      kind: 'mutation',
+      async check() {
+        await refused((jwt) => http(gateway.httpUrl, CancelOrderDocument, { token: jwt, variables: { id: alice.otherOrder } }));
+        const byOwner = await http(gateway.httpUrl, CancelOrderDocument, { token: token(ALICE), variables: { id: alice.otherOrder } });
+        expect(byOwner.body.data?.cancelOrder).toMatchObject({ id: alice.otherOrder, status: 'CANCELLED' });
+      },
+    },
+    installApp: {
+      kind: 'mutation',
+      async check() {
+        await refused((jwt) =>
+          http(gateway.httpUrl, InstallAppDocument, { token: jwt, variables: { deviceId: alice.device, input: { packageName: 'com.mallory.spy' } } }),
+        );
+        const apps = await http(gateway.httpUrl, AppInstallationsDocument, { token: token(ALICE), variables: { deviceId: alice.device } });
+        expect(apps.body.data?.appInstallations.map((i) => i.packageName)).toEqual(['com.alice.app']);
+      },
+    },
+    uninstallApp: {
+      kind: 'mutation',
+      async check() {
+        await refused((jwt) => http(gateway.httpUrl, UninstallAppDocument, { token: jwt, variables: { installationId: alice.installation } }));
+        const apps = await http(gateway.httpUrl, AppInstallationsDocument, { token: token(ALICE), variables: { deviceId: alice.device } });
+        expect(apps.body.data?.appInstallations.map((i) => i.id)).toEqual([alice.installation]);
+      },
+    },
+    deductQuota: {
+      kind: 'mutation',
+      async check() {
+        for (const jwt of [token(BOB), token(ALICE)]) {
+          await refused((t) => http(gateway.httpUrl, DeductQuotaDocument, { token: t, variables: { userId: ALICE, input: { devices: 1 } } }), jwt);
+        }
+        const byAdmin = await http(gateway.httpUrl, DeductQuotaDocument, { token: asAdmin(), variables: { userId: ALICE, input: { cpuCores: 2 } } });
+        expect(byAdmin.body.errors).toBeUndefined();
+      },
+    },
+    restoreQuota: {
+      kind: 'mutation',
+      async check() {
+        for (const jwt of [token(BOB), token(ALICE)]) {
+          await refused((t) => http(gateway.httpUrl, RestoreQuotaDocument, { token: t, variables: { userId: ALICE, input: { cpuCores: 1 } } }), jwt);
+        }
+        const byAdmin = await http(gateway.httpUrl, RestoreQuotaDocument, { token: asAdmin(), variables: { userId: ALICE, input: { cpuCores: 1 } } });
+        expect(byAdmin.body.errors).toBeUndefined();
+      },
+    },
+    renewQuota: {
+      kind: 'mutation',
+      async check() {
+        for (const jwt of [token(BOB), token(ALICE)]) {
+          await refused((t) => http(gateway.httpUrl, RenewQuotaDocument, { token: t, variables: { userId: ALICE, input: { extendDays: 30 } } }), jwt);
+        }
+        const byAdmin = await http(gateway.httpUrl, RenewQuotaDocument, { token: asAdmin(), variables: { userId: ALICE, input: { extendDays: 30 } } });
+        expect(byAdmin.body.errors).toBeUndefined();
       },
     },
     deviceStatusChanged: {
@@ -267,18 +478,22 @@ describe('operations per socket', () => {
 
 describe('HTTP rate limit', () => {
   it('answers 429 RATE_LIMITED with Retry-After once a user spent the burst on any instance, per user', async () => {
+    // Two instances of one deployment (same Redis prefix): the bucket is shared.
+    const env = realServicesEnv(database.url, { HTTP_RATE_LIMIT_PER_SEC: '1', HTTP_RATE_LIMIT_BURST: '5' });
+    const one = await startGateway(env);
+    const two = await startGateway({ ...env, DATABASE_URL: database.url });
     const gus = token(uniqueId('gus'));
     const statuses: number[] = [];
-    for (const target of [gateway, second, gateway, second, gateway]) {
+    for (const target of [one, two, one, two, one]) {
       statuses.push((await http(target.httpUrl, '{ __typename }', { token: gus })).status);
     }
     expect(statuses).toEqual([200, 200, 200, 200, 200]);
-    const limited = await http(second.httpUrl, '{ __typename }', { token: gus });
+    const limited = await http(two.httpUrl, '{ __typename }', { token: gus });
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(limited.body.errors?.[0]?.extensions?.code).toBe('RATE_LIMITED');
     // Someone else still gets through.
-    expect((await http(gateway.httpUrl, '{ __typename }', { token: token(uniqueId('hal')) })).status).toBe(200);
+    expect((await http(one.httpUrl, '{ __typename }', { token: token(uniqueId('hal')) })).status).toBe(200);
   });
 });
 

@@ -3,7 +3,7 @@ import { resolveTargetUser } from '../../auth/authorization';
 import type { GraphQLContext } from '../../auth/context';
 import type { QuotaEventMessage } from '../../contracts/events';
 import { subscribeToFamily } from '../shared/subscription';
-import { UpdateQuotaInput } from './quota.input';
+import { QuotaUsageDeltaInput, RenewQuotaInput, UpdateQuotaInput } from './quota.input';
 import { Quota, QuotaEvent } from './quota.type';
 
 @Resolver()
@@ -26,6 +26,41 @@ export class QuotaResolver {
     @Ctx() context: GraphQLContext,
   ): Promise<Quota> {
     return context.services.quota.update(userId, input);
+  }
+
+  @Authorized('admin')
+  @Mutation(() => Quota, {
+    description:
+      'Administrators: takes resources; past a hard limit (devices, CPU, memory, storage) is BAD_USER_INPUT. Emits quota.deducted, and quota.exceeded when usage crosses 100%',
+  })
+  async deductQuota(
+    @Arg('userId', () => ID) userId: string,
+    @Arg('input', () => QuotaUsageDeltaInput) input: QuotaUsageDeltaInput,
+    @Ctx() context: GraphQLContext,
+  ): Promise<Quota> {
+    return context.services.quota.deduct(userId, input);
+  }
+
+  @Authorized('admin')
+  @Mutation(() => Quota, { description: 'Administrators: gives resources back (not below zero); emits quota.restored' })
+  async restoreQuota(
+    @Arg('userId', () => ID) userId: string,
+    @Arg('input', () => QuotaUsageDeltaInput) input: QuotaUsageDeltaInput,
+    @Ctx() context: GraphQLContext,
+  ): Promise<Quota> {
+    return context.services.quota.restore(userId, input);
+  }
+
+  @Authorized('admin')
+  @Mutation(() => Quota, {
+    description: 'Administrators: extends validUntil, resets monthly usage, reactivates; emits quota.renewed',
+  })
+  async renewQuota(
+    @Arg('userId', () => ID) userId: string,
+    @Arg('input', () => RenewQuotaInput) input: RenewQuotaInput,
+    @Ctx() context: GraphQLContext,
+  ): Promise<Quota> {
+    return context.services.quota.renew(userId, input);
   }
 
   @Subscription(() => QuotaEvent, {

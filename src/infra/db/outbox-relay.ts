@@ -2,8 +2,12 @@
  * Publishes outbox rows to the event bus (CONTRACT §6). Each pass locks a batch of unpublished
  * rows with `FOR UPDATE SKIP LOCKED`, so several instances never publish the same row at once,
  * publishes each with a broker confirm, and marks it published in the same transaction. A row
- * whose publish fails stays unpublished (its attempt counted) and is retried with backoff: an
- * event written while RabbitMQ is down goes out when it is back.
+ * whose publish fails stays unpublished (its attempt counted) and is retried with backoff
+ * (`pollMs` doubling per consecutive failure, at most 30 s). While the bus reports itself down
+ * (RabbitMQ unreachable, reconnecting) the relay does not touch the database and looks again
+ * every `pollMs`, so an event written during an outage goes out within `pollMs` of the bus
+ * being back. A publish whose confirm does not come within PUBLISH_TIMEOUT_MS counts as failed:
+ * the row may then be published twice (at-least-once; clients de-duplicate by eventId).
  */
 import type { Logger } from 'pino';
 import type { EventBus } from '../../contracts/ports';
@@ -17,6 +21,18 @@ interface OutboxRow {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+/** Longest wait for one broker confirm. */
+export const PUBLISH_TIMEOUT_MS = 15_000;
+
+function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    work,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
 
 export class OutboxRelay {
   private timer: NodeJS.Timeout | undefined;
@@ -73,6 +89,8 @@ export class OutboxRelay {
 
   /** One batch. Resolves true when the batch was full (more may be waiting). */
   private async pass(): Promise<boolean> {
+    // The bus knows it is down: nothing would go out, so leave the rows (and their attempts) alone.
+    if (!this.bus.status().up) return false;
     let failed: unknown;
     const count = await this.prisma.$transaction(
       async (tx) => {
@@ -85,12 +103,16 @@ export class OutboxRelay {
         const done: string[] = [];
         for (const row of rows) {
           try {
-            await this.bus.publish({
-              routingKey: row.routing_key,
-              body: row.payload,
-              messageId: row.id,
-              timestamp: new Date(row.created_at).getTime(),
-            });
+            await withTimeout(
+              this.bus.publish({
+                routingKey: row.routing_key,
+                body: row.payload,
+                messageId: row.id,
+                timestamp: new Date(row.created_at).getTime(),
+              }),
+              PUBLISH_TIMEOUT_MS,
+              'broker confirm',
+            );
             done.push(row.id);
           } catch (error) {
             // Keep order: stop at the first failure; later rows wait for the retry.

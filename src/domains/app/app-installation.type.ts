@@ -1,0 +1,25 @@
+import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { DateTimeScalar } from '../shared/date-time.scalar';
+
+export enum InstallationStatus {
+  INSTALLING = 'INSTALLING',
+  INSTALLED = 'INSTALLED',
+  FAILED = 'FAILED',
+  UNINSTALLED = 'UNINSTALLED',
+}
+registerEnumType(InstallationStatus, { name: 'InstallationStatus', description: 'State of an app on a device' });
+
+@ObjectType({ description: 'An app on a device' })
+export class AppInstallation {
+  @Field(() => ID) id!: string;
+  @Field(() => ID) deviceId!: string;
+  @Field(() => ID) userId!: string;
+  @Field(() => ID, { nullable: true }) appId!: string | null;
+  @Field(() => String, { nullable: true }) packageName!: string | null;
+  @Field(() => String, { nullable: true }) versionName!: string | null;
+  @Field(() => InstallationStatus) status!: InstallationStatus;
+  @Field(() => DateTimeScalar, { nullable: true }) installedAt!: Date | null;
+  @Field(() => DateTimeScalar, { nullable: true }) uninstalledAt!: Date | null;
+  @Field(() => Int) version!: number;
+  @Field(() => DateTimeScalar) updatedAt!: Date;
+}

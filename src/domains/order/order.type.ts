@@ -1,0 +1,28 @@
+import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { connectionTypes } from '../shared/connection';
+import { DateTimeScalar } from '../shared/date-time.scalar';
+
+export enum OrderStatus {
+  PENDING = 'PENDING',
+  COMPLETED = 'COMPLETED',
+  CANCELLED = 'CANCELLED',
+}
+registerEnumType(OrderStatus, { name: 'OrderStatus', description: 'Lifecycle state of a billing order' });
+
+@ObjectType({ description: 'A billing order' })
+export class Order {
+  @Field(() => ID) id!: string;
+  @Field(() => ID) userId!: string;
+  @Field(() => OrderStatus) status!: OrderStatus;
+  @Field(() => String, { nullable: true, description: 'Decimal string with two places, e.g. "59.90"' })
+  amount!: string | null;
+  @Field(() => ID, { nullable: true }) deviceId!: string | null;
+  @Field(() => ID, { nullable: true }) planId!: string | null;
+  @Field(() => DateTimeScalar, { nullable: true }) completedAt!: Date | null;
+  @Field(() => DateTimeScalar, { nullable: true }) cancelledAt!: Date | null;
+  @Field(() => Int) version!: number;
+  @Field(() => DateTimeScalar) createdAt!: Date;
+  @Field(() => DateTimeScalar) updatedAt!: Date;
+}
+
+export const { EdgeType: OrderEdge, ConnectionType: OrderConnection } = connectionTypes('Order', Order);

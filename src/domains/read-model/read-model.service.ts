@@ -1,0 +1,273 @@
+/**
+ * The read model: platform events (CONTRACT §5) kept in the same tables the queries read, so a
+ * query made after a subscriber saw an event returns the state that event announced. The bridge
+ * calls `apply` before it publishes to the fan-out, and `ownerOfDevice` for events that name a
+ * device but no user.
+ *
+ * Each event is applied in one transaction, at most once: its `eventId` goes into
+ * `processed_event` first (a redelivery or the echo of the gateway's own outbox event stops
+ * there). A row changes only when the event is newer than the last one applied to it (later
+ * `occurredAt`; equal times ordered by `eventId`), so replayed or out-of-order events never put
+ * older state over newer. Rows are last-writer-wins as a whole: an ignored older event is not
+ * merged field by field. Anything thrown is transient (database down): the bridge requeues.
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  QUOTA_LIMIT_FIELDS,
+  QUOTA_USAGE_FIELDS,
+  type AppInstalledEventMessage,
+  type DeviceStatusEventMessage,
+  type GatewayEvent,
+  type OrderCompletedEventMessage,
+  type QuotaEventMessage,
+} from '../../contracts/events';
+import type { Prisma, PrismaClient } from '../../infra/db/generated/client';
+import { InstallationStatus } from '../app/app-installation.type';
+import { OrderStatus } from '../order/order.type';
+import { QuotaStatus } from '../quota/quota.type';
+import { isNewerThan } from '../shared/event-order';
+import { TRANSACTION_OPTIONS } from '../shared/outbox';
+
+export interface ReadModelService {
+  /** The owner of a device, or undefined when the read model does not know it. */
+  ownerOfDevice(deviceId: string): Promise<string | undefined>;
+  /** Applies a normalized event (idempotent by eventId; older-than-current state is ignored). */
+  apply(event: GatewayEvent): Promise<void>;
+}
+
+type Tx = Prisma.TransactionClient;
+
+/** Decimal(14, 2) holds 12 digits before the point; a larger amount is kept out rather than failing forever. */
+const STORABLE_AMOUNT = /^-?\d{1,12}(\.\d+)?$/;
+
+function stampOf(event: GatewayEvent) {
+  return { lastEventAt: new Date(event.occurredAt), lastEventId: event.eventId };
+}
+
+/** Locks the row (when it exists) and tells whether `event` is newer than what it holds. */
+async function lockedIfNewer<R extends { lastEventAt: Date | null; lastEventId: string | null }>(
+  event: GatewayEvent,
+  lock: () => Promise<unknown>,
+  read: () => Promise<R | null>,
+): Promise<R | null> {
+  await lock();
+  const row = await read();
+  if (!row || !isNewerThan(row, new Date(event.occurredAt), event.eventId)) return null;
+  return row;
+}
+
+async function applyQuota(tx: Tx, event: QuotaEventMessage): Promise<void> {
+  const stamp = stampOf(event);
+  const at = new Date(event.occurredAt);
+  const data: Record<string, unknown> = {};
+  if (event.kind === 'DELETED') {
+    data.deletedAt = at;
+  } else {
+    for (const key of Object.keys(QUOTA_LIMIT_FIELDS) as (keyof typeof QUOTA_LIMIT_FIELDS)[]) {
+      if (event.limits?.[key] !== undefined) data[key] = event.limits[key];
+    }
+    for (const key of Object.keys(QUOTA_USAGE_FIELDS) as (keyof typeof QUOTA_USAGE_FIELDS)[]) {
+      if (event.usage?.[key] !== undefined) data[key] = event.usage[key];
+    }
+    const status = event.status ?? (event.kind === 'EXCEEDED' ? QuotaStatus.EXCEEDED : undefined);
+    if (status) data.status = status;
+    if (event.validUntil) data.validUntil = new Date(event.validUntil);
+    data.deletedAt = null;
+  }
+  // A new row (tombstone included, so an older event cannot bring a deleted quota back).
+  const created = await tx.quota.createMany({
+    data: [{ id: event.quotaId ?? randomUUID(), userId: event.userId, ...data, ...stamp }],
+    skipDuplicates: true,
+  });
+  if (created.count === 1) return;
+  const row = await lockedIfNewer(
+    event,
+    () => tx.$queryRaw`SELECT id FROM quota WHERE user_id = ${event.userId} FOR UPDATE`,
+    () => tx.quota.findUnique({ where: { userId: event.userId } }),
+  );
+  if (row) {
+    await tx.quota.update({ where: { userId: event.userId }, data: { ...data, version: { increment: 1 }, ...stamp } });
+    return;
+  }
+  // The platform's quota id belongs to another user's row here: keep this user's quota anyway.
+  if (!(await tx.quota.findUnique({ where: { userId: event.userId }, select: { id: true } }))) {
+    await tx.quota.create({ data: { id: randomUUID(), userId: event.userId, ...data, ...stamp } });
+  }
+}
+
+async function applyDevice(tx: Tx, event: DeviceStatusEventMessage): Promise<void> {
+  const stamp = stampOf(event);
+  const created = await tx.device.createMany({
+    data: [
+      {
+        id: event.deviceId,
+        userId: event.userId,
+        name: event.deviceName ?? event.deviceId,
+        status: event.status,
+        providerType: event.providerType ?? null,
+        statusReason: event.reason ?? null,
+        createdAt: new Date(event.occurredAt),
+        ...stamp,
+      },
+    ],
+    skipDuplicates: true,
+  });
+  if (created.count === 1) return;
+  const row = await lockedIfNewer(
+    event,
+    () => tx.$queryRaw`SELECT id FROM device WHERE id = ${event.deviceId} FOR UPDATE`,
+    () => tx.device.findUnique({ where: { id: event.deviceId } }),
+  );
+  if (!row) return;
+  // The owner stays the one the read model knows: an event cannot move a device to another user.
+  await tx.device.update({
+    where: { id: event.deviceId },
+    data: {
+      status: event.status,
+      statusReason: event.reason ?? null,
+      ...(event.deviceName ? { name: event.deviceName } : {}),
+      ...(event.providerType ? { providerType: event.providerType } : {}),
+      version: { increment: 1 },
+      ...stamp,
+    },
+  });
+}
+
+async function applyOrder(tx: Tx, event: OrderCompletedEventMessage): Promise<void> {
+  const stamp = stampOf(event);
+  const at = new Date(event.occurredAt);
+  const amount = event.amount !== undefined && STORABLE_AMOUNT.test(event.amount) ? event.amount : undefined;
+  const details = {
+    ...(amount !== undefined ? { amount } : {}),
+    ...(event.deviceId ? { deviceId: event.deviceId } : {}),
+    ...(event.planId ? { planId: event.planId } : {}),
+  };
+  const created = await tx.order.createMany({
+    data: [{ id: event.orderId, userId: event.userId, status: OrderStatus.COMPLETED, completedAt: at, createdAt: at, ...details, ...stamp }],
+    skipDuplicates: true,
+  });
+  if (created.count === 1) return;
+  const row = await lockedIfNewer(
+    event,
+    () => tx.$queryRaw`SELECT id FROM billing_order WHERE id = ${event.orderId} FOR UPDATE`,
+    () => tx.order.findUnique({ where: { id: event.orderId } }),
+  );
+  if (!row) return;
+  await tx.order.update({
+    where: { id: event.orderId },
+    data: { status: OrderStatus.COMPLETED, completedAt: at, ...details, version: { increment: 1 }, ...stamp },
+  });
+}
+
+async function applyApp(tx: Tx, event: AppInstalledEventMessage): Promise<void> {
+  const stamp = stampOf(event);
+  const at = new Date(event.occurredAt);
+  const details = {
+    ...(event.appId ? { appId: event.appId } : {}),
+    ...(event.packageName ? { packageName: event.packageName } : {}),
+    ...(event.versionName ? { versionName: event.versionName } : {}),
+  };
+  let id = event.installationId;
+  if (id === undefined) {
+    // No installation id: the current installation of the same app on the device, if any.
+    // Serialize per device so two such events cannot both create one.
+    // $executeRaw: the function returns `void`, a column type the query result cannot carry.
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${event.deviceId}))`;
+    const existing = await tx.appInstallation.findFirst({
+      where: {
+        deviceId: event.deviceId,
+        status: { not: InstallationStatus.UNINSTALLED },
+        OR: [...(event.appId ? [{ appId: event.appId }] : []), ...(event.packageName ? [{ packageName: event.packageName }] : [])],
+      },
+      orderBy: { createdAt: 'desc' },
+    });
+    id = existing?.id ?? randomUUID();
+  }
+  const created = await tx.appInstallation.createMany({
+    data: [
+      {
+        id,
+        deviceId: event.deviceId,
+        userId: event.userId,
+        status: InstallationStatus.INSTALLED,
+        installedAt: at,
+        createdAt: at,
+        ...details,
+        ...stamp,
+      },
+    ],
+    skipDuplicates: true,
+  });
+  if (created.count === 1) return;
+  const installationId = id;
+  const row = await lockedIfNewer(
+    event,
+    () => tx.$queryRaw`SELECT id FROM app_installation WHERE id = ${installationId} FOR UPDATE`,
+    () => tx.appInstallation.findUnique({ where: { id: installationId } }),
+  );
+  if (!row) return;
+  await tx.appInstallation.update({
+    where: { id: installationId },
+    data: {
+      status: InstallationStatus.INSTALLED,
+      installedAt: at,
+      uninstalledAt: null,
+      ...details,
+      version: { increment: 1 },
+      ...stamp,
+    },
+  });
+}
+
+/**
+ * Runs work for one key after the work already queued for it: a user's events are applied (and
+ * so published, which the bridge does right after) in the order this instance received them, even
+ * when one takes longer to apply than the next. Idle keys are forgotten.
+ */
+function perKeySerializer() {
+  const tails = new Map<string, Promise<void>>();
+  return (key: string, work: () => Promise<void>): Promise<void> => {
+    const run = (tails.get(key) ?? Promise.resolve()).then(work);
+    const tail = run.catch(() => undefined);
+    tails.set(key, tail);
+    void tail.then(() => {
+      if (tails.get(key) === tail) tails.delete(key);
+    });
+    return run;
+  };
+}
+
+/** `prisma` is a getter: the bridge exists before the database is opened (at start). */
+export function createReadModelService(deps: { prisma: () => PrismaClient }): ReadModelService {
+  const inOrder = perKeySerializer();
+  return {
+    async ownerOfDevice(deviceId) {
+      const row = await deps.prisma().device.findUnique({ where: { id: deviceId }, select: { userId: true } });
+      return row?.userId;
+    },
+
+    apply(event) {
+      return inOrder(event.userId, () => applyOnce(deps.prisma(), event));
+    },
+  };
+}
+
+async function applyOnce(prisma: PrismaClient, event: GatewayEvent): Promise<void> {
+  await prisma.$transaction(async (tx) => {
+    const first = await tx.processedEvent.createMany({
+      data: [{ eventId: event.eventId, routingKey: event.type }],
+      skipDuplicates: true,
+    });
+    if (first.count === 0) return; // applied before (a redelivery, or our own outbox event's echo)
+    switch (event.family) {
+      case 'quota':
+        return applyQuota(tx, event);
+      case 'device':
+        return applyDevice(tx, event);
+      case 'order':
+        return applyOrder(tx, event);
+      case 'app':
+        return applyApp(tx, event);
+    }
+  }, TRANSACTION_OPTIONS);
+}
