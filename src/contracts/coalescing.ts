@@ -15,6 +15,14 @@ import type { GatewayEvent, QuotaEventKind } from './events';
 
 const STATE_LIKE_QUOTA_KINDS: ReadonlySet<QuotaEventKind> = new Set<QuotaEventKind>(['UPDATED', 'DEDUCTED', 'RESTORED', 'RENEWED']);
 
+/**
+ * Of two state-like events of one entity, the one to keep: the later `occurredAt` (ISO-8601 UTC,
+ * so strings compare in time order), the later arrival on a tie.
+ */
+export function supersedes(next: GatewayEvent, current: GatewayEvent): boolean {
+  return next.occurredAt >= current.occurredAt;
+}
+
 /** The entity an event is about and whether only its latest state matters; undefined: never coalesced. */
 export function coalescingKey(event: GatewayEvent): { entity: string; coalesce: boolean } | undefined {
   switch (event.family) {

@@ -13,7 +13,8 @@
  *   out at once; further ones within `coalesceMs` of the last delivery are held and replaced by
  *   newer ones, and the latest goes out when the window ends (throttle with a trailing edge: no
  *   added latency when quiet, at most one event per entity per window in a storm, the final state
- *   always delivered). A state-like event still waiting in the buffer is likewise replaced in
+ *   always delivered). "Latest" is by the event's own time (`supersedes`), so an out-of-order
+ *   arrival never replaces a newer state. A state-like event still waiting in the buffer is likewise replaced in
  *   place. A non-state-like event about the same entity first releases a held one, so order per
  *   entity is kept; it is never coalesced itself.
  */
@@ -25,7 +26,13 @@ export interface QueueOptions<T> {
   readonly coalesceMs: number;
   /** The entity an event is about and whether it is state-like; undefined: never coalesced. */
   readonly classify?: (value: T) => { readonly entity: string; readonly coalesce: boolean } | undefined;
-  /** Called for every event replaced by a newer one (counted for metrics). */
+  /**
+   * Whether `next` may replace `current` (same entity). Events can arrive out of order (broker
+   * redeliveries, prefetch): the one kept is the latest by the event's own time, not by arrival;
+   * an older arrival is dropped instead. @default always
+   */
+  readonly supersedes?: (next: T, current: T) => boolean;
+  /** Called for every event replaced by a newer one, or dropped as older (counted for metrics). */
   readonly onCoalesced?: () => void;
   /** Called once when this stream overflows (counted for metrics). */
   readonly onOverflow?: () => void;
@@ -65,8 +72,8 @@ export function createEventQueue<T>(
   const pending = new Map<string, Entry<T>>();
   /** State-like events held until their entity's window ends. */
   const held = new Map<string, { entry: Entry<T>; timer: NodeJS.Timeout }>();
-  /** When each entity's last event went to the consumer (pruned once per window). */
-  const lastSent = new Map<string, number>();
+  /** When each entity's last event went to the consumer, and which (pruned once per window). */
+  const lastSent = new Map<string, { at: number; value: T }>();
   let lastPrune = 0;
   let done = false;
   let overflowed = false;
@@ -97,10 +104,10 @@ export function createEventQueue<T>(
     if (entry.entity === undefined) return;
     if (pending.get(entry.entity) === entry) pending.delete(entry.entity);
     const now = Date.now();
-    lastSent.set(entry.entity, now);
+    lastSent.set(entry.entity, { at: now, value: entry.value });
     if (now - lastPrune > coalesceMs) {
       lastPrune = now;
-      for (const [entity, at] of lastSent) if (now - at >= coalesceMs) lastSent.delete(entity);
+      for (const [entity, sent] of lastSent) if (now - sent.at >= coalesceMs) lastSent.delete(entity);
     }
   };
 
@@ -174,19 +181,24 @@ export function createEventQueue<T>(
       }
       const waitingEntry = pending.get(entity) ?? held.get(entity)?.entry;
       if (waitingEntry) {
-        waitingEntry.value = value;
+        if (options.supersedes?.(value, waitingEntry.value) ?? true) waitingEntry.value = value;
         options.onCoalesced?.();
         return;
       }
       const entry: Entry<T> = { value, entity };
       const last = lastSent.get(entity);
       const now = Date.now();
-      if (last !== undefined && now - last < coalesceMs) {
+      if (last !== undefined && now - last.at < coalesceMs) {
+        // Older than what the consumer just got (an out-of-order arrival): already superseded.
+        if (!(options.supersedes?.(value, last.value) ?? true)) {
+          options.onCoalesced?.();
+          return;
+        }
         if (buffered.length + held.size >= maxBuffered) {
           overflow();
           return;
         }
-        const timer = setTimeout(() => releaseHeld(entity), last + coalesceMs - now);
+        const timer = setTimeout(() => releaseHeld(entity), last.at + coalesceMs - now);
         timer.unref();
         held.set(entity, { entry, timer });
         return;

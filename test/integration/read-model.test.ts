@@ -26,7 +26,8 @@ let sql: TestSql;
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  gateway = await startGateway(realServicesEnv(database.url));
+  // Counts every delivery of one device's events, replays included: no coalescing here.
+  gateway = await startGateway(realServicesEnv(database.url, { EVENT_COALESCE_MS: '0' }));
   peer = await openPlatformPeer();
   sql = await openSql(database.url);
 });

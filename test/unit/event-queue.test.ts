@@ -1,5 +1,5 @@
 import { createEventQueue, SlowConsumerError, type QueueOptions } from '../../src/lib/event-queue';
-import { coalescingKey } from '../../src/contracts/coalescing';
+import { coalescingKey, supersedes } from '../../src/contracts/coalescing';
 import type { GatewayEvent, QuotaEventKind } from '../../src/contracts/events';
 import { deferred } from '../helpers/wait';
 
@@ -126,6 +126,23 @@ describe('event queue: coalescing', () => {
     q.push({ id: 4, entity: 'd', state: false });
     expect(q.counts.overflowed).toBe(1);
     expect(q.released.count).toBe(1); // the held timers went with the stream
+  });
+
+  it('keeps the latest by the event\'s own time, not by arrival, when told how to compare', async () => {
+    const q = queue({ coalesceMs: 30, supersedes: (next, current) => next.id >= current.id });
+    q.push({ id: 1, entity: 'a', state: true });
+    expect(await q.take(1)).toEqual([1]);
+    q.push({ id: 5, entity: 'a', state: true }); // held
+    q.push({ id: 3, entity: 'a', state: true }); // older: dropped, counted
+    q.push({ id: 4, entity: 'a', state: true }); // older: dropped, counted
+    expect(await q.take(1)).toEqual([5]);
+    expect(q.counts.coalesced).toBe(2);
+    q.push({ id: 2, entity: 'a', state: true }); // older than what was just delivered: dropped
+    q.push({ id: 6, entity: 'a', state: true });
+    expect(await q.take(1)).toEqual([6]);
+    expect(q.counts.coalesced).toBe(3);
+    expect(supersedes({ occurredAt: '2026-11-24T10:00:01.000Z' } as GatewayEvent, { occurredAt: '2026-11-24T10:00:00.500Z' } as GatewayEvent)).toBe(true);
+    expect(supersedes({ occurredAt: '2026-11-24T09:59:59.000Z' } as GatewayEvent, { occurredAt: '2026-11-24T10:00:00.000Z' } as GatewayEvent)).toBe(false);
   });
 
   it('does not coalesce when the window is 0', async () => {
