@@ -1,11 +1,11 @@
 /** A platform-side AMQP peer: publishes as the platform's services do, reads queues as an operator would. */
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type GetMessage } from 'amqplib';
-import { TEST_AMQP_URL } from './services';
+import { TEST_AMQP_URL, TEST_EXCHANGE } from './services';
 import { waitFor } from './wait';
 
 export interface PlatformPeer {
   readonly channel: ConfirmChannel;
-  /** Publishes to `exchange` (default `cloudphone.events`) and waits for the broker's confirm. */
+  /** Publishes to `exchange` (default: this test file's own exchange, TEST_EXCHANGE) and waits for the broker's confirm. */
   publish(
     routingKey: string,
     body: unknown,
@@ -13,7 +13,7 @@ export interface PlatformPeer {
   ): Promise<void>;
   /** Waits until `queue` holds a message matching `predicate`; acks what it reads. */
   take(queue: string, predicate: (message: GetMessage) => boolean, what: string): Promise<GetMessage>;
-  /** Declares a temporary queue bound to `cloudphone.events` with `binding` (a wiretap). */
+  /** Declares a temporary queue bound to this test file's exchange (TEST_EXCHANGE) with `binding` (a wiretap). */
   tap(binding: string): Promise<string>;
   close(): Promise<void>;
 }
@@ -25,7 +25,7 @@ export async function openPlatformPeer(): Promise<PlatformPeer> {
   channel.on('error', () => undefined);
   const reader: Channel = await connection.createChannel();
   reader.on('error', () => undefined);
-  await channel.assertExchange('cloudphone.events', 'topic', { durable: true });
+  await channel.assertExchange(TEST_EXCHANGE, 'topic', { durable: true });
   const seen = new Map<string, GetMessage[]>();
 
   return {
@@ -34,7 +34,7 @@ export async function openPlatformPeer(): Promise<PlatformPeer> {
       const content = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
       await new Promise<void>((resolve, reject) =>
         channel.publish(
-          properties.exchange ?? 'cloudphone.events',
+          properties.exchange ?? TEST_EXCHANGE,
           routingKey,
           content,
           { persistent: true, contentType: 'application/json', messageId: properties.messageId, timestamp: properties.timestamp },
@@ -65,7 +65,7 @@ export async function openPlatformPeer(): Promise<PlatformPeer> {
     },
     async tap(binding) {
       const { queue } = await reader.assertQueue('', { exclusive: true, autoDelete: true });
-      await reader.bindQueue(queue, 'cloudphone.events', binding);
+      await reader.bindQueue(queue, TEST_EXCHANGE, binding);
       return queue;
     },
     async close() {

@@ -107,7 +107,13 @@ export function subscribe<T, V extends Record<string, unknown>>(
     next(timeoutMs = 10_000) {
       const ready = queue.shift();
       if (ready) return Promise.resolve(ready);
-      return within(new Promise<ExecutionResult<T>>((resolve) => waiters.push(resolve)), 'a subscription result', timeoutMs);
+      let waiter: ((result: ExecutionResult<T>) => void) | undefined;
+      const result = new Promise<ExecutionResult<T>>((resolve) => waiters.push((waiter = resolve)));
+      // A waiter that timed out must not swallow the result that arrives after it.
+      return within(result, 'a subscription result', timeoutMs).finally(() => {
+        const index = waiters.indexOf(waiter as (r: ExecutionResult<T>) => void);
+        if (index >= 0) waiters.splice(index, 1);
+      });
     },
     done: done.promise,
     pending: () => queue.length,

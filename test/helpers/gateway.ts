@@ -8,6 +8,7 @@ import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import {
   TEST_AMQP_URL,
+  TEST_EXCHANGE,
   TEST_JWT_SECRET,
   TEST_REDIS_URL,
   uniqueId,
@@ -33,6 +34,7 @@ export function realServicesEnv(databaseUrl: string, overrides: Env = {}): Env {
     DATABASE_URL: databaseUrl,
     REDIS_URL: TEST_REDIS_URL,
     AMQP_URL: TEST_AMQP_URL,
+    AMQP_EXCHANGE: TEST_EXCHANGE,
     AMQP_QUEUE: `${id}.events`,
     AMQP_DLQ: `${id}.dlq`,
     AMQP_DLX: `${id}.dlx`,
@@ -77,6 +79,10 @@ export async function stopGateways(): Promise<void> {
       await channel.deleteQueue(n.queue);
       await channel.deleteQueue(n.deadLetterQueue);
       await channel.deleteExchange(n.deadLetterExchange);
+    }
+    // Test exchanges are this run's own; the shared production name is never deleted.
+    for (const exchange of new Set(names.map((n) => n.exchange))) {
+      if (exchange.startsWith('cpr-test')) await channel.deleteExchange(exchange);
     }
     await channel.close();
   } finally {

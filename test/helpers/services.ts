@@ -15,6 +15,14 @@ export function uniqueId(prefix = 'cpr'): string {
   return `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`;
 }
 
+/**
+ * This test file's own topic exchange (jest evaluates helpers once per file): gateways bind to it
+ * and the platform peer publishes to it, so no suite's events reach another suite's queues and
+ * counts stay exact while suites run in parallel. The production name, `cloudphone.events`, is
+ * the default of `AMQP_EXCHANGE` and is covered by the config tests.
+ */
+export const TEST_EXCHANGE = uniqueId('cpr-test-x');
+
 export interface TestDatabase {
   readonly url: string;
   readonly name: string;

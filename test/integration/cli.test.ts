@@ -14,7 +14,7 @@ import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
 import { runCli } from '../helpers/cli';
 import { disposeClients, subscribe, token, wsClient } from '../helpers/clients';
 import { realServicesEnv, startGateway, stopGateways, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
-import { createTestDatabase, TEST_AMQP_URL, TEST_JWT_SECRET, uniqueId, type TestDatabase } from '../helpers/services';
+import { createTestDatabase, TEST_AMQP_URL, TEST_EXCHANGE, TEST_JWT_SECRET, uniqueId, type TestDatabase } from '../helpers/services';
 import { waitFor } from '../helpers/wait';
 
 jest.setTimeout(60_000);
@@ -89,11 +89,11 @@ describe('npm run publish-event', () => {
     const result = await runCli(
       'publish-event',
       ['quota.alert', JSON.stringify({ userId: user, usagePercent: 91, severity: 'warning' }), '--message-id', `cli-${user}`],
-      { AMQP_URL: TEST_AMQP_URL },
+      { AMQP_URL: TEST_AMQP_URL, AMQP_EXCHANGE: TEST_EXCHANGE },
     );
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout)).toMatchObject({ exchange: 'cloudphone.events', routingKey: 'quota.alert', messageId: `cli-${user}` });
+    expect(JSON.parse(result.stdout)).toMatchObject({ exchange: TEST_EXCHANGE, routingKey: 'quota.alert', messageId: `cli-${user}` });
 
     const seen = await peer.take(wiretap, (m) => m.properties.messageId === `cli-${user}`, 'the CLI message on the wiretap');
     expect(seen.properties.contentType).toBe('application/json');

@@ -78,7 +78,7 @@ it('counts sockets, subscriptions, every bridge outcome, deliveries and their la
 
   // The queue is bound to the catalogue's routing keys only; an operator's extra binding is how
   // another key arrives (acknowledged and counted as ignored).
-  await peer.channel.bindQueue(gateway.config.amqp.queue, 'cloudphone.events', 'quota.archived');
+  await peer.channel.bindQueue(gateway.config.amqp.queue, gateway.config.amqp.exchange, 'quota.archived');
   const occurredAt = new Date().toISOString();
   await peer.publish('quota.updated', { userId: user, occurredAt }, { messageId: `m-${user}` });
   await peer.publish('quota.updated', 'not json', { messageId: `bad-${user}` });

@@ -1,5 +1,5 @@
 /**
- * quotaChanged end to end on the real services: RabbitMQ (cloudphone.events) -> gateway bridge ->
+ * quotaChanged end to end on the real services: RabbitMQ (the topic exchange) -> gateway bridge ->
  * Redis pub/sub -> graphql-ws, and updateQuota -> Prisma + outbox -> relay -> RabbitMQ -> ... .
  */
 import Redis from 'ioredis';
@@ -74,7 +74,7 @@ const NULL_USAGE = {
 };
 
 describe('platform event -> subscriber', () => {
-  it('delivers a quota.updated published to cloudphone.events to that user, normalized, and to no other user', async () => {
+  it('delivers a quota.updated published to the exchange to that user, normalized, and to no other user', async () => {
     const alice = uniqueId('alice');
     const bob = uniqueId('bob');
     const aliceClient = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(alice)}` });
