@@ -20,7 +20,7 @@ import type { GraphQLContext, Services } from './auth/context';
 import { createTokenVerifier, stripBearer, TokenError } from './auth/jwt';
 import { createEventBridge, type BridgeCounters } from './bridge/event-bridge';
 import type { Config } from './config';
-import { coalescingKey, supersedes } from './contracts/coalescing';
+import { coalescingKey, combine, supersedes } from './contracts/coalescing';
 import { ErrorCode, UnauthenticatedError } from './contracts/errors';
 import type { GatewayEvent } from './contracts/events';
 import type { EventBus, EventPubSub } from './contracts/ports';
@@ -92,6 +92,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     coalesceMs: config.delivery.coalesceMs,
     classify: coalescingKey,
     supersedes,
+    combine,
     onCoalesced: () => void delivery.coalesced++,
     onOverflow: () => void delivery.overflowed++,
   };

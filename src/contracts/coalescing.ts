@@ -23,6 +23,29 @@ export function supersedes(next: GatewayEvent, current: GatewayEvent): boolean {
   return next.occurredAt >= current.occurredAt;
 }
 
+/**
+ * Two state-like events of one entity as one: the newer (by `occurredAt`) with the fields it lacks
+ * taken from the older, as the read model ends up after applying both in time order. Platform
+ * quota events are often partial (limits in one, usage in the next): replacing one by the other
+ * would lose what only the first carried.
+ */
+export function combine(current: GatewayEvent, next: GatewayEvent): GatewayEvent {
+  const [older, newer] = supersedes(next, current) ? [current, next] : [next, current];
+  if (newer.family === 'quota' && older.family === 'quota') {
+    return {
+      ...older,
+      ...newer,
+      limits: older.limits || newer.limits ? { ...older.limits, ...newer.limits } : undefined,
+      usage: older.usage || newer.usage ? { ...older.usage, ...newer.usage } : undefined,
+    } as GatewayEvent;
+  }
+  if (newer.family === 'device' && older.family === 'device') {
+    // The status fields are the newer event's alone; names are filled in.
+    return { ...newer, deviceName: newer.deviceName ?? older.deviceName, providerType: newer.providerType ?? older.providerType };
+  }
+  return newer;
+}
+
 /** The entity an event is about and whether only its latest state matters; undefined: never coalesced. */
 export function coalescingKey(event: GatewayEvent): { entity: string; coalesce: boolean } | undefined {
   switch (event.family) {

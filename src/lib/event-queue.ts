@@ -27,11 +27,16 @@ export interface QueueOptions<T> {
   /** The entity an event is about and whether it is state-like; undefined: never coalesced. */
   readonly classify?: (value: T) => { readonly entity: string; readonly coalesce: boolean } | undefined;
   /**
-   * Whether `next` may replace `current` (same entity). Events can arrive out of order (broker
-   * redeliveries, prefetch): the one kept is the latest by the event's own time, not by arrival;
-   * an older arrival is dropped instead. @default always
+   * Whether `next` is newer than `current` (same entity). Events can arrive out of order (broker
+   * redeliveries, prefetch): an arrival older than what the consumer was just given is dropped.
+   * @default always
    */
   readonly supersedes?: (next: T, current: T) => boolean;
+  /**
+   * What one waiting event of an entity becomes when another arrives: by default the new one;
+   * for partial snapshots, both combined (fields the newer lacks taken from the older).
+   */
+  readonly combine?: (current: T, next: T) => T;
   /** Called for every event replaced by a newer one, or dropped as older (counted for metrics). */
   readonly onCoalesced?: () => void;
   /** Called once when this stream overflows (counted for metrics). */
@@ -181,7 +186,7 @@ export function createEventQueue<T>(
       }
       const waitingEntry = pending.get(entity) ?? held.get(entity)?.entry;
       if (waitingEntry) {
-        if (options.supersedes?.(value, waitingEntry.value) ?? true) waitingEntry.value = value;
+        waitingEntry.value = options.combine ? options.combine(waitingEntry.value, value) : value;
         options.onCoalesced?.();
         return;
       }

@@ -1,5 +1,5 @@
 import { createEventQueue, SlowConsumerError, type QueueOptions } from '../../src/lib/event-queue';
-import { coalescingKey, supersedes } from '../../src/contracts/coalescing';
+import { coalescingKey, combine, supersedes } from '../../src/contracts/coalescing';
 import type { GatewayEvent, QuotaEventKind } from '../../src/contracts/events';
 import { deferred } from '../helpers/wait';
 
@@ -129,7 +129,11 @@ describe('event queue: coalescing', () => {
   });
 
   it('keeps the latest by the event\'s own time, not by arrival, when told how to compare', async () => {
-    const q = queue({ coalesceMs: 30, supersedes: (next, current) => next.id >= current.id });
+    const q = queue({
+      coalesceMs: 30,
+      supersedes: (next, current) => next.id >= current.id,
+      combine: (current, next) => (next.id >= current.id ? next : current),
+    });
     q.push({ id: 1, entity: 'a', state: true });
     expect(await q.take(1)).toEqual([1]);
     q.push({ id: 5, entity: 'a', state: true }); // held
@@ -177,5 +181,36 @@ describe('coalescing keys', () => {
     expect(coalescingKey(device('d1', 'DELETED'))).toEqual({ entity: 'device:d1', coalesce: false });
     expect(coalescingKey({ ...header, family: 'order', orderId: 'o1' } as unknown as GatewayEvent)).toBeUndefined();
     expect(coalescingKey({ ...header, family: 'app', deviceId: 'd1', appId: 'a' } as unknown as GatewayEvent)).toBeUndefined();
+  });
+
+  it('combines partial quota snapshots (newer wins, gaps filled from the older), whatever the arrival order', () => {
+    const header = { family: 'quota', userId: 'u1', type: 'quota.updated', kind: 'UPDATED' };
+    const limitsOnly = { ...header, eventId: 'e1', occurredAt: '2026-11-24T10:00:00.000Z', limits: { maxDevices: 5, totalCpuCores: 8 } } as unknown as GatewayEvent;
+    const usageOnly = {
+      ...header,
+      eventId: 'e2',
+      type: 'quota.deducted',
+      kind: 'DEDUCTED',
+      occurredAt: '2026-11-24T10:00:01.000Z',
+      limits: { totalCpuCores: 16 },
+      usage: { currentDevices: 2 },
+    } as unknown as GatewayEvent;
+    const expected = {
+      eventId: 'e2',
+      kind: 'DEDUCTED',
+      occurredAt: '2026-11-24T10:00:01.000Z',
+      limits: { maxDevices: 5, totalCpuCores: 16 },
+      usage: { currentDevices: 2 },
+    };
+    expect(combine(limitsOnly, usageOnly)).toMatchObject(expected);
+    expect(combine(usageOnly, limitsOnly)).toMatchObject(expected);
+  });
+
+  it('keeps a newer device status whole and only fills in its names', () => {
+    const older = { family: 'device', userId: 'u1', deviceId: 'd1', eventId: 'a', type: 'device.started', occurredAt: '2026-11-24T10:00:00.000Z', status: 'RUNNING', previousStatus: 'IDLE', deviceName: 'phone', providerType: 'redroid' } as unknown as GatewayEvent;
+    const newer = { family: 'device', userId: 'u1', deviceId: 'd1', eventId: 'b', type: 'device.stopped', occurredAt: '2026-11-24T10:00:01.000Z', status: 'STOPPED' } as unknown as GatewayEvent;
+    const combined = combine(older, newer) as unknown as Record<string, unknown>;
+    expect(combined).toMatchObject({ eventId: 'b', status: 'STOPPED', deviceName: 'phone', providerType: 'redroid' });
+    expect(combined.previousStatus).toBeUndefined();
   });
 });
