@@ -10,6 +10,14 @@
  * `occurredAt`; equal times ordered by `eventId`), so replayed or out-of-order events never put
  * older state over newer. Rows are last-writer-wins as a whole: an ignored older event is not
  * merged field by field. Anything thrown is transient (database down): the bridge requeues.
+ *
+ * Group commit: a user's events are applied one batch after another, in arrival order. While a
+ * batch is being written, the user's next events wait and then go together in one transaction,
+ * where state-like events (quota, device status) are folded in memory into one row write per
+ * entity. A burst for one user therefore costs a few statements per batch, not a transaction per
+ * event, and does not hold the consumer's in-flight window (and so other users) for long. The
+ * result is the same as applying the events one by one; a batch that fails is retried one event
+ * at a time, so only the event that cannot be applied is requeued.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -25,7 +33,7 @@ import type { Prisma, PrismaClient } from '../../infra/db/generated/client';
 import { InstallationStatus } from '../app/app-installation.type';
 import { OrderStatus } from '../order/order.type';
 import { QuotaStatus } from '../quota/quota.type';
-import { isNewerThan } from '../shared/event-order';
+import { isNewerThan, type EventStamp } from '../shared/event-order';
 import { TRANSACTION_OPTIONS } from '../shared/outbox';
 
 export interface ReadModelService {
@@ -56,8 +64,8 @@ async function lockedIfNewer<R extends { lastEventAt: Date | null; lastEventId: 
   return row;
 }
 
-async function applyQuota(tx: Tx, event: QuotaEventMessage): Promise<void> {
-  const stamp = stampOf(event);
+/** The quota columns an event sets. */
+function quotaData(event: QuotaEventMessage): Record<string, unknown> {
   const at = new Date(event.occurredAt);
   const data: Record<string, unknown> = {};
   if (event.kind === 'DELETED') {
@@ -74,6 +82,12 @@ async function applyQuota(tx: Tx, event: QuotaEventMessage): Promise<void> {
     if (event.validUntil) data.validUntil = new Date(event.validUntil);
     data.deletedAt = null;
   }
+  return data;
+}
+
+async function applyQuota(tx: Tx, event: QuotaEventMessage): Promise<void> {
+  const stamp = stampOf(event);
+  const data = quotaData(event);
   // A new row (tombstone included, so an older event cannot bring a deleted quota back).
   const created = await tx.quota.createMany({
     data: [{ id: event.quotaId ?? randomUUID(), userId: event.userId, ...data, ...stamp }],
@@ -93,6 +107,66 @@ async function applyQuota(tx: Tx, event: QuotaEventMessage): Promise<void> {
   if (!(await tx.quota.findUnique({ where: { userId: event.userId }, select: { id: true } }))) {
     await tx.quota.create({ data: { id: randomUUID(), userId: event.userId, ...data, ...stamp } });
   }
+}
+
+/**
+ * A user's quota events folded into one write: each event newer than the row's last one (and
+ * than the events folded before it) merges its columns over the previous ones, exactly as applying
+ * them one by one would. Without a row yet, or when creating it collides, falls back to one by one.
+ */
+async function applyQuotaFolded(tx: Tx, events: readonly QuotaEventMessage[]): Promise<void> {
+  const first = events[0];
+  if (!first) return;
+  const { userId } = first;
+  await tx.$queryRaw`SELECT id FROM quota WHERE user_id = ${userId} FOR UPDATE`;
+  const row = await tx.quota.findUnique({ where: { userId }, select: { lastEventAt: true, lastEventId: true } });
+  if (!row || events.length === 1) {
+    for (const event of events) await applyQuota(tx, event);
+    return;
+  }
+  let stamp: EventStamp = row;
+  let data: Record<string, unknown> = {};
+  let applied = 0;
+  for (const event of events) {
+    const at = new Date(event.occurredAt);
+    if (!isNewerThan(stamp, at, event.eventId)) continue;
+    data = { ...data, ...quotaData(event) };
+    stamp = { lastEventAt: at, lastEventId: event.eventId };
+    applied++;
+  }
+  if (applied === 0) return;
+  await tx.quota.update({ where: { userId }, data: { ...data, version: { increment: applied }, ...stamp } });
+}
+
+/** One device's status events folded into one write (see `applyQuotaFolded`). */
+async function applyDeviceFolded(tx: Tx, events: readonly DeviceStatusEventMessage[]): Promise<void> {
+  const first = events[0];
+  if (!first) return;
+  const { deviceId } = first;
+  await tx.$queryRaw`SELECT id FROM device WHERE id = ${deviceId} FOR UPDATE`;
+  const row = await tx.device.findUnique({ where: { id: deviceId }, select: { lastEventAt: true, lastEventId: true } });
+  if (!row || events.length === 1) {
+    for (const event of events) await applyDevice(tx, event);
+    return;
+  }
+  let stamp: EventStamp = row;
+  let data: Record<string, unknown> = {};
+  let applied = 0;
+  for (const event of events) {
+    const at = new Date(event.occurredAt);
+    if (!isNewerThan(stamp, at, event.eventId)) continue;
+    data = {
+      ...data,
+      status: event.status,
+      statusReason: event.reason ?? null,
+      ...(event.deviceName ? { name: event.deviceName } : {}),
+      ...(event.providerType ? { providerType: event.providerType } : {}),
+    };
+    stamp = { lastEventAt: at, lastEventId: event.eventId };
+    applied++;
+  }
+  if (applied === 0) return;
+  await tx.device.update({ where: { id: deviceId }, data: { ...data, version: { increment: applied }, ...stamp } });
 }
 
 async function applyDevice(tx: Tx, event: DeviceStatusEventMessage): Promise<void> {
@@ -219,27 +293,66 @@ async function applyApp(tx: Tx, event: AppInstalledEventMessage): Promise<void> 
   });
 }
 
+/** Events of one user applied in one transaction at the most. */
+const MAX_BATCH = 500;
+
+interface Pending<T> {
+  readonly item: T;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
 /**
- * Runs work for one key after the work already queued for it: a user's events are applied (and
- * so published, which the bridge does right after) in the order this instance received them, even
- * when one takes longer to apply than the next. Idle keys are forgotten.
+ * Per key, runs the items one batch after another in arrival order: a user's events are applied
+ * (and so published, which the bridge does right after each resolves) in the order this instance
+ * received them. Items that arrive while a batch runs form the next batch. A failed batch is
+ * retried item by item, so one bad item fails alone. Idle keys are forgotten.
  */
-function perKeySerializer() {
-  const tails = new Map<string, Promise<void>>();
-  return (key: string, work: () => Promise<void>): Promise<void> => {
-    const run = (tails.get(key) ?? Promise.resolve()).then(work);
-    const tail = run.catch(() => undefined);
-    tails.set(key, tail);
-    void tail.then(() => {
-      if (tails.get(key) === tail) tails.delete(key);
+function perKeyBatcher<T>(runBatch: (items: T[]) => Promise<void>, runOne: (item: T) => Promise<void>) {
+  const queues = new Map<string, Pending<T>[]>();
+  async function drain(key: string, queue: Pending<T>[]): Promise<void> {
+    while (queue.length > 0) {
+      const batch = queue.splice(0, MAX_BATCH);
+      try {
+        await runBatch(batch.map((p) => p.item));
+        for (const p of batch) p.resolve();
+      } catch (error) {
+        if (batch.length === 1) {
+          batch[0]?.reject(error);
+          continue;
+        }
+        for (const p of batch) {
+          try {
+            await runOne(p.item);
+            p.resolve();
+          } catch (oneError) {
+            p.reject(oneError);
+          }
+        }
+      }
+    }
+    queues.delete(key);
+  }
+  return (key: string, item: T): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const pending = { item, resolve, reject };
+      const queue = queues.get(key);
+      if (queue) {
+        queue.push(pending);
+        return;
+      }
+      const fresh = [pending];
+      queues.set(key, fresh);
+      void drain(key, fresh);
     });
-    return run;
-  };
 }
 
 /** `prisma` is a getter: the bridge exists before the database is opened (at start). */
 export function createReadModelService(deps: { prisma: () => PrismaClient }): ReadModelService {
-  const inOrder = perKeySerializer();
+  const inOrder = perKeyBatcher<GatewayEvent>(
+    (events) => applyBatch(deps.prisma(), events),
+    (event) => applyBatch(deps.prisma(), [event]),
+  );
   return {
     async ownerOfDevice(deviceId) {
       const row = await deps.prisma().device.findUnique({ where: { id: deviceId }, select: { userId: true } });
@@ -247,27 +360,39 @@ export function createReadModelService(deps: { prisma: () => PrismaClient }): Re
     },
 
     apply(event) {
-      return inOrder(event.userId, () => applyOnce(deps.prisma(), event));
+      return inOrder(event.userId, event);
     },
   };
 }
 
-async function applyOnce(prisma: PrismaClient, event: GatewayEvent): Promise<void> {
+/**
+ * Applies one user's events (arrival order) in one transaction: each `eventId` is claimed in
+ * `processed_event` (the ones claimed before, and repeats within the batch, change nothing), then
+ * quota events are folded into one write, device events into one write per device, and the rest
+ * applied one by one. Rows of different entities are independent, so the grouping keeps the result
+ * of applying the events one by one.
+ */
+async function applyBatch(prisma: PrismaClient, events: readonly GatewayEvent[]): Promise<void> {
   await prisma.$transaction(async (tx) => {
-    const first = await tx.processedEvent.createMany({
-      data: [{ eventId: event.eventId, routingKey: event.type }],
+    const claimed = await tx.processedEvent.createManyAndReturn({
+      data: events.map((event) => ({ eventId: event.eventId, routingKey: event.type })),
       skipDuplicates: true,
+      select: { eventId: true },
     });
-    if (first.count === 0) return; // applied before (a redelivery, or our own outbox event's echo)
-    switch (event.family) {
-      case 'quota':
-        return applyQuota(tx, event);
-      case 'device':
-        return applyDevice(tx, event);
-      case 'order':
-        return applyOrder(tx, event);
-      case 'app':
-        return applyApp(tx, event);
+    const unclaimed = new Set(claimed.map((row) => row.eventId));
+    // Applied before: a redelivery, or the echo of the gateway's own outbox event.
+    const fresh = events.filter((event) => unclaimed.delete(event.eventId));
+    const quota: QuotaEventMessage[] = [];
+    const devices = new Map<string, DeviceStatusEventMessage[]>();
+    for (const event of fresh) {
+      if (event.family === 'quota') quota.push(event);
+      else if (event.family === 'device') devices.set(event.deviceId, [...(devices.get(event.deviceId) ?? []), event]);
+    }
+    await applyQuotaFolded(tx, quota);
+    for (const group of devices.values()) await applyDeviceFolded(tx, group);
+    for (const event of fresh) {
+      if (event.family === 'order') await applyOrder(tx, event);
+      else if (event.family === 'app') await applyApp(tx, event);
     }
   }, TRANSACTION_OPTIONS);
 }
