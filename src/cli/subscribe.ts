@@ -1,22 +1,26 @@
 /**
- * `npm run subscribe -- --sub <userId> [--roles admin] [--user-id <id>] [--url ws://127.0.0.1:4000/graphql]`
+ * `npm run subscribe -- --sub <userId> [--roles admin] [--user-id <id>] [--url ws://127.0.0.1:$PORT/graphql]`
  * Opens a graphql-ws subscription to quotaChanged as that user (token minted with the configured
  * development secret, or `--token <jwt>`) and prints each event as a JSON line until Ctrl-C.
  */
 import { parseArgs } from 'node:util';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
+import { loadConfig } from '../config';
 import { mintDevelopmentToken } from './dev-token';
 
 const { values } = parseArgs({
   options: {
-    url: { type: 'string', default: 'ws://127.0.0.1:4000/graphql' },
+    url: { type: 'string' },
     sub: { type: 'string' },
     roles: { type: 'string', default: '' },
     'user-id': { type: 'string' },
     token: { type: 'string' },
   },
 });
+
+// The gateway started from the same environment listens on its PORT (4000 unless set).
+values.url ??= `ws://127.0.0.1:${loadConfig().port}/graphql`;
 
 const token = values.token ?? mintDevelopmentToken('npm run subscribe', { sub: values.sub, roles: values.roles });
 
