@@ -124,18 +124,31 @@ async function applyQuotaFolded(tx: Tx, events: readonly QuotaEventMessage[]): P
     for (const event of events) await applyQuota(tx, event);
     return;
   }
-  let stamp: EventStamp = row;
+  const folded = foldNewer(row, events, quotaData);
+  if (folded) await tx.quota.update({ where: { userId }, data: folded });
+}
+
+/**
+ * The columns to write for `events` (arrival order) over a row stamped `row`: each event newer
+ * than the row and than the events taken before it merges its columns over theirs, exactly as
+ * applying them one by one would. Undefined when none is newer.
+ */
+function foldNewer<E extends GatewayEvent>(
+  row: EventStamp,
+  events: readonly E[],
+  columns: (event: E) => Record<string, unknown>,
+): Record<string, unknown> | undefined {
+  let stamp = row;
   let data: Record<string, unknown> = {};
   let applied = 0;
   for (const event of events) {
     const at = new Date(event.occurredAt);
     if (!isNewerThan(stamp, at, event.eventId)) continue;
-    data = { ...data, ...quotaData(event) };
+    data = { ...data, ...columns(event) };
     stamp = { lastEventAt: at, lastEventId: event.eventId };
     applied++;
   }
-  if (applied === 0) return;
-  await tx.quota.update({ where: { userId }, data: { ...data, version: { increment: applied }, ...stamp } });
+  return applied === 0 ? undefined : { ...data, version: { increment: applied }, ...stamp };
 }
 
 /** One device's status events folded into one write (see `applyQuotaFolded`). */
@@ -149,24 +162,18 @@ async function applyDeviceFolded(tx: Tx, events: readonly DeviceStatusEventMessa
     for (const event of events) await applyDevice(tx, event);
     return;
   }
-  let stamp: EventStamp = row;
-  let data: Record<string, unknown> = {};
-  let applied = 0;
-  for (const event of events) {
-    const at = new Date(event.occurredAt);
-    if (!isNewerThan(stamp, at, event.eventId)) continue;
-    data = {
-      ...data,
-      status: event.status,
-      statusReason: event.reason ?? null,
-      ...(event.deviceName ? { name: event.deviceName } : {}),
-      ...(event.providerType ? { providerType: event.providerType } : {}),
-    };
-    stamp = { lastEventAt: at, lastEventId: event.eventId };
-    applied++;
-  }
-  if (applied === 0) return;
-  await tx.device.update({ where: { id: deviceId }, data: { ...data, version: { increment: applied }, ...stamp } });
+  const folded = foldNewer(row, events, deviceData);
+  if (folded) await tx.device.update({ where: { id: deviceId }, data: folded });
+}
+
+/** The device columns a status event sets; the owner never changes. */
+function deviceData(event: DeviceStatusEventMessage): Record<string, unknown> {
+  return {
+    status: event.status,
+    statusReason: event.reason ?? null,
+    ...(event.deviceName ? { name: event.deviceName } : {}),
+    ...(event.providerType ? { providerType: event.providerType } : {}),
+  };
 }
 
 async function applyDevice(tx: Tx, event: DeviceStatusEventMessage): Promise<void> {
@@ -194,17 +201,7 @@ async function applyDevice(tx: Tx, event: DeviceStatusEventMessage): Promise<voi
   );
   if (!row) return;
   // The owner stays the one the read model knows: an event cannot move a device to another user.
-  await tx.device.update({
-    where: { id: event.deviceId },
-    data: {
-      status: event.status,
-      statusReason: event.reason ?? null,
-      ...(event.deviceName ? { name: event.deviceName } : {}),
-      ...(event.providerType ? { providerType: event.providerType } : {}),
-      version: { increment: 1 },
-      ...stamp,
-    },
-  });
+  await tx.device.update({ where: { id: event.deviceId }, data: { ...deviceData(event), version: { increment: 1 }, ...stamp } });
 }
 
 async function applyOrder(tx: Tx, event: OrderCompletedEventMessage): Promise<void> {
