@@ -120,6 +120,17 @@ describe('who receives what', () => {
 });
 
 describe('Redis subscriptions', () => {
+  it("names every one of the instance's Redis connections, so operators can find them in CLIENT LIST", async () => {
+    const prefix = gateway.config.redis.topicPrefix.replace(/[^\w:.-]/g, '_');
+    const list = (await redis.client('LIST')) as string;
+    const roles = list
+      .split('\n')
+      .map((line) => new RegExp(`name=cloudphone-realtime/([\\w-]+)/${prefix}/pid${process.pid} `).exec(line)?.[1])
+      .filter((role): role is string => role !== undefined)
+      .sort();
+    expect(roles).toEqual(['publisher', 'rate-limit', 'socket-registry', 'subscriber']);
+  });
+
   it('holds one SUBSCRIBE per topic however many subscribers share it, and releases all when they go', async () => {
     const prefix = gateway.config.redis.topicPrefix;
     expect(await redisChannels(prefix)).toEqual({});

@@ -12,6 +12,7 @@ import type { RequestHandler } from 'express';
 import Redis from 'ioredis';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../../contracts/errors';
+import { redisClientName } from '../redis/client-name';
 
 export type RateDecision = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterSec: number };
 
@@ -87,7 +88,7 @@ export class RedisRateLimiter implements RateLimiter {
     private readonly logger: Logger,
   ) {
     this.redis = new Redis(url, {
-      connectionName: 'cloudphone-realtime rate-limit',
+      connectionName: redisClientName('rate-limit', options.prefix),
       maxRetriesPerRequest: 1,
       retryStrategy: (attempt: number) => Math.min(100 * 2 ** attempt, 5_000),
     }) as RedisRateLimiter['redis'];

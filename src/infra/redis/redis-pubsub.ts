@@ -9,6 +9,7 @@ import Redis from 'ioredis';
 import type { Logger } from 'pino';
 import type { GatewayEvent } from '../../contracts/events';
 import type { DependencyStatus, EventPubSub } from '../../contracts/ports';
+import { redisClientName } from './client-name';
 import { createEventQueue, type EventStream, type QueueOptions } from '../../lib/event-queue';
 
 export class RedisEventPubSub implements EventPubSub {
@@ -32,9 +33,7 @@ export class RedisEventPubSub implements EventPubSub {
     /** Bound and coalescing of each subscription's buffer. */
     private readonly delivery?: QueueOptions<GatewayEvent>,
   ) {
-    // Client names cannot hold spaces; the topic prefix says which deployment, the pid which process.
-    const name = (role: string) => `cloudphone-realtime/${role}/${topicPrefix.replace(/[^\w:.-]/g, '_')}/pid${process.pid}`;
-    this.clientNames = { publisher: name('publisher'), subscriber: name('subscriber') };
+    this.clientNames = { publisher: redisClientName('publisher', topicPrefix), subscriber: redisClientName('subscriber', topicPrefix) };
     const options = {
       // Commands issued while Redis is away wait for the reconnect rather than fail at once;
       // the bridge then requeues what could not be published.

@@ -13,6 +13,7 @@
  */
 import Redis from 'ioredis';
 import type { Logger } from 'pino';
+import { redisClientName } from '../redis/client-name';
 
 export interface SocketRegistry {
   /** Takes a slot for `socketId`; false when `userId` already holds the maximum. */
@@ -78,7 +79,7 @@ export class RedisSocketRegistry implements SocketRegistry {
     private readonly logger: Logger,
   ) {
     this.redis = new Redis(url, {
-      connectionName: 'cloudphone-realtime socket-registry',
+      connectionName: redisClientName('socket-registry', options.prefix),
       maxRetriesPerRequest: 1,
       retryStrategy: (attempt: number) => Math.min(100 * 2 ** attempt, 5_000),
     }) as Redis & RegistryCommands;
