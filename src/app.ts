@@ -118,7 +118,14 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     config.amqp.kind === 'amqp' ? new AmqpEventBus(config.amqp.url, config.amqp, logger) : new MemoryEventBus(logger);
   let database: Database | undefined;
   const readModel = createReadModelService({ prisma: () => (database ?? notOpen()).prisma });
-  const bridge = createEventBridge({ pubsub, topics, maxMessageBytes: config.amqp.maxMessageBytes, logger, readModel });
+  const bridge = createEventBridge({
+    pubsub,
+    topics,
+    maxMessageBytes: config.amqp.maxMessageBytes,
+    ownerAttempts: config.amqp.ownerAttempts,
+    logger,
+    readModel,
+  });
   const subscriptions: Record<string, number> = {};
 
   let relay: OutboxRelay | undefined;

@@ -139,6 +139,12 @@ export interface AmqpNames {
    * the same messages through the broker. @default 1_000
    */
   readonly requeueDelayMs: number;
+  /**
+   * `EVENT_OWNER_ATTEMPTS`: how many times an event that names only a device the read model does
+   * not know yet is tried (`AMQP_REQUEUE_DELAY_MS` apart) before it is dead-lettered as
+   * `unknown owner`: the device's own first event may still be on its way. @default 5
+   */
+  readonly ownerAttempts: number;
 }
 
 /** Used when `JWT_SECRET` is unset outside production; printed nowhere but the README. */
@@ -231,6 +237,7 @@ export function loadConfig(env: Env = process.env): Config {
     deadLetterQueue: str(env, 'AMQP_DLQ') ?? 'cloudphone-realtime.dlq',
     prefetch: int(env, 'AMQP_PREFETCH', 100, 1, 65_535),
     requeueDelayMs: int(env, 'AMQP_REQUEUE_DELAY_MS', 1_000, 0, 60_000),
+    ownerAttempts: int(env, 'EVENT_OWNER_ATTEMPTS', 5, 1, 100),
     maxMessageBytes: int(env, 'EVENT_MAX_BYTES', 262_144, 256),
   };
   const topicPrefix = str(env, 'REDIS_TOPIC_PREFIX') ?? 'cloudphone-realtime:';

@@ -32,6 +32,9 @@ export interface ReadModel {
   apply(event: GatewayEvent): Promise<void>;
 }
 
+/** Events remembered while they wait for their device's owner; past it the oldest is forgotten. */
+const MAX_OWNER_WAITS = 10_000;
+
 /** The dead-letter reason of an event naming a device nobody is known to own (CONTRACT §5). */
 export const UNKNOWN_OWNER = 'unknown owner';
 
@@ -59,8 +62,13 @@ export function createEventBridge(deps: {
   readonly maxMessageBytes: number;
   readonly logger: Logger;
   readonly readModel?: ReadModel;
+  /** Tries of an event whose device has no known owner yet, before `unknown owner`. @default 1 */
+  readonly ownerAttempts?: number;
 }): EventBridge {
   const { pubsub, topics, maxMessageBytes, logger, readModel } = deps;
+  const ownerAttempts = deps.ownerAttempts ?? 1;
+  /** Events waiting for their device's owner: tries so far, by eventId (bounded, oldest dropped). */
+  const ownerTries = new Map<string, number>();
   const counters: BridgeCounters = { consumed: 0, bridged: 0, deadLettered: 0, ignored: 0, requeued: 0 };
 
   /** The event with its owner; throws `EventRejection(UNKNOWN_OWNER)` when nobody is known. */
@@ -111,6 +119,19 @@ export function createEventBridge(deps: {
       event = await resolveOwner(draft);
       await readModel?.apply(event);
     } catch (error) {
+      if (error instanceof EventRejection && error.reason === UNKNOWN_OWNER) {
+        // The device's own first event may not be applied yet (a backlog, another instance):
+        // try again a few times before deciding nobody owns it.
+        const tries = (ownerTries.get(draft.eventId) ?? 0) + 1;
+        ownerTries.delete(draft.eventId);
+        if (tries >= ownerAttempts) return deadLetter(UNKNOWN_OWNER, message, log);
+        ownerTries.set(draft.eventId, tries);
+        if (ownerTries.size > MAX_OWNER_WAITS) ownerTries.delete(ownerTries.keys().next().value as string);
+        counters.requeued++;
+        const reason = `owner of the device not known yet (try ${tries} of ${ownerAttempts})`;
+        log.debug({ eventId: draft.eventId, reason }, 'event requeued');
+        return { action: 'requeue', reason };
+      }
       if (error instanceof EventRejection) return deadLetter(error.reason, message, log);
       counters.requeued++;
       const reason = `read model failed: ${error instanceof Error ? error.message : String(error)}`;
@@ -125,6 +146,7 @@ export function createEventBridge(deps: {
       log.warn({ eventId: event.eventId, reason }, 'event requeued');
       return { action: 'requeue', reason };
     }
+    ownerTries.delete(event.eventId);
     counters.bridged++;
     log.debug({ eventId: event.eventId, type: event.type, userId: event.userId }, 'event bridged');
     return { action: 'ack' };

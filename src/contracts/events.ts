@@ -47,8 +47,16 @@ const finiteNumber = z.union([
     .transform(Number),
 ]).refine(Number.isFinite, 'expected a finite number');
 
+/** Control characters (NUL above all: PostgreSQL refuses it in text) never make a valid id. */
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
 const entityId = z.union([
-  z.string().trim().min(1, 'must not be empty').max(200, 'too long'),
+  z
+    .string()
+    .trim()
+    .min(1, 'must not be empty')
+    .max(200, 'too long')
+    .refine((s) => !CONTROL_CHARACTERS.test(s), 'control characters'),
   z.number().int().nonnegative().transform(String),
 ]);
 
@@ -87,7 +95,13 @@ const upperEnum = <T extends string>(values: readonly T[]) =>
     }),
   );
 
-const text = (max: number) => z.string().trim().min(1).max(max);
+const text = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(max)
+    .refine((s) => !s.includes('\u0000'), 'NUL character');
 
 /** A required entity id: its absence and its malformation are told apart in the reason. */
 const requiredId = (name: string) =>
@@ -342,6 +356,9 @@ const OWN_TIME_FIELDS: Readonly<Record<string, readonly string[]>> = {
   'app.install.completed': ['installedAt', 'completedAt'],
 };
 
+/** How far ahead of the gateway's clock an event's time may be before it is not believed. */
+export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+
 /** A decoded message: the domain payload (flat body or the envelope's), its id and time. */
 export interface DecodedMessage {
   readonly payload: Record<string, unknown>;
@@ -380,16 +397,22 @@ export function decodeMessage(message: IncomingMessage, maxBytes: number, now: (
     (message.messageId && message.messageId.trim() !== '' ? message.messageId.trim() : undefined) ??
     createHash('sha256').update(message.routingKey).update('\0').update(message.body).digest('hex').slice(0, 32);
 
+  // A time further in the future than any clock skew explains (a microsecond value read as
+  // milliseconds lands in the year 55,000) is not the event's: it would pin the read model's row
+  // forever, as nothing could be newer. It reads as "not sent", and the next source is tried.
+  const received = now();
+  const latest = received.getTime() + MAX_CLOCK_SKEW_MS;
+  const plausible = (iso: string | undefined) => (iso !== undefined && Date.parse(iso) <= latest ? iso : undefined);
   let occurredAt: string | undefined;
   for (const field of ['occurredAt', ...(OWN_TIME_FIELDS[message.routingKey] ?? [])]) {
-    occurredAt = toIsoTime(payload[field]);
+    occurredAt = plausible(toIsoTime(payload[field]));
     if (occurredAt) break;
   }
   occurredAt ??=
-    toIsoTime(payload.timestamp) ??
-    (isEnvelope ? toIsoTime(body.timestamp) : undefined) ??
-    (message.timestamp !== undefined ? toIsoTime(Number(message.timestamp)) : undefined) ??
-    now().toISOString();
+    plausible(toIsoTime(payload.timestamp)) ??
+    (isEnvelope ? plausible(toIsoTime(body.timestamp)) : undefined) ??
+    (message.timestamp !== undefined ? plausible(toIsoTime(Number(message.timestamp))) : undefined) ??
+    received.toISOString();
 
   return { payload, eventId, occurredAt };
 }

@@ -50,6 +50,8 @@ export async function startGateway(env: Env): Promise<TestGateway> {
     JWT_SECRET: TEST_JWT_SECRET,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     OUTBOX_POLL_MS: '200',
+    // Requeued messages (an owner not known yet, an outage) come back quickly in tests.
+    AMQP_REQUEUE_DELAY_MS: '100',
     SHUTDOWN_TIMEOUT_MS: '2000',
     ...env,
   });

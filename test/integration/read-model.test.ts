@@ -45,6 +45,11 @@ afterAll(async () => {
   await database?.drop();
 });
 
+let deadLetteredBefore = 0;
+beforeEach(() => {
+  deadLetteredBefore = gateway.app.stats().bridge.deadLettered;
+});
+
 const at = (minute: number) => new Date(Date.UTC(2026, 10, 24, 12, minute)).toISOString();
 
 function deviceSubscriber(userId: string) {
@@ -156,6 +161,24 @@ describe('apps', () => {
     const again = await http(gateway.httpUrl, AppInstallationsDocument, { token: token(dan), variables: { deviceId } });
     expect(again.body.data?.appInstallations.map((i) => [i.versionName, i.version])).toEqual([['3.2', 2]]);
   });
+
+  it('gives its owner an app event published right behind the device\'s first event (not yet applied)', async () => {
+    const eve = uniqueId('eve');
+    const client = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(eve)}` });
+    const apps = subscribe(client.client, AppInstalledDocument, {});
+    await waitForSubscriptions(gateway, 1, 'appInstalled');
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const deviceId = uniqueId(`race${i}`);
+      await peer.publish('device.created', { deviceId, userId: eve, createdAt: at(0) }, { messageId: `born-${deviceId}` });
+      await peer.publish('app.install.completed', { deviceId, appId: 'a', installedAt: at(1) }, { messageId: `app-${deviceId}` });
+      ids.push(`app-${deviceId}`);
+    }
+    const got: string[] = [];
+    for (let i = 0; i < ids.length; i++) got.push((await apps.next(20_000)).data?.appInstalled.eventId as string);
+    expect(got.sort()).toEqual([...ids].sort());
+    expect(gateway.app.stats().bridge.deadLettered).toBe(deadLetteredBefore);
+  }, 60_000);
 
   it('dead-letters an event naming a device nobody is known to own, with the reason "unknown owner"', async () => {
     const deviceId = uniqueId('ghost');

@@ -153,3 +153,28 @@ describe('owner resolution and the read model', () => {
     await expect(next).resolves.toMatchObject({ value: { marker: true } });
   });
 });
+
+describe('an owner not known yet', () => {
+  it('is tried again, up to ownerAttempts, before "unknown owner"; found meanwhile, the event goes out', async () => {
+    const owners: Record<string, string> = {};
+    const pubsub = new ControlledPubSub();
+    const bridge = createEventBridge({
+      pubsub,
+      topics,
+      maxMessageBytes: 10_000,
+      logger,
+      ownerAttempts: 3,
+      readModel: { ownerOfDevice: async (id) => owners[id], apply: async () => undefined },
+    });
+    const late = { routingKey: 'app.installed', body: body({ deviceId: 'late', appId: 'a' }), messageId: 'late-1' };
+    await expect(bridge.handle(late)).resolves.toMatchObject({ action: 'requeue', reason: 'owner of the device not known yet (try 1 of 3)' });
+    owners.late = 'u-late';
+    await expect(bridge.handle(late)).resolves.toEqual({ action: 'ack' });
+
+    const ghost = { routingKey: 'device.error', body: body({ deviceId: 'ghost' }), messageId: 'ghost-1' };
+    await expect(bridge.handle(ghost)).resolves.toMatchObject({ action: 'requeue' });
+    await expect(bridge.handle(ghost)).resolves.toMatchObject({ action: 'requeue' });
+    await expect(bridge.handle(ghost)).resolves.toEqual({ action: 'dead-letter', reason: 'unknown owner' });
+    expect(bridge.counters).toMatchObject({ bridged: 1, requeued: 3, deadLettered: 1 });
+  });
+});
