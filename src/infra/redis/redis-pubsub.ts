@@ -12,6 +12,13 @@ import type { DependencyStatus, EventPubSub } from '../../contracts/ports';
 import { redisClientName } from './client-name';
 import { createEventQueue, type EventStream, type QueueOptions } from '../../lib/event-queue';
 
+/** What the bridge publishes: an object with its family and id (anything else on a channel is noise). */
+function isGatewayEvent(value: unknown): value is GatewayEvent {
+  if (typeof value !== 'object' || value === null) return false;
+  const { family, eventId } = value as { family?: unknown; eventId?: unknown };
+  return typeof family === 'string' && typeof eventId === 'string';
+}
+
 export class RedisEventPubSub implements EventPubSub {
   private readonly publisher: Redis;
   private readonly subscriber: Redis;
@@ -99,15 +106,41 @@ export class RedisEventPubSub implements EventPubSub {
   async subscribe(topic: string, options: { pattern?: boolean } = {}): Promise<EventStream<GatewayEvent>> {
     let subscriptionId: number | undefined;
     let released = false;
+    const unsubscribe = (id: number) =>
+      // Never synchronously: a release can happen inside RedisPubSub's own delivery loop (a slow
+      // consumer's overflow closes its socket, returning its other iterators on the same channel),
+      // and graphql-redis-subscriptions 2.7 then reads an entry it has just deleted and throws out
+      // of ioredis' data handler, taking the process down.
+      queueMicrotask(() => {
+        try {
+          this.pubsub.unsubscribe(id);
+        } catch (error) {
+          this.logger.debug({ err: error, topic }, 'redis unsubscribe of an unknown subscription');
+        }
+      });
     const queue = createEventQueue<GatewayEvent>(() => {
       released = true;
-      if (subscriptionId !== undefined) this.pubsub.unsubscribe(subscriptionId);
+      if (subscriptionId !== undefined) unsubscribe(subscriptionId);
     }, this.delivery);
-    subscriptionId = await this.pubsub.subscribe<GatewayEvent>(topic, (event) => queue.push(event), {
-      pattern: options.pattern === true,
-    });
+    subscriptionId = await this.pubsub.subscribe<GatewayEvent>(
+      topic,
+      (event) => {
+        // Whatever arrives on a channel (another publisher, a non-object) must not throw into
+        // ioredis' data handler either.
+        if (!isGatewayEvent(event)) {
+          this.logger.warn({ topic }, 'redis message that is not a gateway event; dropped');
+          return;
+        }
+        try {
+          queue.push(event);
+        } catch (error) {
+          this.logger.warn({ err: error, topic }, 'redis message could not be queued; dropped');
+        }
+      },
+      { pattern: options.pattern === true },
+    );
     // The client may have gone while SUBSCRIBE was in flight.
-    if (released) this.pubsub.unsubscribe(subscriptionId);
+    if (released) unsubscribe(subscriptionId);
     return queue.iterator;
   }
 
