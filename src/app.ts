@@ -242,7 +242,14 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
       verifier,
       formatError,
       sockets: socketRegistry,
-      options: { ...config.ws, maxTokens: config.graphql.maxTokens, validationRules, production: config.production },
+      options: {
+        ...config.ws,
+        maxTokens: config.graphql.maxTokens,
+        validationRules,
+        introspection: config.graphql.introspection,
+        rateLimiter,
+        production: config.production,
+      },
       logger,
     });
     const server = httpServer;

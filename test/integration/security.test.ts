@@ -495,6 +495,36 @@ describe('HTTP rate limit', () => {
     // Someone else still gets through.
     expect((await http(one.httpUrl, '{ __typename }', { token: token(uniqueId('hal')) })).status).toBe(200);
   });
+
+  it('spends the same budget on queries and mutations sent over the socket (no way around it)', async () => {
+    const env = realServicesEnv(database.url, { HTTP_RATE_LIMIT_PER_SEC: '1', HTTP_RATE_LIMIT_BURST: '3' });
+    const limited = await startGateway(env);
+    const ned = token(uniqueId('ned'));
+    const client = wsClient(limited.wsUrl, bearer(ned));
+    const codes: unknown[] = [];
+    for (let i = 0; i < 3; i++) codes.push(((await subscribe(client.client, '{ __typename }').next()).data as { __typename?: string } | undefined)?.__typename);
+    expect(codes).toEqual(['Query', 'Query', 'Query']);
+    const refused = await subscribe(client.client, '{ __typename }').next();
+    expect(refused.errors?.[0]?.extensions).toMatchObject({ code: 'RATE_LIMITED' });
+    // And over HTTP it is spent too; subscriptions are not charged (they are bounded per socket).
+    expect((await http(limited.httpUrl, '{ __typename }', { token: ned })).status).toBe(429);
+    subscribe(client.client, QuotaChangedDocument, {});
+    await waitForSubscriptions(limited, 1);
+  });
+});
+
+describe('introspection switched off', () => {
+  it('refuses __schema over HTTP and over the socket alike', async () => {
+    const closed = await startGateway(realServicesEnv(database.url, { GRAPHQL_INTROSPECTION: 'false' }));
+    const oli = token(uniqueId('oli'));
+    const overHttp = await http(closed.httpUrl, '{ __schema { queryType { name } } }', { token: oli });
+    expect(overHttp.body.errors?.[0]?.extensions?.code).toBe('GRAPHQL_VALIDATION_FAILED');
+    const client = wsClient(closed.wsUrl, bearer(oli));
+    const overSocket = await subscribe(client.client, '{ __schema { queryType { name } } }').next();
+    expect(overSocket.data).toBeUndefined();
+    expect(overSocket.errors?.[0]?.message).toMatch(/introspection/i);
+    expect((await subscribe(client.client, '{ __typename }').next()).data).toEqual({ __typename: 'Query' });
+  });
 });
 
 describe('depth and complexity limits', () => {

@@ -16,7 +16,17 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
-import { GraphQLError, parse, specifiedRules, validate, type DocumentNode, type GraphQLSchema, type ValidationRule } from 'graphql';
+import {
+  getOperationAST,
+  GraphQLError,
+  NoSchemaIntrospectionCustomRule,
+  parse,
+  specifiedRules,
+  validate,
+  type DocumentNode,
+  type GraphQLSchema,
+  type ValidationRule,
+} from 'graphql';
 import { CloseCode, type Context } from 'graphql-ws';
 import { useServer, type Extra } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
@@ -24,7 +34,8 @@ import { WebSocketServer } from 'ws';
 import type { AuthUser } from '../../auth/auth-user';
 import type { ConnectionControl, GraphQLContext, Services } from '../../auth/context';
 import { stripBearer, type TokenVerifier } from '../../auth/jwt';
-import { TooManySubscriptionsError } from '../../contracts/errors';
+import { ErrorCode, TooManySubscriptionsError } from '../../contracts/errors';
+import type { RateLimiter } from '../http/rate-limit';
 import type { ErrorFormatter } from '../http/format-error';
 import type { SocketRegistry } from './limits';
 
@@ -70,6 +81,13 @@ export interface WsOptions {
   /** Parser and validation limits (the same as HTTP's). */
   maxTokens: number;
   validationRules: readonly ValidationRule[];
+  /** `GRAPHQL_INTROSPECTION`: refused over the socket too when false. */
+  introspection: boolean;
+  /**
+   * The HTTP rate limiter: queries and mutations sent over the socket spend the same per-user
+   * budget, so the socket is no way around it.
+   */
+  rateLimiter?: RateLimiter;
   production: boolean;
 }
 
@@ -104,7 +122,11 @@ export function startGraphQLWsServer(deps: {
   const instanceId = randomUUID();
   let socketSeq = 0;
   const counters: WsCounters = { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0 };
-  const rules = [...specifiedRules, ...options.validationRules];
+  const rules = [
+    ...specifiedRules,
+    ...options.validationRules,
+    ...(options.introspection ? [] : [NoSchemaIntrospectionCustomRule]),
+  ];
   const wss = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: options.maxPayloadBytes });
   wss.on('error', (error) => logger.warn({ err: error }, 'websocket server error'));
 
@@ -196,7 +218,7 @@ export function startGraphQLWsServer(deps: {
         ctx.extra.slot = undefined;
         if (slot) await sockets.release(slot.userId, slot.socketId);
       },
-      onSubscribe(ctx, _id, payload) {
+      async onSubscribe(ctx, _id, payload) {
         // `ctx.subscriptions` already holds this operation's placeholder.
         if (Object.keys(ctx.subscriptions).length > options.maxSubscriptionsPerSocket) {
           counters.tooManySubscriptions++;
@@ -214,6 +236,17 @@ export function startGraphQLWsServer(deps: {
         }
         const errors = validate(schema, document, rules);
         if (errors.length > 0) return [...errors];
+        const operation = getOperationAST(document, payload.operationName)?.operation;
+        if (operation !== 'subscription' && options.rateLimiter && ctx.extra.user) {
+          const decision = await options.rateLimiter.take(`user:${ctx.extra.user.id}`);
+          if (!decision.allowed) {
+            return [
+              new GraphQLError(`Rate limit exceeded: retry after ${decision.retryAfterSec} s`, {
+                extensions: { code: ErrorCode.RATE_LIMITED, retryAfter: decision.retryAfterSec },
+              }),
+            ];
+          }
+        }
         return { schema, document, variableValues: payload.variables, operationName: payload.operationName };
       },
       context(ctx): GraphQLContext {
