@@ -513,6 +513,23 @@ describe('HTTP rate limit', () => {
   });
 });
 
+describe('the per-user socket count after Redis lost it', () => {
+  it('puts live sockets back on the next lease refresh, so the limit still holds', async () => {
+    const counted = await startGateway(realServicesEnv(database.url, { WS_SOCKET_LEASE_MS: '1000', WS_MAX_SOCKETS_PER_USER: '2' }));
+    const pia = uniqueId('pia');
+    const key = `${counted.config.redis.topicPrefix}ws-sockets:${pia}`;
+    const first = wsClient(counted.wsUrl, bearer(token(pia)));
+    const second = wsClient(counted.wsUrl, bearer(token(pia)));
+    await Promise.all([first.connected, second.connected]);
+    expect(await redis.zcard(key)).toBe(2);
+    // As a Redis restart without persistence would: the count is gone.
+    await redis.del(key);
+    await waitFor(async () => (await redis.zcard(key)) === 2, 'the live sockets to be counted again');
+    const third = wsClient(counted.wsUrl, bearer(token(pia)));
+    expect(await third.closed).toBe(1008);
+  });
+});
+
 describe('introspection switched off', () => {
   it('refuses __schema over HTTP and over the socket alike', async () => {
     const closed = await startGateway(realServicesEnv(database.url, { GRAPHQL_INTROSPECTION: 'false' }));

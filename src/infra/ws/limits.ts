@@ -57,9 +57,14 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1`;
 
-/** KEYS[1] set; ARGV: leaseMs, member. Extends a live member's lease (never re-adds a released one). */
+/**
+ * KEYS[1] set; ARGV: leaseMs, member. Extends a live socket's lease, and puts it back when Redis
+ * lost it (a restart without persistence, an outage longer than the lease), so live sockets keep
+ * counting. A released socket is never put back: `release` forgets it locally before its ZREM,
+ * and both go over the one connection in order.
+ */
 const REFRESH = `${NOW_MS}
-local updated = redis.call('ZADD', KEYS[1], 'XX', 'CH', now + tonumber(ARGV[1]), ARGV[2])
+local updated = redis.call('ZADD', KEYS[1], 'CH', now + tonumber(ARGV[1]), ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return updated`;
 
@@ -101,7 +106,9 @@ export class RedisSocketRegistry implements SocketRegistry {
       if (taken === 1) this.live.set(socketId, userId);
       return taken === 1;
     } catch (error) {
-      this.logger.warn({ err: error, userId }, 'socket registry unavailable: connection allowed without counting');
+      this.logger.warn({ err: error, userId }, 'socket registry unavailable: connection allowed, counted once Redis is back');
+      // Refreshed like any live socket, so it counts again as soon as Redis answers.
+      this.live.set(socketId, userId);
       return true;
     }
   }
