@@ -13,6 +13,9 @@ import type { Logger } from 'pino';
 import type { EventBus } from '../../contracts/ports';
 import type { PrismaClient } from './generated/client';
 
+/** The advisory lock that makes relay passes take turns (any constant the migrations' lock is not). */
+const RELAY_LOCK_KEY = 72_707_370;
+
 interface OutboxRow {
   id: string;
   routing_key: string;
@@ -94,6 +97,11 @@ export class OutboxRelay {
     let failed: unknown;
     const count = await this.prisma.$transaction(
       async (tx) => {
+        // One relay pass at a time across every instance, so events go out in the order they were
+        // written (SKIP LOCKED alone would let a second instance publish later rows while the
+        // first still waits on earlier ones). The others skip this pass and try again.
+        const [lock] = await tx.$queryRaw<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${RELAY_LOCK_KEY}) AS locked`;
+        if (!lock?.locked) return 0;
         const rows = await tx.$queryRaw<OutboxRow[]>`
           SELECT id, routing_key, payload, created_at FROM outbox_event
           WHERE published_at IS NULL
