@@ -47,6 +47,7 @@ import { startGraphQLWsServer, type GraphQLWsServer, type WsCounters } from './i
 import { MemorySocketRegistry, RedisSocketRegistry, type SocketRegistry } from './infra/ws/limits';
 import type { QueueOptions } from './lib/event-queue';
 import { createLogger } from './logger';
+import { containsNul, noNulStringsRule, NUL_MESSAGE } from './graphql/nul-guard';
 import { createSchema } from './schema';
 
 export interface App {
@@ -113,7 +114,10 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     config.redis.kind === 'redis'
       ? new RedisRateLimiter(config.redis.url, { ...rateOptions, prefix: config.redis.topicPrefix }, logger)
       : new MemoryRateLimiter(rateOptions);
-  const validationRules = [costLimitRule({ maxDepth: config.graphql.maxDepth, maxComplexity: config.graphql.maxComplexity })];
+  const validationRules = [
+    costLimitRule({ maxDepth: config.graphql.maxDepth, maxComplexity: config.graphql.maxComplexity }),
+    noNulStringsRule,
+  ];
   const bus: EventBus =
     config.amqp.kind === 'amqp' ? new AmqpEventBus(config.amqp.url, config.amqp, logger) : new MemoryEventBus(logger);
   let database: Database | undefined;
@@ -219,6 +223,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     app.use(
       '/graphql',
       express.json({ limit: config.graphql.bodyLimitBytes }),
+      refuseNul,
       authenticateRequest,
       rateLimitMiddleware(rateLimiter, (req, res) => {
         const auth = res.locals.auth as Authentication;
@@ -283,6 +288,11 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
       return { user: null, error: new UnauthenticatedError(message) };
     }
   }
+  const refuseNul: RequestHandler = (req, res, next) => {
+    if (!containsNul(req.body) && !containsNul(req.query)) return next();
+    res.status(400).json({ errors: [{ message: NUL_MESSAGE, extensions: { code: ErrorCode.BAD_USER_INPUT } }] });
+  };
+
   const authenticateRequest: RequestHandler = (req, res, next) => {
     authenticate(req).then((auth) => {
       res.locals.auth = auth;

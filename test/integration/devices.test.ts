@@ -4,6 +4,7 @@
  * through the bridge and Redis. Impossible transitions change nothing; users only see their own.
  */
 import {
+  AppInstallationsDocument,
   CreateDeviceDocument,
   DeleteDeviceDocument,
   DeviceDocument,
@@ -283,5 +284,37 @@ describe('nested installations', () => {
     expect(hundred.statements).toBe(2);
     expect(one.statements).toBe(hundred.statements);
     process.stdout.write(`N+1 check: devices(first: 1) ${one.statements} SQL statements, devices(first: 100) ${hundred.statements}\n`);
+  });
+});
+
+describe('inputs PostgreSQL cannot take, and existence probes', () => {
+  it('answers BAD_USER_INPUT for a NUL in an id or variable, a tampered cursor, a blank name; never INTERNAL_SERVER_ERROR', async () => {
+    const ula = uniqueId('ula');
+    const nulId = await http(gateway.httpUrl, DeviceDocument, { token: token(ula), variables: { id: 'a\u0000b' } });
+    expect(nulId.status).toBe(400);
+    expect(nulId.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    // In the document itself: refused by validation, as any malformed document is.
+    const inline = await http(gateway.httpUrl, '{ device(id: "a\\u0000b") { id } }', { token: token(ula) });
+    expect(inline.body.errors?.[0]).toMatchObject({ message: expect.stringMatching(/NUL/), extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } });
+    for (const cursor of [
+      ['-010000-01-01T00:00:00.000Z', 'x'],
+      ['0000-01-01T00:00:00.000Z', 'x'],
+      ['2020-01-01T00:00:00.000Z', 'x'.repeat(500)],
+    ]) {
+      const after = Buffer.from(JSON.stringify(cursor)).toString('base64url');
+      const page = await http(gateway.httpUrl, DevicesDocument, { token: token(ula), variables: { first: 5, after } });
+      expect(page.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+    }
+    const blank = await http(gateway.httpUrl, CreateDeviceDocument, { token: token(ula), variables: { input: { name: '   ' } } });
+    expect(blank.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
+  });
+
+  it("answers appInstallations for another user's device exactly as for a device that does not exist", async () => {
+    const [owner, prober] = [uniqueId('vic'), uniqueId('wes')];
+    const device = await createDevice(owner);
+    const foreign = await http(gateway.httpUrl, AppInstallationsDocument, { token: token(prober), variables: { deviceId: device.id } });
+    const missing = await http(gateway.httpUrl, AppInstallationsDocument, { token: token(prober), variables: { deviceId: uniqueId('nodev') } });
+    expect(foreign.body).toEqual(missing.body);
+    expect(foreign.body).toEqual({ data: { appInstallations: [] } });
   });
 });

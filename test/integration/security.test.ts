@@ -234,7 +234,10 @@ describe('authorization per operation', () => {
     appInstallations: {
       kind: 'query',
       async check() {
-        await refused((jwt) => http(gateway.httpUrl, AppInstallationsDocument, { token: jwt, variables: { deviceId: alice.device } }));
+        const list = (jwt?: string) => http(gateway.httpUrl, AppInstallationsDocument, { token: jwt, variables: { deviceId: alice.device } });
+        expect((await list(undefined)).body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+        // Another user sees none of them, exactly as for a device that does not exist.
+        expect((await list(token(BOB))).body).toEqual({ data: { appInstallations: [] } });
         const own = await http(gateway.httpUrl, AppInstallationsDocument, { token: token(ALICE), variables: { deviceId: alice.device } });
         expect(own.body.data?.appInstallations.map((i) => i.id)).toEqual([alice.installation]);
       },

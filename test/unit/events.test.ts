@@ -222,6 +222,22 @@ describe('device, order and app events (CONTRACT §5)', () => {
     expect(t('order.completed', { occurredAt: '2026-04-01T00:00:00Z', completedAt: '2026-05-01T00:00:00Z' })).toBe('2026-04-01T00:00:00.000Z');
   });
 
+  it('does not believe an event time further ahead than clock skew explains, and takes the next source', () => {
+    const micro = NOW.getTime() * 1000; // microseconds sent where milliseconds belong: year 55,000
+    const e = draft(message('device.started', { userId: 'u', deviceId: 'd', startedAt: micro, timestamp: '2026-11-24T11:00:00Z' }));
+    expect(e.occurredAt).toBe('2026-11-24T11:00:00.000Z');
+    expect(draft(message('device.stopped', { userId: 'u', deviceId: 'd' }, { timestamp: micro })).occurredAt).toBe(NOW.toISOString());
+    const soon = new Date(NOW.getTime() + 60_000).toISOString();
+    expect(draft(message('device.stopped', { userId: 'u', deviceId: 'd', stoppedAt: soon })).occurredAt).toBe(soon);
+  });
+
+  it.each([
+    ['a NUL in the user id', { userId: 'u\u0000x', deviceId: 'd' }, 'invalid userId'],
+    ['a newline in the device id', { userId: 'u', deviceId: 'd\n1' }, 'invalid deviceId'],
+  ])('refuses %s (PostgreSQL could never store it)', (_name, body, reason) => {
+    expect(rejection(() => draft(message('device.started', body)))).toBe(reason);
+  });
+
   it('ignores routing keys no subscription takes, without even decoding them', () => {
     expect(normalizeEvent(message('device.heartbeat', 'not json at all'), MAX)).toBeUndefined();
     expect(familyOf('billing.order.completed')).toBe('order');

@@ -57,10 +57,11 @@ export function createAppInstallationService(deps: { prisma: PrismaClient; onOut
   return {
     async forDevice(actor, deviceId) {
       const device = await prisma.device.findUnique({ where: { id: deviceId } });
-      if (device) visibleTo(actor, device, 'device', deviceId);
       const where: Prisma.AppInstallationWhereInput = { deviceId, status: CURRENT };
-      // A device the read model does not hold: only the caller's own installations on it.
-      if (!device && !actor.isAdmin) where.userId = actor.id;
+      // Another user's device answers exactly as a device the read model does not hold: only the
+      // caller's own installations on it (none), so the answer never tells whether it exists.
+      const own = device !== null && device.userId === actor.id;
+      if (!own && !actor.isAdmin) where.userId = actor.id;
       const rows = await prisma.appInstallation.findMany({ where, orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] });
       return rows.map(toInstallationView);
     },

@@ -1,10 +1,10 @@
-import { IsInt, Length, Max, MaxLength, Min } from 'class-validator';
+import { IsInt, Length, Matches, Max, MaxLength, Min } from 'class-validator';
 import { ArgsType, Field, ID, InputType, Int } from 'type-graphql';
 import { DeviceStatus } from './device.type';
 
 @InputType({ description: 'A new cloud phone' })
 export class CreateDeviceInput {
-  @Field() @Length(1, 100) name!: string;
+  @Field() @Length(1, 100) @Matches(/\S/, { message: 'name must not be blank' }) name!: string;
   @Field(() => String, { nullable: true }) @MaxLength(50) providerType?: string | null;
   @Field(() => Int, { nullable: true }) @IsInt() @Min(1) @Max(64) cpuCores?: number | null;
   @Field(() => Int, { nullable: true }) @IsInt() @Min(256) @Max(262_144) memoryMB?: number | null;

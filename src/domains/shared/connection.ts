@@ -60,7 +60,12 @@ function decodeCursor(cursor: string): PagePosition {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (Array.isArray(value) && value.length === 2 && typeof value[0] === 'string' && typeof value[1] === 'string') {
       const createdAt = new Date(value[0]);
-      if (!Number.isNaN(createdAt.getTime())) return { createdAt, id: value[1] };
+      const year = createdAt.getUTCFullYear();
+      // What PostgreSQL can compare: a timestamp within years 1-9999, an id of text without NUL.
+      const id = value[1];
+      if (!Number.isNaN(createdAt.getTime()) && year >= 1 && year <= 9999 && id.length <= 200 && !id.includes('\u0000')) {
+        return { createdAt, id };
+      }
     }
   } catch {
     // fall through

@@ -35,6 +35,7 @@ import type { AuthUser } from '../../auth/auth-user';
 import type { ConnectionControl, GraphQLContext, Services } from '../../auth/context';
 import { stripBearer, type TokenVerifier } from '../../auth/jwt';
 import { ErrorCode, TooManySubscriptionsError } from '../../contracts/errors';
+import { containsNul, NUL_MESSAGE } from '../../graphql/nul-guard';
 import type { RateLimiter } from '../http/rate-limit';
 import type { ErrorFormatter } from '../http/format-error';
 import type { SocketRegistry } from './limits';
@@ -227,6 +228,9 @@ export function startGraphQLWsServer(deps: {
         // Parse and validate here rather than in graphql-ws: a syntax error becomes an error on
         // this operation (graphql-ws would close the socket with 4500), and the token and cost
         // limits apply exactly as on HTTP.
+        if (containsNul(payload.query) || containsNul(payload.variables)) {
+          return [new GraphQLError(NUL_MESSAGE, { extensions: { code: ErrorCode.BAD_USER_INPUT } })];
+        }
         let document: DocumentNode;
         try {
           document = parse(payload.query, { maxTokens: options.maxTokens });
