@@ -83,6 +83,8 @@ afterAll(async () => {
 });
 
 const bearer = (jwt: string) => ({ authorization: `Bearer ${jwt}` });
+/** Events bridged by the suite's two instances of one deployment (they share the queue). */
+const bridgedByBoth = () => gateway.app.stats().bridge.bridged + second.app.stats().bridge.bridged;
 
 describe('authorization per operation', () => {
   const ALICE = uniqueId('alice');
@@ -114,6 +116,18 @@ describe('authorization per operation', () => {
   });
 
   /** Refused without a token, and refused (FORBIDDEN, or NOT_FOUND so ids cannot be probed) for Bob, with no data. */
+  /**
+   * Proves nothing of Alice's leaked to Bob: once Alice's event is bridged (published to Redis, by
+   * either instance: they share the queue), a marker for Bob is published after it; Redis keeps
+   * order on each instance's one subscriber connection, so a leaked event would reach Bob before
+   * the marker, which must come next.
+   */
+  async function noLeakAfter(bridgedAtLeast: number, publishMarker: () => Promise<void>, expectMarkerNext: () => Promise<void>) {
+    await waitFor(() => bridgedByBoth() >= bridgedAtLeast, "Alice's event to be bridged (by either instance)");
+    await publishMarker();
+    await expectMarkerNext();
+  }
+
   async function refused(send: (jwt?: string) => Promise<HttpResult<unknown>>, jwt = token(BOB)): Promise<void> {
     const anonymous = await send(undefined);
     expect(anonymous.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
@@ -179,9 +193,13 @@ describe('authorization per operation', () => {
           expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
         }
         // Alice's event never reaches Bob, whatever he asked for; his own does, on the same socket.
+        const bridged = bridgedByBoth();
         await peer.publish('quota.updated', { userId: ALICE }, { messageId: `a-${ALICE}` });
         await peer.publish('quota.updated', { userId: BOB }, { messageId: `b-${BOB}` });
         expect((await own.next()).data?.quotaChanged).toMatchObject({ eventId: `b-${BOB}`, userId: BOB });
+        await noLeakAfter(bridged + 2, () => peer.publish('quota.deleted', { userId: BOB }, { messageId: `b2-${BOB}` }), async () =>
+          expect((await own.next()).data?.quotaChanged).toMatchObject({ eventId: `b2-${BOB}` }),
+        );
         expect(own.pending()).toBe(0);
         own.unsubscribe();
         await waitForSubscriptions(gateway, 0);
@@ -397,9 +415,13 @@ describe('authorization per operation', () => {
       const denied = await subscribe(other.client, `subscription { ${field}(userId: ${JSON.stringify(userId)}) { eventId } }`).next();
       expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
     }
+    const bridged = bridgedByBoth();
     await peer.publish(routingKey, body(ALICE, 1), { messageId: `${field}-a-${ALICE}` });
     await peer.publish(routingKey, body(BOB, 1), { messageId: `${field}-b-${BOB}` });
     expect((await own.next()).data?.[field]).toMatchObject({ eventId: `${field}-b-${BOB}`, userId: BOB });
+    await noLeakAfter(bridged + 2, () => peer.publish(routingKey, body(BOB, 2), { messageId: `${field}-b2-${BOB}` }), async () =>
+      expect((await own.next()).data?.[field]).toMatchObject({ eventId: `${field}-b2-${BOB}` }),
+    );
     expect(own.pending()).toBe(0);
     expect(aliceDevice?.pending() ?? 0).toBe(0);
     own.unsubscribe();
