@@ -161,3 +161,16 @@ it('lets only administrators change quotas, and users read only their own', asyn
   const own = await http(gateway.httpUrl, QuotaDocument, { token: token(carol), variables: {} });
   expect(own.body.data?.quota).toMatchObject({ userId: carol, limits: { maxDevices: 5 } });
 });
+
+it('marks a quota EXCEEDED (and emits quota.exceeded) when updateQuota lowers a limit below what is used', async () => {
+  const bea = uniqueId('bea');
+  await givenQuota(bea, { maxDevices: 10, monthlyTrafficGB: 100 });
+  const used = await http(gateway.httpUrl, DeductQuotaDocument, { token: admin(), variables: { userId: bea, input: { devices: 5 } } });
+  expect(used.body.data?.deductQuota).toMatchObject({ status: 'ACTIVE' });
+  const lowered = await givenQuota(bea, { maxDevices: 2 });
+  expect(lowered).toMatchObject({ status: 'EXCEEDED', limits: { maxDevices: 2 } });
+  // Already over: a further deduction of a metered resource keeps it EXCEEDED, with no second event.
+  const more = await http(gateway.httpUrl, DeductQuotaDocument, { token: admin(), variables: { userId: bea, input: { trafficGB: 200 } } });
+  expect(more.body.data?.deductQuota).toMatchObject({ status: 'EXCEEDED' });
+  expect(await eventsOf(bea)).toEqual(['quota.updated', 'quota.deducted', 'quota.updated', 'quota.exceeded', 'quota.deducted']);
+});

@@ -163,12 +163,22 @@ export function createQuotaService(deps: { prisma: PrismaClient; onOutboxWrite: 
         const existing = await tx.quota.findUnique({ where: { userId }, select: { deletedAt: true } });
         // A deleted quota (tombstone) starts again from its defaults.
         const revived = existing?.deletedAt ? { ...RESET_ON_REVIVE } : {};
-        const saved = await tx.quota.upsert({
+        let saved = await tx.quota.upsert({
           where: { userId },
           create: { userId, ...data, ...eventStamp(ref) },
           update: { ...revived, ...data, deletedAt: null, version: { increment: 1 }, ...eventStamp(ref) },
         });
         await emit(tx, 'quota.updated', saved, ref);
+        // New limits below what is already used: the quota is exceeded now, and says so, unless
+        // the administrator set a status explicitly.
+        if (data.status === undefined && saved.status === QuotaStatus.ACTIVE && (usagePercent(saved) ?? 0) >= 100) {
+          const exceededRef = { ...newEventRef(), at: new Date(ref.at.getTime() + 1) };
+          saved = await tx.quota.update({
+            where: { userId },
+            data: { status: QuotaStatus.EXCEEDED, ...eventStamp(exceededRef) },
+          });
+          await emit(tx, 'quota.exceeded', saved, exceededRef);
+        }
         return saved;
       });
     },
@@ -196,9 +206,10 @@ export function createQuotaService(deps: { prisma: PrismaClient; onOutboxWrite: 
             data[usage] = next;
           }
         }
-        const before = usagePercent(current) ?? 0;
+        // Exceeded when usage is at or past 100% and the quota is not marked so yet (usage may
+        // already have been over before, e.g. after updateQuota lowered a limit).
         const after = usagePercent({ ...current, ...data }) ?? 0;
-        const crossed = before < 100 && after >= 100;
+        const crossed = current.status === QuotaStatus.ACTIVE && after >= 100;
         const ref = newEventRef();
         // quota.exceeded follows quota.deducted: a later time keeps the relay's order.
         const exceededRef = crossed ? { ...newEventRef(), at: new Date(ref.at.getTime() + 1) } : undefined;
