@@ -115,6 +115,13 @@ export interface Config {
     readonly pollMs: number;
     /** `OUTBOX_BATCH_SIZE`: rows published per relay pass. @default 100 */
     readonly batchSize: number;
+    /**
+     * `OUTBOX_RETENTION_DAYS`: how long published outbox rows, and the ids of events the read
+     * model applied (its de-duplication), are kept; older ones are deleted hourly. A redelivery
+     * older than this would be applied again, harmlessly: the read model orders by event time.
+     * @default 7
+     */
+    readonly retentionDays: number;
   };
   /** `SHUTDOWN_TIMEOUT_MS`: longest a graceful stop waits for in-flight work. @default 10_000 */
   readonly shutdownTimeoutMs: number;
@@ -289,6 +296,7 @@ export function loadConfig(env: Env = process.env): Config {
     outbox: {
       pollMs: int(env, 'OUTBOX_POLL_MS', 1_000, 10),
       batchSize: int(env, 'OUTBOX_BATCH_SIZE', 100, 1, 10_000),
+      retentionDays: int(env, 'OUTBOX_RETENTION_DAYS', 7, 1, 3_650),
     },
     shutdownTimeoutMs: int(env, 'SHUTDOWN_TIMEOUT_MS', 10_000, 0),
   };

@@ -205,3 +205,35 @@ it('retries a row whose publish fails, counting attempts and keeping the error, 
     await db.close();
   }
 });
+
+it('prunes published rows and applied-event ids past their retention, and never an unpublished row', async () => {
+  const logger = pino({ level: 'silent' });
+  const db = await openDatabase({ kind: 'postgres', url: database.url }, logger);
+  try {
+    const [oldPublished, oldPending, recent] = [randomUUID(), randomUUID(), randomUUID()];
+    await sql.query(
+      `INSERT INTO outbox_event (id, routing_key, payload, created_at, published_at) VALUES
+       ($1, 'device.started', '{}'::jsonb, now() - interval '9 days', now() - interval '8 days'),
+       ($2, 'device.started', '{}'::jsonb, now() - interval '9 days', NULL),
+       ($3, 'device.started', '{}'::jsonb, now() - interval '1 day', now() - interval '1 day')`,
+      [oldPublished, oldPending, recent],
+    );
+    const [oldEvent, newEvent] = [uniqueId('old'), uniqueId('new')];
+    await sql.query(
+      `INSERT INTO processed_event (event_id, routing_key, processed_at) VALUES ($1, 'quota.updated', now() - interval '8 days'), ($2, 'quota.updated', now())`,
+      [oldEvent, newEvent],
+    );
+    const relay = new OutboxRelay(db.prisma, new RecordingBus(), { pollMs: 1_000, batchSize: 10, retentionDays: 7 }, logger);
+    const pruned = await relay.prune();
+    expect(pruned.outbox).toBeGreaterThanOrEqual(1);
+    expect(pruned.processed).toBeGreaterThanOrEqual(1);
+    const left = (await sql.query<{ id: string }>('SELECT id FROM outbox_event WHERE id = ANY($1::uuid[])', [[oldPublished, oldPending, recent]])).map((r) => r.id);
+    expect(left.sort()).toEqual([oldPending, recent].sort());
+    const ids = (await sql.query<{ event_id: string }>('SELECT event_id FROM processed_event WHERE event_id = ANY($1)', [[oldEvent, newEvent]])).map((r) => r.event_id);
+    expect(ids).toEqual([newEvent]);
+    // The unpublished row is left for the relay; tidy it so later tests start clean.
+    await sql.query('DELETE FROM outbox_event WHERE id = $1', [oldPending]);
+  } finally {
+    await db.close();
+  }
+});

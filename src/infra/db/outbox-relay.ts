@@ -24,6 +24,8 @@ interface OutboxRow {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+/** How often published rows and applied-event ids past their retention are deleted. */
+const PRUNE_EVERY_MS = 60 * 60_000;
 /** Longest wait for one broker confirm. */
 export const PUBLISH_TIMEOUT_MS = 15_000;
 
@@ -39,6 +41,7 @@ function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> 
 
 export class OutboxRelay {
   private timer: NodeJS.Timeout | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
   private stopped = true;
@@ -49,13 +52,32 @@ export class OutboxRelay {
   constructor(
     private readonly prisma: PrismaClient,
     private readonly bus: EventBus,
-    private readonly options: { pollMs: number; batchSize: number },
+    private readonly options: { pollMs: number; batchSize: number; retentionDays?: number },
     private readonly logger: Logger,
   ) {}
 
   start(): void {
     this.stopped = false;
     this.nudge();
+    this.pruneTimer = setInterval(() => {
+      this.prune().catch((error: unknown) => this.logger.warn({ err: error }, 'outbox prune failed'));
+    }, PRUNE_EVERY_MS);
+    this.pruneTimer.unref();
+  }
+
+  /**
+   * Deletes published outbox rows and applied-event ids older than the retention (7 days unless
+   * configured): both tables would otherwise grow with every event the platform ever sent.
+   * Unpublished rows are never deleted. Returns what it deleted.
+   */
+  async prune(): Promise<{ outbox: number; processed: number }> {
+    const days = this.options.retentionDays ?? 7;
+    const outbox = await this.prisma.$executeRaw`
+      DELETE FROM outbox_event WHERE published_at IS NOT NULL AND published_at < now() - make_interval(days => ${days}::int)`;
+    const processed = await this.prisma.$executeRaw`
+      DELETE FROM processed_event WHERE processed_at < now() - make_interval(days => ${days}::int)`;
+    if (outbox + processed > 0) this.logger.info({ outbox, processed, days }, 'pruned past retention');
+    return { outbox, processed };
   }
 
   /** Runs a pass now (after a mutation committed) instead of at the next poll. */
@@ -154,6 +176,7 @@ export class OutboxRelay {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.pruneTimer);
     await this.running;
   }
 }
