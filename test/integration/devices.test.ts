@@ -17,36 +17,23 @@ import {
   StopDeviceDocument,
 } from '../generated/graphql';
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
-import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
+import type { PlatformPeer } from '../helpers/amqp';
 import { disposeClients, http, type HttpResult, subscribe, token, wsClient } from '../helpers/clients';
-import { openSql, type TestSql } from '../helpers/db';
-import { realServicesEnv, startGateway, stopGateways, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
-import { createTestDatabase, uniqueId, type TestDatabase } from '../helpers/services';
+import type { TestSql } from '../helpers/db';
+import { realServicesEnv, startGateway, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
+import { uniqueId } from '../helpers/services';
+import { gatewaySuite } from '../helpers/suite';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 
-let database: TestDatabase;
+const suite = gatewaySuite();
 let gateway: TestGateway;
 let peer: PlatformPeer;
 let sql: TestSql;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  gateway = await startGateway(realServicesEnv(database.url));
-  peer = await openPlatformPeer();
-  sql = await openSql(database.url);
-});
+beforeAll(() => ({ gateway, peer, sql } = suite));
 
 afterEach(async () => {
   await disposeClients();
   await waitForSubscriptions(gateway, 0, 'deviceStatusChanged');
-});
-
-afterAll(async () => {
-  await disposeClients();
-  await stopGateways();
-  await peer?.close();
-  await sql?.close();
-  await database?.drop();
 });
 
 const admin = () => token(uniqueId('admin'), { roles: ['admin'] });
@@ -251,7 +238,7 @@ describe('nested installations', () => {
   });
 
   it('loads Device.installations for a page of 100 devices in one batched query (no N+1)', async () => {
-    proxy = await startTcpProxy(database.url, { countPgStatements: true });
+    proxy = await startTcpProxy(suite.database.url, { countPgStatements: true });
     // A gateway whose every SQL statement goes through the counting proxy; its relay polls rarely.
     const counted = await startGateway(realServicesEnv(proxy.url, { OUTBOX_POLL_MS: '600000', AMQP_EXCHANGE: exchange }));
     const erin = uniqueId('erin');

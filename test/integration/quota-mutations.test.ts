@@ -11,35 +11,22 @@ import {
   RestoreQuotaDocument,
   UpdateQuotaDocument,
 } from '../generated/graphql';
-import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
+import type { PlatformPeer } from '../helpers/amqp';
 import { disposeClients, http, subscribe, token, wsClient } from '../helpers/clients';
-import { openSql, type TestSql } from '../helpers/db';
-import { realServicesEnv, startGateway, stopGateways, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
-import { createTestDatabase, uniqueId, type TestDatabase } from '../helpers/services';
+import type { TestSql } from '../helpers/db';
+import { waitForSubscriptions, type TestGateway } from '../helpers/gateway';
+import { uniqueId } from '../helpers/services';
+import { gatewaySuite } from '../helpers/suite';
 
-let database: TestDatabase;
+const suite = gatewaySuite();
 let gateway: TestGateway;
 let peer: PlatformPeer;
 let sql: TestSql;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  gateway = await startGateway(realServicesEnv(database.url));
-  peer = await openPlatformPeer();
-  sql = await openSql(database.url);
-});
+beforeAll(() => ({ gateway, peer, sql } = suite));
 
 afterEach(async () => {
   await disposeClients();
   await waitForSubscriptions(gateway, 0);
-});
-
-afterAll(async () => {
-  await disposeClients();
-  await stopGateways();
-  await peer?.close();
-  await sql?.close();
-  await database?.drop();
 });
 
 const admin = () => token(uniqueId('admin'), { roles: ['admin'] });

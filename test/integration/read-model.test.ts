@@ -13,36 +13,23 @@ import {
   QuotaChangedDocument,
   QuotaDocument,
 } from '../generated/graphql';
-import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
+import type { PlatformPeer } from '../helpers/amqp';
 import { disposeClients, http, subscribe, token, wsClient } from '../helpers/clients';
-import { openSql, type TestSql } from '../helpers/db';
-import { realServicesEnv, startGateway, stopGateways, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
-import { createTestDatabase, uniqueId, type TestDatabase } from '../helpers/services';
+import type { TestSql } from '../helpers/db';
+import { waitForSubscriptions, type TestGateway } from '../helpers/gateway';
+import { uniqueId } from '../helpers/services';
+import { gatewaySuite } from '../helpers/suite';
 
-let database: TestDatabase;
+// Counts every delivery of one device's events, replays included: no coalescing here.
+const suite = gatewaySuite({ EVENT_COALESCE_MS: '0' });
 let gateway: TestGateway;
 let peer: PlatformPeer;
 let sql: TestSql;
-
-beforeAll(async () => {
-  database = await createTestDatabase();
-  // Counts every delivery of one device's events, replays included: no coalescing here.
-  gateway = await startGateway(realServicesEnv(database.url, { EVENT_COALESCE_MS: '0' }));
-  peer = await openPlatformPeer();
-  sql = await openSql(database.url);
-});
+beforeAll(() => ({ gateway, peer, sql } = suite));
 
 afterEach(async () => {
   await disposeClients();
   for (const field of ['deviceStatusChanged', 'quotaChanged', 'orderCompleted', 'appInstalled']) await waitForSubscriptions(gateway, 0, field);
-});
-
-afterAll(async () => {
-  await disposeClients();
-  await stopGateways();
-  await peer?.close();
-  await sql?.close();
-  await database?.drop();
 });
 
 let deadLetteredBefore = 0;
