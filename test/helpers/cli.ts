@@ -18,14 +18,15 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-function bundle(name: string): Promise<string> {
-  let pending = built.get(name);
+/** Bundles a TypeScript entry point (dependencies left to node_modules) once per test process. */
+export function bundleEntry(entry: string, name: string): Promise<string> {
+  let pending = built.get(entry);
   if (!pending) {
     pending = (async () => {
       await mkdir(outDir, { recursive: true });
       const outfile = path.join(outDir, `${name}-${process.pid}.js`);
       await build({
-        entryPoints: [path.join(root, 'src/cli', `${name}.ts`)],
+        entryPoints: [entry],
         outfile,
         bundle: true,
         platform: 'node',
@@ -36,10 +37,12 @@ function bundle(name: string): Promise<string> {
       });
       return outfile;
     })();
-    built.set(name, pending);
+    built.set(entry, pending);
   }
   return pending;
 }
+
+const bundle = (name: string) => bundleEntry(path.join(root, 'src/cli', `${name}.ts`), name);
 
 /** Runs `src/cli/<name>.ts` with exactly `env` (plus PATH) and `args`; never throws on exit codes. */
 export async function runCli(name: string, args: string[], env: Record<string, string>, timeoutMs = 20_000): Promise<CliResult> {

@@ -4,13 +4,12 @@
  * and whatever else arrives on a channel.
  */
 import { execFile } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { build } from 'esbuild';
 import Redis from 'ioredis';
 import pino from 'pino';
 import type { GatewayEvent } from '../../src/contracts/events';
 import { RedisEventPubSub } from '../../src/infra/redis/redis-pubsub';
+import { bundleEntry } from '../helpers/cli';
 import { TEST_REDIS_URL, uniqueId } from '../helpers/services';
 
 let pubsub: RedisEventPubSub;
@@ -34,18 +33,7 @@ const event = (n: number) =>
 it('survives an overflow that releases the other subscriptions on the same channel from inside the delivery loop', async () => {
   // In a process of its own: the failure this guards against is an uncaught exception in ioredis'
   // data handler, which kills a real process but which jest only prints.
-  const outfile = path.join(__dirname, '../../.tmp/fixtures', `overflow-release-${process.pid}.js`);
-  await mkdir(path.dirname(outfile), { recursive: true });
-  await build({
-    entryPoints: [path.join(__dirname, '../fixtures/overflow-release.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node20',
-    packages: 'external',
-    logLevel: 'error',
-  });
+  const outfile = await bundleEntry(path.join(__dirname, '../fixtures/overflow-release.ts'), 'overflow-release');
   const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
     execFile(process.execPath, [outfile, TEST_REDIS_URL, `${prefix}fixture:`], { timeout: 20_000 }, (error, stdout, stderr) =>
       resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
