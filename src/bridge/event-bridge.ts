@@ -20,17 +20,9 @@ import {
   type GatewayEvent,
   type GatewayEventDraft,
 } from '../contracts/events';
-import type { Disposition, EventPubSub, MessageHandler } from '../contracts/ports';
+import type { Disposition, EventPubSub, MessageHandler, ReadModel } from '../contracts/ports';
 import type { Topics } from '../contracts/topics';
 import { traceContextOf } from '../contracts/trace';
-
-/** The gateway's own tables, kept up to date from the events (issue 4 wires one in). */
-export interface ReadModel {
-  /** The owner of a device, or undefined when the read model does not know it. */
-  ownerOfDevice(deviceId: string): Promise<string | undefined>;
-  /** Applies an event, idempotently by `eventId`; older-than-current state is ignored. Throwing requeues. */
-  apply(event: GatewayEvent): Promise<void>;
-}
 
 /** Events remembered while they wait for their device's owner; past it the oldest is forgotten. */
 const MAX_OWNER_WAITS = 10_000;

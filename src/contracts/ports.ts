@@ -40,6 +40,18 @@ export interface EventBus {
   close(): Promise<void>;
 }
 
+/**
+ * The gateway's own tables, kept up to date from the events (`domains/read-model`). The bridge
+ * asks it for the owner of events that name only a device, and applies every event to it before
+ * publishing, so a query made after a subscriber saw an event returns what the event announced.
+ */
+export interface ReadModel {
+  /** The owner of a device, or undefined when the read model does not know it. */
+  ownerOfDevice(deviceId: string): Promise<string | undefined>;
+  /** Applies an event, idempotently by `eventId`; older-than-current state is ignored. Throwing requeues. */
+  apply(event: GatewayEvent): Promise<void>;
+}
+
 /** Fan-out to every gateway instance: Redis pub/sub, or the in-process stand-in. */
 export interface EventPubSub {
   publish(topic: string, event: GatewayEvent): Promise<void>;

@@ -29,19 +29,13 @@ import {
   type OrderCompletedEventMessage,
   type QuotaEventMessage,
 } from '../../contracts/events';
+import type { ReadModel } from '../../contracts/ports';
 import type { Prisma, PrismaClient } from '../../infra/db/generated/client';
 import { InstallationStatus } from '../app/app-installation.type';
 import { OrderStatus } from '../order/order.type';
 import { QuotaStatus } from '../quota/quota.type';
 import { isNewerThan, type EventStamp } from '../shared/event-order';
 import { TRANSACTION_OPTIONS } from '../shared/outbox';
-
-export interface ReadModelService {
-  /** The owner of a device, or undefined when the read model does not know it. */
-  ownerOfDevice(deviceId: string): Promise<string | undefined>;
-  /** Applies a normalized event (idempotent by eventId; older-than-current state is ignored). */
-  apply(event: GatewayEvent): Promise<void>;
-}
 
 type Tx = Prisma.TransactionClient;
 
@@ -345,7 +339,7 @@ function perKeyBatcher<T>(runBatch: (items: T[]) => Promise<void>, runOne: (item
 }
 
 /** `prisma` is a getter: the bridge exists before the database is opened (at start). */
-export function createReadModelService(deps: { prisma: () => PrismaClient }): ReadModelService {
+export function createReadModelService(deps: { prisma: () => PrismaClient }): ReadModel {
   const inOrder = perKeyBatcher<GatewayEvent>(
     (events) => applyBatch(deps.prisma(), events),
     (event) => applyBatch(deps.prisma(), [event]),
