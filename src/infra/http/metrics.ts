@@ -189,13 +189,21 @@ export function createMetrics(sources: MetricsSources, logger: Logger): GatewayM
     }
   });
 
+  const perField = new Map<string, { delivered: ReturnType<typeof delivered.labels>; latency: ReturnType<typeof latency.labels> }>();
+
   return {
     registry,
     router,
     eventDelivered(field, event) {
-      delivered.inc({ field });
+      // Once per delivery (the hot path): the labelled children are looked up once per field.
+      let child = perField.get(field);
+      if (!child) {
+        child = { delivered: delivered.labels(field), latency: latency.labels(field) };
+        perField.set(field, child);
+      }
+      child.delivered.inc();
       const at = Date.parse(event.occurredAt);
-      if (Number.isFinite(at)) latency.observe({ field }, Math.max(0, (Date.now() - at) / 1000));
+      if (Number.isFinite(at)) child.latency.observe(Math.max(0, (Date.now() - at) / 1000));
     },
   };
 }
