@@ -145,7 +145,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     outboxPublished: relay?.published ?? 0,
     coalesced: delivery.coalesced,
     overflowed: delivery.overflowed,
-    ws: { ...(wsServer?.counters ?? { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0 }) },
+    ws: { ...(wsServer?.counters ?? { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0, payloadExecutions: 0 }) },
     reconnects: {
       eventBus: bus instanceof AmqpEventBus ? bus.reconnects : 0,
       pubsub: pubsub instanceof RedisEventPubSub ? pubsub.reconnects : 0,

@@ -1,7 +1,9 @@
 /**
- * A push-to-pull async iterator: the pub/sub adapters push events in, graphql-ws pulls them out.
- * `return()` (called by graphql-ws when a client completes or a socket closes) runs `release`
- * exactly once, which is what frees the underlying Redis subscription.
+ * A subscription's event stream: the pub/sub adapters push events in; the socket layer either
+ * attaches a sink that takes them synchronously (the fast path, ../infra/ws/push-delivery.ts) or
+ * pulls them as an async iterator. While the sink is backed up (the socket's send buffer is full)
+ * or nobody pulls, events wait here. `return()` (a client completes, a socket closes) runs
+ * `release` exactly once, which is what frees the underlying Redis subscription.
  *
  * Storm protection, per subscription:
  * - **Bounded.** At most `maxBuffered` events wait (held ones included). One more means the
@@ -43,10 +45,25 @@ export interface QueueOptions<T> {
   readonly onOverflow?: () => void;
 }
 
+/**
+ * Where a pushed stream delivers: returns false when the consumer cannot take the value now (its
+ * socket is backed up); the value then waits in the stream (bounded and coalesced like any
+ * waiting event) until `flush()`.
+ */
+export type Sink<T> = (value: T) => boolean;
+
 /** A stream of events; `onOverflow` lets the socket layer react to a consumer that fell behind. */
 export interface EventStream<T> extends AsyncIterableIterator<T> {
   /** `listener` runs once if (or as soon as, when it already happened) the buffer overflows. */
   onOverflow(listener: () => void): void;
+  /**
+   * Push instead of pull (the socket layer's fast path): from now on every deliverable event goes
+   * to `sink` synchronously, in order, with no promise per event; `onEnd` runs once when the
+   * stream ends, with `SlowConsumerError` after an overflow. Not mixed with `next()`.
+   */
+  attach(sink: Sink<T>, onEnd: (error?: Error) => void): void;
+  /** Offers the waiting events to the sink again (the socket drained). */
+  flush(): void;
 }
 
 /** The consumer did not keep up: its buffer overflowed and the stream ended. */
@@ -83,6 +100,8 @@ export function createEventQueue<T>(
   let done = false;
   let overflowed = false;
   const overflowListeners: (() => void)[] = [];
+  let sink: Sink<T> | undefined;
+  let onEnd: ((error?: Error) => void) | undefined;
 
   const finish = (): IteratorResult<T> => {
     if (!done) {
@@ -94,6 +113,7 @@ export function createEventQueue<T>(
       lastSent.clear();
       for (const resolve of waiting.splice(0)) resolve({ value: undefined, done: true });
       release();
+      onEnd?.(overflowed ? new SlowConsumerError(maxBuffered) : undefined);
     }
     return { value: undefined, done: true };
   };
@@ -117,11 +137,19 @@ export function createEventQueue<T>(
   };
 
   const enqueue = (entry: Entry<T>, coalescible: boolean) => {
-    const resolve = waiting.shift();
-    if (resolve) {
-      delivered(entry);
-      resolve({ value: entry.value, done: false });
-      return;
+    if (sink) {
+      // Straight through unless older events still wait (order) or the consumer is backed up.
+      if (buffered.length === 0 && sink(entry.value)) {
+        delivered(entry);
+        return;
+      }
+    } else {
+      const resolve = waiting.shift();
+      if (resolve) {
+        delivered(entry);
+        resolve({ value: entry.value, done: false });
+        return;
+      }
     }
     if (buffered.length + held.size >= maxBuffered) {
       overflow();
@@ -161,6 +189,23 @@ export function createEventQueue<T>(
     onOverflow(listener) {
       if (overflowed) listener();
       else if (!done) overflowListeners.push(listener);
+    },
+    attach(target, end) {
+      if (done) {
+        end(overflowed ? new SlowConsumerError(maxBuffered) : undefined);
+        return;
+      }
+      sink = target;
+      onEnd = end;
+      iterator.flush();
+    },
+    flush() {
+      while (sink && !done && buffered.length > 0) {
+        const entry = buffered[0]!;
+        if (!sink(entry.value)) return;
+        buffered.shift();
+        delivered(entry);
+      }
     },
     [Symbol.asyncIterator]() {
       return this;

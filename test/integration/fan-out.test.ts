@@ -119,6 +119,45 @@ describe('who receives what', () => {
   });
 });
 
+describe('shared execution', () => {
+  it('executes each event once per distinct selection, however many sockets receive it', async () => {
+    const same = Array.from({ length: 11 }, (_, i) =>
+      subscribe(wsClient(gateway.wsUrl, bearer(`exec-admin-${i}`, ['admin'])).client, QuotaChangedDocument, {}),
+    );
+    // Two equal operations on one socket: the shared payload goes out under each operation's id.
+    const twice = wsClient(gateway.wsUrl, bearer('exec-twice', ['admin'])).client;
+    same.push(subscribe(twice, QuotaChangedDocument, {}), subscribe(twice, QuotaChangedDocument, {}));
+    const narrow = 'subscription Narrow { quotaChanged { eventId kind } }';
+    const other = Array.from({ length: 3 }, (_, i) =>
+      subscribe<{ quotaChanged: { eventId: string; kind: string } }, Record<string, never>>(
+        wsClient(gateway.wsUrl, bearer(`exec-other-${i}`, ['admin'])).client,
+        narrow,
+        {},
+      ),
+    );
+    await waitForSubscriptions(gateway, 16);
+    const before = gateway.app.stats().ws.payloadExecutions;
+    const users = Array.from({ length: 5 }, (_, i) => uniqueId(`exec-user-${i}`));
+    for (const user of users) await publish('quota.updated', { userId: user, quotaId: `q-${user}` }, `x-${user}`);
+    // Order is kept per user; these are five users, so compare per subscriber as sorted lists.
+    const byId = <T extends { eventId: string }>(list: T[]) => [...list].sort((a, b) => a.eventId.localeCompare(b.eventId));
+    const expected = byId(users.map((user) => ({ eventId: `x-${user}`, userId: user, quotaId: `q-${user}`, kind: 'UPDATED' })));
+    for (const sub of same) {
+      const got = [];
+      for (let i = 0; i < users.length; i++) got.push((await sub.next()).data!.quotaChanged);
+      expect(byId(got)).toMatchObject(expected);
+    }
+    for (const sub of other) {
+      const got = [];
+      for (let i = 0; i < users.length; i++) got.push((await sub.next()).data!.quotaChanged);
+      expect(byId(got)).toEqual(expected.map(({ eventId, kind }) => ({ eventId, kind })));
+    }
+    // 5 events x 2 selections, not 5 x 16 subscriptions.
+    expect(gateway.app.stats().ws.payloadExecutions - before).toBe(10);
+    expect([...same, ...other].reduce((n, sub) => n + sub.pending(), 0)).toBe(0);
+  });
+});
+
 describe('Redis subscriptions', () => {
   it("names every one of the instance's Redis connections, so operators can find them in CLIENT LIST", async () => {
     const prefix = gateway.config.redis.topicPrefix.replace(/[^\w:.-]/g, '_');

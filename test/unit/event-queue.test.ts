@@ -214,3 +214,79 @@ describe('coalescing keys', () => {
     expect(combined.previousStatus).toBeUndefined();
   });
 });
+
+describe('event queue: pushed to a sink (the socket fast path)', () => {
+  const pushed = (options: Partial<QueueOptions<Ev>> = {}) => {
+    const q = queue(options);
+    const got: number[] = [];
+    const ends: (Error | undefined)[] = [];
+    let open = true;
+    q.iterator.attach(
+      (e) => {
+        if (!open) return false;
+        got.push(e.id);
+        return true;
+      },
+      (error) => ends.push(error),
+    );
+    return { ...q, got, ends, setOpen: (value: boolean) => (open = value) };
+  };
+
+  it('delivers synchronously, in order, and delivers what waited before attach first', () => {
+    const q = queue();
+    q.push({ id: 1 });
+    q.push({ id: 2 });
+    const got: number[] = [];
+    q.iterator.attach((e) => (got.push(e.id), true), () => undefined);
+    q.push({ id: 3 });
+    expect(got).toEqual([1, 2, 3]);
+  });
+
+  it('keeps events waiting, in order, while the sink is backed up, and flushes them when told', () => {
+    const q = pushed();
+    q.push({ id: 1 });
+    q.setOpen(false);
+    q.push({ id: 2 });
+    q.push({ id: 3 });
+    q.setOpen(true);
+    // Nothing overtakes what waits, even once the sink takes again.
+    q.push({ id: 4 });
+    expect(q.got).toEqual([1]);
+    q.iterator.flush();
+    expect(q.got).toEqual([1, 2, 3, 4]);
+  });
+
+  it('coalesces a state event while it waits for a backed-up sink', () => {
+    const q = pushed({ coalesceMs: 50 });
+    q.setOpen(false);
+    q.push({ id: 1, entity: 'a', state: true });
+    q.push({ id: 2, entity: 'a', state: true });
+    q.push({ id: 3, entity: 'b' });
+    q.setOpen(true);
+    q.iterator.flush();
+    expect(q.got).toEqual([2, 3]);
+    expect(q.counts.coalesced).toBe(1);
+  });
+
+  it('ends with SlowConsumerError once more than maxBuffered wait, releasing once', () => {
+    const q = pushed({ maxBuffered: 3, coalesceMs: 0 });
+    q.setOpen(false);
+    for (let id = 1; id <= 4; id++) q.push({ id });
+    expect(q.ends).toHaveLength(1);
+    expect(q.ends[0]).toBeInstanceOf(SlowConsumerError);
+    expect(q.released.count).toBe(1);
+    expect(q.counts.overflowed).toBe(1);
+    q.setOpen(true);
+    q.iterator.flush();
+    expect(q.got).toEqual([]);
+  });
+
+  it('ends without an error on return(), and tells a late attach at once', async () => {
+    const q = pushed();
+    await q.iterator.return?.();
+    expect(q.ends).toEqual([undefined]);
+    const late: (Error | undefined)[] = [];
+    q.iterator.attach(() => true, (error) => late.push(error));
+    expect(late).toEqual([undefined]);
+  });
+});

@@ -10,7 +10,10 @@ import { resolveTargetUser } from '../../auth/authorization';
 import type { ConnectionControl, GraphQLContext, Services } from '../../auth/context';
 import type { EventOfFamily, GatewayEvent } from '../../contracts/events';
 import type { EventFamily } from '../../contracts/routing';
-import type { EventStream } from '../../lib/event-queue';
+import type { EventStream, Sink } from '../../lib/event-queue';
+
+/** A subscription's events, pulled (`next`) or pushed to a sink (the socket layer's fast path). */
+export type SubscriptionStream<T> = AsyncIterableIterator<T> & Pick<EventStream<T>, 'attach' | 'flush'>;
 
 /** The `subscribe` of a subscription field over one event family. */
 export async function subscribeToFamily<F extends EventFamily>(
@@ -22,7 +25,7 @@ export async function subscribeToFamily<F extends EventFamily>(
     /** Narrows device and app events to one device. */
     deviceId?: string | null;
   },
-): Promise<AsyncIterableIterator<EventOfFamily[F]>> {
+): Promise<SubscriptionStream<EventOfFamily[F]>> {
   const { deviceId } = options;
   const ctx = context as GraphQLContext;
   const target = resolveTargetUser(ctx, options.userId, { allowAll: true });
@@ -42,7 +45,7 @@ export async function subscribeToFamily<F extends EventFamily>(
 }
 
 export function guardedSubscription<T extends GatewayEvent>(
-  source: AsyncIterableIterator<GatewayEvent> & Partial<Pick<EventStream<GatewayEvent>, 'onOverflow'>>,
+  source: EventStream<GatewayEvent>,
   options: {
     field: string;
     userId: string | null;
@@ -51,10 +54,11 @@ export function guardedSubscription<T extends GatewayEvent>(
     /** The operation's socket (`context.connection`): closed with 1013 when the buffer overflows. */
     connection?: ConnectionControl;
   },
-): AsyncIterableIterator<T> {
+): SubscriptionStream<T> {
   const { field, userId, services, accept, connection } = options;
   services.onSubscriptionChange(field, 1);
-  source.onOverflow?.(() => connection?.slowConsumer(`${field}: event buffer overflowed`));
+  source.onOverflow(() => connection?.slowConsumer(`${field}: event buffer overflowed`));
+  const wanted = (event: T) => (userId === null || event.userId === userId) && (!accept || accept(event));
   let open = true;
   const close = () => {
     if (open) {
@@ -71,11 +75,28 @@ export function guardedSubscription<T extends GatewayEvent>(
           return { value: undefined, done: true };
         }
         const event = result.value as T;
-        if (userId !== null && event.userId !== userId) continue;
-        if (accept && !accept(event)) continue;
+        if (!wanted(event)) continue;
         services.onEventDelivered?.(field, event);
         return { value: event, done: false };
       }
+    },
+    attach(sink: Sink<T>, onEnd: (error?: Error) => void) {
+      source.attach(
+        (value) => {
+          const event = value as T;
+          if (!wanted(event)) return true;
+          if (!sink(event)) return false;
+          services.onEventDelivered?.(field, event);
+          return true;
+        },
+        (error) => {
+          close();
+          onEnd(error);
+        },
+      );
+    },
+    flush() {
+      source.flush();
     },
     async return(): Promise<IteratorResult<T>> {
       close();

@@ -16,7 +16,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Server as HttpServer } from 'node:http';
+import type { Socket } from 'node:net';
 import {
+  createSourceEventStream,
+  execute,
   getOperationAST,
   GraphQLError,
   NoSchemaIntrospectionCustomRule,
@@ -24,13 +27,15 @@ import {
   specifiedRules,
   validate,
   type DocumentNode,
+  type ExecutionArgs,
+  type ExecutionResult,
   type GraphQLSchema,
   type ValidationRule,
 } from 'graphql';
 import { CloseCode, type Context } from 'graphql-ws';
 import { useServer, type Extra } from 'graphql-ws/use/ws';
 import type { Logger } from 'pino';
-import { WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import type { AuthUser } from '../../auth/auth-user';
 import type { ConnectionControl, GraphQLContext, Services } from '../../auth/context';
 import { stripBearer, type TokenVerifier } from '../../auth/jwt';
@@ -39,6 +44,10 @@ import { containsNul, NUL_MESSAGE } from '../../graphql/nul-guard';
 import type { RateLimiter } from '../http/rate-limit';
 import type { ErrorFormatter } from '../http/format-error';
 import type { SocketRegistry } from './limits';
+import { isPushSource, pushSubscription, SharedExecution } from './push-delivery';
+
+/** Parsed and validated documents kept by query text (clients send the same few documents). */
+const MAX_CACHED_DOCUMENTS = 1_000;
 
 /** setTimeout's ceiling (~24.8 days); tokens living longer are re-armed. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -61,6 +70,8 @@ type SocketState = {
   slowClosed?: boolean;
   terminateTimer?: NodeJS.Timeout;
   connection?: ConnectionControl;
+  /** Pushed subscriptions waiting for the socket to drain. */
+  drain?: Set<() => void>;
 };
 
 export interface WsCounters {
@@ -70,6 +81,8 @@ export interface WsCounters {
   socketLimitCloses: number;
   /** Operations refused with TOO_MANY_SUBSCRIPTIONS. */
   tooManySubscriptions: number;
+  /** Subscription payloads executed: one per event and distinct selection, however many receive it. */
+  payloadExecutions: number;
 }
 
 export interface WsOptions {
@@ -100,6 +113,15 @@ export interface GraphQLWsServer {
   close(timeoutMs: number): Promise<void>;
 }
 
+function isAsyncIterableSource(value: AsyncIterable<unknown> | ExecutionResult): value is AsyncIterable<unknown> {
+  return typeof (value as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function';
+}
+
+/** graphql-js' own mapping, for a stream that cannot be pushed: one execution per event. */
+async function* executeEach(source: AsyncIterableIterator<unknown>, args: ExecutionArgs): AsyncGenerator<ExecutionResult> {
+  for await (const event of source) yield await execute({ ...args, rootValue: event });
+}
+
 export function tokenFromConnectionParams(params: Readonly<Record<string, unknown>> | undefined): string | undefined {
   if (!params) return undefined;
   for (const key of ['authorization', 'Authorization', 'token']) {
@@ -122,12 +144,15 @@ export function startGraphQLWsServer(deps: {
   const { httpServer, schema, services, verifier, formatError, sockets, options, logger } = deps;
   const instanceId = randomUUID();
   let socketSeq = 0;
-  const counters: WsCounters = { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0 };
+  const counters: WsCounters = { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0, payloadExecutions: 0 };
   const rules = [
     ...specifiedRules,
     ...options.validationRules,
     ...(options.introspection ? [] : [NoSchemaIntrospectionCustomRule]),
   ];
+  const execution = new SharedExecution(schema, formatError, () => counters.payloadExecutions++);
+  /** Query text -> parsed document that passed validation (most recently used last). */
+  const documents = new Map<string, DocumentNode>();
   const wss = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: options.maxPayloadBytes });
   wss.on('error', (error) => logger.warn({ err: error }, 'websocket server error'));
 
@@ -173,6 +198,48 @@ export function startGraphQLWsServer(deps: {
     }) as typeof socket.send;
   };
 
+  /** The socket and operation id behind each operation's context (for the pushed frames). */
+  const operations = new WeakMap<object, { ctx: Ctx; id: string }>();
+
+  const cachedDocument = (query: string): DocumentNode | undefined => {
+    const document = documents.get(query);
+    if (document) {
+      documents.delete(query);
+      documents.set(query, document);
+    }
+    return document;
+  };
+  const cacheDocument = (query: string, document: DocumentNode) => {
+    documents.set(query, document);
+    if (documents.size > MAX_CACHED_DOCUMENTS) documents.delete(documents.keys().next().value as string);
+  };
+
+  /**
+   * Subscriptions: run the field's `subscribe` (authorization, Redis channel) as graphql-js would,
+   * then push its events onto the socket (./push-delivery.ts) instead of letting graphql-ws pull
+   * and execute them one subscriber at a time.
+   */
+  const subscribe = async (args: ExecutionArgs): Promise<ExecutionResult | AsyncIterableIterator<ExecutionResult>> => {
+    const source = await createSourceEventStream(args);
+    if (!isAsyncIterableSource(source)) return source;
+    const operation = operations.get(args.contextValue as object);
+    if (!operation || !isPushSource<object>(source)) return executeEach(source as AsyncIterableIterator<unknown>, args);
+    const { ctx, id } = operation;
+    const socket = ctx.extra.socket;
+    const transport = (socket as unknown as { _socket?: Socket })._socket;
+    const key = execution.selectionKey(args);
+    const prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+    return pushSubscription<object>(
+      source,
+      (event) => {
+        if (socket.readyState !== WebSocket.OPEN || transport?.writableNeedDrain) return false;
+        socket.send(`${prefix}${execution.payload(event, key, args)}}`);
+        return true;
+      },
+      (ctx.extra.drain ??= new Set()),
+    );
+  };
+
   const disposable = useServer<Record<string, unknown> | undefined, SocketState>(
     {
       schema,
@@ -208,6 +275,10 @@ export function startGraphQLWsServer(deps: {
         ctx.extra.user = user;
         ctx.extra.connection = { slowConsumer: (reason) => closeSlow(ctx, reason) };
         watchUnsentBytes(ctx);
+        const drain = (ctx.extra.drain ??= new Set());
+        (ctx.extra.socket as unknown as { _socket?: Socket })._socket?.on('drain', () => {
+          for (const flush of drain) flush();
+        });
         armExpiry(ctx.extra, () => ctx.extra.socket.close(CloseCode.Forbidden, 'Forbidden: token expired'), user.expiresAt);
         return true;
       },
@@ -231,15 +302,18 @@ export function startGraphQLWsServer(deps: {
         if (containsNul(payload.query) || containsNul(payload.variables)) {
           return [new GraphQLError(NUL_MESSAGE, { extensions: { code: ErrorCode.BAD_USER_INPUT } })];
         }
-        let document: DocumentNode;
-        try {
-          document = parse(payload.query, { maxTokens: options.maxTokens });
-        } catch (error) {
-          const message = error instanceof Error ? error.message : String(error);
-          return [new GraphQLError(message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
+        let document = cachedDocument(payload.query);
+        if (!document) {
+          try {
+            document = parse(payload.query, { maxTokens: options.maxTokens });
+          } catch (error) {
+            const message = error instanceof Error ? error.message : String(error);
+            return [new GraphQLError(message, { extensions: { code: 'GRAPHQL_PARSE_FAILED' } })];
+          }
+          const errors = validate(schema, document, rules);
+          if (errors.length > 0) return [...errors];
+          cacheDocument(payload.query, document);
         }
-        const errors = validate(schema, document, rules);
-        if (errors.length > 0) return [...errors];
         const operation = getOperationAST(document, payload.operationName)?.operation;
         if (operation !== 'subscription' && options.rateLimiter && ctx.extra.user) {
           const decision = await options.rateLimiter.take(`user:${ctx.extra.user.id}`);
@@ -253,9 +327,12 @@ export function startGraphQLWsServer(deps: {
         }
         return { schema, document, variableValues: payload.variables, operationName: payload.operationName };
       },
-      context(ctx): GraphQLContext {
-        return { user: ctx.extra.user ?? null, services, connection: ctx.extra.connection };
+      context(ctx, id): GraphQLContext {
+        const context = { user: ctx.extra.user ?? null, services, connection: ctx.extra.connection };
+        operations.set(context, { ctx, id });
+        return context;
       },
+      subscribe,
       onError(_ctx, _id, _payload, errors) {
         return errors.map((error) => formatError(error.toJSON(), error));
       },

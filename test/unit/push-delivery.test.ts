@@ -1,0 +1,84 @@
+/**
+ * The delivery fast path's shared execution: every subscription field's payload is produced
+ * synchronously (order depends on it), once per event and selection, errors formatted.
+ */
+import 'reflect-metadata';
+import { GraphQLError, parse, type GraphQLSchema } from 'graphql';
+import { createSchema } from '../../src/schema';
+import { SharedExecution, pushSubscription } from '../../src/infra/ws/push-delivery';
+import { createEventQueue } from '../../src/lib/event-queue';
+
+let schema: GraphQLSchema;
+beforeAll(async () => {
+  schema = await createSchema();
+});
+
+const base = { userId: 'u1', occurredAt: '2026-11-25T00:00:00.000Z' };
+const events = {
+  quotaChanged: { ...base, family: 'quota', eventId: 'q', type: 'quota.updated', quotaId: 'q1', kind: 'UPDATED', usagePercent: 5, limits: { maxDevices: 3 }, usage: { currentDevices: 1 } },
+  deviceStatusChanged: { ...base, family: 'device', eventId: 'd', type: 'device.started', deviceId: 'd1', previousStatus: 'IDLE', status: 'RUNNING' },
+  orderCompleted: { ...base, family: 'order', eventId: 'o', type: 'order.completed', orderId: 'o1', amount: '59.90' },
+  appInstalled: { ...base, family: 'app', eventId: 'a', type: 'app.installed', deviceId: 'd1', appId: 'x', packageName: 'com.x' },
+} as const;
+
+const args = (field: string, selection: string) => ({
+  schema,
+  document: parse(`subscription { ${field} { ${selection} } }`),
+  variableValues: {},
+});
+
+describe('SharedExecution', () => {
+  it.each(Object.keys(events) as (keyof typeof events)[])('produces the %s payload synchronously, as the schema shapes it', (field) => {
+    const execution = new SharedExecution(schema, (formatted) => formatted);
+    const a = args(field, '__typename eventId type userId occurredAt');
+    const json = execution.payload(events[field], execution.selectionKey(a), a);
+    expect(JSON.parse(json)).toEqual({
+      data: { [field]: { __typename: expect.any(String), eventId: events[field].eventId, type: events[field].type, userId: 'u1', occurredAt: base.occurredAt } },
+    });
+  });
+
+  it('executes once per event and selection, and keys equal documents and variables alike', () => {
+    let executions = 0;
+    const execution = new SharedExecution(schema, (formatted) => formatted, () => executions++);
+    const document = parse('subscription($u: ID) { quotaChanged(userId: $u) { eventId kind } }');
+    const a = { schema, document, variableValues: { u: 'u1' } };
+    const b = { schema, document, variableValues: { u: 'u2' } };
+    expect(execution.selectionKey(a)).toBe(execution.selectionKey({ ...a }));
+    expect(execution.selectionKey(a)).not.toBe(execution.selectionKey(b));
+    for (let i = 0; i < 5; i++) execution.payload(events.quotaChanged, execution.selectionKey(a), a);
+    execution.payload(events.quotaChanged, execution.selectionKey(b), b);
+    execution.payload({ ...events.quotaChanged, eventId: 'q2' }, execution.selectionKey(a), a);
+    expect(executions).toBe(3);
+  });
+
+  it('formats execution errors with the error formatter', () => {
+    const execution = new SharedExecution(schema, (formatted, error) => ({
+      message: 'formatted',
+      extensions: { code: 'X', original: error instanceof GraphQLError },
+    }));
+    const a = args('quotaChanged', 'eventId kind');
+    // kind is non-null: a malformed event gives a field error, not a thrown exception.
+    const payload = JSON.parse(execution.payload({ ...events.quotaChanged, kind: null }, execution.selectionKey(a), a));
+    expect(payload.errors).toEqual([{ message: 'formatted', extensions: { code: 'X', original: true } }]);
+  });
+});
+
+describe('pushSubscription', () => {
+  it("writes the stream's events, flushes on drain, and settles next() when the stream ends", async () => {
+    const { push, iterator } = createEventQueue<number>(() => undefined);
+    const written: number[] = [];
+    let open = true;
+    const drain = new Set<() => void>();
+    const subscription = pushSubscription<number>(iterator, (n) => open && written.push(n) > 0, drain);
+    const next = subscription.next();
+    push(1);
+    open = false;
+    push(2);
+    open = true;
+    for (const flush of drain) flush();
+    expect(written).toEqual([1, 2]);
+    await subscription.return?.();
+    await expect(next).resolves.toEqual({ value: undefined, done: true });
+    expect(drain.size).toBe(0);
+  });
+});
