@@ -11,7 +11,7 @@
  */
 import express, { type Router } from 'express';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 const PREFIX = 'cloudphone_realtime_';
 /** Longest a scrape waits for the outbox count before reporting the previous value. */
@@ -111,19 +111,21 @@ export function createMetrics(sources: MetricsSources, logger: Logger): GatewayM
       ),
   );
 
-  const delivered = new Counter({
-    name: `${PREFIX}events_delivered_total`,
-    help: 'Events sent to subscribers (one per subscriber), by subscription field.',
-    labelNames: ['field'],
-    registers: [registry],
-  });
-  const latency = new Histogram({
-    name: `${PREFIX}event_delivery_latency_seconds`,
-    help: "End-to-end latency from the event's occurredAt to its delivery to a subscriber, by subscription field.",
-    labelNames: ['field'],
-    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-    registers: [registry],
-  });
+  // Deliveries are the hot path (one per event and subscriber): they are recorded as plain numbers
+  // per field (`DeliveryRecorder`) and handed to prom-client only when scraped.
+  const deliveries = new Map<string, DeliveryRecorder>();
+  mirrored('events_delivered_total', 'Events sent to subscribers (one per subscriber), by subscription field.', 'field', () =>
+    Object.fromEntries([...deliveries].map(([field, recorder]) => [field, recorder.count])),
+  );
+  registry.registerMetric(
+    deliveryLatencyMetric(
+      `${PREFIX}event_delivery_latency_seconds`,
+      "End-to-end latency from the event's occurredAt to its delivery to a subscriber, by subscription field.",
+      deliveries,
+    ) as unknown as Parameters<Registry['registerMetric']>[0],
+  );
+  /** Each event's occurredAt in milliseconds, parsed once however many subscribers receive it. */
+  const occurredAt = new WeakMap<object, number>();
 
   let backlog = 0;
   new Gauge({
@@ -189,21 +191,71 @@ export function createMetrics(sources: MetricsSources, logger: Logger): GatewayM
     }
   });
 
-  const perField = new Map<string, { delivered: ReturnType<typeof delivered.labels>; latency: ReturnType<typeof latency.labels> }>();
-
   return {
     registry,
     router,
     eventDelivered(field, event) {
-      // Once per delivery (the hot path): the labelled children are looked up once per field.
-      let child = perField.get(field);
-      if (!child) {
-        child = { delivered: delivered.labels(field), latency: latency.labels(field) };
-        perField.set(field, child);
+      let recorder = deliveries.get(field);
+      if (!recorder) {
+        recorder = new DeliveryRecorder();
+        deliveries.set(field, recorder);
       }
-      child.delivered.inc();
-      const at = Date.parse(event.occurredAt);
-      if (Number.isFinite(at)) child.latency.observe(Math.max(0, (Date.now() - at) / 1000));
+      let at = occurredAt.get(event);
+      if (at === undefined) {
+        at = Date.parse(event.occurredAt);
+        occurredAt.set(event, at);
+      }
+      recorder.record(Number.isFinite(at) ? Math.max(0, (Date.now() - at) / 1000) : undefined);
+    },
+  };
+}
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60] as const;
+
+/** One field's deliveries: a count and a latency histogram, in plain numbers. */
+class DeliveryRecorder {
+  count = 0;
+  /** Observations per bucket (not cumulative); the last slot is +Inf. */
+  readonly buckets: number[] = new Array<number>(LATENCY_BUCKETS.length + 1).fill(0);
+  sum = 0;
+  observed = 0;
+
+  record(latencySeconds: number | undefined): void {
+    this.count++;
+    if (latencySeconds === undefined) return;
+    let i = 0;
+    while (i < LATENCY_BUCKETS.length && latencySeconds > LATENCY_BUCKETS[i]!) i++;
+    this.buckets[i]!++;
+    this.sum += latencySeconds;
+    this.observed++;
+  }
+}
+
+/**
+ * The latency histogram as a prom-client metric read from the recorders at scrape time (the
+ * exposition prom-client's own Histogram produces: cumulative `_bucket{le}`, `_sum`, `_count`).
+ */
+function deliveryLatencyMetric(name: string, help: string, recorders: ReadonlyMap<string, DeliveryRecorder>) {
+  return {
+    name,
+    help,
+    type: 'histogram',
+    get() {
+      const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
+      for (const [field, recorder] of recorders) {
+        let cumulative = 0;
+        LATENCY_BUCKETS.forEach((le, i) => {
+          cumulative += recorder.buckets[i]!;
+          values.push({ labels: { le, field }, value: cumulative, metricName: `${name}_bucket` });
+        });
+        values.push({ labels: { le: '+Inf', field }, value: recorder.observed, metricName: `${name}_bucket` });
+        values.push({ labels: { field }, value: recorder.sum, metricName: `${name}_sum` });
+        values.push({ labels: { field }, value: recorder.observed, metricName: `${name}_count` });
+      }
+      return { name, help, type: 'histogram', values, aggregator: 'sum' };
+    },
+    reset() {
+      // Cumulative since start, like every counter here.
     },
   };
 }
