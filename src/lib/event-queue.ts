@@ -79,182 +79,213 @@ interface Entry<T> {
   readonly entity?: string;
 }
 
+const UNBOUNDED: QueueOptions<never> = { maxBuffered: Number.POSITIVE_INFINITY, coalesceMs: 0 };
+const DONE: IteratorResult<never> = Object.freeze({ value: undefined, done: true });
+
 export function createEventQueue<T>(
   release: () => void,
   /** Unbounded and no coalescing when not given. */
-  options: QueueOptions<T> = { maxBuffered: Number.POSITIVE_INFINITY, coalesceMs: 0 },
-): {
-  push(value: T): void;
-  iterator: EventStream<T>;
-} {
-  const { maxBuffered, coalesceMs, classify } = options;
-  const buffered: Entry<T>[] = [];
-  const waiting: ((result: IteratorResult<T>) => void)[] = [];
+  options: QueueOptions<T> = UNBOUNDED as unknown as QueueOptions<T>,
+): EventQueue<T> {
+  return new EventQueue(release, options);
+}
+
+/**
+ * One subscription's queue. A class with its state allocated on first use: there is one per live
+ * subscription, and a subscriber that keeps up never needs its buffers or coalescing maps, so an
+ * idle subscription costs a few fields (the benchmark's heap per socket).
+ */
+export class EventQueue<T> implements EventStream<T> {
+  private buffered: Entry<T>[] | undefined;
+  private waiting: ((result: IteratorResult<T>) => void)[] | undefined;
   /** State-like entries still in `buffered`, by entity: a newer event replaces them in place. */
-  const pending = new Map<string, Entry<T>>();
+  private pending: Map<string, Entry<T>> | undefined;
   /** State-like events held until their entity's window ends. */
-  const held = new Map<string, { entry: Entry<T>; timer: NodeJS.Timeout }>();
+  private held: Map<string, { entry: Entry<T>; timer: NodeJS.Timeout }> | undefined;
   /** When each entity's last event went to the consumer, and which (pruned once per window). */
-  const lastSent = new Map<string, { at: number; value: T }>();
-  let lastPrune = 0;
-  let done = false;
-  let overflowed = false;
-  const overflowListeners: (() => void)[] = [];
-  let sink: Sink<T> | undefined;
-  let onEnd: ((error?: Error) => void) | undefined;
+  private lastSent: Map<string, { at: number; value: T }> | undefined;
+  private lastPrune = 0;
+  private done = false;
+  private overflowed = false;
+  private overflowListeners: (() => void)[] | undefined;
+  private sink: Sink<T> | undefined;
+  private onEnd: ((error?: Error) => void) | undefined;
 
-  const finish = (): IteratorResult<T> => {
-    if (!done) {
-      done = true;
-      buffered.length = 0;
-      pending.clear();
-      for (const { timer } of held.values()) clearTimeout(timer);
-      held.clear();
-      lastSent.clear();
-      for (const resolve of waiting.splice(0)) resolve({ value: undefined, done: true });
-      release();
-      onEnd?.(overflowed ? new SlowConsumerError(maxBuffered) : undefined);
+  constructor(
+    private readonly release: () => void,
+    private readonly options: QueueOptions<T>,
+  ) {}
+
+  /** This queue is its own iterator (kept for the callers' `queue.iterator`). */
+  get iterator(): EventStream<T> {
+    return this;
+  }
+
+  push(value: T): void {
+    if (this.done) return;
+    const { options } = this;
+    const kind = options.coalesceMs > 0 ? options.classify?.(value) : undefined;
+    if (!kind) {
+      this.enqueue({ value }, false);
+      return;
     }
-    return { value: undefined, done: true };
-  };
-
-  const overflow = () => {
-    overflowed = true;
-    finish();
-    options.onOverflow?.();
-    for (const listener of overflowListeners.splice(0)) listener();
-  };
-
-  const delivered = (entry: Entry<T>) => {
-    if (entry.entity === undefined) return;
-    if (pending.get(entry.entity) === entry) pending.delete(entry.entity);
+    const { entity } = kind;
+    if (!kind.coalesce) {
+      // Order per entity: whatever is held for it goes first, and nothing later may overwrite
+      // an entry that now precedes this event.
+      this.releaseHeld(entity);
+      this.pending?.delete(entity);
+      this.enqueue({ value }, false);
+      return;
+    }
+    const waitingEntry = this.pending?.get(entity) ?? this.held?.get(entity)?.entry;
+    if (waitingEntry) {
+      waitingEntry.value = options.combine ? options.combine(waitingEntry.value, value) : value;
+      options.onCoalesced?.();
+      return;
+    }
+    const entry: Entry<T> = { value, entity };
+    const last = this.lastSent?.get(entity);
     const now = Date.now();
-    lastSent.set(entry.entity, { at: now, value: entry.value });
-    if (now - lastPrune > coalesceMs) {
-      lastPrune = now;
-      for (const [entity, sent] of lastSent) if (now - sent.at >= coalesceMs) lastSent.delete(entity);
+    if (last !== undefined && now - last.at < options.coalesceMs) {
+      // Older than what the consumer just got (an out-of-order arrival): already superseded.
+      if (!(options.supersedes?.(value, last.value) ?? true)) {
+        options.onCoalesced?.();
+        return;
+      }
+      if (this.waitingCount() >= options.maxBuffered) {
+        this.overflow();
+        return;
+      }
+      const timer = setTimeout(() => this.releaseHeld(entity), last.at + options.coalesceMs - now);
+      timer.unref();
+      (this.held ??= new Map()).set(entity, { entry, timer });
+      return;
     }
-  };
+    this.enqueue(entry, true);
+  }
 
-  const enqueue = (entry: Entry<T>, coalescible: boolean) => {
-    if (sink) {
+  next(): Promise<IteratorResult<T>> {
+    if (this.done) {
+      return this.overflowed ? Promise.reject(new SlowConsumerError(this.options.maxBuffered)) : Promise.resolve(DONE);
+    }
+    const entry = this.buffered?.shift();
+    if (entry !== undefined) {
+      this.delivered(entry);
+      return Promise.resolve({ value: entry.value, done: false });
+    }
+    return new Promise((resolve) => (this.waiting ??= []).push(resolve));
+  }
+
+  return(): Promise<IteratorResult<T>> {
+    return Promise.resolve(this.finish());
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<T>> {
+    this.finish();
+    return Promise.reject(error);
+  }
+
+  onOverflow(listener: () => void): void {
+    if (this.overflowed) listener();
+    else if (!this.done) (this.overflowListeners ??= []).push(listener);
+  }
+
+  attach(sink: Sink<T>, onEnd: (error?: Error) => void): void {
+    if (this.done) {
+      onEnd(this.overflowed ? new SlowConsumerError(this.options.maxBuffered) : undefined);
+      return;
+    }
+    this.sink = sink;
+    this.onEnd = onEnd;
+    this.flush();
+  }
+
+  flush(): void {
+    const { buffered } = this;
+    while (this.sink && !this.done && buffered !== undefined && buffered.length > 0) {
+      const entry = buffered[0]!;
+      if (!this.sink(entry.value)) return;
+      buffered.shift();
+      this.delivered(entry);
+    }
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private waitingCount(): number {
+    return (this.buffered?.length ?? 0) + (this.held?.size ?? 0);
+  }
+
+  private finish(): IteratorResult<T> {
+    if (!this.done) {
+      this.done = true;
+      this.buffered = undefined;
+      this.pending = undefined;
+      if (this.held) for (const { timer } of this.held.values()) clearTimeout(timer);
+      this.held = undefined;
+      this.lastSent = undefined;
+      const waiting = this.waiting;
+      this.waiting = undefined;
+      if (waiting) for (const resolve of waiting) resolve(DONE);
+      this.release();
+      this.onEnd?.(this.overflowed ? new SlowConsumerError(this.options.maxBuffered) : undefined);
+    }
+    return DONE;
+  }
+
+  private overflow(): void {
+    this.overflowed = true;
+    this.finish();
+    this.options.onOverflow?.();
+    const listeners = this.overflowListeners;
+    this.overflowListeners = undefined;
+    if (listeners) for (const listener of listeners) listener();
+  }
+
+  private delivered(entry: Entry<T>): void {
+    if (entry.entity === undefined || this.done) return;
+    if (this.pending?.get(entry.entity) === entry) this.pending.delete(entry.entity);
+    const now = Date.now();
+    const lastSent = (this.lastSent ??= new Map());
+    lastSent.set(entry.entity, { at: now, value: entry.value });
+    if (now - this.lastPrune > this.options.coalesceMs) {
+      this.lastPrune = now;
+      for (const [entity, sent] of lastSent) if (now - sent.at >= this.options.coalesceMs) lastSent.delete(entity);
+    }
+  }
+
+  private enqueue(entry: Entry<T>, coalescible: boolean): void {
+    if (this.sink) {
       // Straight through unless older events still wait (order) or the consumer is backed up.
-      if (buffered.length === 0 && sink(entry.value)) {
-        delivered(entry);
+      if ((this.buffered === undefined || this.buffered.length === 0) && this.sink(entry.value)) {
+        this.delivered(entry);
         return;
       }
     } else {
-      const resolve = waiting.shift();
+      const resolve = this.waiting?.shift();
       if (resolve) {
-        delivered(entry);
+        this.delivered(entry);
         resolve({ value: entry.value, done: false });
         return;
       }
     }
-    if (buffered.length + held.size >= maxBuffered) {
-      overflow();
+    if (this.done) return;
+    if (this.waitingCount() >= this.options.maxBuffered) {
+      this.overflow();
       return;
     }
-    buffered.push(entry);
-    if (coalescible && entry.entity !== undefined) pending.set(entry.entity, entry);
-  };
+    (this.buffered ??= []).push(entry);
+    if (coalescible && entry.entity !== undefined) (this.pending ??= new Map()).set(entry.entity, entry);
+  }
 
-  const releaseHeld = (entity: string) => {
-    const hold = held.get(entity);
+  private releaseHeld(entity: string): void {
+    const hold = this.held?.get(entity);
     if (!hold) return;
     clearTimeout(hold.timer);
-    held.delete(entity);
-    enqueue(hold.entry, true);
-  };
-
-  const iterator: EventStream<T> = {
-    next() {
-      if (done) {
-        return overflowed ? Promise.reject(new SlowConsumerError(maxBuffered)) : Promise.resolve({ value: undefined, done: true });
-      }
-      const entry = buffered.shift();
-      if (entry !== undefined) {
-        delivered(entry);
-        return Promise.resolve({ value: entry.value, done: false });
-      }
-      return new Promise((resolve) => waiting.push(resolve));
-    },
-    return() {
-      return Promise.resolve(finish());
-    },
-    throw(error?: unknown) {
-      finish();
-      return Promise.reject(error);
-    },
-    onOverflow(listener) {
-      if (overflowed) listener();
-      else if (!done) overflowListeners.push(listener);
-    },
-    attach(target, end) {
-      if (done) {
-        end(overflowed ? new SlowConsumerError(maxBuffered) : undefined);
-        return;
-      }
-      sink = target;
-      onEnd = end;
-      iterator.flush();
-    },
-    flush() {
-      while (sink && !done && buffered.length > 0) {
-        const entry = buffered[0]!;
-        if (!sink(entry.value)) return;
-        buffered.shift();
-        delivered(entry);
-      }
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
-
-  return {
-    push(value: T) {
-      if (done) return;
-      const kind = coalesceMs > 0 ? classify?.(value) : undefined;
-      if (!kind) {
-        enqueue({ value }, false);
-        return;
-      }
-      const { entity } = kind;
-      if (!kind.coalesce) {
-        // Order per entity: whatever is held for it goes first, and nothing later may overwrite
-        // an entry that now precedes this event.
-        releaseHeld(entity);
-        pending.delete(entity);
-        enqueue({ value }, false);
-        return;
-      }
-      const waitingEntry = pending.get(entity) ?? held.get(entity)?.entry;
-      if (waitingEntry) {
-        waitingEntry.value = options.combine ? options.combine(waitingEntry.value, value) : value;
-        options.onCoalesced?.();
-        return;
-      }
-      const entry: Entry<T> = { value, entity };
-      const last = lastSent.get(entity);
-      const now = Date.now();
-      if (last !== undefined && now - last.at < coalesceMs) {
-        // Older than what the consumer just got (an out-of-order arrival): already superseded.
-        if (!(options.supersedes?.(value, last.value) ?? true)) {
-          options.onCoalesced?.();
-          return;
-        }
-        if (buffered.length + held.size >= maxBuffered) {
-          overflow();
-          return;
-        }
-        const timer = setTimeout(() => releaseHeld(entity), last.at + coalesceMs - now);
-        timer.unref();
-        held.set(entity, { entry, timer });
-        return;
-      }
-      enqueue(entry, true);
-    },
-    iterator,
-  };
+    this.held!.delete(entity);
+    this.enqueue(hold.entry, true);
+  }
 }

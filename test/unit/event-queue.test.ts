@@ -31,7 +31,7 @@ function queue(options: Partial<QueueOptions<Ev>> = {}) {
     }
     return out;
   };
-  return { ...q, released, counts, take };
+  return { push: (e: Ev) => q.push(e), iterator: q.iterator, released, counts, take };
 }
 
 describe('event queue: bound', () => {

@@ -5,8 +5,7 @@
 import 'reflect-metadata';
 import { GraphQLError, parse, type GraphQLSchema } from 'graphql';
 import { createSchema } from '../../src/schema';
-import { SharedExecution, pushSubscription } from '../../src/infra/ws/push-delivery';
-import { createEventQueue } from '../../src/lib/event-queue';
+import { SharedExecution } from '../../src/infra/ws/push-delivery';
 
 let schema: GraphQLSchema;
 beforeAll(async () => {
@@ -60,25 +59,5 @@ describe('SharedExecution', () => {
     // kind is non-null: a malformed event gives a field error, not a thrown exception.
     const payload = JSON.parse(execution.payload({ ...events.quotaChanged, kind: null }, execution.selectionKey(a), a));
     expect(payload.errors).toEqual([{ message: 'formatted', extensions: { code: 'X', original: true } }]);
-  });
-});
-
-describe('pushSubscription', () => {
-  it("writes the stream's events, flushes on drain, and settles next() when the stream ends", async () => {
-    const { push, iterator } = createEventQueue<number>(() => undefined);
-    const written: number[] = [];
-    let open = true;
-    const drain = new Set<() => void>();
-    const subscription = pushSubscription<number>(iterator, (n) => open && written.push(n) > 0, drain);
-    const next = subscription.next();
-    push(1);
-    open = false;
-    push(2);
-    open = true;
-    for (const flush of drain) flush();
-    expect(written).toEqual([1, 2]);
-    await subscription.return?.();
-    await expect(next).resolves.toEqual({ value: undefined, done: true });
-    expect(drain.size).toBe(0);
   });
 });

@@ -34,82 +34,112 @@ export async function subscribeToFamily<F extends EventFamily>(
     target === null
       ? await pubsub.subscribe(topics.allUsers(family), { pattern: true })
       : await pubsub.subscribe(topics.user(family, target));
-  return guardedSubscription<EventOfFamily[F]>(source, {
+  return new GuardedSubscription<EventOfFamily[F]>(source, {
     field: options.field,
     userId: target,
+    family,
+    deviceId: deviceId ?? undefined,
     services: ctx.services,
     connection: ctx.connection,
-    accept: (event) =>
-      event.family === family && (deviceId == null || ('deviceId' in event && event.deviceId === deviceId)),
   });
 }
 
-export function guardedSubscription<T extends GatewayEvent>(
-  source: EventStream<GatewayEvent>,
-  options: {
-    field: string;
-    userId: string | null;
-    services: Services;
-    accept?: (event: T) => boolean;
-    /** The operation's socket (`context.connection`): closed with 1013 when the buffer overflows. */
-    connection?: ConnectionControl;
-  },
-): SubscriptionStream<T> {
-  const { field, userId, services, accept, connection } = options;
-  services.onSubscriptionChange(field, 1);
-  source.onOverflow(() => connection?.slowConsumer(`${field}: event buffer overflowed`));
-  const wanted = (event: T) => (userId === null || event.userId === userId) && (!accept || accept(event));
-  let open = true;
-  const close = () => {
-    if (open) {
-      open = false;
-      services.onSubscriptionChange(field, -1);
+/**
+ * One subscription's view of its pub/sub stream: counted while it lives, and passing on only the
+ * events of its user, family and device. A class rather than closures: there is one per live
+ * subscription (the benchmark's heap per socket).
+ */
+export class GuardedSubscription<T extends GatewayEvent> implements SubscriptionStream<T> {
+  private open = true;
+  private readonly field: string;
+  private readonly userId: string | null;
+  private readonly family: EventFamily;
+  private readonly deviceId: string | undefined;
+  private readonly services: Services;
+
+  constructor(
+    private readonly source: EventStream<GatewayEvent>,
+    options: {
+      field: string;
+      userId: string | null;
+      family: EventFamily;
+      deviceId?: string;
+      services: Services;
+      /** The operation's socket (`context.connection`): closed with 1013 when the buffer overflows. */
+      connection?: ConnectionControl;
+    },
+  ) {
+    this.field = options.field;
+    this.userId = options.userId;
+    this.family = options.family;
+    this.deviceId = options.deviceId;
+    this.services = options.services;
+    this.services.onSubscriptionChange(this.field, 1);
+    const { connection, field } = options;
+    if (connection) source.onOverflow(() => connection.slowConsumer(`${field}: event buffer overflowed`));
+  }
+
+  private wanted(event: GatewayEvent): event is T {
+    return (
+      (this.userId === null || event.userId === this.userId) &&
+      event.family === this.family &&
+      (this.deviceId === undefined || ('deviceId' in event && event.deviceId === this.deviceId))
+    );
+  }
+
+  private close(): void {
+    if (this.open) {
+      this.open = false;
+      this.services.onSubscriptionChange(this.field, -1);
     }
-  };
-  return {
-    async next(): Promise<IteratorResult<T>> {
-      for (;;) {
-        const result = await source.next();
-        if (result.done) {
-          close();
-          return { value: undefined, done: true };
-        }
-        const event = result.value as T;
-        if (!wanted(event)) continue;
-        services.onEventDelivered?.(field, event);
-        return { value: event, done: false };
+  }
+
+  async next(): Promise<IteratorResult<T>> {
+    for (;;) {
+      const result = await this.source.next();
+      if (result.done) {
+        this.close();
+        return { value: undefined, done: true };
       }
-    },
-    attach(sink: Sink<T>, onEnd: (error?: Error) => void) {
-      source.attach(
-        (value) => {
-          const event = value as T;
-          if (!wanted(event)) return true;
-          if (!sink(event)) return false;
-          services.onEventDelivered?.(field, event);
-          return true;
-        },
-        (error) => {
-          close();
-          onEnd(error);
-        },
-      );
-    },
-    flush() {
-      source.flush();
-    },
-    async return(): Promise<IteratorResult<T>> {
-      close();
-      await source.return?.();
-      return { value: undefined, done: true };
-    },
-    async throw(error?: unknown): Promise<IteratorResult<T>> {
-      close();
-      await source.return?.();
-      throw error;
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
+      const event = result.value;
+      if (!this.wanted(event)) continue;
+      this.services.onEventDelivered?.(this.field, event);
+      return { value: event, done: false };
+    }
+  }
+
+  attach(sink: Sink<T>, onEnd: (error?: Error) => void): void {
+    this.source.attach(
+      (event) => {
+        if (!this.wanted(event)) return true;
+        if (!sink(event)) return false;
+        this.services.onEventDelivered?.(this.field, event);
+        return true;
+      },
+      (error) => {
+        this.close();
+        onEnd(error);
+      },
+    );
+  }
+
+  flush(): void {
+    this.source.flush();
+  }
+
+  async return(): Promise<IteratorResult<T>> {
+    this.close();
+    await this.source.return?.();
+    return { value: undefined, done: true };
+  }
+
+  async throw(error?: unknown): Promise<IteratorResult<T>> {
+    this.close();
+    await this.source.return?.();
+    throw error;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
 }

@@ -2,7 +2,7 @@
  * The delivery fast path: what one event costs per subscriber is one cache lookup, one string
  * concatenation and one socket write.
  *
- * graphql-ws' own path pays, per subscriber and per event: an execution of the subscription
+ * graphql-ws' `useServer` pays, per subscriber and per event: an execution of the subscription
  * document (type-graphql resolvers make it asynchronous: ≈70 µs measured here), a pulled async
  * iterator, a message validation, a JSON serialization and a promise around every socket write.
  * The payload of an event depends only on the event and the selection (document, operation,
@@ -13,12 +13,9 @@
  *   once; every subscriber with that selection gets the same JSON text. It executes against a copy
  *   of the schema whose subscription root fields return the event itself (what the type-graphql
  *   resolvers do, without their promise), which keeps execution synchronous and so keeps order.
- * - `pushSubscription` gives graphql-ws an iterator that never yields: the events are pushed from
- *   the subscription's stream straight onto the socket as `next` frames. graphql-ws still owns
- *   the protocol (subscribe, complete, errors, the final `complete` when the stream ends); the
- *   stream's `return()` still releases the Redis channel.
- * - Backpressure as before: while the socket's send buffer is over its high-water mark, events
- *   wait in the subscription's bounded, coalescing stream and are flushed when it drains.
+ * - The socket layer (./graphql-ws-server.ts) attaches to each subscription's stream and writes
+ *   `next` frames straight onto the socket; while the socket's send buffer is over its high-water
+ *   mark, events wait in the subscription's bounded, coalescing stream until it drains.
  */
 import {
   execute,
@@ -127,54 +124,4 @@ export class SharedExecution {
     if (!result.errors) return result;
     return { ...result, errors: result.errors.map((error) => this.formatError(error.toJSON(), error)) };
   }
-}
-
-/** A `next` frame writer for one operation on one socket: false while the socket is backed up. */
-export type FrameWriter<T> = (event: T) => boolean;
-
-/**
- * The iterator graphql-ws holds for a pushed subscription: `next()` settles only when the stream
- * ends (done, or rejected with the stream's error, which graphql-ws sends as the operation's
- * `error`); `return()` (client `complete`, socket closed) releases the stream.
- */
-export function pushSubscription<T>(
-  source: PushSource<T>,
-  write: FrameWriter<T>,
-  /** The socket's drain listeners: the stream is flushed when the socket drains. */
-  drainListeners: Set<() => void>,
-): AsyncIterableIterator<never> {
-  const done: IteratorResult<never> = { value: undefined, done: true };
-  let settle!: (result: IteratorResult<never>) => void;
-  let fail!: (error: Error) => void;
-  const ended = new Promise<IteratorResult<never>>((resolve, reject) => {
-    settle = resolve;
-    fail = reject;
-  });
-  // graphql-ws awaits `ended` while the operation lives; after a `return()` nobody may.
-  ended.catch(() => undefined);
-  const flush = () => source.flush();
-  drainListeners.add(flush);
-  source.attach(write, (error) => {
-    drainListeners.delete(flush);
-    if (error) fail(error);
-    else settle(done);
-  });
-  return {
-    next: () => ended,
-    async return() {
-      drainListeners.delete(flush);
-      settle(done);
-      await source.return?.();
-      return done;
-    },
-    async throw(error?: unknown) {
-      drainListeners.delete(flush);
-      settle(done);
-      await source.return?.();
-      throw error;
-    },
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
 }
