@@ -6,6 +6,7 @@
  * - `graphql-ws`: what a user assembles from the libraries: graphql-js SDL, graphql-ws `useServer`,
  *   one in-memory `PubSub` subscription per client.
  */
+import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import amqp from 'amqplib';
@@ -189,7 +190,10 @@ export async function startRawServer(config: BenchServerConfig): Promise<Running
 
 export async function startGraphqlWsServer(config: BenchServerConfig): Promise<RunningServer> {
   const schema = buildSchema(BASELINE_SDL);
-  const pubsub = new PubSub();
+  // One listener per subscription on a topic (every administrator on `quota:all`) is the point here.
+  const emitter = new EventEmitter();
+  emitter.setMaxListeners(0);
+  const pubsub = new PubSub({ eventEmitter: emitter });
   const server = http.createServer((_req, res) => res.writeHead(404).end());
   const wss = new WebSocketServer({ server, path: '/graphql', perMessageDeflate: false });
   let subscriptions = 0;

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import Redis from 'ioredis';
 import pg from 'pg';
@@ -336,6 +337,26 @@ async function waitForSubscriptions(server: ServerProcess, expected: number, tim
   }
 }
 
+async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * Waits (bounded) until the server's queue is empty and no event reached a client for 300 ms, so
+ * an earlier phase's backlog is not worked off inside the next phase's CPU window.
+ */
+async function settle(kind: ServerKind, queue: string, channel: Channel, load: Load, timeoutMs = 60_000): Promise<void> {
+  await waitFor(
+    async () => (await channel.checkQueue(queue)).messageCount === 0 && performance.now() - load.lastAnyReceive > 300,
+    `${kind}: backlog worked off`,
+    timeoutMs,
+  ).catch((error: unknown) => process.stderr.write(`warning: ${String(error)}\n`));
+}
+
 async function measure(
   opts: Options,
   mode: Mode,
@@ -345,26 +366,28 @@ async function measure(
   pinned: boolean,
   log: (line: string) => void,
 ): Promise<Row> {
-  const server = await ServerProcess.start(await serverSpec(kind), pinned);
-  const load = new Load({
-    url: `ws://127.0.0.1:${server.port}/graphql`,
-    mode,
-    clients: c,
-    jwtSecret: JWT_SECRET,
-    channel,
-    exchange,
-    runTag: `${runId.slice(-6)}s${serial}`,
-  });
+  const spec = await serverSpec(kind);
+  const server = await ServerProcess.start(spec, pinned);
+  const loadOptions = { url: `ws://127.0.0.1:${server.port}/graphql`, mode, jwtSecret: JWT_SECRET, channel, exchange };
+  const load = new Load({ ...loadOptions, clients: c, runTag: `${runId.slice(-6)}s${serial}` });
+  const perSocket = mode === 'per-user' ? 2 : 1;
   try {
+    // One-time costs (lazy caches, JIT) of the connect path are not per-socket memory: a few
+    // clients come and go before the idle figure is taken.
+    const prewarm = new Load({ ...loadOptions, clients: Math.min(50, c), runTag: `${runId.slice(-6)}w${serial}` });
+    await prewarm.connect();
+    await waitForSubscriptions(server, prewarm.connected * perSocket);
+    prewarm.close();
+    await waitFor(async () => (await server.counts()).sockets === 0, `${kind}: prewarm sockets closed`);
     const idle = await server.stats();
     const t0 = Date.now();
     await load.connect();
-    const perSocket = mode === 'per-user' ? 2 : 1;
     await waitForSubscriptions(server, c * perSocket);
     log(`  ${c} sockets subscribed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const subscribed = await server.stats();
     const rate = mode === 'per-user' ? opts.rate : opts.fanoutRate;
     await load.phase(rate, opts.warmupSeconds, opts.drainMs);
+    await settle(server.kind, spec.queue, channel, load);
 
     let profile: string | undefined;
     if (opts.profile && kind === 'gateway') {
@@ -389,6 +412,7 @@ async function measure(
       // Past 20 C/s one user's events of a family come closer than the 100 ms coalescing window.
       for (const stepRate of opts.searchRates.filter((r) => r > rate && r <= 16 * c)) {
         if (maxSustainableRate === null) break;
+        await settle(server.kind, spec.queue, channel, load);
         const s0 = await server.stats();
         const step = await load.phase(stepRate, opts.searchSeconds, opts.drainMs);
         const s1 = await server.stats();
