@@ -53,7 +53,13 @@ export interface PhaseResult {
   readonly publishRate: number;
   readonly expected: number;
   readonly delivered: number;
+  /** Expected, not received, and the stream had gone quiet for the drain time: really lost. */
   readonly lost: number;
+  /**
+   * Expected, not received, but deliveries were still arriving when the window's hard cap
+   * closed it: an overloaded server's backlog (reported, not a correctness failure).
+   */
+  readonly late: number;
   readonly duplicated: number;
   /** Delivered to a socket that did not subscribe to that user (per-user only). */
   readonly misrouted: number;
@@ -278,6 +284,7 @@ export class Load {
     while (this.delivered < expectedNow && performance.now() - Math.max(published, this.lastReceive) < drainMs && performance.now() < drainCap) {
       await new Promise<void>((resolve) => setTimeout(resolve, 10));
     }
+    const stillArriving = this.delivered < expectedNow && performance.now() - Math.max(published, this.lastReceive) < drainMs;
     const seconds_ = ((this.lastReceive || performance.now()) - start) / 1000;
     return {
       targetRate: rate,
@@ -285,7 +292,8 @@ export class Load {
       publishRate,
       expected: expectedNow,
       delivered: this.delivered,
-      lost: expectedNow - this.delivered,
+      lost: stillArriving ? 0 : expectedNow - this.delivered,
+      late: stillArriving ? expectedNow - this.delivered : 0,
       duplicated: this.duplicated,
       misrouted: this.misrouted,
       deliveriesPerSec: this.delivered / Math.max(0.001, seconds_),
