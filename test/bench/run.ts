@@ -4,7 +4,7 @@
  * rate through RabbitMQ, measure; then print a table, the ratios to the baselines and the
  * targets as PASS/FAIL, and append JSON lines to test/bench/results/.
  *
- * Exits 1 when a delivery was lost, duplicated or misrouted (correctness), never for a missed
+ * Exits 1 when the gateway lost, duplicated or misrouted a delivery (correctness), never for a missed
  * speed target (reported). Every child is killed by PID on exit, error or signal, and every
  * queue, exchange, database and Redis key the run made is deleted.
  */
@@ -33,7 +33,7 @@ const USAGE = `npm run bench -- [flags]
   --c 1000,5000           per-user socket counts (default 1000,5000,10000; quick 1000)
   --fanout-c 1000         fan-out socket counts (default 1000,5000; quick 300)
   --rate N                per-user events/s (default 1000)
-  --fanout-rate N         fan-out events/s (default 40, at most 40000/C; quick 20)
+  --fanout-rate N         fan-out events/s (default 20, at most 20000/C)
   --seconds N             measured window per phase (default 10; quick 3)
   --no-search             skip the per-user max-sustainable-rate search
   --profile               CPU-profile the gateway during each fixed-rate window, print the top functions
@@ -46,7 +46,7 @@ interface Options {
   readonly perUserC: readonly number[];
   readonly fanoutC: readonly number[];
   readonly rate: number;
-  /** Undefined: 40 events/s, fewer for large C so deliveries stay at most 40,000/s. */
+  /** Undefined: 20 events/s, fewer for large C so deliveries stay at most 20,000/s. */
   readonly fanoutRate: number | undefined;
   readonly seconds: number;
   readonly warmupSeconds: number;
@@ -105,7 +105,7 @@ function parseOptions(argv: string[]): Options {
     perUserC: ints('c', quick ? [1000] : [1000, 5000, 10_000]),
     fanoutC: ints('fanout-c', quick ? [300] : [1000, 5000]),
     rate,
-    fanoutRate: flags.has('fanout-rate') ? num('fanout-rate', 40, 1000) : quick ? 20 : undefined,
+    fanoutRate: flags.has('fanout-rate') ? num('fanout-rate', 20, 1000) : undefined,
     seconds: num('seconds', quick ? 3 : 10, 120),
     warmupSeconds: quick ? 1 : 3,
     drainMs: quick ? 3000 : 5000,
@@ -389,9 +389,9 @@ async function measure(
     await waitForSubscriptions(server, c * perSocket);
     log(`  ${c} sockets subscribed in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     const subscribed = await server.stats();
-    // 40 events/s to 5,000 sockets would be 200,000 deliveries/s: past what even the raw baseline
-    // (or this load generator, on one core) sustains here, which would measure backlog, not cost.
-    const rate = mode === 'per-user' ? opts.rate : (opts.fanoutRate ?? Math.max(1, Math.min(40, Math.round(40_000 / c))));
+    // At most 20,000 deliveries/s: 40,000/s already overloaded the raw baseline and plain graphql-ws
+    // here (seconds of backlog), and an overloaded server batches, which flatters its CPU per delivery.
+    const rate = mode === 'per-user' ? opts.rate : (opts.fanoutRate ?? Math.max(1, Math.min(20, Math.round(20_000 / c))));
     await load.phase(rate, opts.warmupSeconds, opts.drainMs);
     await settle(server.kind, spec.queue, channel, load);
 
@@ -607,7 +607,12 @@ async function main(): Promise<number> {
     }
     out.push('');
   }
-  const bad = rows.filter((r) => r.fixed.lost > 0 || r.fixed.duplicated > 0 || r.fixed.misrouted > 0 || r.search?.steps.some((s) => s.duplicated > 0 || s.misrouted > 0));
+  const incorrect = (r: Row) =>
+    r.fixed.lost > 0 || r.fixed.duplicated > 0 || r.fixed.misrouted > 0 || r.search?.steps.some((s) => s.duplicated > 0 || s.misrouted > 0);
+  // The baselines are references, not the product: their failures (plain graphql-ws terminating
+  // sockets whose pong queued behind its backlog) are reported, but only the gateway's fail the run.
+  const bad = rows.filter((r) => incorrect(r) && r.server === 'gateway');
+  const baselineBad = rows.filter((r) => incorrect(r) && r.server !== 'gateway');
   const late = rows.filter((r) => r.fixed.late > 0);
   if (late.length > 0) {
     out.push(
@@ -619,7 +624,10 @@ async function main(): Promise<number> {
   for (const r of withProblems) out.push(`problems ${r.scenario} C=${r.c} ${r.server}: ${r.problems.length}, first: ${r.problems.slice(0, 3).join(' | ')}`);
   for (const r of rows) if (r.profile) out.push('', `${r.scenario} C=${r.c} gateway, fixed-rate window:`, formatSummary(r.profile, 25));
   out.push('', `raw results: ${path.relative(repoRoot(), file)}`);
-  out.push(bad.length > 0 ? `CORRECTNESS FAILURE: lost, duplicated or misrouted deliveries in ${bad.map((r) => `${r.scenario} C=${r.c} ${r.server}`).join(', ')}` : 'correctness: 0 lost, 0 duplicated, 0 misrouted');
+  if (baselineBad.length > 0) {
+    out.push(`baseline (not the gateway) lost, duplicated or misrouted deliveries in ${baselineBad.map((r) => `${r.scenario} C=${r.c} ${r.server}`).join(', ')}`);
+  }
+  out.push(bad.length > 0 ? `CORRECTNESS FAILURE: lost, duplicated or misrouted deliveries in ${bad.map((r) => `${r.scenario} C=${r.c} ${r.server}`).join(', ')}` : 'gateway correctness: 0 lost, 0 duplicated, 0 misrouted');
   process.stdout.write(`${out.join('\n')}\n`);
   log('done');
   return bad.length > 0 ? 1 : 0;
