@@ -1,7 +1,7 @@
 /**
- * A small .cpuprofile summarizer: self time per function (name + file:line), the top N, plus the
- * self time per package (node_modules/<name>, the gateway's own dist/, node internals), so the
- * hot path's owner is visible at a glance. Usable alone: node profile.js <file.cpuprofile> [N].
+ * A small .cpuprofile summarizer: self time per function (name + file:line), the top N, the self
+ * time per package (node_modules/<name>, the gateway's own dist/, node internals), and the
+ * gateway's own functions by inclusive time, so the hot path's owner is visible at a glance. Usable alone: node profile.js <file.cpuprofile> [N].
  */
 import { readFileSync } from 'node:fs';
 
@@ -48,7 +48,10 @@ function shortUrl(url: string): string {
   return url.replace(/^file:\/\//, '');
 }
 
-export function summarize(file: string, top = 25): { totalMs: number; functions: ProfileRow[]; packages: ProfileRow[] } {
+export function summarize(
+  file: string,
+  top = 25,
+): { totalMs: number; functions: ProfileRow[]; packages: ProfileRow[]; gatewayInclusive: ProfileRow[] } {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
@@ -75,6 +78,26 @@ export function summarize(file: string, top = 25): { totalMs: number; functions:
     const pkg = url ? owner(url) : name.startsWith('(') ? name : '(native/vm)';
     pkgs.set(pkg, (pkgs.get(pkg) ?? 0) + us);
   }
+  // Self time says which library burns the CPU; the gateway's own frames above it (inclusive
+  // time) say which of our calls led there, e.g. the read model's apply or a socket send.
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const child of n.children ?? []) parent.set(child, n.id);
+  const inclusive = new Map<string, { name: string; where: string; us: number }>();
+  for (const [id, us] of selfUs) {
+    const keys = new Set<string>();
+    for (let at: number | undefined = id, depth = 0; at !== undefined && depth < 500; at = parent.get(at), depth++) {
+      const node = byId.get(at);
+      if (!node || !/\/dist\//.test(node.callFrame.url) || node.callFrame.url.includes('node_modules/')) continue;
+      const name = node.callFrame.functionName || '(anonymous)';
+      const where = `${shortUrl(node.callFrame.url)}:${node.callFrame.lineNumber + 1}`;
+      const key = `${name}\u0000${where}`;
+      if (keys.has(key)) continue;
+      keys.add(key);
+      const row = inclusive.get(key) ?? { name, where, us: 0 };
+      row.us += us;
+      inclusive.set(key, row);
+    }
+  }
   const pct = (us: number) => (totalUs > 0 ? (100 * us) / totalUs : 0);
   const functions = [...fns.values()]
     .sort((a, b) => b.us - a.us)
@@ -84,15 +107,21 @@ export function summarize(file: string, top = 25): { totalMs: number; functions:
     .sort((a, b) => b[1] - a[1])
     .slice(0, 15)
     .map(([name, us]) => ({ name, where: '', selfMs: us / 1000, percent: pct(us) }));
-  return { totalMs: totalUs / 1000, functions, packages };
+  const gatewayInclusive = [...inclusive.values()]
+    .sort((a, b) => b.us - a.us)
+    .slice(0, 15)
+    .map((r) => ({ name: r.name, where: r.where, selfMs: r.us / 1000, percent: pct(r.us) }));
+  return { totalMs: totalUs / 1000, functions, packages, gatewayInclusive };
 }
 
 export function formatSummary(file: string, top = 25): string {
-  const { totalMs, functions, packages } = summarize(file, top);
+  const { totalMs, functions, packages, gatewayInclusive } = summarize(file, top);
   const lines = [`CPU profile ${file}: ${totalMs.toFixed(0)} ms sampled`, `  self ms      %  function  (where)`];
   for (const f of functions) lines.push(`  ${f.selfMs.toFixed(1).padStart(7)} ${f.percent.toFixed(1).padStart(6)}  ${f.name}  ${f.where}`);
   lines.push(`  by package:`);
   for (const p of packages) lines.push(`  ${p.selfMs.toFixed(1).padStart(7)} ${p.percent.toFixed(1).padStart(6)}  ${p.name}`);
+  lines.push(`  gateway functions (dist/) by total time, synchronous callees included (work after an await is not counted to its caller):`);
+  for (const g of gatewayInclusive) lines.push(`  ${g.selfMs.toFixed(1).padStart(7)} ${g.percent.toFixed(1).padStart(6)}  ${g.name}  ${g.where}`);
   return lines.join('\n');
 }
 
