@@ -51,7 +51,7 @@ function shortUrl(url: string): string {
 export function summarize(
   file: string,
   top = 25,
-): { totalMs: number; functions: ProfileRow[]; packages: ProfileRow[]; gatewayInclusive: ProfileRow[] } {
+): { totalMs: number; busyMs: number; functions: ProfileRow[]; packages: ProfileRow[]; gatewayInclusive: ProfileRow[] } {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const selfUs = new Map<number, number>();
@@ -98,7 +98,11 @@ export function summarize(
       inclusive.set(key, row);
     }
   }
-  const pct = (us: number) => (totalUs > 0 ? (100 * us) / totalUs : 0);
+  // Percentages of busy time: an unsaturated server's idle samples would otherwise dilute them.
+  let idleUs = 0;
+  for (const [id, us] of selfUs) if (byId.get(id)?.callFrame.functionName === '(idle)') idleUs += us;
+  const busyUs = totalUs - idleUs;
+  const pct = (us: number) => (busyUs > 0 ? (100 * us) / busyUs : 0);
   const functions = [...fns.values()]
     .sort((a, b) => b.us - a.us)
     .slice(0, top)
@@ -111,12 +115,15 @@ export function summarize(
     .sort((a, b) => b.us - a.us)
     .slice(0, 15)
     .map((r) => ({ name: r.name, where: r.where, selfMs: r.us / 1000, percent: pct(r.us) }));
-  return { totalMs: totalUs / 1000, functions, packages, gatewayInclusive };
+  return { totalMs: totalUs / 1000, busyMs: busyUs / 1000, functions, packages, gatewayInclusive };
 }
 
 export function formatSummary(file: string, top = 25): string {
-  const { totalMs, functions, packages, gatewayInclusive } = summarize(file, top);
-  const lines = [`CPU profile ${file}: ${totalMs.toFixed(0)} ms sampled`, `  self ms      %  function  (where)`];
+  const { totalMs, busyMs, functions, packages, gatewayInclusive } = summarize(file, top);
+  const lines = [
+    `CPU profile ${file}: ${totalMs.toFixed(0)} ms sampled, ${busyMs.toFixed(0)} ms busy (percentages are of busy time)`,
+    `  self ms      %  function  (where)`,
+  ];
   for (const f of functions) lines.push(`  ${f.selfMs.toFixed(1).padStart(7)} ${f.percent.toFixed(1).padStart(6)}  ${f.name}  ${f.where}`);
   lines.push(`  by package:`);
   for (const p of packages) lines.push(`  ${p.selfMs.toFixed(1).padStart(7)} ${p.percent.toFixed(1).padStart(6)}  ${p.name}`);
