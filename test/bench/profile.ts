@@ -104,10 +104,12 @@ export function summarize(
   const busyUs = totalUs - idleUs;
   const pct = (us: number) => (busyUs > 0 ? (100 * us) / busyUs : 0);
   const functions = [...fns.values()]
+    .filter((r) => r.name !== '(idle)')
     .sort((a, b) => b.us - a.us)
     .slice(0, top)
     .map((r) => ({ name: r.name, where: r.where, selfMs: r.us / 1000, percent: pct(r.us) }));
   const packages = [...pkgs.entries()]
+    .filter(([name]) => name !== '(idle)')
     .sort((a, b) => b[1] - a[1])
     .slice(0, 15)
     .map(([name, us]) => ({ name, where: '', selfMs: us / 1000, percent: pct(us) }));
