@@ -112,7 +112,7 @@ export interface Config {
   };
   /**
    * Retention of recent events for resuming subscriptions with `after` (a Redis stream per user,
-   * or in memory without Redis). Memory: about (event JSON + eventId + ~20) bytes, ~350 for a
+   * or in memory without Redis). Memory: about (event JSON + eventId + ~60) bytes, ~300 for a
    * typical event, times the events retained: at most `maxEvents` per user who had events within
    * `maxAgeSec` (idle users' logs expire), plus `maxAllEvents` once.
    */
@@ -120,13 +120,13 @@ export interface Config {
     /**
      * `EVENT_LOG_MAX_EVENTS`: events kept per user, all four families together; 0 turns the log
      * off (every `after` is then `HISTORY_EXPIRED`). 500 covers a client away for a reconnect or
-     * a deploy even during a burst (coalescing does not apply to the log), at ~175 KB for a user
+     * a deploy even during a burst (coalescing does not apply to the log), at ~150 KB for a user
      * that busy. @default 500
      */
     readonly maxEvents: number;
     /**
      * `EVENT_LOG_MAX_ALL`: events kept for administrators' every-user subscriptions (no
-     * `userId`); 0: they cannot resume. ~3.5 MB at the default. @default 10_000
+     * `userId`); 0: they cannot resume. ~3 MB at the default. @default 10_000
      */
     readonly maxAllEvents: number;
     /**
