@@ -97,10 +97,15 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     onCoalesced: () => void delivery.coalesced++,
     onOverflow: () => void delivery.overflowed++,
   };
+  const eventLog = {
+    maxEvents: config.eventLog.maxEvents,
+    maxAllEvents: config.eventLog.maxAllEvents,
+    maxAgeMs: config.eventLog.maxAgeSec * 1_000,
+  };
   const pubsub: EventPubSub =
     config.redis.kind === 'redis'
-      ? new RedisEventPubSub(config.redis.url, config.redis.topicPrefix, logger, queueOptions)
-      : new MemoryPubSub(queueOptions);
+      ? new RedisEventPubSub(config.redis.url, config.redis.topicPrefix, logger, queueOptions, eventLog)
+      : new MemoryPubSub(queueOptions, eventLog);
   const socketRegistry: SocketRegistry =
     config.redis.kind === 'redis'
       ? new RedisSocketRegistry(

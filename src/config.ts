@@ -110,6 +110,31 @@ export interface Config {
     /** `EVENT_COALESCE_MS`: state-like events of one entity within this window are coalesced to the latest; 0 disables. @default 100 */
     readonly coalesceMs: number;
   };
+  /**
+   * Retention of recent events for resuming subscriptions with `after` (a Redis stream per user,
+   * or in memory without Redis). Memory: about (event JSON + eventId + ~60) bytes, ~300 for a
+   * typical event, times the events retained: at most `maxEvents` per user who had events within
+   * `maxAgeSec` (idle users' logs expire), plus `maxAllEvents` once.
+   */
+  readonly eventLog: {
+    /**
+     * `EVENT_LOG_MAX_EVENTS`: events kept per user, all four families together; 0 turns the log
+     * off (every `after` is then `HISTORY_EXPIRED`). 500 covers a client away for a reconnect or
+     * a deploy even during a burst (coalescing does not apply to the log), at ~150 KB for a user
+     * that busy. @default 500
+     */
+    readonly maxEvents: number;
+    /**
+     * `EVENT_LOG_MAX_ALL`: events kept for administrators' every-user subscriptions (no
+     * `userId`); 0: they cannot resume. ~3 MB at the default. @default 10_000
+     */
+    readonly maxAllEvents: number;
+    /**
+     * `EVENT_LOG_MAX_AGE_SEC`: oldest event kept, and how long after a user's last event the
+     * user's log lives. An hour: past it, refetching state is cheaper than replaying. @default 3_600
+     */
+    readonly maxAgeSec: number;
+  };
   readonly outbox: {
     /** `OUTBOX_POLL_MS`: how often the relay looks for unpublished rows. @default 1_000 */
     readonly pollMs: number;
@@ -292,6 +317,11 @@ export function loadConfig(env: Env = process.env): Config {
     delivery: {
       maxBuffered: int(env, 'EVENT_BUFFER_MAX', 1_000, 1),
       coalesceMs: int(env, 'EVENT_COALESCE_MS', 100, 0, 60_000),
+    },
+    eventLog: {
+      maxEvents: int(env, 'EVENT_LOG_MAX_EVENTS', 500, 0, 100_000),
+      maxAllEvents: int(env, 'EVENT_LOG_MAX_ALL', 10_000, 0, 1_000_000),
+      maxAgeSec: int(env, 'EVENT_LOG_MAX_AGE_SEC', 3_600, 1, 604_800),
     },
     outbox: {
       pollMs: int(env, 'OUTBOX_POLL_MS', 1_000, 10),

@@ -73,8 +73,9 @@ export function createEventBridge(deps: {
   }
 
   /**
-   * The one place an event leaves the gateway for its subscribers. A retained per-user log (for
-   * resuming with `after`) is written here too when it exists, so both always agree.
+   * The one place an event leaves the gateway for its subscribers. The pub/sub appends it to the
+   * retained logs (resuming with `after`) in the same atomic step as the live publish, so the
+   * log's order is the delivery order on every instance.
    */
   function publish(event: GatewayEvent): Promise<void> {
     return pubsub.publish(topics.user(event.family, event.userId), event);

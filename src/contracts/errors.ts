@@ -13,6 +13,7 @@ export const ErrorCode = {
   NOT_FOUND: 'NOT_FOUND',
   TOO_MANY_SUBSCRIPTIONS: 'TOO_MANY_SUBSCRIPTIONS',
   RATE_LIMITED: 'RATE_LIMITED',
+  HISTORY_EXPIRED: 'HISTORY_EXPIRED',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -56,5 +57,19 @@ export class NotFoundError extends CodedError {
 export class TooManySubscriptionsError extends CodedError {
   constructor(max: number) {
     super(`Too many subscriptions on this connection: at most ${max}`, ErrorCode.TOO_MANY_SUBSCRIPTIONS, { max });
+  }
+}
+
+/**
+ * A subscription's `after` names an event the gateway no longer retains (older than
+ * `EVENT_LOG_MAX_EVENTS` / `EVENT_LOG_MAX_AGE_SEC`), or one it never had for this caller: an
+ * unknown id and another user's id get exactly this answer, so nothing tells whether the id
+ * exists. The client refetches state with queries and subscribes again without `after`.
+ */
+export class HistoryExpiredError extends CodedError {
+  constructor(
+    message = 'The events after this eventId are no longer retained: query the current state, then subscribe again without `after`',
+  ) {
+    super(message, ErrorCode.HISTORY_EXPIRED);
   }
 }

@@ -52,15 +52,35 @@ export interface ReadModel {
   apply(event: GatewayEvent): Promise<void>;
 }
 
+/** Where a resumed subscription picks up (a subscription's `after` argument). */
+export interface ResumeFrom {
+  /** The `eventId` the client last received. */
+  readonly after: string;
+  /** Whose retained events to replay: one user's, or null for every user's (administrators). */
+  readonly userId: string | null;
+  /**
+   * Which retained events this subscription takes (its family, `deviceId`): the others are
+   * skipped before they reach its bounded buffer, so only what it would have received counts.
+   */
+  readonly accept: (event: GatewayEvent) => boolean;
+}
+
 /** Fan-out to every gateway instance: Redis pub/sub, or the in-process stand-in. */
 export interface EventPubSub {
+  /**
+   * Publishes `event` on `topic` and, when the adapter retains events, appends it to its user's
+   * log and the every-user log in the same step, so the logs' order is the live order.
+   */
   publish(topic: string, event: GatewayEvent): Promise<void>;
   /**
    * Events on `topic` (a glob pattern when `pattern`). Resolves once the subscription is active,
    * so nothing published after it resolves is missed; `return()` releases it. Each stream is
    * bounded and coalesces state-like events (the adapter's `QueueOptions`, lib/event-queue.ts).
+   * With `resume`, the stream first yields the retained events that followed `resume.after`, in
+   * order, then the live ones, none twice; it rejects with `HistoryExpiredError` when that event
+   * is not retained.
    */
-  subscribe(topic: string, options?: { pattern?: boolean }): Promise<EventStream<GatewayEvent>>;
+  subscribe(topic: string, options?: { pattern?: boolean; resume?: ResumeFrom }): Promise<EventStream<GatewayEvent>>;
   status(): DependencyStatus;
   close(): Promise<void>;
 }

@@ -12,6 +12,13 @@ export interface Topics {
   user(family: EventFamily, userId: string): string;
   /** A pattern matching every user's topic of a family (administrators without `userId`). */
   allUsers(family: EventFamily): string;
+  /**
+   * The Redis stream retaining a user's recent events of every family, in bridge order (resuming
+   * with `after`). A key, not a channel: it never matches a subscription pattern.
+   */
+  userLog(userId: string): string;
+  /** The stream retaining every user's recent events (administrators resuming without `userId`). */
+  allUsersLog(): string;
 }
 
 /**
@@ -27,5 +34,7 @@ export function createTopics(prefix: string): Topics {
   return {
     user: (family, userId) => `${prefix}${family}:user:${escapeId(userId)}`,
     allUsers: (family) => `${prefix}${family}:user:*`,
+    userLog: (userId) => `${prefix}log:user:${escapeId(userId)}`,
+    allUsersLog: () => `${prefix}log:all`,
   };
 }

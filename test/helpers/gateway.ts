@@ -3,6 +3,7 @@
  * call `stopGateways()` in `afterAll`.
  */
 import amqp from 'amqplib';
+import Redis from 'ioredis';
 import { buildApp, type App } from '../../src/app';
 import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/logger';
@@ -24,6 +25,8 @@ export interface TestGateway {
 
 const running = new Set<App>();
 const topologies: Config['amqp'][] = [];
+/** Redis prefixes whose retained event logs (`<prefix>log:*`) are deleted in `stopGateways`. */
+const logPrefixes = new Set<string>();
 
 type Env = Record<string, string | undefined>;
 
@@ -58,6 +61,7 @@ export async function startGateway(env: Env): Promise<TestGateway> {
   const app = buildApp(config, createLogger(config.logLevel));
   running.add(app);
   if (config.amqp.kind === 'amqp') topologies.push(config.amqp);
+  if (config.redis.kind === 'redis') logPrefixes.add(config.redis.topicPrefix);
   await app.start();
   return { app, config, httpUrl: `${app.url}/graphql`, wsUrl: `ws://127.0.0.1:${app.port}/graphql` };
 }
@@ -72,6 +76,8 @@ export async function stopGateways(): Promise<void> {
   const apps = [...running];
   running.clear();
   await Promise.all(apps.map((app) => app.stop()));
+  await deleteEventLogs([...logPrefixes]);
+  logPrefixes.clear();
   const names = topologies.splice(0);
   if (names.length === 0) return;
   const connection = await amqp.connect(TEST_AMQP_URL);
@@ -95,4 +101,23 @@ export async function stopGateways(): Promise<void> {
 /** Waits until `gateway` counts exactly `n` live subscriptions of `field` (pub/sub confirmed). */
 export function waitForSubscriptions(gateway: TestGateway, n: number, field = 'quotaChanged'): Promise<void> {
   return waitFor(() => (gateway.app.stats().subscriptions[field] ?? 0) === n, `${n} ${field} subscriptions`);
+}
+
+/** Deletes the retained event logs of this run's prefixes (they would otherwise expire within the hour). */
+async function deleteEventLogs(prefixes: string[]): Promise<void> {
+  if (prefixes.length === 0) return;
+  const redis = new Redis(TEST_REDIS_URL);
+  try {
+    for (const prefix of prefixes) {
+      let cursor = '0';
+      for (let page = 0; page < 1_000; page++) {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}log:*`, 'COUNT', 1_000);
+        if (keys.length > 0) await redis.del(...keys);
+        cursor = next;
+        if (cursor === '0') break;
+      }
+    }
+  } finally {
+    redis.disconnect();
+  }
 }

@@ -3,19 +3,24 @@
  * test/operations (TypedDocumentNode), HttpLink for queries and mutations, GraphQLWsLink (graphql-ws
  * over `ws`) for subscriptions, split by operation type. A user's client queries its quota and
  * watches quotaChanged; an administrator's client changes the quota; the user's client receives
- * the event the mutation caused (outbox -> RabbitMQ -> bridge -> Redis -> socket).
+ * the event the mutation caused (outbox -> RabbitMQ -> bridge -> Redis -> socket). The README's
+ * resuming link (GraphQLWsLink over withResume) reconnects after a 4403 with `after`.
  */
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client';
 import { SetContextLink } from '@apollo/client/link/context';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
-import { OperationTypeNode } from 'graphql';
+import { OperationTypeNode, parse } from 'graphql';
+import Redis from 'ioredis';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { QuotaChangedDocument, QuotaDocument, UpdateQuotaDocument, type QuotaChangedSubscription } from '../generated/graphql';
+import { createTopics } from '../../src/contracts/topics';
+import { openPlatformPeer } from '../helpers/amqp';
 import { token } from '../helpers/clients';
 import { realServicesEnv, startGateway, stopGateways, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
-import { createTestDatabase, uniqueId, type TestDatabase } from '../helpers/services';
-import { deferred, within } from '../helpers/wait';
+import { withResume } from '../helpers/resumable-client';
+import { createTestDatabase, TEST_REDIS_URL, uniqueId, type TestDatabase } from '../helpers/services';
+import { deferred, waitFor, within } from '../helpers/wait';
 
 let database: TestDatabase;
 let gateway: TestGateway;
@@ -105,3 +110,49 @@ it('surfaces FORBIDDEN to a non-administrator mutation as a GraphQL error, over 
     app.apollo.mutate({ mutation: UpdateQuotaDocument, variables: { userId: user, input: { limits: { maxDevices: 1 } } } }),
   ).rejects.toMatchObject({ errors: [expect.objectContaining({ extensions: expect.objectContaining({ code: 'FORBIDDEN' }) })] });
 });
+
+it('GraphQLWsLink over withResume (README): a 4403 at token expiry reconnects with after, losing nothing across the gap', async () => {
+  const user = uniqueId('rosa');
+  const peer = await openPlatformPeer();
+  const redis = new Redis(TEST_REDIS_URL);
+  const expired = deferred<void>();
+  // The retry waits until events were published while the socket was closed.
+  const reconnect = deferred<void>();
+  const socket = withResume(
+    createClient({
+      url: gateway.wsUrl,
+      webSocketImpl: WebSocket,
+      connectionParams: () => ({ authorization: `Bearer ${token(user, { expiresInSec: 3 })}` }),
+      retryAttempts: 20,
+      retryWait: () => reconnect.promise,
+      on: { closed: (event) => void ((event as { code: number }).code === 4403 && expired.resolve()) },
+    }),
+  );
+  const apollo = new ApolloClient({ link: new GraphQLWsLink(socket), cache: new InMemoryCache() });
+  cleanups.push(
+    () => peer.close(),
+    () => redis.disconnect(),
+    () => apollo.stop(),
+    () => socket.dispose(),
+    () => reconnect.resolve(),
+  );
+  const log = createTopics(gateway.config.redis.topicPrefix).userLog(user);
+  const publish = async (n: number) => {
+    await peer.publish('order.completed', { userId: user, orderId: `o-${n}`, amount: '9.90' }, { messageId: `${user}-${n}` });
+    await waitFor(async () => (await redis.xrevrange(log, '+', '-', 'COUNT', 1))[0]?.[1][1] === `${user}-${n}`, `event ${n} bridged`);
+  };
+  const received: string[] = [];
+  const before = gateway.app.stats().subscriptions.orderCompleted ?? 0;
+  const subscription = apollo
+    .subscribe({ query: parse('subscription ($after: ID) { orderCompleted(after: $after) { eventId orderId } }') })
+    .subscribe({ next: (result) => void received.push((result.data as { orderCompleted: { eventId: string } }).orderCompleted.eventId) });
+  cleanups.push(() => subscription.unsubscribe());
+  await waitForSubscriptions(gateway, before + 1, 'orderCompleted');
+  for (let n = 1; n <= 3; n++) await publish(n);
+  await expired.promise;
+  for (let n = 4; n <= 6; n++) await publish(n);
+  reconnect.resolve();
+  for (let n = 7; n <= 9; n++) await publish(n);
+  await waitFor(() => received.includes(`${user}-9`), 'the last event');
+  expect(received).toEqual(Array.from({ length: 9 }, (_, i) => `${user}-${i + 1}`));
+}, 60_000);

@@ -112,7 +112,8 @@ describe.each(['flat', 'envelope'] as const)('%s bodies', (shape) => {
       ...NULLS[family],
       ...fields,
     });
-    expect(JSON.stringify(result)).not.toMatch(/email|_trace|traceparent|internalCost/);
+    // Nor the log positions the live message carries (logId, allLogId: the gateway's own).
+    expect(JSON.stringify(result)).not.toMatch(/email|_trace|traceparent|internalCost|logId/);
   });
 });
 
@@ -165,7 +166,23 @@ function gateway_dlq(messageId: string) {
 }
 
 afterAll(() => {
-  // Checked last: every event above crossed Redis; none carried a field outside the types.
+  // Checked last: every event above crossed Redis; none carried a field outside the types. Each
+  // live message starts with the two positions in the retained logs (resuming with `after`),
+  // the only fields besides the event's own; clients never see them (checked per case above).
   expect(crossedRedis.length).toBeGreaterThanOrEqual(CASES.length * 2);
-  for (const message of crossedRedis) expect(message).not.toMatch(/email|_trace|traceparent|internalCost/);
+  for (const message of crossedRedis) {
+    expect(message).not.toMatch(/email|_trace|traceparent|internalCost/);
+    expect(message).toMatch(/^\{"logId":"\d+-\d+","allLogId":"\d+-\d+",/);
+  }
+});
+
+it('the retained log (resuming with after) holds what was published, nothing more', async () => {
+  const redis = new Redis(TEST_REDIS_URL);
+  try {
+    const log = await redis.xrange(`${gateway.config.redis.topicPrefix}log:all`, '-', '+');
+    expect(log.length).toBeGreaterThanOrEqual(CASES.length * 2);
+    for (const [, fields] of log) expect(fields.join(' ')).not.toMatch(/email|_trace|traceparent|internalCost|logId/);
+  } finally {
+    redis.disconnect();
+  }
 });

@@ -76,6 +76,7 @@ describe('loadConfig', () => {
       slowCloseGraceMs: 5_000,
     });
     expect(config.delivery).toEqual({ maxBuffered: 1_000, coalesceMs: 100 });
+    expect(config.eventLog).toEqual({ maxEvents: 500, maxAllEvents: 10_000, maxAgeSec: 3_600 });
     expect(config.jwt).toMatchObject({ jwksCacheMs: 600_000, jwksCooldownMs: 30_000 });
   });
 
@@ -97,6 +98,9 @@ describe('loadConfig', () => {
     [{ EVENT_COALESCE_MS: '-1' }, /EVENT_COALESCE_MS must be an integer/],
     [{ HTTP_RATE_LIMIT_BURST: 'many' }, /HTTP_RATE_LIMIT_BURST must be an integer/],
     [{ GRAPHQL_MAX_DEPTH: '0' }, /GRAPHQL_MAX_DEPTH must be an integer between 1/],
+    [{ EVENT_LOG_MAX_EVENTS: '-5' }, /EVENT_LOG_MAX_EVENTS must be an integer between 0/],
+    [{ EVENT_LOG_MAX_ALL: 'lots' }, /EVENT_LOG_MAX_ALL must be an integer/],
+    [{ EVENT_LOG_MAX_AGE_SEC: '0' }, /EVENT_LOG_MAX_AGE_SEC must be an integer between 1/],
   ])('names the bad limit: %p', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });

@@ -1,24 +1,26 @@
 import { Arg, ID, Resolver, Root, Subscription } from 'type-graphql';
 import type { AppInstalledEventMessage } from '../../contracts/events';
-import { subscribeToFamily } from '../shared/subscription';
+import { AFTER_DESCRIPTION, subscribeToFamily } from '../shared/subscription';
 import { AppInstalledEvent } from './app-event.type';
 
 @Resolver()
 export class AppEventResolver {
   @Subscription(() => AppInstalledEvent, {
     description:
-      "Apps installed on a user's devices (app.installed, app.install.completed). userId defaults to the caller; administrators may pass any id, or omit it for every user's. deviceId narrows to one device.",
+      "Apps installed on a user's devices (app.installed, app.install.completed). userId defaults to the caller; administrators may pass any id, or omit it for every user's. deviceId narrows to one device. after resumes after the last eventId received.",
     subscribe: ({ args, context }) =>
       subscribeToFamily(context, 'app', {
         field: 'appInstalled',
         userId: args.userId as string | null | undefined,
         deviceId: args.deviceId as string | null | undefined,
+        after: args.after as string | null | undefined,
       }),
   })
   appInstalled(
     @Root() event: AppInstalledEventMessage,
     @Arg('userId', () => ID, { nullable: true }) _userId?: string,
     @Arg('deviceId', () => ID, { nullable: true }) _deviceId?: string,
+    @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): AppInstalledEvent {
     return event as unknown as AppInstalledEvent;
   }

@@ -1,24 +1,26 @@
 import { Arg, ID, Resolver, Root, Subscription } from 'type-graphql';
 import type { DeviceStatusEventMessage } from '../../contracts/events';
-import { subscribeToFamily } from '../shared/subscription';
+import { AFTER_DESCRIPTION, subscribeToFamily } from '../shared/subscription';
 import { DeviceStatusEvent } from './device-event.type';
 
 @Resolver()
 export class DeviceEventResolver {
   @Subscription(() => DeviceStatusEvent, {
     description:
-      "Status changes of a user's devices (device.* events). userId defaults to the caller; administrators may pass any id, or omit it for every user's. deviceId narrows to one device.",
+      "Status changes of a user's devices (device.* events). userId defaults to the caller; administrators may pass any id, or omit it for every user's. deviceId narrows to one device. after resumes after the last eventId received.",
     subscribe: ({ args, context }) =>
       subscribeToFamily(context, 'device', {
         field: 'deviceStatusChanged',
         userId: args.userId as string | null | undefined,
         deviceId: args.deviceId as string | null | undefined,
+        after: args.after as string | null | undefined,
       }),
   })
   deviceStatusChanged(
     @Root() event: DeviceStatusEventMessage,
     @Arg('userId', () => ID, { nullable: true }) _userId?: string,
     @Arg('deviceId', () => ID, { nullable: true }) _deviceId?: string,
+    @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): DeviceStatusEvent {
     return event as unknown as DeviceStatusEvent;
   }

@@ -2,7 +2,7 @@ import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver, Root, Subscription
 import { resolveTargetUser } from '../../auth/authorization';
 import type { GraphQLContext } from '../../auth/context';
 import type { QuotaEventMessage } from '../../contracts/events';
-import { subscribeToFamily } from '../shared/subscription';
+import { AFTER_DESCRIPTION, subscribeToFamily } from '../shared/subscription';
 import { QuotaUsageDeltaInput, RenewQuotaInput, UpdateQuotaInput } from './quota.input';
 import { Quota, QuotaEvent } from './quota.type';
 
@@ -65,13 +65,18 @@ export class QuotaResolver {
 
   @Subscription(() => QuotaEvent, {
     description:
-      "Changes to a user's quota. userId defaults to the caller; administrators may pass any id, or omit it for every user's events.",
+      "Changes to a user's quota. userId defaults to the caller; administrators may pass any id, or omit it for every user's events. after resumes after the last eventId received.",
     subscribe: ({ args, context }) =>
-      subscribeToFamily(context, 'quota', { field: 'quotaChanged', userId: args.userId as string | null | undefined }),
+      subscribeToFamily(context, 'quota', {
+        field: 'quotaChanged',
+        userId: args.userId as string | null | undefined,
+        after: args.after as string | null | undefined,
+      }),
   })
   quotaChanged(
     @Root() event: QuotaEventMessage,
     @Arg('userId', () => ID, { nullable: true }) _userId?: string,
+    @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): QuotaEvent {
     return event as unknown as QuotaEvent;
   }

@@ -4,16 +4,23 @@
  * administrator who omitted `userId`), and wrap the pub/sub iterator: counted while it lives,
  * dropping any event that is not the target user's (defence in depth: topics are already per
  * user) or that an argument such as `deviceId` narrows away; and tell the socket when the
- * subscription's bounded buffer overflowed (the client is too slow: closed with 1013).
+ * subscription's bounded buffer overflowed (the client is too slow: closed with 1013). With
+ * `after`, the pub/sub replays the retained events that followed it before the live ones.
  */
 import { resolveTargetUser } from '../../auth/authorization';
 import type { ConnectionControl, GraphQLContext, Services } from '../../auth/context';
+import { BadUserInputError } from '../../contracts/errors';
 import type { EventOfFamily, GatewayEvent } from '../../contracts/events';
+import type { ResumeFrom } from '../../contracts/ports';
 import type { EventFamily } from '../../contracts/routing';
 import type { EventStream, Sink } from '../../lib/event-queue';
 
 /** A subscription's events, pulled (`next`) or pushed to a sink (the socket layer's fast path). */
 export type SubscriptionStream<T> = AsyncIterableIterator<T> & Pick<EventStream<T>, 'attach' | 'flush'>;
+
+/** The `after` argument every subscription field takes. */
+export const AFTER_DESCRIPTION =
+  'The eventId this client last received: the retained events that followed it come first, in order, then the live ones, none twice. HISTORY_EXPIRED when it is no longer retained (refetch with queries, then subscribe without after).';
 
 /** The `subscribe` of a subscription field over one event family. */
 export async function subscribeToFamily<F extends EventFamily>(
@@ -24,16 +31,22 @@ export async function subscribeToFamily<F extends EventFamily>(
     userId: string | null | undefined;
     /** Narrows device and app events to one device. */
     deviceId?: string | null;
+    /** Resume after this eventId: first the retained events that followed it, then live ones. */
+    after?: string | null;
   },
 ): Promise<SubscriptionStream<EventOfFamily[F]>> {
   const { deviceId } = options;
   const ctx = context as GraphQLContext;
   const target = resolveTargetUser(ctx, options.userId, { allowAll: true });
   const { pubsub, topics } = ctx.services;
+  // The same narrowing as GuardedSubscription's, applied to the replay before it is buffered.
+  const resume = resumeFrom(options.after, target, (event) =>
+    event.family === family && (deviceId == null || ('deviceId' in event && event.deviceId === deviceId)),
+  );
   const source =
     target === null
-      ? await pubsub.subscribe(topics.allUsers(family), { pattern: true })
-      : await pubsub.subscribe(topics.user(family, target));
+      ? await pubsub.subscribe(topics.allUsers(family), { pattern: true, resume })
+      : await pubsub.subscribe(topics.user(family, target), { resume });
   return new GuardedSubscription<EventOfFamily[F]>(source, {
     field: options.field,
     userId: target,
@@ -42,6 +55,17 @@ export async function subscribeToFamily<F extends EventFamily>(
     services: ctx.services,
     connection: ctx.connection,
   });
+}
+
+/** Longest `after` accepted: event ids are at most 200 characters (contracts/events.ts). */
+const MAX_AFTER_LENGTH = 200;
+
+function resumeFrom(after: string | null | undefined, userId: string | null, accept: (event: GatewayEvent) => boolean): ResumeFrom | undefined {
+  if (after == null) return undefined;
+  if (after.length === 0 || after.length > MAX_AFTER_LENGTH) {
+    throw new BadUserInputError(`after must be an eventId of 1 to ${MAX_AFTER_LENGTH} characters`);
+  }
+  return { after, userId, accept };
 }
 
 /**

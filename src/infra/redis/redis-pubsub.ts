@@ -2,15 +2,23 @@
  * Redis pub/sub fan-out through graphql-redis-subscriptions. Its `RedisPubSub` already shares one
  * Redis SUBSCRIBE per channel among all local subscribers (reference counted); this adapter
  * gives it the gateway's `EventPubSub` shape: `subscribe` resolves only once Redis confirmed the
- * SUBSCRIBE, and the iterator's `return()` drops the reference.
+ * SUBSCRIBE, and the iterator's `return()` drops the reference. With an event log (`log`), each
+ * publish also appends to the retained logs in the same Lua script, and `subscribe` can resume
+ * after an `eventId` (see event-log.ts).
  */
 import { RedisPubSub } from 'graphql-redis-subscriptions';
 import Redis from 'ioredis';
 import type { Logger } from 'pino';
 import type { GatewayEvent } from '../../contracts/events';
-import type { DependencyStatus, EventPubSub } from '../../contracts/ports';
+import { HistoryExpiredError } from '../../contracts/errors';
+import type { DependencyStatus, EventPubSub, ResumeFrom } from '../../contracts/ports';
+import { createTopics, type Topics } from '../../contracts/topics';
 import { redisClientName } from './client-name';
 import { createEventQueue, type EventStream, type QueueOptions } from '../../lib/event-queue';
+import { eventLogCommands, readAfter, ResumeGate, type EventLogOptions, type LogPositions, type SeamCounters } from './event-log';
+
+/** A live message: the event with its log positions (the publish script puts them first). */
+type LoggedEvent = GatewayEvent & LogPositions;
 
 /** What the bridge publishes: an object with its family and id (anything else on a channel is noise). */
 function isGatewayEvent(value: unknown): value is GatewayEvent {
@@ -32,6 +40,10 @@ export class RedisEventPubSub implements EventPubSub {
 
   /** Redis client names of this instance's connections (`CLIENT LIST` shows them to operators). */
   readonly clientNames: { readonly publisher: string; readonly subscriber: string };
+  /** How resumed subscriptions crossed from the log to live delivery (tests, operators). */
+  readonly seam: SeamCounters = { resumed: 0, replayed: 0, duplicatesDropped: 0, heldAndReleased: 0 };
+  private readonly topics: Topics;
+  private readonly log: ReturnType<typeof eventLogCommands> | undefined;
 
   constructor(
     url: string,
@@ -39,7 +51,10 @@ export class RedisEventPubSub implements EventPubSub {
     private readonly logger: Logger,
     /** Bound and coalescing of each subscription's buffer. */
     private readonly delivery?: QueueOptions<GatewayEvent>,
+    /** Retention for resuming with `after`; without it (or with `maxEvents` 0) nothing is retained. */
+    private readonly logOptions?: EventLogOptions,
   ) {
+    this.topics = createTopics(topicPrefix);
     this.clientNames = { publisher: redisClientName('publisher', topicPrefix), subscriber: redisClientName('subscriber', topicPrefix) };
     const options = {
       // Commands issued while Redis is away wait for the reconnect rather than fail at once;
@@ -80,6 +95,7 @@ export class RedisEventPubSub implements EventPubSub {
       });
     }
     this.pubsub = new RedisPubSub({ publisher: this.publisher, subscriber: this.subscriber });
+    this.log = logOptions && logOptions.maxEvents > 0 ? eventLogCommands(this.publisher) : undefined;
     // RedisPubSub.unsubscribe() fires UNSUBSCRIBE/PUNSUBSCRIBE and drops the promises; while Redis
     // is away they reject with nobody listening. Observe them here: the channel is gone either way
     // (ioredis only resubscribes what is still subscribed when it reconnects).
@@ -100,10 +116,26 @@ export class RedisEventPubSub implements EventPubSub {
    */
   async publish(topic: string, event: GatewayEvent): Promise<void> {
     if (!this.subscriberLive) throw new Error('redis subscriber is reconnecting');
-    await this.pubsub.publish(topic, event);
+    const { log, logOptions } = this;
+    if (!log || !logOptions) {
+      await this.pubsub.publish(topic, event);
+      return;
+    }
+    // One script, one round trip: appended to both logs and published as one atomic step.
+    await log.cprLogPublish(
+      this.topics.userLog(event.userId),
+      this.topics.allUsersLog(),
+      topic,
+      event.eventId,
+      JSON.stringify(event),
+      logOptions.maxEvents,
+      logOptions.maxAllEvents,
+      logOptions.maxAgeMs,
+    );
   }
 
-  async subscribe(topic: string, options: { pattern?: boolean } = {}): Promise<EventStream<GatewayEvent>> {
+  async subscribe(topic: string, options: { pattern?: boolean; resume?: ResumeFrom } = {}): Promise<EventStream<GatewayEvent>> {
+    if (options.resume) return this.subscribeResumed(topic, options.pattern === true, options.resume);
     let subscriptionId: number | undefined;
     let released = false;
     const unsubscribe = (id: number) =>
@@ -141,6 +173,98 @@ export class RedisEventPubSub implements EventPubSub {
     );
     // The client may have gone while SUBSCRIBE was in flight.
     if (released) unsubscribe(subscriptionId);
+    return queue.iterator;
+  }
+
+  /**
+   * `subscribe` with `after`: the live subscription first (its messages held by a `ResumeGate`),
+   * then the log read, then replay and release as synchronous pushes into the one queue. The
+   * plain `subscribe` above stays exactly as it was: resuming costs nothing to the others.
+   */
+  private async subscribeResumed(topic: string, pattern: boolean, resume: ResumeFrom): Promise<EventStream<GatewayEvent>> {
+    const { log } = this;
+    if (!log || (resume.userId === null && !(this.logOptions && this.logOptions.maxAllEvents > 0))) {
+      throw new HistoryExpiredError();
+    }
+    const maxBuffered = this.delivery?.maxBuffered ?? Number.POSITIVE_INFINITY;
+    // Replayed events are exactly what the client missed: never coalesced (a WeakSet, so the
+    // plain subscriptions' options and the queue's hot path stay untouched).
+    const replayed = new WeakSet<GatewayEvent>();
+    const classify = this.delivery?.classify;
+    const delivery: QueueOptions<GatewayEvent> | undefined =
+      this.delivery && classify
+        ? { ...this.delivery, classify: (event) => (replayed.has(event) ? undefined : classify(event)) }
+        : this.delivery;
+    let subscriptionId: number | undefined;
+    let released = false;
+    const unsubscribe = (id: number) =>
+      queueMicrotask(() => {
+        try {
+          this.pubsub.unsubscribe(id);
+        } catch (error) {
+          this.logger.debug({ err: error, topic }, 'redis unsubscribe of an unknown subscription');
+        }
+      });
+    const queue = createEventQueue<GatewayEvent>(() => {
+      released = true;
+      if (subscriptionId !== undefined) unsubscribe(subscriptionId);
+    }, delivery);
+    const push = (event: GatewayEvent) => {
+      try {
+        queue.push(event);
+      } catch (error) {
+        this.logger.warn({ err: error, topic }, 'redis message could not be queued; dropped');
+      }
+    };
+    const position: (event: LoggedEvent) => string | undefined =
+      resume.userId === null ? (event) => event.allLogId : (event) => event.logId;
+    const gate = new ResumeGate<LoggedEvent>(position, push, maxBuffered, this.seam);
+    try {
+      subscriptionId = await this.pubsub.subscribe<LoggedEvent>(
+        topic,
+        (event) => {
+          if (!isGatewayEvent(event)) {
+            this.logger.warn({ topic }, 'redis message that is not a gateway event; dropped');
+            return;
+          }
+          gate.live(event);
+        },
+        { pattern },
+      );
+      if (released) {
+        unsubscribe(subscriptionId);
+        return queue.iterator;
+      }
+      const logKey = resume.userId === null ? this.topics.allUsersLog() : this.topics.userLog(resume.userId);
+      const found = await readAfter(log, logKey, resume.after);
+      if (!found) throw new HistoryExpiredError();
+      const events: GatewayEvent[] = [];
+      for (const entry of found.entries) {
+        let event: unknown;
+        try {
+          event = JSON.parse(entry.json);
+        } catch {
+          continue;
+        }
+        if (isGatewayEvent(event) && (resume.userId === null || event.userId === resume.userId) && resume.accept(event)) {
+          events.push(event);
+        }
+      }
+      // More than the buffer holds would end the subscription as too slow (1013), and the same
+      // `after` would do it again: the client must refetch instead.
+      if (events.length >= maxBuffered) {
+        throw new HistoryExpiredError(
+          `More events were missed (${events.length}) than one subscription may buffer: query the current state, then subscribe again without \`after\``,
+        );
+      }
+      gate.open(events, found.last, (event) => {
+        replayed.add(event);
+        push(event);
+      });
+    } catch (error) {
+      await queue.iterator.return?.();
+      throw error;
+    }
     return queue.iterator;
   }
 

@@ -1,0 +1,62 @@
+/**
+ * The embedded defaults resume too: the in-process pub/sub keeps the same bounded log in memory,
+ * replays what followed `after` (uncoalesced, through the subscription's filter) before live
+ * events, and answers HISTORY_EXPIRED for what it no longer holds.
+ */
+import { coalescingKey, combine, supersedes } from '../../src/contracts/coalescing';
+import { HistoryExpiredError } from '../../src/contracts/errors';
+import type { GatewayEvent } from '../../src/contracts/events';
+import { createTopics } from '../../src/contracts/topics';
+import { MemoryPubSub } from '../../src/infra/memory/memory-pubsub';
+
+const topics = createTopics('t:');
+const quota = (userId: string, id: string, n: number) =>
+  ({
+    family: 'quota',
+    kind: 'UPDATED',
+    eventId: id,
+    type: 'quota.updated',
+    userId,
+    occurredAt: new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString(),
+    quotaId: `q-${userId}`,
+  }) as unknown as GatewayEvent;
+const order = (userId: string, id: string) =>
+  ({ family: 'order', eventId: id, type: 'order.completed', userId, occurredAt: new Date().toISOString(), orderId: id }) as GatewayEvent;
+
+function pubsub(maxEvents = 4) {
+  return new MemoryPubSub(
+    { maxBuffered: 100, coalesceMs: 60_000, classify: coalescingKey, supersedes, combine },
+    { maxEvents, maxAllEvents: 6, maxAgeMs: 60_000 },
+  );
+}
+
+it('replays what followed after, uncoalesced and filtered, then live events; keeps the last maxEvents', async () => {
+  const p = pubsub();
+  for (let n = 1; n <= 5; n++) await p.publish(topics.user('quota', 'u'), quota('u', `q${n}`, n));
+  await p.publish(topics.user('order', 'u'), order('u', 'o1'));
+  const stream = await p.subscribe(topics.user('quota', 'u'), {
+    resume: { after: 'q3', userId: 'u', accept: (e) => e.family === 'quota' },
+  });
+  await p.publish(topics.user('quota', 'u'), quota('u', 'q6', 6));
+  const got: string[] = [];
+  for (let i = 0; i < 3; i++) got.push(((await stream.next()).value as GatewayEvent).eventId);
+  expect(got).toEqual(['q4', 'q5', 'q6']);
+  // Five quota and one order, four kept: q1 and q2 are gone.
+  await expect(p.subscribe(topics.user('quota', 'u'), { resume: { after: 'q2', userId: 'u', accept: () => true } })).rejects.toBeInstanceOf(
+    HistoryExpiredError,
+  );
+  await expect(p.subscribe(topics.user('quota', 'v'), { resume: { after: 'q5', userId: 'v', accept: () => true } })).rejects.toBeInstanceOf(
+    HistoryExpiredError,
+  );
+  await stream.return?.();
+});
+
+it('administrators resume every user\'s events from the every-user log', async () => {
+  const p = pubsub();
+  await p.publish(topics.user('order', 'a'), order('a', 'a1'));
+  await p.publish(topics.user('order', 'b'), order('b', 'b1'));
+  await p.publish(topics.user('order', 'a'), order('a', 'a2'));
+  const stream = await p.subscribe(topics.allUsers('order'), { pattern: true, resume: { after: 'a1', userId: null, accept: () => true } });
+  expect([(await stream.next()).value?.eventId, (await stream.next()).value?.eventId]).toEqual(['b1', 'a2']);
+  await stream.return?.();
+});
