@@ -36,12 +36,31 @@ describe('SharedExecution', () => {
     });
   });
 
+  it('keys a selection by document, operation and the variables the payload uses, not the root arguments', () => {
+    const execution = new SharedExecution(schema, (formatted) => formatted);
+    const document = parse(
+      'subscription($u: ID, $after: ID, $withUsage: Boolean!) { quotaChanged(userId: $u, after: $after) { eventId usage @include(if: $withUsage) { currentDevices } } }',
+    );
+    const key = (variableValues: Record<string, unknown>) => execution.selectionKey({ document, variableValues });
+    // userId and after only choose the stream: one execution serves them all.
+    expect(key({ u: 'u1', after: 'e1', withUsage: true })).toBe(key({ u: 'u2', after: 'e9', withUsage: true }));
+    // A variable inside the selection changes the payload.
+    expect(key({ u: 'u1', withUsage: true })).not.toBe(key({ u: 'u1', withUsage: false }));
+    // Variables used in fragments count too.
+    const withFragment = parse(
+      'subscription($u: ID, $full: Boolean!) { quotaChanged(userId: $u) { ...F } } fragment F on QuotaEvent { eventId usage @include(if: $full) { currentDevices } }',
+    );
+    const fragmentKey = (variableValues: Record<string, unknown>) => execution.selectionKey({ document: withFragment, variableValues });
+    expect(fragmentKey({ u: 'a', full: true })).toBe(fragmentKey({ u: 'b', full: true }));
+    expect(fragmentKey({ u: 'a', full: true })).not.toBe(fragmentKey({ u: 'a', full: false }));
+  });
+
   it('executes once per event and selection, and keys equal documents and variables alike', () => {
     let executions = 0;
     const execution = new SharedExecution(schema, (formatted) => formatted, () => executions++);
-    const document = parse('subscription($u: ID) { quotaChanged(userId: $u) { eventId kind } }');
-    const a = { schema, document, variableValues: { u: 'u1' } };
-    const b = { schema, document, variableValues: { u: 'u2' } };
+    const document = parse('subscription($u: ID, $full: Boolean!) { quotaChanged(userId: $u) { eventId kind usage @include(if: $full) { currentDevices } } }');
+    const a = { schema, document, variableValues: { u: 'u1', full: true } };
+    const b = { schema, document, variableValues: { u: 'u1', full: false } };
     expect(execution.selectionKey(a)).toBe(execution.selectionKey({ ...a }));
     expect(execution.selectionKey(a)).not.toBe(execution.selectionKey(b));
     for (let i = 0; i < 5; i++) execution.payload(events.quotaChanged, execution.selectionKey(a), a);

@@ -19,7 +19,11 @@
  */
 import {
   execute,
+  getOperationAST,
   GraphQLObjectType,
+  Kind,
+  visit,
+  type ASTNode,
   GraphQLSchema,
   type DocumentNode,
   type ExecutionArgs,
@@ -63,6 +67,8 @@ export class SharedExecution {
   /** Per event (while anything still holds it): selection key -> serialized `ExecutionResult`. */
   private readonly payloads = new WeakMap<object, Map<string, string>>();
   private readonly documentIds = new WeakMap<DocumentNode, number>();
+  /** Per document and operation name: the variables its payload can depend on. */
+  private readonly payloadVariables = new WeakMap<DocumentNode, Map<string, readonly string[]>>();
   private nextDocumentId = 0;
 
   constructor(
@@ -75,8 +81,11 @@ export class SharedExecution {
   }
 
   /**
-   * What identifies a selection. Documents are shared by query text (the socket layer caches
-   * parsed documents), so equal subscriptions from different sockets get equal keys.
+   * What identifies a selection: the document (shared by query text: the socket layer caches
+   * parsed documents), the operation, and the values of the variables the payload can depend on.
+   * The root field's own arguments (`userId`, `deviceId`, `after`) only choose the stream, so
+   * subscribers who differ only in those (every resumed subscription has its own `after`) still
+   * share one execution.
    */
   selectionKey(args: Pick<ExecutionArgs, 'document' | 'operationName' | 'variableValues'>): string {
     let id = this.documentIds.get(args.document);
@@ -84,7 +93,45 @@ export class SharedExecution {
       id = ++this.nextDocumentId;
       this.documentIds.set(args.document, id);
     }
-    return `${id}\u0000${args.operationName ?? ''}\u0000${JSON.stringify(args.variableValues ?? {})}`;
+    const values = args.variableValues ?? {};
+    const used: Record<string, unknown> = {};
+    for (const name of this.variablesOf(args.document, args.operationName)) used[name] = values[name];
+    return `${id}\u0000${args.operationName ?? ''}\u0000${JSON.stringify(used)}`;
+  }
+
+  /** The variables used anywhere but in the root fields' arguments, sorted. */
+  private variablesOf(document: DocumentNode, operationName: string | null | undefined): readonly string[] {
+    let byOperation = this.payloadVariables.get(document);
+    if (!byOperation) {
+      byOperation = new Map();
+      this.payloadVariables.set(document, byOperation);
+    }
+    const cached = byOperation.get(operationName ?? '');
+    if (cached) return cached;
+    const names = new Set<string>();
+    const collect = (node: ASTNode) =>
+      visit(node, {
+        Variable(variable) {
+          names.add(variable.name.value);
+        },
+      });
+    const operation = getOperationAST(document, operationName);
+    if (operation) {
+      for (const directive of operation.directives ?? []) collect(directive);
+      for (const selection of operation.selectionSet.selections) {
+        if (selection.kind !== Kind.FIELD) {
+          collect(selection);
+          continue;
+        }
+        for (const directive of selection.directives ?? []) collect(directive);
+        if (selection.selectionSet) collect(selection.selectionSet);
+      }
+    }
+    // Fragments may be spread anywhere: every variable they use counts.
+    for (const definition of document.definitions) if (definition.kind === Kind.FRAGMENT_DEFINITION) collect(definition);
+    const sorted = [...names].sort();
+    byOperation.set(operationName ?? '', sorted);
+    return sorted;
   }
 
   /** The `next` payload of `event` for a selection, as JSON text; executed once per pair. */
