@@ -37,6 +37,7 @@ const USAGE = `npm run bench -- [flags]
   --seconds N             measured window per phase (default 10; quick 3)
   --no-search             skip the per-user max-sustainable-rate search
   --profile               CPU-profile the gateway during each fixed-rate window, print the top functions
+  --gateway-env K=V,K=V   extra environment for the gateway (e.g. EVENT_LOG_MAX_EVENTS=0 to compare without the retained log)
   --help`;
 
 interface Options {
@@ -55,6 +56,8 @@ interface Options {
   readonly searchRates: readonly number[];
   readonly searchSeconds: number;
   readonly profile: boolean;
+  /** Extra gateway configuration (`--gateway-env`). */
+  readonly gatewayEnv: Readonly<Record<string, string>>;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -63,7 +66,7 @@ function parseOptions(argv: string[]): Options {
     const a = argv[i] as string;
     if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}"\n${USAGE}`);
     const [key, inline] = a.slice(2).split('=', 2) as [string, string | undefined];
-    const takesValue = ['scenarios', 'servers', 'c', 'fanout-c', 'rate', 'fanout-rate', 'seconds'].includes(key);
+    const takesValue = ['scenarios', 'servers', 'c', 'fanout-c', 'rate', 'fanout-rate', 'seconds', 'gateway-env'].includes(key);
     if (!takesValue && !['quick', 'no-search', 'profile', 'help'].includes(key)) throw new Error(`unknown flag --${key}\n${USAGE}`);
     if (takesValue) {
       const value = inline ?? argv[++i];
@@ -113,7 +116,19 @@ function parseOptions(argv: string[]): Options {
     searchRates: quick ? [2000, 4000] : [2000, 4000, 8000, 16_000],
     searchSeconds: quick ? 2 : 4,
     profile: flags.has('profile'),
+    gatewayEnv: gatewayEnv(flags.get('gateway-env')),
   };
+}
+
+function gatewayEnv(value: string | true | undefined): Record<string, string> {
+  if (typeof value !== 'string') return {};
+  const env: Record<string, string> = {};
+  for (const pair of value.split(',')) {
+    const [key, ...rest] = pair.split('=');
+    if (!key || !/^[A-Z][A-Z0-9_]*$/.test(key) || rest.length === 0) throw new Error(`--gateway-env: expected KEY=VALUE, got "${pair}"`);
+    env[key] = rest.join('=');
+  }
+  return env;
 }
 
 // ---------------------------------------------------------------- processes and run resources
@@ -237,7 +252,7 @@ async function newDatabase(): Promise<string> {
   return url.toString();
 }
 
-async function serverSpec(kind: ServerKind): Promise<ServerSpec> {
+async function serverSpec(kind: ServerKind, options: Options): Promise<ServerSpec> {
   const n = ++serial;
   const queue = `${runId}.${kind}.${n}.events`;
   made.queues.push(queue);
@@ -249,7 +264,7 @@ async function serverSpec(kind: ServerKind): Promise<ServerSpec> {
   made.queues.push(dlq);
   made.exchanges.push(dlx);
   made.redisPrefixes.push(topicPrefix);
-  return { ...base, databaseUrl: await newDatabase(), redisUrl: REDIS_URL, topicPrefix, dlq, dlx };
+  return { ...base, databaseUrl: await newDatabase(), redisUrl: REDIS_URL, topicPrefix, dlq, dlx, env: options.gatewayEnv };
 }
 
 async function cleanup(): Promise<void> {
@@ -370,7 +385,7 @@ async function measure(
   pinned: boolean,
   log: (line: string) => void,
 ): Promise<Row> {
-  const spec = await serverSpec(kind);
+  const spec = await serverSpec(kind, opts);
   const server = await ServerProcess.start(spec, pinned);
   const loadOptions = { url: `ws://127.0.0.1:${server.port}/graphql`, mode, jwtSecret: JWT_SECRET, channel, exchange };
   const load = new Load({ ...loadOptions, clients: c, runTag: `${runId.slice(-6)}s${serial}` });

@@ -21,6 +21,8 @@ export interface ServerSpec extends BenchServerConfig {
   readonly topicPrefix?: string;
   readonly dlq?: string;
   readonly dlx?: string;
+  /** Extra gateway environment (`--gateway-env`). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface ServerStats {
@@ -63,6 +65,7 @@ async function startGateway(spec: ServerSpec): Promise<RunningServer> {
     AMQP_DLX: spec.dlx,
     REDIS_TOPIC_PREFIX: spec.topicPrefix,
     JWT_SECRET: spec.jwtSecret,
+    ...spec.env,
   });
   const app = buildApp(config, createLogger(config.logLevel));
   await app.start();
