@@ -4,20 +4,23 @@
  * calls `apply` before it publishes to the fan-out, and `ownerOfDevice` for events that name a
  * device but no user.
  *
- * Each event is applied in one transaction, at most once: its `eventId` goes into
- * `processed_event` first (a redelivery or the echo of the gateway's own outbox event stops
- * there). A row changes only when the event is newer than the last one applied to it (later
- * `occurredAt`; equal times ordered by `eventId`), so replayed or out-of-order events never put
- * older state over newer. Rows are last-writer-wins as a whole: an ignored older event is not
- * merged field by field. Anything thrown is transient (database down): the bridge requeues.
+ * Each event is applied at most once: its `eventId` goes into `processed_event` in the same
+ * transaction (a redelivery or the echo of the gateway's own outbox event stops there). A row
+ * changes only when the event is newer than the last one applied to it (later `occurredAt`; equal
+ * times ordered by `eventId`), so replayed or out-of-order events never put older state over
+ * newer. Rows are last-writer-wins as a whole: an ignored older event is not merged field by
+ * field. Anything thrown is transient (database down): the bridge requeues.
  *
- * Group commit: a user's events are applied one batch after another, in arrival order. While a
- * batch is being written, the user's next events wait and then go together in one transaction,
- * where state-like events (quota, device status) are folded in memory into one row write per
- * entity. A burst for one user therefore costs a few statements per batch, not a transaction per
- * event, and does not hold the consumer's in-flight window (and so other users) for long. The
- * result is the same as applying the events one by one; a batch that fails is retried one event
- * at a time, so only the event that cannot be applied is requeued.
+ * Group commit: one transaction at a time, for every user. The events that arrive while a
+ * transaction is being written (at most `MAX_BATCH`) go together in the next one, whoever they
+ * belong to, and resolve in arrival order when it commits, so a user's events are applied and
+ * published in the order this instance received them. Inside a transaction the work is
+ * set-based, in raw SQL (Prisma's typed queries cost several times more CPU per row): one
+ * statement claims every `eventId`, then per table one statement locks the rows the events name,
+ * one updates those that exist and one inserts the others, with each row's events (arrival order)
+ * folded in memory into one write. A burst therefore costs a few statements per transaction, not
+ * a transaction per event. The result is the same as applying the events one by one; a batch that
+ * fails is retried one event at a time, so only the event that cannot be applied is requeued.
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -30,7 +33,7 @@ import {
   type QuotaEventMessage,
 } from '../../contracts/events';
 import type { ReadModel } from '../../contracts/ports';
-import type { Prisma, PrismaClient } from '../../infra/db/generated/client';
+import { Prisma, type PrismaClient } from '../../infra/db/generated/client';
 import { InstallationStatus } from '../app/app-installation.type';
 import { OrderStatus } from '../order/order.type';
 import { QuotaStatus } from '../quota/quota.type';
@@ -39,10 +42,13 @@ import { TRANSACTION_OPTIONS } from '../shared/outbox';
 
 type Tx = Prisma.TransactionClient;
 
+/** Column values by database column name; Dates and numbers as JSON carries them. */
+type Columns = Record<string, unknown>;
+
 /** Decimal(14, 2) holds 12 digits before the point; a larger amount is kept out rather than failing forever. */
 const STORABLE_AMOUNT = /^-?\d{1,12}(\.\d+)?$/;
 
-function stampOf(event: GatewayEvent) {
+function stampOf(event: GatewayEvent): { lastEventAt: Date; lastEventId: string } {
   return { lastEventAt: new Date(event.occurredAt), lastEventId: event.eventId };
 }
 
@@ -58,70 +64,6 @@ async function lockedIfNewer<R extends { lastEventAt: Date | null; lastEventId: 
   return row;
 }
 
-/** The quota columns an event sets. */
-function quotaData(event: QuotaEventMessage): Record<string, unknown> {
-  const at = new Date(event.occurredAt);
-  const data: Record<string, unknown> = {};
-  if (event.kind === 'DELETED') {
-    data.deletedAt = at;
-  } else {
-    for (const key of Object.keys(QUOTA_LIMIT_FIELDS) as (keyof typeof QUOTA_LIMIT_FIELDS)[]) {
-      if (event.limits?.[key] !== undefined) data[key] = event.limits[key];
-    }
-    for (const key of Object.keys(QUOTA_USAGE_FIELDS) as (keyof typeof QUOTA_USAGE_FIELDS)[]) {
-      if (event.usage?.[key] !== undefined) data[key] = event.usage[key];
-    }
-    const status = event.status ?? (event.kind === 'EXCEEDED' ? QuotaStatus.EXCEEDED : undefined);
-    if (status) data.status = status;
-    if (event.validUntil) data.validUntil = new Date(event.validUntil);
-    data.deletedAt = null;
-  }
-  return data;
-}
-
-async function applyQuota(tx: Tx, event: QuotaEventMessage): Promise<void> {
-  const stamp = stampOf(event);
-  const data = quotaData(event);
-  // A new row (tombstone included, so an older event cannot bring a deleted quota back).
-  const created = await tx.quota.createMany({
-    data: [{ id: event.quotaId ?? randomUUID(), userId: event.userId, ...data, ...stamp }],
-    skipDuplicates: true,
-  });
-  if (created.count === 1) return;
-  const row = await lockedIfNewer(
-    event,
-    () => tx.$queryRaw`SELECT id FROM quota WHERE user_id = ${event.userId} FOR UPDATE`,
-    () => tx.quota.findUnique({ where: { userId: event.userId } }),
-  );
-  if (row) {
-    await tx.quota.update({ where: { userId: event.userId }, data: { ...data, version: { increment: 1 }, ...stamp } });
-    return;
-  }
-  // The platform's quota id belongs to another user's row here: keep this user's quota anyway.
-  if (!(await tx.quota.findUnique({ where: { userId: event.userId }, select: { id: true } }))) {
-    await tx.quota.create({ data: { id: randomUUID(), userId: event.userId, ...data, ...stamp } });
-  }
-}
-
-/**
- * A user's quota events folded into one write: each event newer than the row's last one (and
- * than the events folded before it) merges its columns over the previous ones, exactly as applying
- * them one by one would. Without a row yet, or when creating it collides, falls back to one by one.
- */
-async function applyQuotaFolded(tx: Tx, events: readonly QuotaEventMessage[]): Promise<void> {
-  const first = events[0];
-  if (!first) return;
-  const { userId } = first;
-  await tx.$queryRaw`SELECT id FROM quota WHERE user_id = ${userId} FOR UPDATE`;
-  const row = await tx.quota.findUnique({ where: { userId }, select: { lastEventAt: true, lastEventId: true } });
-  if (!row || events.length === 1) {
-    for (const event of events) await applyQuota(tx, event);
-    return;
-  }
-  const folded = foldNewer(row, events, quotaData);
-  if (folded) await tx.quota.update({ where: { userId }, data: folded });
-}
-
 /**
  * The columns to write for `events` (arrival order) over a row stamped `row`: each event newer
  * than the row and than the events taken before it merges its columns over theirs, exactly as
@@ -130,10 +72,10 @@ async function applyQuotaFolded(tx: Tx, events: readonly QuotaEventMessage[]): P
 function foldNewer<E extends GatewayEvent>(
   row: EventStamp,
   events: readonly E[],
-  columns: (event: E) => Record<string, unknown>,
-): Record<string, unknown> | undefined {
+  columns: (event: E) => Columns,
+): { columns: Columns; applied: number; stamp: EventStamp } | undefined {
   let stamp = row;
-  let data: Record<string, unknown> = {};
+  let data: Columns = {};
   let applied = 0;
   for (const event of events) {
     const at = new Date(event.occurredAt);
@@ -142,86 +84,255 @@ function foldNewer<E extends GatewayEvent>(
     stamp = { lastEventAt: at, lastEventId: event.eventId };
     applied++;
   }
-  return applied === 0 ? undefined : { ...data, version: { increment: applied }, ...stamp };
+  return applied === 0 ? undefined : { columns: data, applied, stamp };
 }
 
-/** One device's status events folded into one write (see `applyQuotaFolded`). */
-async function applyDeviceFolded(tx: Tx, events: readonly DeviceStatusEventMessage[]): Promise<void> {
-  const first = events[0];
-  if (!first) return;
-  const { deviceId } = first;
-  await tx.$queryRaw`SELECT id FROM device WHERE id = ${deviceId} FOR UPDATE`;
-  const row = await tx.device.findUnique({ where: { id: deviceId }, select: { lastEventAt: true, lastEventId: true } });
-  if (!row || events.length === 1) {
-    for (const event of events) await applyDevice(tx, event);
-    return;
+/**
+ * A table whose rows events fold into. `update` gives the columns an event newer than the row
+ * sets; `create` the row an event makes when there is none (every NOT NULL column without a
+ * database default). Column names are the database's: the statements are raw SQL.
+ */
+interface Folding<E extends GatewayEvent> {
+  readonly table: string;
+  /** The column an event finds its row by (unique). */
+  readonly key: string;
+  readonly keyOf: (event: E) => string;
+  readonly update: (event: E) => Columns;
+  /** `attempt` counts the inserts of this row that a conflict skipped in this transaction. */
+  readonly create: (event: E, attempt: number) => Columns;
+  /** Every column `update` may set, plus the ones every write sets. */
+  readonly updatable: readonly string[];
+  /** Every column `create` may set, plus the ones every write sets. */
+  readonly insertable: readonly string[];
+}
+
+/** Set on every write besides the entity's own columns. */
+const WRITE_COLUMNS = ['version', 'last_event_at', 'last_event_id', 'updated_at'] as const;
+
+const QUOTA_LIMIT_COLUMNS: Readonly<Record<keyof typeof QUOTA_LIMIT_FIELDS, string>> = {
+  maxDevices: 'max_devices',
+  maxConcurrentDevices: 'max_concurrent_devices',
+  maxCpuCoresPerDevice: 'max_cpu_cores_per_device',
+  maxMemoryMBPerDevice: 'max_memory_mb_per_device',
+  maxStorageGBPerDevice: 'max_storage_gb_per_device',
+  totalCpuCores: 'total_cpu_cores',
+  totalMemoryGB: 'total_memory_gb',
+  totalStorageGB: 'total_storage_gb',
+  maxBandwidthMbps: 'max_bandwidth_mbps',
+  monthlyTrafficGB: 'monthly_traffic_gb',
+  maxUsageHoursPerDay: 'max_usage_hours_per_day',
+  maxUsageHoursPerMonth: 'max_usage_hours_per_month',
+};
+
+const QUOTA_USAGE_COLUMNS: Readonly<Record<keyof typeof QUOTA_USAGE_FIELDS, string>> = {
+  currentDevices: 'current_devices',
+  currentConcurrentDevices: 'current_concurrent_devices',
+  usedCpuCores: 'used_cpu_cores',
+  usedMemoryGB: 'used_memory_gb',
+  usedStorageGB: 'used_storage_gb',
+  currentBandwidthMbps: 'current_bandwidth_mbps',
+  monthlyTrafficUsedGB: 'monthly_traffic_used_gb',
+  todayUsageHours: 'today_usage_hours',
+  monthlyUsageHours: 'monthly_usage_hours',
+};
+
+const entries = <K extends string>(record: Readonly<Record<K, string>>) => Object.entries(record) as [K, string][];
+
+/** The quota columns an event sets. */
+function quotaColumns(event: QuotaEventMessage): Columns {
+  if (event.kind === 'DELETED') return { deleted_at: new Date(event.occurredAt) };
+  const data: Columns = {};
+  for (const [field, column] of entries(QUOTA_LIMIT_COLUMNS)) {
+    if (event.limits?.[field] !== undefined) data[column] = event.limits[field];
   }
-  const folded = foldNewer(row, events, deviceData);
-  if (folded) await tx.device.update({ where: { id: deviceId }, data: folded });
+  for (const [field, column] of entries(QUOTA_USAGE_COLUMNS)) {
+    if (event.usage?.[field] !== undefined) data[column] = event.usage[field];
+  }
+  const status = event.status ?? (event.kind === 'EXCEEDED' ? QuotaStatus.EXCEEDED : undefined);
+  if (status) data.status = status;
+  if (event.validUntil) data.valid_until = new Date(event.validUntil);
+  data.deleted_at = null;
+  return data;
 }
 
-/** The device columns a status event sets; the owner never changes. */
-function deviceData(event: DeviceStatusEventMessage): Record<string, unknown> {
+const QUOTA: Folding<QuotaEventMessage> = {
+  table: 'quota',
+  key: 'user_id',
+  keyOf: (event) => event.userId,
+  update: quotaColumns,
+  create: (event, attempt) => ({
+    // The platform's quota id, unless it belongs to another user's row: keep this user's quota anyway.
+    id: attempt === 0 ? (event.quotaId ?? randomUUID()) : randomUUID(),
+    user_id: event.userId,
+    status: QuotaStatus.ACTIVE,
+    // A tombstone too, so an older event cannot bring a deleted quota back.
+    ...quotaColumns(event),
+  }),
+  updatable: [...Object.values(QUOTA_LIMIT_COLUMNS), ...Object.values(QUOTA_USAGE_COLUMNS), 'status', 'valid_until', 'deleted_at', ...WRITE_COLUMNS],
+  insertable: ['id', 'user_id', ...Object.values(QUOTA_LIMIT_COLUMNS), ...Object.values(QUOTA_USAGE_COLUMNS), 'status', 'valid_until', 'deleted_at', ...WRITE_COLUMNS],
+};
+
+/** The device columns a status event sets; the owner never changes (an event cannot move a device to another user). */
+function deviceColumns(event: DeviceStatusEventMessage): Columns {
   return {
     status: event.status,
-    statusReason: event.reason ?? null,
+    status_reason: event.reason ?? null,
     ...(event.deviceName ? { name: event.deviceName } : {}),
-    ...(event.providerType ? { providerType: event.providerType } : {}),
+    ...(event.providerType ? { provider_type: event.providerType } : {}),
   };
 }
 
-async function applyDevice(tx: Tx, event: DeviceStatusEventMessage): Promise<void> {
-  const stamp = stampOf(event);
-  const created = await tx.device.createMany({
-    data: [
-      {
-        id: event.deviceId,
-        userId: event.userId,
-        name: event.deviceName ?? event.deviceId,
-        status: event.status,
-        providerType: event.providerType ?? null,
-        statusReason: event.reason ?? null,
-        createdAt: new Date(event.occurredAt),
-        ...stamp,
-      },
-    ],
-    skipDuplicates: true,
-  });
-  if (created.count === 1) return;
-  const row = await lockedIfNewer(
-    event,
-    () => tx.$queryRaw`SELECT id FROM device WHERE id = ${event.deviceId} FOR UPDATE`,
-    () => tx.device.findUnique({ where: { id: event.deviceId } }),
-  );
-  if (!row) return;
-  // The owner stays the one the read model knows: an event cannot move a device to another user.
-  await tx.device.update({ where: { id: event.deviceId }, data: { ...deviceData(event), version: { increment: 1 }, ...stamp } });
-}
+const DEVICES: Folding<DeviceStatusEventMessage> = {
+  table: 'device',
+  key: 'id',
+  keyOf: (event) => event.deviceId,
+  update: deviceColumns,
+  create: (event) => ({
+    id: event.deviceId,
+    user_id: event.userId,
+    name: event.deviceName ?? event.deviceId,
+    status: event.status,
+    provider_type: event.providerType ?? null,
+    status_reason: event.reason ?? null,
+    created_at: new Date(event.occurredAt),
+  }),
+  updatable: ['status', 'status_reason', 'name', 'provider_type', ...WRITE_COLUMNS],
+  insertable: ['id', 'user_id', 'name', 'status', 'provider_type', 'status_reason', 'created_at', ...WRITE_COLUMNS],
+};
 
-async function applyOrder(tx: Tx, event: OrderCompletedEventMessage): Promise<void> {
-  const stamp = stampOf(event);
-  const at = new Date(event.occurredAt);
+function orderColumns(event: OrderCompletedEventMessage): Columns {
   const amount = event.amount !== undefined && STORABLE_AMOUNT.test(event.amount) ? event.amount : undefined;
-  const details = {
+  return {
+    status: OrderStatus.COMPLETED,
+    completed_at: new Date(event.occurredAt),
+    // The decimal string as sent: PostgreSQL parses it exactly.
     ...(amount !== undefined ? { amount } : {}),
-    ...(event.deviceId ? { deviceId: event.deviceId } : {}),
-    ...(event.planId ? { planId: event.planId } : {}),
+    ...(event.deviceId ? { device_id: event.deviceId } : {}),
+    ...(event.planId ? { plan_id: event.planId } : {}),
   };
-  const created = await tx.order.createMany({
-    data: [{ id: event.orderId, userId: event.userId, status: OrderStatus.COMPLETED, completedAt: at, createdAt: at, ...details, ...stamp }],
-    skipDuplicates: true,
-  });
-  if (created.count === 1) return;
-  const row = await lockedIfNewer(
-    event,
-    () => tx.$queryRaw`SELECT id FROM billing_order WHERE id = ${event.orderId} FOR UPDATE`,
-    () => tx.order.findUnique({ where: { id: event.orderId } }),
-  );
-  if (!row) return;
-  await tx.order.update({
-    where: { id: event.orderId },
-    data: { status: OrderStatus.COMPLETED, completedAt: at, ...details, version: { increment: 1 }, ...stamp },
-  });
+}
+
+const ORDERS: Folding<OrderCompletedEventMessage> = {
+  table: 'billing_order',
+  key: 'id',
+  keyOf: (event) => event.orderId,
+  update: orderColumns,
+  create: (event) => ({ id: event.orderId, user_id: event.userId, created_at: new Date(event.occurredAt), ...orderColumns(event) }),
+  updatable: ['status', 'completed_at', 'amount', 'device_id', 'plan_id', ...WRITE_COLUMNS],
+  insertable: ['id', 'user_id', 'status', 'completed_at', 'amount', 'device_id', 'plan_id', 'created_at', ...WRITE_COLUMNS],
+};
+
+/** Inserts skipped by a conflict are retried this many times in all (another writer got there first). */
+const MAX_ATTEMPTS = 3;
+
+/**
+ * Applies every row's events (`groups`: key -> events in arrival order) to `folding`'s table:
+ * locks the rows that exist (in key order, so two instances lock alike), folds each row's newer
+ * events into one update, and inserts the missing rows with their events folded in. An insert a
+ * conflict skips (another writer created the row meanwhile, or a quota id taken by another user)
+ * is tried again from the lock, as applying the events one by one would.
+ */
+async function applyFolded<E extends GatewayEvent>(tx: Tx, folding: Folding<E>, groups: Map<string, E[]>, now: Date): Promise<void> {
+  const sql = statementsOf(folding);
+  let pending = groups;
+  for (let attempt = 0; pending.size > 0; attempt++) {
+    if (attempt === MAX_ATTEMPTS) throw new Error(`read model: rows of ${folding.table} kept changing while being written`);
+    const rows = new Map<string, { last_event_at: Date | null; last_event_id: string | null; version: number }>();
+    for (const row of await tx.$queryRaw<{ key: string; last_event_at: Date | null; last_event_id: string | null; version: number }[]>(
+      sql.lock(JSON.stringify([...pending.keys()])),
+    )) {
+      rows.set(row.key, row);
+    }
+    const updates: { key: string; patch: Columns }[] = [];
+    const inserts: Columns[] = [];
+    for (const [key, events] of pending) {
+      const row = rows.get(key);
+      if (row) {
+        const folded = foldNewer({ lastEventAt: row.last_event_at, lastEventId: row.last_event_id }, events, folding.update);
+        if (folded) updates.push({ key, patch: { ...folded.columns, ...writeColumns(folded.stamp, row.version + folded.applied, now) } });
+        continue;
+      }
+      const [first, ...rest] = events as [E, ...E[]];
+      const folded = foldNewer(stampOf(first), rest, folding.update);
+      inserts.push({ ...folding.create(first, attempt), ...folded?.columns, ...writeColumns(folded?.stamp ?? stampOf(first), 1 + (folded?.applied ?? 0), now) });
+    }
+    if (updates.length > 0) await tx.$executeRaw(sql.update(JSON.stringify(updates)));
+    const created = inserts.length > 0 ? await tx.$queryRaw<{ key: string }[]>(sql.insert(JSON.stringify(inserts))) : [];
+    const skipped = new Map(pending);
+    for (const [key] of rows) skipped.delete(key);
+    for (const { key } of created) skipped.delete(key);
+    pending = skipped;
+  }
+}
+
+function writeColumns(stamp: EventStamp, version: number, now: Date): Columns {
+  return { version, last_event_at: stamp.lastEventAt, last_event_id: stamp.lastEventId, updated_at: now };
+}
+
+/**
+ * The three statements of a table, with the rows as one JSON parameter: the SQL text is the same
+ * whatever the batch size, and `jsonb_populate_record` converts each value to its column's type
+ * (and, given the locked row, keeps the columns an event does not set).
+ */
+const statements = new WeakMap<Folding<never>, ReturnType<typeof buildStatements>>();
+
+function statementsOf<E extends GatewayEvent>(folding: Folding<E>) {
+  let built = statements.get(folding as Folding<never>);
+  if (!built) {
+    built = buildStatements(folding);
+    statements.set(folding as Folding<never>, built);
+  }
+  return built;
+}
+
+function buildStatements(folding: Folding<GatewayEvent> | Folding<never>) {
+  const table = Prisma.raw(folding.table);
+  const key = Prisma.raw(folding.key);
+  const updatable = Prisma.raw(folding.updatable.join(', '));
+  const patched = Prisma.raw(folding.updatable.map((column) => `r.${column}`).join(', '));
+  const insertable = Prisma.raw(folding.insertable.join(', '));
+  return {
+    lock: (keys: string) => Prisma.sql`
+      SELECT ${key} AS key, last_event_at, last_event_id, version FROM ${table}
+      WHERE ${key} = ANY(ARRAY(SELECT jsonb_array_elements_text(${keys}::jsonb)))
+      ORDER BY ${key} FOR UPDATE`,
+    update: (rows: string) => Prisma.sql`
+      UPDATE ${table} AS t SET (${updatable}) = (SELECT ${patched} FROM jsonb_populate_record(t, p.patch) AS r)
+      FROM jsonb_to_recordset(${rows}::jsonb) AS p(key text, patch jsonb)
+      WHERE t.${key} = p.key`,
+    insert: (rows: string) => Prisma.sql`
+      INSERT INTO ${table} (${insertable})
+      SELECT ${insertable} FROM jsonb_populate_recordset(NULL::${table}, ${rows}::jsonb) ORDER BY ${key}
+      ON CONFLICT DO NOTHING RETURNING ${key} AS key`,
+  };
+}
+
+/**
+ * Claims the events' ids in `processed_event` and returns the events claimed now, in arrival
+ * order: ids claimed before (a redelivery, or the echo of the gateway's own outbox event) and
+ * repeats within the batch change nothing. Sorted, so two instances claiming the same ids take
+ * their index locks in the same order.
+ */
+async function claim(tx: Tx, events: readonly GatewayEvent[]): Promise<GatewayEvent[]> {
+  const rows = JSON.stringify(events.map((event) => ({ id: event.eventId, key: event.type })));
+  const claimed = await tx.$queryRaw<{ event_id: string }[]>`
+    INSERT INTO processed_event (event_id, routing_key)
+    SELECT e.id, e.key FROM jsonb_to_recordset(${rows}::jsonb) AS e(id text, key text) ORDER BY e.id
+    ON CONFLICT DO NOTHING RETURNING event_id`;
+  const unclaimed = new Set(claimed.map((row) => row.event_id));
+  return events.filter((event) => unclaimed.delete(event.eventId));
+}
+
+/** Events grouped by the row they write, each group in arrival order. */
+function groupBy<E>(events: readonly E[], keyOf: (event: E) => string): Map<string, E[]> {
+  const groups = new Map<string, E[]>();
+  for (const event of events) {
+    const key = keyOf(event);
+    const group = groups.get(key);
+    if (group) group.push(event);
+    else groups.set(key, [event]);
+  }
+  return groups;
 }
 
 async function applyApp(tx: Tx, event: AppInstalledEventMessage): Promise<void> {
@@ -284,7 +395,7 @@ async function applyApp(tx: Tx, event: AppInstalledEventMessage): Promise<void> 
   });
 }
 
-/** Events of one user applied in one transaction at the most. */
+/** Events applied in one transaction at the most. */
 const MAX_BATCH = 500;
 
 interface Pending<T> {
@@ -294,18 +405,35 @@ interface Pending<T> {
 }
 
 /**
- * Per key, runs the items one batch after another in arrival order: a user's events are applied
- * (and so published, which the bridge does right after each resolves) in the order this instance
- * received them. Items that arrive while a batch runs form the next batch. A failed batch is
- * retried item by item, so one bad item fails alone. Idle keys are forgotten.
+ * Runs the items one batch after another, in arrival order: the items that arrive while a batch
+ * runs form the next one, and each batch's items resolve in arrival order when it is done. A
+ * failed batch is retried item by item, so one bad item fails alone.
  */
-function perKeyBatcher<T>(runBatch: (items: T[]) => Promise<void>, runOne: (item: T) => Promise<void>) {
-  const queues = new Map<string, Pending<T>[]>();
-  async function drain(key: string, queue: Pending<T>[]): Promise<void> {
-    while (queue.length > 0) {
-      const batch = queue.splice(0, MAX_BATCH);
+class GroupCommit<T> {
+  private readonly waiting: Pending<T>[] = [];
+  private running = false;
+
+  constructor(
+    private readonly runBatch: (items: T[]) => Promise<void>,
+    private readonly runOne: (item: T) => Promise<void>,
+  ) {}
+
+  add(item: T): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ item, resolve, reject });
+      if (this.running) return;
+      this.running = true;
+      // From idle, wait for the rest of this turn of the event loop: the messages of one socket
+      // read arrive together and should share a transaction.
+      setImmediate(() => void this.drain());
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.waiting.length > 0) {
+      const batch = this.waiting.splice(0, MAX_BATCH);
       try {
-        await runBatch(batch.map((p) => p.item));
+        await this.runBatch(batch.map((p) => p.item));
         for (const p of batch) p.resolve();
       } catch (error) {
         if (batch.length === 1) {
@@ -314,7 +442,7 @@ function perKeyBatcher<T>(runBatch: (items: T[]) => Promise<void>, runOne: (item
         }
         for (const p of batch) {
           try {
-            await runOne(p.item);
+            await this.runOne(p.item);
             p.resolve();
           } catch (oneError) {
             p.reject(oneError);
@@ -322,25 +450,13 @@ function perKeyBatcher<T>(runBatch: (items: T[]) => Promise<void>, runOne: (item
         }
       }
     }
-    queues.delete(key);
+    this.running = false;
   }
-  return (key: string, item: T): Promise<void> =>
-    new Promise<void>((resolve, reject) => {
-      const pending = { item, resolve, reject };
-      const queue = queues.get(key);
-      if (queue) {
-        queue.push(pending);
-        return;
-      }
-      const fresh = [pending];
-      queues.set(key, fresh);
-      void drain(key, fresh);
-    });
 }
 
 /** `prisma` is a getter: the bridge exists before the database is opened (at start). */
 export function createReadModelService(deps: { prisma: () => PrismaClient }): ReadModel {
-  const inOrder = perKeyBatcher<GatewayEvent>(
+  const commits = new GroupCommit<GatewayEvent>(
     (events) => applyBatch(deps.prisma(), events),
     (event) => applyBatch(deps.prisma(), [event]),
   );
@@ -351,39 +467,36 @@ export function createReadModelService(deps: { prisma: () => PrismaClient }): Re
     },
 
     apply(event) {
-      return inOrder(event.userId, event);
+      return commits.add(event);
     },
   };
 }
 
 /**
- * Applies one user's events (arrival order) in one transaction: each `eventId` is claimed in
- * `processed_event` (the ones claimed before, and repeats within the batch, change nothing), then
- * quota events are folded into one write, device events into one write per device, and the rest
- * applied one by one. Rows of different entities are independent, so the grouping keeps the result
- * of applying the events one by one.
+ * Applies events (arrival order, any users) in one transaction: claims their ids, then folds the
+ * quota events per user, the device events per device and the order events per order, one set of
+ * statements per table; app events, rare and looked up by app when they carry no installation id,
+ * go one by one. Rows of different entities are independent, so the grouping keeps the result of
+ * applying the events one by one.
  */
 async function applyBatch(prisma: PrismaClient, events: readonly GatewayEvent[]): Promise<void> {
   await prisma.$transaction(async (tx) => {
-    const claimed = await tx.processedEvent.createManyAndReturn({
-      data: events.map((event) => ({ eventId: event.eventId, routingKey: event.type })),
-      skipDuplicates: true,
-      select: { eventId: true },
-    });
-    const unclaimed = new Set(claimed.map((row) => row.eventId));
-    // Applied before: a redelivery, or the echo of the gateway's own outbox event.
-    const fresh = events.filter((event) => unclaimed.delete(event.eventId));
+    const fresh = await claim(tx, events);
+    if (fresh.length === 0) return;
+    const now = new Date();
     const quota: QuotaEventMessage[] = [];
-    const devices = new Map<string, DeviceStatusEventMessage[]>();
+    const devices: DeviceStatusEventMessage[] = [];
+    const orders: OrderCompletedEventMessage[] = [];
+    const apps: AppInstalledEventMessage[] = [];
     for (const event of fresh) {
       if (event.family === 'quota') quota.push(event);
-      else if (event.family === 'device') devices.set(event.deviceId, [...(devices.get(event.deviceId) ?? []), event]);
+      else if (event.family === 'device') devices.push(event);
+      else if (event.family === 'order') orders.push(event);
+      else apps.push(event);
     }
-    await applyQuotaFolded(tx, quota);
-    for (const group of devices.values()) await applyDeviceFolded(tx, group);
-    for (const event of fresh) {
-      if (event.family === 'order') await applyOrder(tx, event);
-      else if (event.family === 'app') await applyApp(tx, event);
-    }
+    if (quota.length > 0) await applyFolded(tx, QUOTA, groupBy(quota, QUOTA.keyOf), now);
+    if (devices.length > 0) await applyFolded(tx, DEVICES, groupBy(devices, DEVICES.keyOf), now);
+    if (orders.length > 0) await applyFolded(tx, ORDERS, groupBy(orders, ORDERS.keyOf), now);
+    for (const event of apps) await applyApp(tx, event);
   }, TRANSACTION_OPTIONS);
 }
