@@ -104,3 +104,86 @@ it('writes a burst in few transactions and leaves exactly the rows one-by-one ap
   expect(a.quota).toMatchObject({ maxDevices: 38, totalMemoryGB: 19, currentDevices: 39, usedCpuCores: 3, deletedAt: null });
   expect(a.devices.map((d) => (d as { status?: string }).status)).toEqual(['STOPPED', 'RUNNING']);
 });
+
+/** Each user's share of a cross-user burst: a quota (the quota id shared by pairs), a device created then updated, an order. */
+function manyUsers(users: readonly string[], tag: string): GatewayEvent[] {
+  const events: GatewayEvent[] = [];
+  users.forEach((userId, i) => {
+    const id = (n: number) => `${tag}-${String(i).padStart(3, '0')}-${n}`;
+    events.push(
+      { family: 'quota', eventId: id(1), type: 'quota.updated', userId, occurredAt: at(1), kind: 'UPDATED', quotaId: `q-${tag}-${Math.floor(i / 2)}`, limits: { maxDevices: i }, usage: { currentDevices: 1 } } as GatewayEvent,
+      { family: 'device', eventId: id(2), type: 'device.created', userId, occurredAt: at(2), deviceId: `${tag}-dev-${i}`, status: 'CREATING', deviceName: `phone ${i}` } as GatewayEvent,
+      i % 3
+        ? ({ family: 'device', eventId: id(3), type: 'device.started', userId, occurredAt: at(3), deviceId: `${tag}-dev-${i}`, status: 'RUNNING', providerType: 'redroid' } as GatewayEvent)
+        : ({ family: 'order', eventId: id(3), type: 'order.completed', userId, occurredAt: at(3), orderId: `${tag}-order-${i}`, amount: '59.90', planId: 'pro' } as GatewayEvent),
+    );
+  });
+  return events;
+}
+
+async function allRows(users: readonly string[], tag: string) {
+  const out = [];
+  for (const userId of users) {
+    const orders = await db.prisma.order.findMany({ where: { userId } });
+    out.push({
+      ...(await rows(userId, tag)),
+      orders: orders.map(({ id, userId: _u, createdAt: _c, updatedAt: _up, lastEventId, amount, ...rest }) => ({
+        ...rest,
+        id: id.replace(tag, ''),
+        amount: amount?.toString(),
+        lastEventId: lastEventId?.replace(tag, ''),
+      })),
+    });
+  }
+  return out;
+}
+
+it('applies a burst spanning many users in few transactions, each user\'s events resolving in arrival order', async () => {
+  const readModel = createReadModelService({ prisma: countingPrisma });
+  const sequentialUsers = Array.from({ length: 200 }, (_, i) => uniqueId(`seq${i}`));
+  const burstUsers = Array.from({ length: 200 }, (_, i) => uniqueId(`par${i}`));
+  const [tagOne, tagBurst] = ['s1', 's2'];
+
+  for (const event of manyUsers(sequentialUsers, tagOne)) await readModel.apply(event);
+
+  transactions = 0;
+  const resolved = new Map<string, string[]>();
+  const burst = manyUsers(burstUsers, tagBurst);
+  await Promise.all(
+    burst.map((event) =>
+      readModel.apply(event).then(() => resolved.set(event.userId, [...(resolved.get(event.userId) ?? []), event.eventId])),
+    ),
+  );
+  // 600 events, 500 at the most per transaction.
+  expect(transactions).toBeLessThanOrEqual(3);
+  for (const userId of burstUsers) {
+    expect(resolved.get(userId)).toEqual(burst.filter((e) => e.userId === userId).map((e) => e.eventId));
+  }
+
+  const [one, many] = [await allRows(sequentialUsers, tagOne), await allRows(burstUsers, tagBurst)];
+  expect(many).toEqual(one);
+  expect(many[1]).toMatchObject({ quota: { maxDevices: 1, currentDevices: 1 }, devices: [{ status: 'RUNNING', name: 'phone 1', providerType: 'redroid' }] });
+  expect(many[3]).toMatchObject({ devices: [{ status: 'CREATING' }], orders: [{ status: 'COMPLETED', amount: '59.9', planId: 'pro', version: 1 }] });
+  // Pairs of users named the same platform quota id: the second of each pair still has its quota.
+  expect(many.every((row) => row.quota !== null)).toBe(true);
+  const processed = await db.prisma.processedEvent.count({ where: { eventId: { startsWith: `${tagBurst}-` } } });
+  expect(processed).toBe(burst.length);
+});
+
+it('fails only the event that cannot be applied in a batch spanning many users', async () => {
+  const readModel = createReadModelService({ prisma: countingPrisma });
+  const users = Array.from({ length: 50 }, (_, i) => uniqueId(`p${i}`));
+  const events = manyUsers(users, 'p1');
+  // A value no column can hold (the validators never let one through): the whole batch fails.
+  const poison = { family: 'quota', eventId: 'p1-poison', type: 'quota.updated', userId: users[7], occurredAt: at(9), kind: 'UPDATED', limits: { maxDevices: 2 ** 40 } } as GatewayEvent;
+  events.splice(40, 0, poison);
+
+  const outcomes = await Promise.allSettled(events.map((event) => readModel.apply(event)));
+  const failed = events.filter((_, i) => outcomes[i]?.status === 'rejected').map((e) => e.eventId);
+  expect(failed).toEqual(['p1-poison']);
+  const rowsNow = await allRows(users, 'p1');
+  expect(rowsNow.every((row) => row.quota !== null && row.devices.length === 1)).toBe(true);
+  expect(rowsNow[7]?.quota).toMatchObject({ maxDevices: 7 });
+  expect(await db.prisma.processedEvent.findUnique({ where: { eventId: 'p1-poison' } })).toBeNull();
+  expect(await db.prisma.processedEvent.count({ where: { eventId: { startsWith: 'p1-' } } })).toBe(events.length - 1);
+});

@@ -222,47 +222,64 @@ const ORDERS: Folding<OrderCompletedEventMessage> = {
   insertable: ['id', 'user_id', 'status', 'completed_at', 'amount', 'device_id', 'plan_id', 'created_at', ...WRITE_COLUMNS],
 };
 
-/** Inserts skipped by a conflict are retried this many times in all (another writer got there first). */
+/** Inserts skipped by a conflict are tried again this many times in all (another writer got there first). */
 const MAX_ATTEMPTS = 3;
 
-/**
- * Applies every row's events (`groups`: key -> events in arrival order) to `folding`'s table:
- * locks the rows that exist (in key order, so two instances lock alike), folds each row's newer
- * events into one update, and inserts the missing rows with their events folded in. An insert a
- * conflict skips (another writer created the row meanwhile, or a quota id taken by another user)
- * is tried again from the lock, as applying the events one by one would.
- */
-async function applyFolded<E extends GatewayEvent>(tx: Tx, folding: Folding<E>, groups: Map<string, E[]>, now: Date): Promise<void> {
-  const sql = statementsOf(folding);
-  let pending = groups;
-  for (let attempt = 0; pending.size > 0; attempt++) {
-    if (attempt === MAX_ATTEMPTS) throw new Error(`read model: rows of ${folding.table} kept changing while being written`);
-    const rows = new Map<string, { last_event_at: Date | null; last_event_id: string | null; version: number }>();
-    for (const row of await tx.$queryRaw<{ key: string; last_event_at: Date | null; last_event_id: string | null; version: number }[]>(
-      sql.lock(JSON.stringify([...pending.keys()])),
-    )) {
-      rows.set(row.key, row);
-    }
-    const updates: { key: string; patch: Columns }[] = [];
-    const inserts: Columns[] = [];
-    for (const [key, events] of pending) {
-      const row = rows.get(key);
-      if (row) {
-        const folded = foldNewer({ lastEventAt: row.last_event_at, lastEventId: row.last_event_id }, events, folding.update);
-        if (folded) updates.push({ key, patch: { ...folded.columns, ...writeColumns(folded.stamp, row.version + folded.applied, now) } });
-        continue;
-      }
-      const [first, ...rest] = events as [E, ...E[]];
-      const folded = foldNewer(stampOf(first), rest, folding.update);
-      inserts.push({ ...folding.create(first, attempt), ...folded?.columns, ...writeColumns(folded?.stamp ?? stampOf(first), 1 + (folded?.applied ?? 0), now) });
-    }
-    if (updates.length > 0) await tx.$executeRaw(sql.update(JSON.stringify(updates)));
-    const created = inserts.length > 0 ? await tx.$queryRaw<{ key: string }[]>(sql.insert(JSON.stringify(inserts))) : [];
-    const skipped = new Map(pending);
-    for (const [key] of rows) skipped.delete(key);
-    for (const { key } of created) skipped.delete(key);
-    pending = skipped;
+interface LockedRow {
+  readonly last_event_at: Date | null;
+  readonly last_event_id: string | null;
+  readonly version: number;
+}
+
+/** The rows a lock statement returned, by table, then key. */
+type Locked = Map<string, Map<string, LockedRow>>;
+
+/** One table's share of a transaction: its rows' events, and what is left to write. */
+interface TableWork {
+  readonly folding: Folding<never>;
+  readonly keys: () => string[];
+  /** Updates of the locked rows (newer events folded), inserts of the rows not there. */
+  readonly plan: (rows: ReadonlyMap<string, LockedRow>, attempt: number, now: Date) => { updates: Columns[]; inserts: Columns[] };
+  /** Keeps only the keys still to write: neither locked nor inserted. */
+  readonly settle: (rows: ReadonlyMap<string, LockedRow>, inserted: ReadonlySet<string>) => number;
+}
+
+function tableWork<E extends GatewayEvent>(folding: Folding<E>, events: readonly E[]): TableWork {
+  const pending = new Map<string, E[]>();
+  for (const event of events) {
+    const key = folding.keyOf(event);
+    const group = pending.get(key);
+    if (group) group.push(event);
+    else pending.set(key, [event]);
   }
+  return {
+    folding: folding as unknown as Folding<never>,
+    keys: () => [...pending.keys()],
+    plan(rows, attempt, now) {
+      const updates: Columns[] = [];
+      const inserts: Columns[] = [];
+      for (const [key, group] of pending) {
+        const row = rows.get(key);
+        if (row) {
+          const folded = foldNewer({ lastEventAt: row.last_event_at, lastEventId: row.last_event_id }, group, folding.update);
+          if (folded) updates.push({ key, patch: { ...folded.columns, ...writeColumns(folded.stamp, row.version + folded.applied, now) } });
+          continue;
+        }
+        const [first, ...rest] = group as [E, ...E[]];
+        const folded = foldNewer(stampOf(first), rest, folding.update);
+        inserts.push({
+          ...folding.create(first, attempt),
+          ...folded?.columns,
+          ...writeColumns(folded?.stamp ?? stampOf(first), 1 + (folded?.applied ?? 0), now),
+        });
+      }
+      return { updates, inserts };
+    },
+    settle(rows, inserted) {
+      for (const key of [...pending.keys()]) if (rows.has(key) || inserted.has(key)) pending.delete(key);
+      return pending.size;
+    },
+  };
 }
 
 function writeColumns(stamp: EventStamp, version: number, now: Date): Columns {
@@ -270,69 +287,127 @@ function writeColumns(stamp: EventStamp, version: number, now: Date): Columns {
 }
 
 /**
- * The three statements of a table, with the rows as one JSON parameter: the SQL text is the same
- * whatever the batch size, and `jsonb_populate_record` converts each value to its column's type
- * (and, given the locked row, keeps the columns an event does not set).
+ * Applies events (arrival order, any users) in two statements besides BEGIN and COMMIT, whatever
+ * the number of events and tables (each round trip costs the gateway a system call and a Prisma
+ * request, more than the rows): one claims every `eventId` in `processed_event` and locks the rows
+ * the events name (in key order, so two instances lock alike), one updates the rows that exist,
+ * with each row's newer events folded into one write, and inserts the others. Claimed-before ids
+ * (a redelivery, or the echo of the gateway's own outbox event) and repeats within the batch
+ * change nothing; locking their rows too is harmless. An insert a conflict skips (another writer
+ * created the row meanwhile, or a quota id taken by another user) is tried again from the lock,
+ * as applying the events one by one would.
  */
-const statements = new WeakMap<Folding<never>, ReturnType<typeof buildStatements>>();
-
-function statementsOf<E extends GatewayEvent>(folding: Folding<E>) {
-  let built = statements.get(folding as Folding<never>);
-  if (!built) {
-    built = buildStatements(folding);
-    statements.set(folding as Folding<never>, built);
+async function applyFoldedEvents(tx: Tx, events: readonly GatewayEvent[], now: Date): Promise<GatewayEvent[]> {
+  const { claimed, locked } = await claimAndLock(tx, events, tablesOf(events));
+  const fresh = events.filter((event) => claimed.delete(event.eventId));
+  let tables = tablesOf(fresh);
+  let rows = locked;
+  for (let attempt = 0; tables.length > 0; attempt++) {
+    if (attempt === MAX_ATTEMPTS) throw new Error('read model: rows kept changing while being written');
+    if (attempt > 0) rows = (await claimAndLock(tx, [], tables)).locked;
+    const plans = tables.map((table) => ({ table, ...table.plan(rows.get(table.folding.table) ?? new Map(), attempt, now) }));
+    const inserted = await write(tx, plans);
+    tables = tables.filter((table) => table.settle(rows.get(table.folding.table) ?? new Map(), inserted.get(table.folding.table) ?? new Set()) > 0);
   }
-  return built;
+  return fresh;
 }
 
-function buildStatements(folding: Folding<GatewayEvent> | Folding<never>) {
-  const table = Prisma.raw(folding.table);
-  const key = Prisma.raw(folding.key);
-  const updatable = Prisma.raw(folding.updatable.join(', '));
-  const patched = Prisma.raw(folding.updatable.map((column) => `r.${column}`).join(', '));
-  const insertable = Prisma.raw(folding.insertable.join(', '));
-  return {
-    lock: (keys: string) => Prisma.sql`
-      SELECT ${key} AS key, last_event_at, last_event_id, version FROM ${table}
-      WHERE ${key} = ANY(ARRAY(SELECT jsonb_array_elements_text(${keys}::jsonb)))
-      ORDER BY ${key} FOR UPDATE`,
-    update: (rows: string) => Prisma.sql`
-      UPDATE ${table} AS t SET (${updatable}) = (SELECT ${patched} FROM jsonb_populate_record(t, p.patch) AS r)
-      FROM jsonb_to_recordset(${rows}::jsonb) AS p(key text, patch jsonb)
-      WHERE t.${key} = p.key`,
-    insert: (rows: string) => Prisma.sql`
-      INSERT INTO ${table} (${insertable})
-      SELECT ${insertable} FROM jsonb_populate_recordset(NULL::${table}, ${rows}::jsonb) ORDER BY ${key}
-      ON CONFLICT DO NOTHING RETURNING ${key} AS key`,
-  };
+/** The folded tables' share of `events` (app events are applied one by one, see `applyBatch`). */
+function tablesOf(events: readonly GatewayEvent[]): TableWork[] {
+  const quota: QuotaEventMessage[] = [];
+  const devices: DeviceStatusEventMessage[] = [];
+  const orders: OrderCompletedEventMessage[] = [];
+  for (const event of events) {
+    if (event.family === 'quota') quota.push(event);
+    else if (event.family === 'device') devices.push(event);
+    else if (event.family === 'order') orders.push(event);
+  }
+  return [
+    ...(quota.length > 0 ? [tableWork(QUOTA, quota)] : []),
+    ...(devices.length > 0 ? [tableWork(DEVICES, devices)] : []),
+    ...(orders.length > 0 ? [tableWork(ORDERS, orders)] : []),
+  ];
 }
+
+const raw = (text: string) => Prisma.raw(text);
 
 /**
- * Claims the events' ids in `processed_event` and returns the events claimed now, in arrival
- * order: ids claimed before (a redelivery, or the echo of the gateway's own outbox event) and
- * repeats within the batch change nothing. Sorted, so two instances claiming the same ids take
- * their index locks in the same order.
+ * One statement: claims `events`' ids (none on a retry) and locks the tables' rows. Rows travel as
+ * one JSON parameter and `jsonb_populate_record(set)` converts each value to its column's type,
+ * so the SQL text does not depend on the values.
  */
-async function claim(tx: Tx, events: readonly GatewayEvent[]): Promise<GatewayEvent[]> {
-  const rows = JSON.stringify(events.map((event) => ({ id: event.eventId, key: event.type })));
-  const claimed = await tx.$queryRaw<{ event_id: string }[]>`
-    INSERT INTO processed_event (event_id, routing_key)
-    SELECT e.id, e.key FROM jsonb_to_recordset(${rows}::jsonb) AS e(id text, key text) ORDER BY e.id
-    ON CONFLICT DO NOTHING RETURNING event_id`;
-  const unclaimed = new Set(claimed.map((row) => row.event_id));
-  return events.filter((event) => unclaimed.delete(event.eventId));
+async function claimAndLock(tx: Tx, events: readonly GatewayEvent[], tables: readonly TableWork[]): Promise<{ claimed: Set<string>; locked: Locked }> {
+  const claims = JSON.stringify(events.map((event) => ({ id: event.eventId, key: event.type })));
+  const ctes: Prisma.Sql[] = [
+    Prisma.sql`claimed AS (
+      INSERT INTO processed_event (event_id, routing_key)
+      SELECT e.id, e.key FROM jsonb_to_recordset(${claims}::jsonb) AS e(id text, key text) ORDER BY e.id
+      ON CONFLICT DO NOTHING RETURNING event_id)`,
+  ];
+  const selects: Prisma.Sql[] = [
+    Prisma.sql`SELECT NULL::text AS tbl, event_id AS key, NULL::timestamptz(3) AS last_event_at, NULL::text AS last_event_id, NULL::int AS version FROM claimed`,
+  ];
+  tables.forEach((table, i) => {
+    const { table: name, key } = table.folding;
+    const keys = JSON.stringify(table.keys());
+    ctes.push(Prisma.sql`${raw(`l${i}`)} AS MATERIALIZED (
+      SELECT ${raw(key)} AS key, last_event_at, last_event_id, version FROM ${raw(name)}
+      WHERE ${raw(key)} = ANY(ARRAY(SELECT jsonb_array_elements_text(${keys}::jsonb)))
+      ORDER BY ${raw(key)} FOR UPDATE)`);
+    selects.push(Prisma.sql`SELECT ${name}, key, last_event_at, last_event_id, version FROM ${raw(`l${i}`)}`);
+  });
+  const result = await tx.$queryRaw<({ tbl: string | null; key: string } & LockedRow)[]>(
+    Prisma.sql`WITH ${Prisma.join(ctes, ', ')} ${Prisma.join(selects, ' UNION ALL ')}`,
+  );
+  const claimed = new Set<string>();
+  const locked: Locked = new Map();
+  for (const row of result) {
+    if (row.tbl === null) {
+      claimed.add(row.key);
+      continue;
+    }
+    let rows = locked.get(row.tbl);
+    if (!rows) locked.set(row.tbl, (rows = new Map()));
+    rows.set(row.key, row);
+  }
+  return { claimed, locked };
 }
 
-/** Events grouped by the row they write, each group in arrival order. */
-function groupBy<E>(events: readonly E[], keyOf: (event: E) => string): Map<string, E[]> {
-  const groups = new Map<string, E[]>();
-  for (const event of events) {
-    const key = keyOf(event);
-    const group = groups.get(key);
-    if (group) group.push(event);
-    else groups.set(key, [event]);
+/** One statement: every table's updates and inserts; returns the inserted keys by table. */
+async function write(
+  tx: Tx,
+  plans: readonly { table: TableWork; updates: Columns[]; inserts: Columns[] }[],
+): Promise<Map<string, Set<string>>> {
+  const ctes: Prisma.Sql[] = [];
+  const selects: Prisma.Sql[] = [];
+  plans.forEach(({ table, updates, inserts }, i) => {
+    const { table: name, key, updatable, insertable } = table.folding;
+    if (updates.length > 0) {
+      ctes.push(Prisma.sql`${raw(`u${i}`)} AS (
+        UPDATE ${raw(name)} AS t
+        SET (${raw(updatable.join(', '))}) = (SELECT ${raw(updatable.map((c) => `r.${c}`).join(', '))} FROM jsonb_populate_record(t, p.patch) AS r)
+        FROM jsonb_to_recordset(${JSON.stringify(updates)}::jsonb) AS p(key text, patch jsonb)
+        WHERE t.${raw(key)} = p.key)`);
+    }
+    if (inserts.length > 0) {
+      const columns = raw(insertable.join(', '));
+      ctes.push(Prisma.sql`${raw(`i${i}`)} AS (
+        INSERT INTO ${raw(name)} (${columns})
+        SELECT ${columns} FROM jsonb_populate_recordset(NULL::${raw(name)}, ${JSON.stringify(inserts)}::jsonb) ORDER BY ${raw(key)}
+        ON CONFLICT DO NOTHING RETURNING ${raw(key)} AS key)`);
+      selects.push(Prisma.sql`SELECT ${name} AS tbl, key FROM ${raw(`i${i}`)}`);
+    }
+  });
+  const inserted = new Map<string, Set<string>>();
+  if (ctes.length === 0) return inserted;
+  // Data-modifying WITH queries run to completion whether or not the main query reads them.
+  const main = selects.length > 0 ? Prisma.join(selects, ' UNION ALL ') : Prisma.sql`SELECT NULL::text AS tbl, NULL::text AS key WHERE false`;
+  for (const row of await tx.$queryRaw<{ tbl: string; key: string }[]>(Prisma.sql`WITH ${Prisma.join(ctes, ', ')} ${main}`)) {
+    let keys = inserted.get(row.tbl);
+    if (!keys) inserted.set(row.tbl, (keys = new Set()));
+    keys.add(row.key);
   }
-  return groups;
+  return inserted;
 }
 
 async function applyApp(tx: Tx, event: AppInstalledEventMessage): Promise<void> {
@@ -481,22 +556,7 @@ export function createReadModelService(deps: { prisma: () => PrismaClient }): Re
  */
 async function applyBatch(prisma: PrismaClient, events: readonly GatewayEvent[]): Promise<void> {
   await prisma.$transaction(async (tx) => {
-    const fresh = await claim(tx, events);
-    if (fresh.length === 0) return;
-    const now = new Date();
-    const quota: QuotaEventMessage[] = [];
-    const devices: DeviceStatusEventMessage[] = [];
-    const orders: OrderCompletedEventMessage[] = [];
-    const apps: AppInstalledEventMessage[] = [];
-    for (const event of fresh) {
-      if (event.family === 'quota') quota.push(event);
-      else if (event.family === 'device') devices.push(event);
-      else if (event.family === 'order') orders.push(event);
-      else apps.push(event);
-    }
-    if (quota.length > 0) await applyFolded(tx, QUOTA, groupBy(quota, QUOTA.keyOf), now);
-    if (devices.length > 0) await applyFolded(tx, DEVICES, groupBy(devices, DEVICES.keyOf), now);
-    if (orders.length > 0) await applyFolded(tx, ORDERS, groupBy(orders, ORDERS.keyOf), now);
-    for (const event of apps) await applyApp(tx, event);
+    const fresh = await applyFoldedEvents(tx, events, new Date());
+    for (const event of fresh) if (event.family === 'app') await applyApp(tx, event);
   }, TRANSACTION_OPTIONS);
 }
