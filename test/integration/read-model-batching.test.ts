@@ -1,9 +1,14 @@
 /**
  * The read model's group commit: a user's events that arrive together are written in few
  * transactions, folded per entity, and leave exactly the rows that applying them one by one leaves
- * (partial quota snapshots merged in time order, older and repeated events ignored, deletions kept).
+ * (partial quota snapshots merged in time order, older and repeated events ignored, deletions kept);
+ * a burst spanning many users goes in few transactions too, and a bad event in it fails alone. On
+ * PostgreSQL and on the embedded database (PGlite), whose SQL the read model's statements must suit.
  */
 import 'reflect-metadata';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import pino from 'pino';
 import type { GatewayEvent } from '../../src/contracts/events';
 import { createReadModelService } from '../../src/domains/read-model/read-model.service';
@@ -11,19 +16,28 @@ import { openDatabase, type Database } from '../../src/infra/db/database';
 import type { PrismaClient } from '../../src/infra/db/generated/client';
 import { createTestDatabase, uniqueId, type TestDatabase } from '../helpers/services';
 
-let testDb: TestDatabase;
+let testDb: TestDatabase | undefined;
+let dataDir: string | undefined;
 let db: Database;
 let transactions = 0;
 
-beforeAll(async () => {
-  testDb = await createTestDatabase();
-  db = await openDatabase({ kind: 'postgres', url: testDb.url }, pino({ level: 'silent' }));
-});
+async function open(kind: 'postgres' | 'embedded'): Promise<void> {
+  const logger = pino({ level: 'silent' });
+  if (kind === 'postgres') {
+    testDb = await createTestDatabase();
+    db = await openDatabase({ kind, url: testDb.url }, logger);
+  } else {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'cpr-read-model-'));
+    db = await openDatabase({ kind, dataDir: path.join(dataDir, 'db') }, logger);
+  }
+}
 
-afterAll(async () => {
+async function close(): Promise<void> {
   await db?.close();
   await testDb?.drop();
-});
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  [testDb, dataDir] = [undefined, undefined];
+}
 
 /** The client, counting the transactions the read model opens. */
 function countingPrisma(): PrismaClient {
@@ -81,30 +95,6 @@ async function rows(userId: string, tag: string) {
   };
 }
 
-it('writes a burst in few transactions and leaves exactly the rows one-by-one application leaves', async () => {
-  const readModel = createReadModelService({ prisma: countingPrisma });
-  const [one, burst] = [uniqueId('one'), uniqueId('burst')];
-  // Same-length tags, so ties in time are broken by eventId alike for both users.
-  const [tagOne, tagBurst] = ['t1', 't2'];
-
-  transactions = 0;
-  for (const event of story(one, tagOne)) await readModel.apply(event);
-  const sequentialTransactions = transactions;
-
-  transactions = 0;
-  await Promise.all(story(burst, tagBurst).map((event) => readModel.apply(event)));
-  const burstTransactions = transactions;
-
-  expect(sequentialTransactions).toBe(story(one, tagOne).length);
-  // The first event goes alone; everything that arrived meanwhile goes in the next batch.
-  expect(burstTransactions).toBeLessThanOrEqual(3);
-
-  const [a, b] = [await rows(one, tagOne), await rows(burst, tagBurst)];
-  expect(b).toEqual(a);
-  expect(a.quota).toMatchObject({ maxDevices: 38, totalMemoryGB: 19, currentDevices: 39, usedCpuCores: 3, deletedAt: null });
-  expect(a.devices.map((d) => (d as { status?: string }).status)).toEqual(['STOPPED', 'RUNNING']);
-});
-
 /** Each user's share of a cross-user burst: a quota (the quota id shared by pairs), a device created then updated, an order. */
 function manyUsers(users: readonly string[], tag: string): GatewayEvent[] {
   const events: GatewayEvent[] = [];
@@ -138,52 +128,81 @@ async function allRows(users: readonly string[], tag: string) {
   return out;
 }
 
-it('applies a burst spanning many users in few transactions, each user\'s events resolving in arrival order', async () => {
-  const readModel = createReadModelService({ prisma: countingPrisma });
-  const sequentialUsers = Array.from({ length: 200 }, (_, i) => uniqueId(`seq${i}`));
-  const burstUsers = Array.from({ length: 200 }, (_, i) => uniqueId(`par${i}`));
-  const [tagOne, tagBurst] = ['s1', 's2'];
+describe.each(['postgres', 'embedded'] as const)('on %s', (kind) => {
+  beforeAll(() => open(kind));
+  afterAll(close);
 
-  for (const event of manyUsers(sequentialUsers, tagOne)) await readModel.apply(event);
+  it('writes a burst in few transactions and leaves exactly the rows one-by-one application leaves', async () => {
+    const readModel = createReadModelService({ prisma: countingPrisma });
+    const [one, burst] = [uniqueId('one'), uniqueId('burst')];
+    // Same-length tags, so ties in time are broken by eventId alike for both users.
+    const [tagOne, tagBurst] = ['t1', 't2'];
 
-  transactions = 0;
-  const resolved = new Map<string, string[]>();
-  const burst = manyUsers(burstUsers, tagBurst);
-  await Promise.all(
-    burst.map((event) =>
-      readModel.apply(event).then(() => resolved.set(event.userId, [...(resolved.get(event.userId) ?? []), event.eventId])),
-    ),
-  );
-  // 600 events, 500 at the most per transaction.
-  expect(transactions).toBeLessThanOrEqual(3);
-  for (const userId of burstUsers) {
-    expect(resolved.get(userId)).toEqual(burst.filter((e) => e.userId === userId).map((e) => e.eventId));
-  }
+    transactions = 0;
+    for (const event of story(one, tagOne)) await readModel.apply(event);
+    const sequentialTransactions = transactions;
 
-  const [one, many] = [await allRows(sequentialUsers, tagOne), await allRows(burstUsers, tagBurst)];
-  expect(many).toEqual(one);
-  expect(many[1]).toMatchObject({ quota: { maxDevices: 1, currentDevices: 1 }, devices: [{ status: 'RUNNING', name: 'phone 1', providerType: 'redroid' }] });
-  expect(many[3]).toMatchObject({ devices: [{ status: 'CREATING' }], orders: [{ status: 'COMPLETED', amount: '59.9', planId: 'pro', version: 1 }] });
-  // Pairs of users named the same platform quota id: the second of each pair still has its quota.
-  expect(many.every((row) => row.quota !== null)).toBe(true);
-  const processed = await db.prisma.processedEvent.count({ where: { eventId: { startsWith: `${tagBurst}-` } } });
-  expect(processed).toBe(burst.length);
-});
+    transactions = 0;
+    await Promise.all(story(burst, tagBurst).map((event) => readModel.apply(event)));
+    const burstTransactions = transactions;
 
-it('fails only the event that cannot be applied in a batch spanning many users', async () => {
-  const readModel = createReadModelService({ prisma: countingPrisma });
-  const users = Array.from({ length: 50 }, (_, i) => uniqueId(`p${i}`));
-  const events = manyUsers(users, 'p1');
-  // A value no column can hold (the validators never let one through): the whole batch fails.
-  const poison = { family: 'quota', eventId: 'p1-poison', type: 'quota.updated', userId: users[7], occurredAt: at(9), kind: 'UPDATED', limits: { maxDevices: 2 ** 40 } } as GatewayEvent;
-  events.splice(40, 0, poison);
+    expect(sequentialTransactions).toBe(story(one, tagOne).length);
+    // The first event goes alone; everything that arrived meanwhile goes in the next batch.
+    expect(burstTransactions).toBeLessThanOrEqual(3);
 
-  const outcomes = await Promise.allSettled(events.map((event) => readModel.apply(event)));
-  const failed = events.filter((_, i) => outcomes[i]?.status === 'rejected').map((e) => e.eventId);
-  expect(failed).toEqual(['p1-poison']);
-  const rowsNow = await allRows(users, 'p1');
-  expect(rowsNow.every((row) => row.quota !== null && row.devices.length === 1)).toBe(true);
-  expect(rowsNow[7]?.quota).toMatchObject({ maxDevices: 7 });
-  expect(await db.prisma.processedEvent.findUnique({ where: { eventId: 'p1-poison' } })).toBeNull();
-  expect(await db.prisma.processedEvent.count({ where: { eventId: { startsWith: 'p1-' } } })).toBe(events.length - 1);
+    const [a, b] = [await rows(one, tagOne), await rows(burst, tagBurst)];
+    expect(b).toEqual(a);
+    expect(a.quota).toMatchObject({ maxDevices: 38, totalMemoryGB: 19, currentDevices: 39, usedCpuCores: 3, deletedAt: null });
+    expect(a.devices.map((d) => (d as { status?: string }).status)).toEqual(['STOPPED', 'RUNNING']);
+  });
+
+  it('applies a burst spanning many users in few transactions, each user\'s events resolving in arrival order', async () => {
+    const readModel = createReadModelService({ prisma: countingPrisma });
+    const sequentialUsers = Array.from({ length: 200 }, (_, i) => uniqueId(`seq${i}`));
+    const burstUsers = Array.from({ length: 200 }, (_, i) => uniqueId(`par${i}`));
+    const [tagOne, tagBurst] = ['s1', 's2'];
+
+    for (const event of manyUsers(sequentialUsers, tagOne)) await readModel.apply(event);
+
+    transactions = 0;
+    const resolved = new Map<string, string[]>();
+    const burst = manyUsers(burstUsers, tagBurst);
+    await Promise.all(
+      burst.map((event) =>
+        readModel.apply(event).then(() => resolved.set(event.userId, [...(resolved.get(event.userId) ?? []), event.eventId])),
+      ),
+    );
+    // 600 events, 500 at the most per transaction.
+    expect(transactions).toBeLessThanOrEqual(3);
+    for (const userId of burstUsers) {
+      expect(resolved.get(userId)).toEqual(burst.filter((e) => e.userId === userId).map((e) => e.eventId));
+    }
+
+    const [one, many] = [await allRows(sequentialUsers, tagOne), await allRows(burstUsers, tagBurst)];
+    expect(many).toEqual(one);
+    expect(many[1]).toMatchObject({ quota: { maxDevices: 1, currentDevices: 1 }, devices: [{ status: 'RUNNING', name: 'phone 1', providerType: 'redroid' }] });
+    expect(many[3]).toMatchObject({ devices: [{ status: 'CREATING' }], orders: [{ status: 'COMPLETED', amount: '59.9', planId: 'pro', version: 1 }] });
+    // Pairs of users named the same platform quota id: the second of each pair still has its quota.
+    expect(many.every((row) => row.quota !== null)).toBe(true);
+    const processed = await db.prisma.processedEvent.count({ where: { eventId: { startsWith: `${tagBurst}-` } } });
+    expect(processed).toBe(burst.length);
+  });
+
+  it('fails only the event that cannot be applied in a batch spanning many users', async () => {
+    const readModel = createReadModelService({ prisma: countingPrisma });
+    const users = Array.from({ length: 50 }, (_, i) => uniqueId(`p${i}`));
+    const events = manyUsers(users, 'p1');
+    // A value no column can hold (the validators never let one through): the whole batch fails.
+    const poison = { family: 'quota', eventId: 'p1-poison', type: 'quota.updated', userId: users[7], occurredAt: at(9), kind: 'UPDATED', limits: { maxDevices: 2 ** 40 } } as GatewayEvent;
+    events.splice(40, 0, poison);
+
+    const outcomes = await Promise.allSettled(events.map((event) => readModel.apply(event)));
+    const failed = events.filter((_, i) => outcomes[i]?.status === 'rejected').map((e) => e.eventId);
+    expect(failed).toEqual(['p1-poison']);
+    const rowsNow = await allRows(users, 'p1');
+    expect(rowsNow.every((row) => row.quota !== null && row.devices.length === 1)).toBe(true);
+    expect(rowsNow[7]?.quota).toMatchObject({ maxDevices: 7 });
+    expect(await db.prisma.processedEvent.findUnique({ where: { eventId: 'p1-poison' } })).toBeNull();
+    expect(await db.prisma.processedEvent.count({ where: { eventId: { startsWith: 'p1-' } } })).toBe(events.length - 1);
+  });
 });
