@@ -13,7 +13,7 @@ import pino from 'pino';
 import type { GatewayEvent } from '../../src/contracts/events';
 import { createReadModelService } from '../../src/domains/read-model/read-model.service';
 import { openDatabase, type Database } from '../../src/infra/db/database';
-import type { PrismaClient } from '../../src/infra/db/generated/client';
+import { Prisma, type PrismaClient } from '../../src/infra/db/generated/client';
 import { createTestDatabase, uniqueId, type TestDatabase } from '../helpers/services';
 
 let testDb: TestDatabase | undefined;
@@ -205,4 +205,19 @@ describe.each(['postgres', 'embedded'] as const)('on %s', (kind) => {
     expect(await db.prisma.processedEvent.findUnique({ where: { eventId: 'p1-poison' } })).toBeNull();
     expect(await db.prisma.processedEvent.count({ where: { eventId: { startsWith: 'p1-' } } })).toBe(events.length - 1);
   });
+});
+
+it('requeues a whole batch at once while the database is unavailable, rather than event by event', async () => {
+  let calls = 0;
+  const unreachable = {
+    $transaction: () => {
+      calls++;
+      return Promise.reject(new Prisma.PrismaClientKnownRequestError("Can't reach database server", { code: 'P1001', clientVersion: 'test' }));
+    },
+  } as unknown as PrismaClient;
+  const readModel = createReadModelService({ prisma: () => unreachable });
+  const events = manyUsers(Array.from({ length: 20 }, (_, i) => `down-${i}`), 'down');
+  const outcomes = await Promise.allSettled(events.map((event) => readModel.apply(event)));
+  expect(outcomes.map((o) => o.status)).toEqual(events.map(() => 'rejected'));
+  expect(calls).toBe(1);
 });

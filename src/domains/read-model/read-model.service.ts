@@ -15,12 +15,15 @@
  * transaction is being written (at most `MAX_BATCH`) go together in the next one, whoever they
  * belong to, and resolve in arrival order when it commits, so a user's events are applied and
  * published in the order this instance received them. Inside a transaction the work is
- * set-based, in raw SQL (Prisma's typed queries cost several times more CPU per row): one
- * statement claims every `eventId`, then per table one statement locks the rows the events name,
- * one updates those that exist and one inserts the others, with each row's events (arrival order)
- * folded in memory into one write. A burst therefore costs a few statements per transaction, not
- * a transaction per event. The result is the same as applying the events one by one; a batch that
- * fails is retried one event at a time, so only the event that cannot be applied is requeued.
+ * set-based, in raw SQL through Prisma (its typed queries cost several times more CPU per row),
+ * and takes two statements whatever the number of events and tables: one claims every `eventId`
+ * and locks the quota, device and order rows the events name; one updates the rows that exist and
+ * inserts the others, with each row's events (arrival order) folded in memory into one write.
+ * App events, rare and matched to an installation by app when they carry no id, go one by one in
+ * the same transaction. A burst therefore costs a few statements, not a transaction per event.
+ * The result is the same as applying the events one by one; a batch that fails is retried one
+ * event at a time, so only the event that cannot be applied is requeued (unless the database
+ * itself is unavailable: then the whole batch is, at once).
  */
 import { randomUUID } from 'node:crypto';
 import {
@@ -89,8 +92,9 @@ function foldNewer<E extends GatewayEvent>(
 
 /**
  * A table whose rows events fold into. `update` gives the columns an event newer than the row
- * sets; `create` the row an event makes when there is none (every NOT NULL column without a
- * database default). Column names are the database's: the statements are raw SQL.
+ * sets; `create` the row an event makes when there is none (every NOT NULL column among
+ * `insertable`: a listed column the JSON row lacks is inserted as NULL, not as its default).
+ * Column names are the database's: the statements are raw SQL.
  */
 interface Folding<E extends GatewayEvent> {
   readonly table: string;
@@ -480,9 +484,24 @@ interface Pending<T> {
 }
 
 /**
+ * Errors that say the database cannot be used at all (unreachable, connection lost, no connection
+ * or transaction to be had in time), rather than that an event cannot be applied: Prisma's P1xxx
+ * codes, P2024 (pool timeout), P2028 (transaction could not start or expired), and PostgreSQL's
+ * connection (08) and shutdown (57P) classes.
+ */
+function databaseUnavailable(error: unknown): boolean {
+  const { code, meta } = (error ?? {}) as { code?: unknown; meta?: { driverAdapterError?: { cause?: { originalCode?: unknown } } } };
+  if (typeof code === 'string' && (code.startsWith('P1') || code === 'P2024' || code === 'P2028')) return true;
+  const sqlState = meta?.driverAdapterError?.cause?.originalCode;
+  return typeof sqlState === 'string' && (sqlState.startsWith('08') || sqlState.startsWith('57P'));
+}
+
+/**
  * Runs the items one batch after another, in arrival order: the items that arrive while a batch
  * runs form the next one, and each batch's items resolve in arrival order when it is done. A
- * failed batch is retried item by item, so one bad item fails alone.
+ * failed batch is retried item by item, so one bad item fails alone; while the database is
+ * unavailable the rest of the batch fails at once instead (trying 500 items one by one against a
+ * database that times out would hold every user for 500 timeouts).
  */
 class GroupCommit<T> {
   private readonly waiting: Pending<T>[] = [];
@@ -511,21 +530,30 @@ class GroupCommit<T> {
         await this.runBatch(batch.map((p) => p.item));
         for (const p of batch) p.resolve();
       } catch (error) {
-        if (batch.length === 1) {
-          batch[0]?.reject(error);
+        if (batch.length === 1 || databaseUnavailable(error)) {
+          for (const p of batch) p.reject(error);
           continue;
         }
-        for (const p of batch) {
-          try {
-            await this.runOne(p.item);
-            p.resolve();
-          } catch (oneError) {
-            p.reject(oneError);
-          }
-        }
+        await this.oneByOne(batch);
       }
     }
     this.running = false;
+  }
+
+  private async oneByOne(batch: readonly Pending<T>[]): Promise<void> {
+    for (const [i, p] of batch.entries()) {
+      try {
+        await this.runOne(p.item);
+        p.resolve();
+      } catch (error) {
+        if (!databaseUnavailable(error)) {
+          p.reject(error);
+          continue;
+        }
+        for (const rest of batch.slice(i)) rest.reject(error);
+        return;
+      }
+    }
   }
 }
 
