@@ -10,25 +10,29 @@
  * and the event types have no viewer-dependent fields), so:
  *
  * - `SharedExecution` executes each event once per distinct selection and serializes the result
- *   once; every subscriber with that selection gets the same JSON text. It executes against a copy
- *   of the schema whose subscription root fields return the event itself (what the type-graphql
- *   resolvers do, without their promise), which keeps execution synchronous and so keeps order.
+ *   once; every subscriber with that selection gets the same JSON text. It executes against the
+ *   same SDL rebuilt without the code-first resolvers (`eventSchema`), which keeps execution
+ *   synchronous (so order is kept) and cheap.
  * - The socket layer (./graphql-ws-server.ts) attaches to each subscription's stream and writes
  *   `next` frames straight onto the socket; while the socket's send buffer is over its high-water
  *   mark, events wait in the subscription's bounded, coalescing stream until it drains.
  */
 import {
+  buildASTSchema,
   execute,
   getOperationAST,
-  GraphQLObjectType,
+  GraphQLEnumType,
+  GraphQLScalarType,
+  isSpecifiedScalarType,
   Kind,
+  parse,
+  printSchema,
   visit,
   type ASTNode,
   GraphQLSchema,
   type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,
-  type GraphQLFieldConfigMap,
 } from 'graphql';
 import type { Sink } from '../../lib/event-queue';
 import type { ErrorFormatter } from '../http/format-error';
@@ -44,19 +48,36 @@ export function isPushSource<T>(value: unknown): value is PushSource<T> & AsyncI
   return typeof (value as PushSource<T> | undefined)?.attach === 'function';
 }
 
-/** The schema with every subscription root field resolving to the event it is given. */
+/**
+ * The schema events are executed against: the same SDL, rebuilt without the code-first
+ * resolvers. type-graphql wraps every field in a resolver that gathers arguments and runs
+ * middlewares, and its subscription root field returns a promise; events are plain objects whose
+ * fields are their properties, so graphql-js' default resolver gives the same values at a
+ * fraction of the cost, synchronously (order depends on it). Custom scalars keep their own
+ * serialization; each root field returns the event itself. test/unit/push-delivery.test.ts
+ * checks that every subscription's full payload equals what the code-first schema produces.
+ */
 function eventSchema(schema: GraphQLSchema): GraphQLSchema {
-  const subscription = schema.getSubscriptionType();
-  if (!subscription) return schema;
-  const config = subscription.toConfig();
-  const fields: GraphQLFieldConfigMap<unknown, unknown> = {};
-  for (const [name, field] of Object.entries(config.fields)) fields[name] = { ...field, resolve: (event: unknown) => event };
-  const schemaConfig = schema.toConfig();
-  return new GraphQLSchema({
-    ...schemaConfig,
-    subscription: new GraphQLObjectType({ ...config, fields }),
-    types: schemaConfig.types.filter((type) => type !== subscription),
-  });
+  const rebuilt = buildASTSchema(parse(printSchema(schema)));
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!(type instanceof GraphQLScalarType) || isSpecifiedScalarType(type)) continue;
+    const copy = rebuilt.getType(type.name);
+    if (copy instanceof GraphQLScalarType) {
+      copy.serialize = type.serialize;
+      copy.parseValue = type.parseValue;
+      copy.parseLiteral = type.parseLiteral;
+    }
+  }
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!(type instanceof GraphQLEnumType) || type.name.startsWith('__')) continue;
+    const copy = rebuilt.getType(type.name);
+    // Enum values travel by name; the rebuilt enums' internal values are their names too.
+    if (copy instanceof GraphQLEnumType && type.getValues().some((value) => value.value !== value.name)) {
+      throw new Error(`enum ${type.name}: internal values differ from names; events could not be executed without its resolvers`);
+    }
+  }
+  for (const field of Object.values(rebuilt.getSubscriptionType()?.getFields() ?? {})) field.resolve = (event: unknown) => event;
+  return rebuilt;
 }
 
 /** Resolvers of event fields see no viewer: the payload is shared by every subscriber. */
