@@ -20,7 +20,7 @@ import type { GraphQLContext, Services } from './auth/context';
 import { createTokenVerifier, stripBearer, TokenError } from './auth/jwt';
 import { createEventBridge, type BridgeCounters } from './bridge/event-bridge';
 import type { Config } from './config';
-import { coalescingKey, combine, supersedes } from './contracts/coalescing';
+import { sharedCoalescingKey, combine, supersedes } from './contracts/coalescing';
 import { ErrorCode, UnauthenticatedError } from './contracts/errors';
 import type { GatewayEvent } from './contracts/events';
 import type { EventBus, EventPubSub } from './contracts/ports';
@@ -91,7 +91,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
   const queueOptions: QueueOptions<GatewayEvent> = {
     maxBuffered: config.delivery.maxBuffered,
     coalesceMs: config.delivery.coalesceMs,
-    classify: coalescingKey,
+    classify: sharedCoalescingKey,
     supersedes,
     combine,
     onCoalesced: () => void delivery.coalesced++,

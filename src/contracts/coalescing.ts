@@ -58,3 +58,19 @@ export function coalescingKey(event: GatewayEvent): { entity: string; coalesce: 
       return undefined;
   }
 }
+
+type Coalescing = ReturnType<typeof coalescingKey>;
+const classified = new WeakMap<GatewayEvent, Coalescing | null>();
+
+/**
+ * `coalescingKey`, computed once per event however many subscriptions it reaches (they all get
+ * the same object from the pub/sub): no key string and object per subscriber and event.
+ */
+export function sharedCoalescingKey(event: GatewayEvent): Coalescing {
+  let key = classified.get(event);
+  if (key === undefined) {
+    key = coalescingKey(event) ?? null;
+    classified.set(event, key);
+  }
+  return key ?? undefined;
+}

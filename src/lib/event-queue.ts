@@ -107,7 +107,8 @@ export class EventQueue<T> implements EventStream<T> {
   private lastPrune = 0;
   private done = false;
   private overflowed = false;
-  private overflowListeners: (() => void)[] | undefined;
+  /** Usually one (the socket layer's); an array only when more register. */
+  private overflowListeners: (() => void) | (() => void)[] | undefined;
   private sink: Sink<T> | undefined;
   private onEnd: ((error?: Error) => void) | undefined;
 
@@ -188,7 +189,10 @@ export class EventQueue<T> implements EventStream<T> {
 
   onOverflow(listener: () => void): void {
     if (this.overflowed) listener();
-    else if (!this.done) (this.overflowListeners ??= []).push(listener);
+    else if (this.done) return;
+    else if (this.overflowListeners === undefined) this.overflowListeners = listener;
+    else if (Array.isArray(this.overflowListeners)) this.overflowListeners.push(listener);
+    else this.overflowListeners = [this.overflowListeners, listener];
   }
 
   attach(sink: Sink<T>, onEnd: (error?: Error) => void): void {
@@ -242,7 +246,8 @@ export class EventQueue<T> implements EventStream<T> {
     this.options.onOverflow?.();
     const listeners = this.overflowListeners;
     this.overflowListeners = undefined;
-    if (listeners) for (const listener of listeners) listener();
+    if (Array.isArray(listeners)) for (const listener of listeners) listener();
+    else listeners?.();
   }
 
   private delivered(entry: Entry<T>): void {

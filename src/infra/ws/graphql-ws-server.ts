@@ -184,8 +184,8 @@ interface Operation {
 
 /** A live subscription whose events are pushed onto the socket as `next` frames. */
 class PushedSubscription implements Operation {
-  /** `{"id":"<id>","type":"next","payload":`, built once. */
-  private readonly prefix: string;
+  /** The id as JSON, for the frames. */
+  private readonly idJson: string;
 
   constructor(
     readonly connection: Connection,
@@ -197,7 +197,7 @@ class PushedSubscription implements Operation {
     private readonly execution: SharedExecution,
     private readonly onEnd: (operation: PushedSubscription, error?: Error) => void,
   ) {
-    this.prefix = `{"id":${JSON.stringify(id)},"type":"next","payload":`;
+    this.idJson = JSON.stringify(id);
   }
 
   start(): void {
@@ -214,7 +214,7 @@ class PushedSubscription implements Operation {
       this.hub.awaitDrain(connection);
       return false;
     }
-    this.hub.send(connection, `${this.prefix}${this.execution.payload(event, this.key, this.args)}}`);
+    this.hub.send(connection, `{"id":${this.idJson},"type":"next","payload":${this.execution.payload(event, this.key, this.args)}}`);
     return true;
   }
 
@@ -463,7 +463,9 @@ export function startGraphQLWsServer(deps: {
       return;
     }
     if (!isPushSource<object>(source)) throw new Error(`subscription ${id}: its stream cannot be pushed`);
-    const operation = new PushedSubscription(connection, id, source, args, execution.selectionKey(args), hub, execution, onPushedEnd);
+    // What the payload needs, without the context: that lives on in the stream only as needed.
+    const selection: ExecutionArgs = { schema, document: args.document, operationName: args.operationName, variableValues: args.variableValues };
+    const operation = new PushedSubscription(connection, id, source, selection, execution.selectionKey(selection), hub, execution, onPushedEnd);
     connection.operations.set(id, operation);
     operation.start();
   }

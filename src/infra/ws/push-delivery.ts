@@ -80,6 +80,9 @@ function eventSchema(schema: GraphQLSchema): GraphQLSchema {
   return rebuilt;
 }
 
+/** Distinct selection keys shared as one string each (clients send a few documents). */
+const MAX_INTERNED_KEYS = 10_000;
+
 /** Resolvers of event fields see no viewer: the payload is shared by every subscriber. */
 const NO_VIEWER = Object.freeze({});
 
@@ -88,6 +91,8 @@ export class SharedExecution {
   /** Per event (while anything still holds it): selection key -> serialized `ExecutionResult`. */
   private readonly payloads = new WeakMap<object, Map<string, string>>();
   private readonly documentIds = new WeakMap<DocumentNode, number>();
+  /** Selection keys in use, so that equal keys are one string (bounded: a cap, not an LRU). */
+  private readonly keys = new Map<string, string>();
   /** Per document and operation name: the variables its payload can depend on. */
   private readonly payloadVariables = new WeakMap<DocumentNode, Map<string, readonly string[]>>();
   private nextDocumentId = 0;
@@ -117,7 +122,11 @@ export class SharedExecution {
     const values = args.variableValues ?? {};
     const used: Record<string, unknown> = {};
     for (const name of this.variablesOf(args.document, args.operationName)) used[name] = values[name];
-    return `${id}\u0000${args.operationName ?? ''}\u0000${JSON.stringify(used)}`;
+    const key = `${id}\u0000${args.operationName ?? ''}\u0000${JSON.stringify(used)}`;
+    const interned = this.keys.get(key);
+    if (interned !== undefined) return interned;
+    if (this.keys.size < MAX_INTERNED_KEYS) this.keys.set(key, key);
+    return key;
   }
 
   /** The variables used anywhere but in the root fields' arguments, sorted. */
