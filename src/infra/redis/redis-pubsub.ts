@@ -134,22 +134,27 @@ export class RedisEventPubSub implements EventPubSub {
     );
   }
 
+  /**
+   * Drops a subscription's reference, never synchronously: a release can happen inside
+   * RedisPubSub's own delivery loop (a slow consumer's overflow closes its socket, returning its
+   * other iterators on the same channel), and graphql-redis-subscriptions 2.7 then reads an entry
+   * it has just deleted and throws out of ioredis' data handler, taking the process down.
+   */
+  private unsubscribeLater(id: number, topic: string): void {
+    queueMicrotask(() => {
+      try {
+        this.pubsub.unsubscribe(id);
+      } catch (error) {
+        this.logger.debug({ err: error, topic }, 'redis unsubscribe of an unknown subscription');
+      }
+    });
+  }
+
   async subscribe(topic: string, options: { pattern?: boolean; resume?: ResumeFrom } = {}): Promise<EventStream<GatewayEvent>> {
     if (options.resume) return this.subscribeResumed(topic, options.pattern === true, options.resume);
     let subscriptionId: number | undefined;
     let released = false;
-    const unsubscribe = (id: number) =>
-      // Never synchronously: a release can happen inside RedisPubSub's own delivery loop (a slow
-      // consumer's overflow closes its socket, returning its other iterators on the same channel),
-      // and graphql-redis-subscriptions 2.7 then reads an entry it has just deleted and throws out
-      // of ioredis' data handler, taking the process down.
-      queueMicrotask(() => {
-        try {
-          this.pubsub.unsubscribe(id);
-        } catch (error) {
-          this.logger.debug({ err: error, topic }, 'redis unsubscribe of an unknown subscription');
-        }
-      });
+    const unsubscribe = (id: number) => this.unsubscribeLater(id, topic);
     const queue = createEventQueue<GatewayEvent>(() => {
       released = true;
       if (subscriptionId !== undefined) unsubscribe(subscriptionId);
@@ -197,14 +202,7 @@ export class RedisEventPubSub implements EventPubSub {
         : this.delivery;
     let subscriptionId: number | undefined;
     let released = false;
-    const unsubscribe = (id: number) =>
-      queueMicrotask(() => {
-        try {
-          this.pubsub.unsubscribe(id);
-        } catch (error) {
-          this.logger.debug({ err: error, topic }, 'redis unsubscribe of an unknown subscription');
-        }
-      });
+    const unsubscribe = (id: number) => this.unsubscribeLater(id, topic);
     const queue = createEventQueue<GatewayEvent>(() => {
       released = true;
       if (subscriptionId !== undefined) unsubscribe(subscriptionId);
