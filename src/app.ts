@@ -62,6 +62,8 @@ export interface App {
     subscriptions: Readonly<Record<string, number>>;
     bridge: Readonly<BridgeCounters>;
     outboxPublished: number;
+    /** Outbox relay passes completed (publishing or not). */
+    outboxPasses: number;
     /** State-like events replaced by a newer one before delivery (storm protection). */
     coalesced: number;
     /** Subscriptions whose event buffer overflowed (their socket was closed with 1013). */
@@ -148,6 +150,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     subscriptions: { ...subscriptions },
     bridge: { ...bridge.counters },
     outboxPublished: relay?.published ?? 0,
+    outboxPasses: relay?.passes ?? 0,
     coalesced: delivery.coalesced,
     overflowed: delivery.overflowed,
     ws: { ...(wsServer?.counters ?? { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0, payloadExecutions: 0 }) },

@@ -48,6 +48,8 @@ export class OutboxRelay {
   private failures = 0;
   /** Rows published since start (for metrics). */
   published = 0;
+  /** Passes completed since start, publishing or not (tests wait on these instead of on time). */
+  passes = 0;
 
   constructor(
     private readonly prisma: PrismaClient,
@@ -100,6 +102,7 @@ export class OutboxRelay {
       })
       .then((more) => {
         this.running = undefined;
+        this.passes++;
         if (this.stopped) return;
         if (more || this.again) {
           this.again = false;
