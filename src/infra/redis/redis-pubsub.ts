@@ -135,6 +135,24 @@ export class RedisEventPubSub implements EventPubSub {
   }
 
   /**
+   * A channel listener: whatever arrives on a channel (another publisher, a non-object) is dropped
+   * unless it is a gateway event, and nothing may throw into ioredis' data handler.
+   */
+  private listener(topic: string, deliver: (event: GatewayEvent) => void): (message: unknown) => void {
+    return (message) => {
+      if (!isGatewayEvent(message)) {
+        this.logger.warn({ topic }, 'redis message that is not a gateway event; dropped');
+        return;
+      }
+      try {
+        deliver(message);
+      } catch (error) {
+        this.logger.warn({ err: error, topic }, 'redis message could not be queued; dropped');
+      }
+    };
+  }
+
+  /**
    * Drops a subscription's reference, never synchronously: a release can happen inside
    * RedisPubSub's own delivery loop (a slow consumer's overflow closes its socket, returning its
    * other iterators on the same channel), and graphql-redis-subscriptions 2.7 then reads an entry
@@ -161,19 +179,7 @@ export class RedisEventPubSub implements EventPubSub {
     }, this.delivery);
     subscriptionId = await this.pubsub.subscribe<GatewayEvent>(
       topic,
-      (event) => {
-        // Whatever arrives on a channel (another publisher, a non-object) must not throw into
-        // ioredis' data handler either.
-        if (!isGatewayEvent(event)) {
-          this.logger.warn({ topic }, 'redis message that is not a gateway event; dropped');
-          return;
-        }
-        try {
-          queue.push(event);
-        } catch (error) {
-          this.logger.warn({ err: error, topic }, 'redis message could not be queued; dropped');
-        }
-      },
+      this.listener(topic, (event) => queue.push(event)),
       { pattern: options.pattern === true },
     );
     // The client may have gone while SUBSCRIBE was in flight.
@@ -220,13 +226,7 @@ export class RedisEventPubSub implements EventPubSub {
     try {
       subscriptionId = await this.pubsub.subscribe<LoggedEvent>(
         topic,
-        (event) => {
-          if (!isGatewayEvent(event)) {
-            this.logger.warn({ topic }, 'redis message that is not a gateway event; dropped');
-            return;
-          }
-          gate.live(event);
-        },
+        this.listener(topic, (event) => gate.live(event as LoggedEvent)),
         { pattern },
       );
       if (released) {
