@@ -5,7 +5,7 @@
 import type { AuthChecker } from 'type-graphql';
 import { ForbiddenError, UnauthenticatedError } from '../contracts/errors';
 import type { AuthUser } from './auth-user';
-import type { GraphQLContext } from './context';
+import type { GraphQLContext } from '../contracts/context';
 
 export function requireUser(context: GraphQLContext): AuthUser {
   if (!context.user) throw new UnauthenticatedError();

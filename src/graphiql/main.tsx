@@ -9,7 +9,7 @@ import { createRoot } from 'react-dom/client';
 import { createGatewayFetcher, type SocketState } from './fetcher';
 import './page.css';
 
-/** Set by the server in a `<script type="application/json">` block (see infra/http/graphiql.ts). */
+/** Set by the server in a `<script type="application/json">` block (see transports/http/graphiql.ts). */
 interface PageConfig {
   /** Show how to mint a development token (`npm run token`): outside production with HS256. */
   tokenHint: boolean;

@@ -1,6 +1,6 @@
 /**
  * A subscription's event stream: the pub/sub adapters push events in; the socket layer either
- * attaches a sink that takes them synchronously (the fast path, ../infra/ws/push-delivery.ts) or
+ * attaches a sink that takes them synchronously (the fast path, ../graphql/push-delivery.ts) or
  * pulls them as an async iterator. While the sink is backed up (the socket's send buffer is full)
  * or nobody pulls, events wait here. `return()` (a client completes, a socket closes) runs
  * `release` exactly once, which is what frees the underlying Redis subscription.

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import express from 'express';
-import { GRAPHIQL_DIR, graphiqlRouter, type GraphiqlPageConfig } from '../../src/infra/http/graphiql';
+import { GRAPHIQL_DIR, graphiqlRouter, type GraphiqlPageConfig } from '../../src/transports/http/graphiql';
 import { ensureGraphiqlBuilt } from '../helpers/browser';
 
 const servers: http.Server[] = [];

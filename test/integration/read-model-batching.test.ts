@@ -13,7 +13,7 @@ import pino from 'pino';
 import type { GatewayEvent } from '../../src/contracts/events';
 import { createReadModelService } from '../../src/domains/read-model/read-model.service';
 import { openDatabase, type Database } from '../../src/infra/db/database';
-import { Prisma, type PrismaClient } from '../../src/infra/db/generated/client';
+import { Prisma, type PrismaClient } from '../../src/generated/prisma/client';
 import { createTestDatabase, uniqueId, type TestDatabase } from '../helpers/services';
 
 let testDb: TestDatabase | undefined;

@@ -1,5 +1,5 @@
 /**
- * The `graphql-transport-ws` behaviours the gateway's own socket server (src/infra/ws) provides
+ * The `graphql-transport-ws` behaviours the gateway's own socket server (src/transports/ws) provides
  * beyond the close codes hostile-input.test.ts covers: keep-alive, queries and mutations over the
  * socket, `complete` from the client, the stream's own end, and several operations on one socket
  * sharing the pushed frames. Real gateway, real graphql-ws clients and a bare-TCP client.

@@ -5,7 +5,7 @@
  */
 import { GraphQLFloat, GraphQLInt, getNamedType, type GraphQLInputObjectType, type GraphQLObjectType, type GraphQLType } from 'graphql';
 import { QUOTA_LIMIT_FIELDS, QUOTA_USAGE_FIELDS } from '../../src/contracts/events';
-import { Prisma } from '../../src/infra/db/generated/client';
+import { Prisma } from '../../src/generated/prisma/client';
 import { createSchema } from '../../src/schema';
 
 const kinds = (type: GraphQLObjectType | GraphQLInputObjectType) =>

@@ -5,7 +5,7 @@
 import 'reflect-metadata';
 import { execute, getNamedType, GraphQLError, isObjectType, parse, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
 import { createSchema } from '../../src/schema';
-import { SharedExecution } from '../../src/infra/ws/push-delivery';
+import { SharedExecution } from '../../src/graphql/push-delivery';
 
 let schema: GraphQLSchema;
 beforeAll(async () => {

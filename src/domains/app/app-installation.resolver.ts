@@ -1,6 +1,6 @@
 import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
 import { requireUser } from '../../auth/authorization';
-import type { GraphQLContext } from '../../auth/context';
+import type { GraphQLContext } from '../../contracts/context';
 import { InstallAppInput } from './app-installation.input';
 import { AppInstallation } from './app-installation.type';
 

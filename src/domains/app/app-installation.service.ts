@@ -6,7 +6,7 @@
  */
 import type { AuthUser } from '../../auth/auth-user';
 import { BadUserInputError } from '../../contracts/errors';
-import type { AppInstallation as InstallationRow, Prisma, PrismaClient } from '../../infra/db/generated/client';
+import type { AppInstallation as InstallationRow, Prisma, PrismaClient } from '../../generated/prisma/client';
 import { lockDevice } from '../device/device.service';
 import { DeviceStatus } from '../device/device.type';
 import { visibleTo } from '../shared/access';

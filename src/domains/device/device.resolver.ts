@@ -1,6 +1,6 @@
 import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { requireUser, resolveTargetUser } from '../../auth/authorization';
-import type { GraphQLContext } from '../../auth/context';
+import type { GraphQLContext } from '../../contracts/context';
 import { AppInstallation } from '../app/app-installation.type';
 import { BatchLoader, loaderFor } from '../shared/batch-loader';
 import { pageRequest, type Connection } from '../shared/connection';

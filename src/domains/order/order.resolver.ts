@@ -1,6 +1,6 @@
 import { Arg, Args, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
 import { requireUser, resolveTargetUser } from '../../auth/authorization';
-import type { GraphQLContext } from '../../auth/context';
+import type { GraphQLContext } from '../../contracts/context';
 import { pageRequest, type Connection } from '../shared/connection';
 import { OrdersArgs } from './order.input';
 import { Order, OrderConnection } from './order.type';

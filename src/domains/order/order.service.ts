@@ -5,7 +5,7 @@
  */
 import type { AuthUser } from '../../auth/auth-user';
 import { BadUserInputError } from '../../contracts/errors';
-import type { Order as OrderRow, Prisma, PrismaClient } from '../../infra/db/generated/client';
+import type { Order as OrderRow, Prisma, PrismaClient } from '../../generated/prisma/client';
 import { visibleTo } from '../shared/access';
 import { afterPosition, PAGE_ORDER, toConnection, type Connection, type PageRequest } from '../shared/connection';
 import { eventStamp, newEventRef, writeOutbox, TRANSACTION_OPTIONS } from '../shared/outbox';

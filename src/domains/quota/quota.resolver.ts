@@ -1,6 +1,6 @@
 import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { resolveTargetUser } from '../../auth/authorization';
-import type { GraphQLContext } from '../../auth/context';
+import type { GraphQLContext } from '../../contracts/context';
 import type { QuotaEventMessage } from '../../contracts/events';
 import { AFTER_DESCRIPTION, subscribeToFamily } from '../shared/subscription';
 import { QuotaUsageDeltaInput, RenewQuotaInput, UpdateQuotaInput } from './quota.input';

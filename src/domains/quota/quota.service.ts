@@ -12,7 +12,7 @@
  */
 import { BadUserInputError, NotFoundError } from '../../contracts/errors';
 import { QUOTA_LIMIT_FIELDS, QUOTA_USAGE_FIELDS } from '../../contracts/events';
-import type { Prisma, PrismaClient, Quota as QuotaRow } from '../../infra/db/generated/client';
+import type { Prisma, PrismaClient, Quota as QuotaRow } from '../../generated/prisma/client';
 import { eventStamp, newEventRef, writeOutbox, type OutboxEventRef, TRANSACTION_OPTIONS } from '../shared/outbox';
 import type { QuotaUsageDeltaInput, RenewQuotaInput, UpdateQuotaInput } from './quota.input';
 import { QuotaStatus, type Quota, type QuotaLimits, type QuotaUsage } from './quota.type';

@@ -36,7 +36,7 @@ import {
   type QuotaEventMessage,
 } from '../../contracts/events';
 import type { ReadModel } from '../../contracts/ports';
-import { Prisma, type PrismaClient } from '../../infra/db/generated/client';
+import { Prisma, type PrismaClient } from '../../generated/prisma/client';
 import { InstallationStatus } from '../app/app-installation.type';
 import { OrderStatus } from '../order/order.type';
 import { QuotaStatus } from '../quota/quota.type';

@@ -5,7 +5,7 @@
  * processed in the same transaction, so the read model does not apply the echo a second time.
  */
 import { randomUUID } from 'node:crypto';
-import type { Prisma } from '../../infra/db/generated/client';
+import type { Prisma } from '../../generated/prisma/client';
 
 export interface OutboxEventRef {
   readonly eventId: string;

@@ -8,7 +8,7 @@
  * `after`, the pub/sub replays the retained events that followed it before the live ones.
  */
 import { resolveTargetUser } from '../../auth/authorization';
-import type { ConnectionControl, GraphQLContext, Services } from '../../auth/context';
+import type { ConnectionControl, GraphQLContext, Services } from '../../contracts/context';
 import { BadUserInputError } from '../../contracts/errors';
 import type { EventOfFamily, GatewayEvent } from '../../contracts/events';
 import type { ResumeFrom } from '../../contracts/ports';

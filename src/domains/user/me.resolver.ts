@@ -1,6 +1,6 @@
 import { Authorized, Ctx, Query, Resolver } from 'type-graphql';
 import { requireUser } from '../../auth/authorization';
-import type { GraphQLContext } from '../../auth/context';
+import type { GraphQLContext } from '../../contracts/context';
 import { Me } from './me.type';
 
 @Resolver()

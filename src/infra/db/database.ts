@@ -12,7 +12,7 @@ import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { Logger } from 'pino';
 import type { Config } from '../../config';
 import type { DependencyStatus } from '../../contracts/ports';
-import { PrismaClient } from './generated/client';
+import { PrismaClient } from '../../generated/prisma/client';
 import { applyMigrations } from './migrate';
 
 export interface Database {

@@ -11,7 +11,7 @@
  */
 import type { Logger } from 'pino';
 import type { EventBus } from '../../contracts/ports';
-import type { PrismaClient } from './generated/client';
+import type { PrismaClient } from '../../generated/prisma/client';
 
 /** The advisory lock that makes relay passes take turns (any constant the migrations' lock is not). */
 const RELAY_LOCK_KEY = 72_707_370;

@@ -58,14 +58,14 @@ import {
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { AuthUser } from '../../auth/auth-user';
-import type { ConnectionControl, GraphQLContext, Services } from '../../auth/context';
+import type { ConnectionControl, GraphQLContext, Services } from '../../contracts/context';
 import { stripBearer, type TokenVerifier } from '../../auth/jwt';
 import { ErrorCode, TooManySubscriptionsError } from '../../contracts/errors';
 import { containsNul, NUL_MESSAGE } from '../../graphql/nul-guard';
-import type { RateLimiter } from '../http/rate-limit';
-import type { ErrorFormatter } from '../http/format-error';
-import type { SocketRegistry } from './limits';
-import { isPushSource, SharedExecution, type PushSource } from './push-delivery';
+import type { RateLimiter } from '../../infra/redis/rate-limit';
+import type { ErrorFormatter } from '../../graphql/format-error';
+import type { SocketRegistry } from '../../infra/redis/socket-registry';
+import { isPushSource, SharedExecution, type PushSource } from '../../graphql/push-delivery';
 
 /** Parsed and validated documents kept by query text (clients send the same few documents). */
 const MAX_CACHED_DOCUMENTS = 1_000;

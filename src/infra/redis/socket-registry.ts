@@ -13,7 +13,7 @@
  */
 import Redis from 'ioredis';
 import type { Logger } from 'pino';
-import { redisClientName } from '../redis/client-name';
+import { redisClientName } from './client-name';
 
 export interface SocketRegistry {
   /** Takes a slot for `socketId`; false when `userId` already holds the maximum. */

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import express, { type Router } from 'express';
 
-/** dist/graphiql at the repository root, from both src/infra/http (ts-jest) and dist/infra/http. */
+/** dist/graphiql at the repository root, from both src/transports/http (ts-jest) and dist/transports/http. */
 export const GRAPHIQL_DIR = path.resolve(__dirname, '../../../dist/graphiql');
 
 export interface GraphiqlPageConfig {

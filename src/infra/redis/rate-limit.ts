@@ -12,7 +12,7 @@ import type { RequestHandler } from 'express';
 import Redis from 'ioredis';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../../contracts/errors';
-import { redisClientName } from '../redis/client-name';
+import { redisClientName } from './client-name';
 
 export type RateDecision = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterSec: number };
 

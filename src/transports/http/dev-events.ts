@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { stripBearer, type TokenVerifier } from '../../auth/jwt';
 import { ErrorCode } from '../../contracts/errors';
 import { QUEUE_BINDINGS, topicMatches } from '../../contracts/routing';
-import type { MemoryEventBus } from '../memory/memory-bus';
+import type { MemoryEventBus } from '../../infra/memory/memory-bus';
 
 export const DEV_EVENTS_PATH = '/dev/events';
 

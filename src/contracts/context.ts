@@ -2,13 +2,13 @@
  * The GraphQL context, built once per HTTP request (Apollo) or per WebSocket operation
  * (graphql-ws: Apollo's context function is not called there, apollo-server #2296).
  */
-import type { EventPubSub } from '../contracts/ports';
-import type { Topics } from '../contracts/topics';
+import type { EventPubSub } from './ports';
+import type { Topics } from './topics';
 import type { AppInstallationService } from '../domains/app/app-installation.service';
 import type { DeviceService } from '../domains/device/device.service';
 import type { OrderService } from '../domains/order/order.service';
 import type { QuotaService } from '../domains/quota/quota.service';
-import type { AuthUser } from './auth-user';
+import type { AuthUser } from '../auth/auth-user';
 
 export interface Services {
   readonly quota: QuotaService;

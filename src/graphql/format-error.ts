@@ -6,7 +6,7 @@
  */
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from 'pino';
-import { ErrorCode } from '../../contracts/errors';
+import { ErrorCode } from '../contracts/errors';
 
 /** Codes whose message is meant for the client. */
 const CLIENT_CODES = new Set<string>([

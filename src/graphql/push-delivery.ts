@@ -34,8 +34,8 @@ import {
   type ExecutionArgs,
   type ExecutionResult,
 } from 'graphql';
-import type { Sink } from '../../lib/event-queue';
-import type { ErrorFormatter } from '../http/format-error';
+import type { Sink } from '../lib/event-queue';
+import type { ErrorFormatter } from './format-error';
 
 /** A stream the fast path can drive (see `EventStream.attach`). */
 export interface PushSource<T> {
