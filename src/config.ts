@@ -166,7 +166,7 @@ export function oneOf<const V extends readonly [string, ...string[]], const S ex
   values: V,
   spec: S,
 ) {
-  return declare<V[number], S>(spec, 'enum', values.map((v) => `\`${v}\``).join(', '), (raw, name) => {
+  return declare<V[number], S>(spec, 'enum', `one of ${values.map((v) => `\`${v}\``).join(', ')}`, (raw, name) => {
     if (!(values as readonly string[]).includes(raw)) {
       throw new ConfigError(`${name} must be one of ${values.join(', ')}, got "${raw}"`);
     }
@@ -482,7 +482,8 @@ export type ConfigValues = { readonly [K in OptionName]: ValueOf<(typeof OPTIONS
 
 type Env = Record<string, string | undefined>;
 
-function isDerived(value: unknown): value is DerivedDefault<unknown> {
+/** Whether a declared default is computed from other options (see `derived`). */
+export function isDerivedDefault(value: unknown): value is DerivedDefault<unknown> {
   return typeof value === 'object' && value !== null && 'derive' in value;
 }
 
@@ -496,7 +497,7 @@ export function readOptions(env: Env = process.env): ConfigValues {
   for (const [name, option] of Object.entries(OPTIONS) as [string, ConfigOption<string | number | boolean>][]) {
     const raw = env[name]?.trim();
     if (raw) values[name] = option.parse(raw, name);
-    else if (isDerived(option.default)) later.push([name, option.default]);
+    else if (isDerivedDefault(option.default)) later.push([name, option.default]);
     else values[name] = option.default;
   }
   const base: BaseValues = { ...values };
