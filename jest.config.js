@@ -22,11 +22,12 @@ const base = {
       },
     ],
   },
-  testTimeout: 30_000,
 };
 
 /** @type {import('jest').Config} */
 module.exports = {
+  // A global option: jest ignores it inside a project.
+  testTimeout: 30_000,
   projects: [
     {
       ...base,
