@@ -7,6 +7,6 @@ it('the README shows withResume exactly as test/helpers/resumable-client.ts has 
   const helper = readFileSync(path.join(root, 'test/helpers/resumable-client.ts'), 'utf8');
   const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
   const code = /\/\/ README:withResume:start\n([\s\S]*?)\/\/ README:withResume:end/.exec(helper)?.[1];
-  expect(code).toBeDefined();
+  expect(code).toMatch(/^import type \{ Client, Sink \} from 'graphql-ws';\n[\s\S]*export function withResume\(/);
   expect(readme).toContain('```ts\n' + code + '```');
 });
