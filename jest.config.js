@@ -9,7 +9,7 @@
  */
 const base = {
   rootDir: __dirname,
-  testEnvironment: 'node',
+  testEnvironment: '<rootDir>/test/jest/environment.js',
   testMatch: ['**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/'],
   transform: {
@@ -28,6 +28,7 @@ const base = {
 module.exports = {
   // A global option: jest ignores it inside a project.
   testTimeout: 30_000,
+  reporters: ['default', '<rootDir>/test/jest/exit-guard-reporter.js'],
   projects: [
     {
       ...base,
