@@ -1,3 +1,4 @@
+/** A staleness check of test/generated (two codegen CLI processes, ~10 s): no service, but too slow for the unit loop. */
 import { execFile } from 'node:child_process';
 import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
