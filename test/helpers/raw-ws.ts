@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { track } from './teardown';
 import { deferred, within } from './wait';
 
 export interface ServerFrame {
@@ -35,6 +36,8 @@ export async function connectRaw(url: string, protocol = 'graphql-transport-ws',
   const { hostname, port, pathname } = new URL(url);
   const socket = net.connect(Number(port), hostname);
   socket.on('error', () => undefined);
+  const tracked = track(`raw WebSocket to ${url}`, () => void socket.destroy());
+  socket.once('close', () => tracked.untrack());
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
     socket.once('error', reject);

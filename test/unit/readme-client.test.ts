@@ -7,6 +7,6 @@ it('docs/resuming.md shows withResume exactly as test/helpers/resumable-client.t
   const helper = readFileSync(path.join(root, 'test/helpers/resumable-client.ts'), 'utf8');
   const manual = readFileSync(path.join(root, 'docs/resuming.md'), 'utf8');
   const code = /\/\/ README:withResume:start\n([\s\S]*?)\/\/ README:withResume:end/.exec(helper)?.[1];
-  expect(code).toBeDefined();
+  expect(code).toMatch(/^import type \{ Client, Sink \} from 'graphql-ws';\n[\s\S]*export function withResume\(/);
   expect(manual).toContain('```ts\n' + code + '```');
 });
