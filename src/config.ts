@@ -78,7 +78,7 @@ export interface OptionDeclaration<T> {
   readonly mode: ConfigMode;
   /** One sentence, shown in both tables. */
   readonly doc: string;
-  /** Named in CONTRACT.md §1: operators rely on the name, never rename it. */
+  /** Named in docs/configuration.md: operators rely on the name, never rename it. */
   readonly contract?: true;
   /**
    * `NODE_ENV=production` refuses to start while this is unset; options sharing a label are
@@ -222,7 +222,7 @@ const PRODUCTION_JWT = 'JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL';
 
 /**
  * Every option, keyed by its environment variable, in the order the README lists them: the
- * contract's variables first (CONTRACT.md §1, in its order; the names are fixed), then the rest
+ * contract's variables first (docs/configuration.md, in its order; the names are fixed), then the rest
  * by group.
  */
 export const OPTIONS = {
