@@ -10,7 +10,10 @@
  *   validation with the shared limits (./documents.ts), the per-user rate limit for queries and
  *   mutations, the context, execution, and for subscriptions the pushed delivery with one
  *   execution per event and selection (./push-delivery.ts);
- * - error formatting (./format-error.ts) and the counters behind /metrics.
+ * - error formatting (./format-error.ts) and the counters behind /metrics, by transport;
+ * - in-band token renewal (`Session.renew`, the `renewSession` mutation) and revocation: when the
+ *   `RevocationStore` reports a revocation (from any instance), every local session of that user
+ *   whose token predates it ends through its transport (4403 on a socket, an error on a stream).
  *
  * Operations are tracked by identity: each `start` creates its own state object, and every step
  * that resumes after an `await` checks that the map still holds *that* object. A client that
@@ -21,17 +24,25 @@
 import {
   createSourceEventStream,
   execute,
+  getOperationAST,
   GraphQLError,
+  Kind,
+  type ArgumentNode,
+  type DocumentNode,
+  type FieldNode,
+  type OperationDefinitionNode,
+  type SelectionNode,
   type ExecutionArgs,
   type ExecutionResult,
   type GraphQLFormattedError,
   type GraphQLSchema,
 } from 'graphql';
 import type { Logger } from 'pino';
-import type { AuthUser, ConnectionControl, GraphQLContext, Services } from '../contracts/context';
-import { BadUserInputError, ErrorCode, TooManySubscriptionsError } from '../contracts/errors';
+import { issuedBeforeRevocation } from '../auth/revocation';
+import type { AuthUser, ConnectionControl, GraphQLContext, Services, TransportName } from '../contracts/context';
+import { BadUserInputError, ErrorCode, ForbiddenError, TooManySubscriptionsError } from '../contracts/errors';
 import type { GatewayEvent } from '../contracts/events';
-import type { ConnectionRegistry, RateLimiter } from '../contracts/ports';
+import type { ConnectionRegistry, RateLimiter, RevocationStore } from '../contracts/ports';
 import { DocumentCache, type DocumentLimits } from './documents';
 import type { ErrorFormatter } from './format-error';
 import { containsNul, NUL_MESSAGE } from './nul-guard';
@@ -46,6 +57,11 @@ export interface OperationRequest {
   readonly variables?: Readonly<Record<string, unknown>> | null;
   readonly operationName?: string | null;
   readonly extensions?: Readonly<Record<string, unknown>> | null;
+  /**
+   * Resume after this eventId, as the subscription field's `after` argument would (SSE's
+   * `Last-Event-ID`); it replaces any `after` the document gives. Ignored by fields without one.
+   */
+  readonly resumeAfter?: string;
 }
 
 /** A formatted result, as it goes on the wire. */
@@ -85,6 +101,8 @@ export interface SessionTransport {
   expired(): void;
   /** The client cannot keep up (WebSocket: close 1013); the session has already stopped its operations. */
   slow(reason: string): void;
+  /** The user's sessions were revoked (WebSocket: close 4403 with the reason); the session has already ended. */
+  revoked(reason: string): void;
 }
 
 export type SessionRefusal =
@@ -104,6 +122,26 @@ export interface OperationCounters {
   payloadExecutions: number;
 }
 
+/** Per transport: connections open now, and how many ended for each reason the layer decides. */
+export interface TransportCounters {
+  open: number;
+  opened: number;
+  slowConsumer: number;
+  expired: number;
+  revoked: number;
+}
+
+export interface SessionCounters {
+  /** Revocations this instance heard (its own and other instances'). */
+  revocations: number;
+  /** Tokens renewed in band, and renewals refused (FORBIDDEN). */
+  renewals: number;
+  renewalsRefused: number;
+  readonly transports: Record<TransportName, TransportCounters>;
+}
+
+const transportCounters = (): TransportCounters => ({ open: 0, opened: 0, slowConsumer: 0, expired: 0, revoked: 0 });
+
 export interface OperationLayerOptions extends DocumentLimits {
   /** `WS_MAX_SUBSCRIPTIONS_PER_SOCKET`: live operations per connection. */
   readonly maxOperationsPerSession: number;
@@ -115,9 +153,17 @@ export interface TokenCheck {
 
 export class OperationLayer {
   readonly counters: OperationCounters = { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0, payloadExecutions: 0 };
+  readonly sessionCounters: SessionCounters = {
+    revocations: 0,
+    renewals: 0,
+    renewalsRefused: 0,
+    transports: { ws: transportCounters(), multipart: transportCounters(), sse: transportCounters() },
+  };
   readonly execution: SharedExecution;
   private readonly documents: DocumentCache;
   private connectionSeq = 0;
+  /** This instance's open sessions by user, for revocation. */
+  private readonly sessions = new Map<string, Set<Session>>();
 
   constructor(
     readonly schema: GraphQLSchema,
@@ -130,11 +176,45 @@ export class OperationLayer {
       readonly logger: Logger;
       /** Unique per instance: names this instance's connections in the shared registry. */
       readonly instanceId: string;
+      /** Revocations from every instance; `verifier` must already refuse revoked tokens (auth/revocation.ts). */
+      readonly revocations?: RevocationStore;
     },
     readonly options: OperationLayerOptions,
   ) {
     this.documents = new DocumentCache(schema, options);
     this.execution = new SharedExecution(schema, deps.formatError, () => this.counters.payloadExecutions++);
+    deps.revocations?.onRevoked((userId, revokedAt) => this.revokeLocal(userId, revokedAt));
+  }
+
+  /** Ends this instance's sessions of `userId` whose token predates the revocation. */
+  private revokeLocal(userId: string, revokedAt: number): void {
+    this.sessionCounters.revocations++;
+    const mine = [...(this.sessions.get(userId) ?? [])].filter((session) => issuedBeforeRevocation(session.user, revokedAt));
+    if (mine.length > 0) this.deps.logger.info({ userId, sessions: mine.length }, 'sessions revoked: ending connections');
+    for (const session of mine) session.revoke();
+  }
+
+  /** @internal The verifier sessions renew with. */
+  verify(token: string): Promise<AuthUser> {
+    return this.deps.verifier.verify(token);
+  }
+
+  /** @internal */
+  opened(session: Session): void {
+    const mine = this.sessions.get(session.user.id) ?? new Set<Session>();
+    mine.add(session);
+    this.sessions.set(session.user.id, mine);
+    const counters = this.sessionCounters.transports[session.transport];
+    counters.open++;
+    counters.opened++;
+  }
+
+  /** @internal */
+  closed(session: Session): void {
+    const mine = this.sessions.get(session.user.id);
+    mine?.delete(session);
+    if (mine?.size === 0) this.sessions.delete(session.user.id);
+    this.sessionCounters.transports[session.transport].open--;
   }
 
   /** The context resolvers see, on every transport. */
@@ -154,7 +234,11 @@ export class OperationLayer {
    * Authenticates a connection and takes its slot in the per-user count. The caller ends the
    * session when its connection closes (also when it closed while this was pending).
    */
-  async openSession(token: string | undefined, transport: SessionTransport): Promise<Session | SessionRefusal> {
+  async openSession(
+    token: string | undefined,
+    transport: SessionTransport,
+    name: TransportName = 'ws',
+  ): Promise<Session | SessionRefusal> {
     if (!token) return { refused: 'forbidden', reason: 'Forbidden' };
     let user: AuthUser;
     try {
@@ -171,7 +255,9 @@ export class OperationLayer {
       this.deps.logger.info({ userId: user.id }, 'too many connections for this user');
       return { refused: 'too-many-connections', reason: 'Too many connections for this user' };
     }
-    return new Session(this, user, connectionId, transport);
+    const session = new Session(this, user, connectionId, transport, name);
+    this.opened(session);
+    return session;
   }
 
   /** @internal Session's way to the shared pieces. */
@@ -256,14 +342,56 @@ export class Session implements ConnectionControl {
   private closed = false;
   private slowEnded = false;
   private expiryTimer: NodeJS.Timeout | undefined;
+  private current: AuthUser;
 
   constructor(
     private readonly layer: OperationLayer,
-    readonly user: AuthUser,
+    user: AuthUser,
     private readonly connectionId: string,
-    private readonly transport: SessionTransport,
+    private readonly peer: SessionTransport,
+    readonly transport: TransportName,
   ) {
+    this.current = user;
     this.armExpiry(user.expiresAt);
+  }
+
+  /** The credentials now: the connection's token, or the last one `renew` accepted. */
+  get user(): AuthUser {
+    return this.current;
+  }
+
+  /**
+   * `ConnectionControl.renew`: the same `sub`, verified (signature, expiry, revocation) like a
+   * connecting token; operations keep running, the expiry timer moves to the new `exp`.
+   */
+  async renew(token: string): Promise<number> {
+    const refuse = (message: string) => {
+      this.layer.sessionCounters.renewalsRefused++;
+      return new ForbiddenError(`Session renewal refused: ${message}; the connection keeps its current token`);
+    };
+    let next: AuthUser;
+    try {
+      next = await this.layer.verify(token);
+    } catch (error) {
+      this.layer.logger.debug({ err: error, userId: this.current.id }, 'session renewal refused');
+      throw refuse('the token is invalid, expired or revoked');
+    }
+    if (next.id !== this.current.id) throw refuse('the token is for another user');
+    if (next.expiresAt <= Date.now()) throw refuse('the token is expired');
+    if (this.closed) throw refuse('the connection is closed');
+    this.current = next;
+    clearTimeout(this.expiryTimer);
+    this.armExpiry(next.expiresAt);
+    this.layer.sessionCounters.renewals++;
+    return next.expiresAt;
+  }
+
+  /** @internal The user's sessions were revoked: ended, and the transport told. */
+  revoke(): void {
+    if (this.closed) return;
+    this.layer.sessionCounters.transports[this.transport].revoked++;
+    this.end();
+    this.peer.revoked('Forbidden: sessions revoked');
   }
 
   /** Operations running now. */
@@ -311,7 +439,10 @@ export class Session implements ConnectionControl {
     }
     const args: ExecutionArgs = {
       schema: layer.schema,
-      document: prepared.document,
+      document:
+        request.resumeAfter !== undefined && prepared.operation === 'subscription'
+          ? withAfter(prepared.document, request.operationName, request.resumeAfter, layer.schema)
+          : prepared.document,
       operationName: request.operationName,
       variableValues: request.variables,
       contextValue: layer.context(this.user, this),
@@ -326,9 +457,11 @@ export class Session implements ConnectionControl {
     }
     if (!isPushSource<object>(source)) throw new Error(`subscription ${id}: its stream cannot be pushed`);
     // What the payload needs, without the context: that lives on in the stream only as needed.
+    // The original document: `after` does not change a payload, so resumed and live subscribers
+    // with the same selection share one execution per event.
     const selection: ExecutionArgs = {
       schema: layer.schema,
-      document: args.document,
+      document: prepared.document,
       operationName: args.operationName,
       variableValues: args.variableValues,
     };
@@ -365,9 +498,10 @@ export class Session implements ConnectionControl {
     if (this.slowEnded || this.closed) return;
     this.slowEnded = true;
     this.layer.counters.slowConsumerCloses++;
-    this.layer.logger.warn({ userId: this.user.id, reason }, 'slow consumer: ending its connection');
+    this.layer.sessionCounters.transports[this.transport].slowConsumer++;
+    this.layer.logger.warn({ userId: this.user.id, transport: this.transport, reason }, 'slow consumer: ending its connection');
     this.stopAll();
-    this.transport.slow(reason);
+    this.peer.slow(reason);
   }
 
   /** The connection is gone: every operation stopped, the slot released, timers cleared. Idempotent. */
@@ -376,6 +510,7 @@ export class Session implements ConnectionControl {
     this.closed = true;
     clearTimeout(this.expiryTimer);
     this.stopAll();
+    this.layer.closed(this);
     this.layer.release(this.user.id, this.connectionId);
   }
 
@@ -385,14 +520,43 @@ export class Session implements ConnectionControl {
     for (const operation of operations) operation.stop();
   }
 
+  private expire(): void {
+    if (this.closed) return;
+    this.layer.sessionCounters.transports[this.transport].expired++;
+    this.peer.expired();
+  }
+
   private armExpiry(expiresAt: number): void {
     const remaining = expiresAt - Date.now();
     this.expiryTimer = setTimeout(
-      () => (remaining > MAX_TIMER_MS ? this.armExpiry(expiresAt) : this.transport.expired()),
+      () => (remaining > MAX_TIMER_MS ? this.armExpiry(expiresAt) : this.expire()),
       Math.max(0, Math.min(remaining, MAX_TIMER_MS)),
     );
     this.expiryTimer.unref();
   }
+}
+
+/**
+ * The document with `after: "<eventId>"` on the subscription's root field(s) that take `after`
+ * (replacing one the client wrote): `Last-Event-ID` resumes exactly as `after` does, through the
+ * same resolver, the same validation and the same HISTORY_EXPIRED.
+ */
+function withAfter(document: DocumentNode, operationName: string | null | undefined, after: string, schema: GraphQLSchema): DocumentNode {
+  const operation = getOperationAST(document, operationName);
+  const fields = schema.getSubscriptionType()?.getFields() ?? {};
+  if (!operation) return document;
+  const selections = operation.selectionSet.selections.map((selection): SelectionNode => {
+    if (selection.kind !== Kind.FIELD || !fields[selection.name.value]?.args.some((arg) => arg.name === 'after')) return selection;
+    const argument: ArgumentNode = {
+      kind: Kind.ARGUMENT,
+      name: { kind: Kind.NAME, value: 'after' },
+      value: { kind: Kind.STRING, value: after },
+    };
+    const field: FieldNode = { ...selection, arguments: [...(selection.arguments ?? []).filter((arg) => arg.name.value !== 'after'), argument] };
+    return field;
+  });
+  const rewritten: OperationDefinitionNode = { ...operation, selectionSet: { ...operation.selectionSet, selections } };
+  return { ...document, definitions: document.definitions.map((definition) => (definition === operation ? rewritten : definition)) };
 }
 
 function isAsyncIterable(value: AsyncIterable<unknown> | ExecutionResult): value is AsyncIterable<unknown> {

@@ -6,12 +6,15 @@ import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { sharedCoalescingKey, combine, supersedes } from '../contracts/coalescing';
 import type { GatewayEvent } from '../contracts/events';
-import type { ConnectionRegistry, EventPubSub, RateLimiter } from '../contracts/ports';
+import { REVOCATION_RETENTION_MS } from '../auth/revocation';
+import type { ConnectionRegistry, EventPubSub, RateLimiter, RevocationStore } from '../contracts/ports';
 import { MemoryConnectionRegistry } from '../infra/memory/memory-connection-registry';
 import { MemoryPubSub } from '../infra/memory/memory-pubsub';
 import { MemoryRateLimiter } from '../infra/memory/memory-rate-limiter';
+import { MemoryRevocationStore } from '../infra/memory/memory-revocation-store';
 import { RedisRateLimiter } from '../infra/redis/rate-limit';
 import { RedisEventPubSub } from '../infra/redis/redis-pubsub';
+import { RedisRevocationStore } from '../infra/redis/revocation-store';
 import { RedisSocketRegistry } from '../infra/redis/socket-registry';
 import type { QueueOptions } from '../lib/event-queue';
 import type { Part } from './part';
@@ -20,6 +23,8 @@ export interface FanoutPart extends Part {
   readonly pubsub: EventPubSub;
   readonly connections: ConnectionRegistry;
   readonly rateLimiter: RateLimiter;
+  /** Revoked sessions, heard by every instance. */
+  readonly revocations: RevocationStore;
   /** Delivery figures of every subscription's buffer. */
   readonly delivery: { readonly coalesced: number; readonly overflowed: number };
   /** Reconnections of Redis since start (0 in process). */
@@ -60,11 +65,16 @@ export function fanoutPart(config: Config, logger: Logger): FanoutPart {
     redis.kind === 'redis'
       ? new RedisRateLimiter(redis.url, { ...rateOptions, prefix: redis.topicPrefix }, logger)
       : new MemoryRateLimiter(rateOptions);
+  const revocations: RevocationStore =
+    redis.kind === 'redis'
+      ? new RedisRevocationStore(redis.url, { prefix: redis.topicPrefix, retentionMs: REVOCATION_RETENTION_MS }, logger)
+      : new MemoryRevocationStore(REVOCATION_RETENTION_MS);
   return {
     name: 'fan-out',
     pubsub,
     connections,
     rateLimiter,
+    revocations,
     delivery,
     reconnects: () => (pubsub instanceof RedisEventPubSub ? pubsub.reconnects : 0),
     async start() {
@@ -73,10 +83,11 @@ export function fanoutPart(config: Config, logger: Logger): FanoutPart {
         // let ioredis reconnect (the bridge requeues what it cannot publish meanwhile).
         await pubsub.ready().catch((error: unknown) => logger.warn({ err: error }, 'redis unavailable at start-up; retrying'));
       }
+      if (revocations instanceof RedisRevocationStore) await revocations.ready();
     },
     async stop() {
       await pubsub.close();
-      await Promise.all([connections.close(), rateLimiter.close()]);
+      await Promise.all([connections.close(), rateLimiter.close(), revocations.close()]);
     },
   };
 }

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { createEventBridge, type EventBridge } from '../bridge/event-bridge';
 import type { Config } from '../config';
-import type { EventBus, EventPubSub } from '../contracts/ports';
+import type { EventBus, EventPubSub, RevocationStore } from '../contracts/ports';
 import type { Topics } from '../contracts/topics';
 import { createReadModelService } from '../domains/read-model/read-model.service';
 import { AmqpEventBus } from '../infra/amqp/amqp-bus';
@@ -27,7 +27,7 @@ export interface IngestPart extends Part {
 
 export function ingestPart(
   config: Config,
-  deps: { database: DatabasePart; pubsub: EventPubSub; topics: Topics },
+  deps: { database: DatabasePart; pubsub: EventPubSub; topics: Topics; revocations?: RevocationStore },
   logger: Logger,
 ): IngestPart {
   const bus: EventBus =
@@ -39,6 +39,7 @@ export function ingestPart(
     ownerAttempts: config.amqp.ownerAttempts,
     logger,
     readModel: createReadModelService({ prisma: deps.database.prisma }),
+    revokeSessions: deps.revocations && ((userId) => (deps.revocations as RevocationStore).revoke(userId)),
   });
   let relay: OutboxRelay | undefined;
   return {
