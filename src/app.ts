@@ -34,6 +34,7 @@ import { costLimitRule } from './graphql/validation-rules';
 import { AmqpEventBus } from './infra/amqp/amqp-bus';
 import { openDatabase, type Database } from './infra/db/database';
 import { OutboxRelay } from './infra/db/outbox-relay';
+import { PostgresEventLog } from './infra/db/durable-event-log';
 import { devEventsRouter } from './transports/http/dev-events';
 import { createErrorFormatter } from './graphql/format-error';
 import { graphiqlRouter } from './transports/http/graphiql';
@@ -46,6 +47,7 @@ import { RedisEventPubSub } from './infra/redis/redis-pubsub';
 import { startGraphQLWsServer, type GraphQLWsServer, type WsCounters } from './transports/ws/graphql-ws-server';
 import { MemorySocketRegistry, RedisSocketRegistry, type SocketRegistry } from './infra/redis/socket-registry';
 import type { QueueOptions } from './lib/event-queue';
+import { isRedisClusterUrl } from './lib/redis-url';
 import { createLogger } from './logger';
 import { containsNul, noNulStringsRule, NUL_MESSAGE } from './graphql/nul-guard';
 import { createSchema } from './schema';
@@ -86,7 +88,8 @@ const isEmbedded = (config: Config) =>
   config.database.kind === 'embedded' && config.redis.kind === 'memory' && config.amqp.kind === 'memory';
 
 export function buildApp(config: Config, logger: Logger = createLogger(config.logLevel)): App {
-  const topics = createTopics(config.redis.topicPrefix);
+  // On a Redis Cluster a user's channels carry the user's hash tag (contracts/topics.ts).
+  const topics = createTopics(config.redis.topicPrefix, { hashTags: config.redis.kind === 'redis' && isRedisClusterUrl(config.redis.url) });
   const verifier = createTokenVerifier(config.jwt);
   const formatError = createErrorFormatter({ production: config.production, logger });
   const delivery = { coalesced: 0, overflowed: 0 };
@@ -104,9 +107,14 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     maxAllEvents: config.eventLog.maxAllEvents,
     maxAgeMs: config.eventLog.maxAgeSec * 1_000,
   };
+  let database: Database | undefined;
+  const prisma = () => (database ?? notOpen()).prisma;
+  // Redis' streams live in memory: their durable copy lets `after` survive a Redis restart.
+  const durableLog =
+    config.redis.kind === 'redis' && eventLog.maxEvents > 0 ? new PostgresEventLog(prisma, eventLog, logger) : undefined;
   const pubsub: EventPubSub =
     config.redis.kind === 'redis'
-      ? new RedisEventPubSub(config.redis.url, config.redis.topicPrefix, logger, queueOptions, eventLog)
+      ? new RedisEventPubSub(config.redis.url, config.redis.topicPrefix, logger, queueOptions, eventLog, durableLog)
       : new MemoryPubSub(queueOptions, eventLog);
   const socketRegistry: SocketRegistry =
     config.redis.kind === 'redis'
@@ -127,8 +135,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
   ];
   const bus: EventBus =
     config.amqp.kind === 'amqp' ? new AmqpEventBus(config.amqp.url, config.amqp, logger) : new MemoryEventBus(logger);
-  let database: Database | undefined;
-  const readModel = createReadModelService({ prisma: () => (database ?? notOpen()).prisma });
+  const readModel = createReadModelService({ prisma, retainEvents: durableLog !== undefined });
   const bridge = createEventBridge({
     pubsub,
     topics,
@@ -175,6 +182,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     }
     database = await openDatabase(config.database, logger);
     const db = database;
+    durableLog?.start();
     if (pubsub instanceof RedisEventPubSub) {
       // Redis down at start-up is an outage like any other: serve, report it in /readyz, and
       // let ioredis reconnect (the bridge requeues what it cannot publish meanwhile).
@@ -349,6 +357,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     await step('event bus', () => bounded(bus.close()));
     await step('pubsub', () => pubsub.close());
     await step('limits', () => Promise.all([socketRegistry.close(), rateLimiter.close()]));
+    durableLog?.stop();
     await step('database', () => database?.close());
     logger.info('cloudphone-realtime stopped');
   }

@@ -5,6 +5,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import path from 'node:path';
+import { isRedisClusterUrl, parseRedisClusterUrl } from './lib/redis-url';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -55,6 +56,11 @@ export interface Config {
   readonly redis:
     | {
         readonly kind: 'redis';
+        /**
+         * `REDIS_URL`: one Redis (`redis://`, `rediss://`), or a Redis Cluster
+         * (`redis+cluster://host:port,host:port,...`, `rediss+cluster://` for TLS; a few seed nodes
+         * are enough). On a cluster, live fan-out uses sharded pub/sub (docs/decisions/0301).
+         */
         readonly url: string;
         /** `REDIS_TOPIC_PREFIX`: prefix of every pub/sub channel. @default 'cloudphone-realtime:' */
         readonly topicPrefix: string;
@@ -224,6 +230,18 @@ function url(env: Env, name: string, protocols: readonly string[]): string | und
   return raw;
 }
 
+/** `REDIS_URL`: a Redis URL, or a cluster's seed list (`redis+cluster://h:p,h:p`, see lib/redis-url.ts). */
+function redisUrlOf(env: Env): string | undefined {
+  const raw = str(env, 'REDIS_URL');
+  if (raw === undefined || !isRedisClusterUrl(raw)) return url(env, 'REDIS_URL', ['redis:', 'rediss:', 'redis+cluster:', 'rediss+cluster:']);
+  try {
+    parseRedisClusterUrl(raw);
+  } catch (error) {
+    throw new ConfigError(`REDIS_URL: ${(error as Error).message}`);
+  }
+  return raw;
+}
+
 /** Reads and validates the configuration once. Throws `ConfigError` naming the bad variable. */
 export function loadConfig(env: Env = process.env): Config {
   const production = env.NODE_ENV === 'production';
@@ -234,7 +252,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
 
   const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
-  const redisUrl = url(env, 'REDIS_URL', ['redis:', 'rediss:']);
+  const redisUrl = redisUrlOf(env);
   const amqpUrl = url(env, 'AMQP_URL', ['amqp:', 'amqps:']);
 
   const secret = str(env, 'JWT_SECRET');
@@ -273,6 +291,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxMessageBytes: int(env, 'EVENT_MAX_BYTES', 262_144, 256),
   };
   const topicPrefix = str(env, 'REDIS_TOPIC_PREFIX') ?? 'cloudphone-realtime:';
+  // Keys carry the user id as their Redis Cluster hash tag; a brace in the prefix would replace it.
+  if (/[{}]/.test(topicPrefix)) throw new ConfigError('REDIS_TOPIC_PREFIX must not contain "{" or "}"');
 
   const config: Config = {
     production,

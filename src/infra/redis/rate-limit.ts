@@ -6,13 +6,14 @@
  *
  * With Redis the bucket is shared by every instance (a Lua script on Redis server time, one hash
  * per key that expires once it would be full again); without Redis it is per instance. When
- * Redis cannot answer, the request is allowed and the failure logged.
+ * Redis cannot answer, the request is allowed and the failure logged. The script touches one key,
+ * so on a Redis Cluster it runs unchanged on the shard that owns it.
  */
 import type { RequestHandler } from 'express';
-import Redis from 'ioredis';
 import type { Logger } from 'pino';
 import { ErrorCode } from '../../contracts/errors';
 import { redisClientName } from './client-name';
+import { connectRedis, type RedisClient } from './redis-connection';
 
 export type RateDecision = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterSec: number };
 
@@ -80,14 +81,14 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return { allowed, retry }`;
 
 export class RedisRateLimiter implements RateLimiter {
-  private readonly redis: Redis & { rateTake(key: string, perSec: number, burst: number): Promise<[number, number]> };
+  private readonly redis: RedisClient & { rateTake(key: string, perSec: number, burst: number): Promise<[number, number]> };
 
   constructor(
     url: string,
     private readonly options: RateLimitOptions & { readonly prefix: string },
     private readonly logger: Logger,
   ) {
-    this.redis = new Redis(url, {
+    this.redis = connectRedis(url, {
       connectionName: redisClientName('rate-limit', options.prefix),
       maxRetriesPerRequest: 1,
       retryStrategy: (attempt: number) => Math.min(100 * 2 ** attempt, 5_000),
