@@ -31,7 +31,8 @@ const gates = new Set<Deferred<void>>();
 
 const SUBSCRIPTION = 'subscription ($after: ID) { orderCompleted(after: $after) { eventId } }';
 
-export function resumingClient(url: () => string, user: string): ResumingClient {
+/** `roles: ['admin']` makes an administrator, whose subscription (no userId) takes every user's events. */
+export function resumingClient(url: () => string, user: string, options: { roles?: string[] } = {}): ResumingClient {
   let gate: Deferred<void> | undefined;
   const received: string[] = [];
   const errors: unknown[] = [];
@@ -40,7 +41,7 @@ export function resumingClient(url: () => string, user: string): ResumingClient 
     createClient({
       url,
       webSocketImpl: WebSocket,
-      connectionParams: () => ({ authorization: `Bearer ${token(user)}` }),
+      connectionParams: () => ({ authorization: `Bearer ${token(user, { roles: options.roles })}` }),
       retryAttempts: 50,
       retryWait: async () => {
         await (gate?.promise ?? new Promise<void>((resolve) => setTimeout(resolve, 200)));
