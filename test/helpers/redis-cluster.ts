@@ -3,7 +3,8 @@
  * three times with `--cluster-enabled yes` on free loopback ports in a temporary directory, joined
  * with `redis-cli --cluster create ... --cluster-replicas 0 --cluster-yes`. Nothing on disk
  * besides the nodes' config files; `stop()` kills each node by its own PID and removes the
- * directory. Always `stop()` it in `afterAll` (it is also registered to stop on `process` exit).
+ * directory. Registered for teardown (helpers/teardown.ts) as soon as it exists, and killed on
+ * `process` exit as a last resort; `stop()` it in `afterAll`.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,6 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
+import { track } from './teardown';
 import { waitFor } from './wait';
 
 export interface TestRedisCluster {
@@ -82,6 +84,7 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
     for (const child of children) child.kill('SIGKILL');
   };
   process.on('exit', killAll);
+  const tracked = track(`redis cluster in ${dir}`, stop);
   try {
     for (let i = 0; i < masters; i++) {
       const port = await clusterPort(taken);
@@ -125,9 +128,9 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
       'the cluster to be ok on every node',
       20_000,
     );
-    return { ports, url: `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`, node, stop };
+    return { ports, url: `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`, node, stop: () => tracked.close() };
   } catch (error) {
-    await stop();
+    await tracked.close();
     throw error;
   }
 }

@@ -2,12 +2,13 @@
  * graphql-ws clients wrapped by the README's `withResume`, each subscribed to one user's
  * `orderCompleted` and keeping every eventId it receives, so a test can count lost, duplicated
  * and out-of-order events per user. A client's reconnects wait on `hold()` (a gate the test
- * opens), so events can be published while it is away. Always `disposeResumingClients()` in
- * `afterAll`; it opens every gate first.
+ * opens), so events can be published while it is away. Each client is registered for teardown
+ * when created; `disposeResumingClients()` in `afterAll` opens every gate first, then closes them.
  */
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { token } from './clients';
+import { track, type Tracked } from './teardown';
 import { withResume } from './resumable-client';
 import { deferred, within, type Deferred } from './wait';
 
@@ -26,7 +27,7 @@ export interface ResumingClient {
   release(): void;
 }
 
-const opened: Client[] = [];
+const opened: { readonly client: Client; readonly tracked: Tracked }[] = [];
 const gates = new Set<Deferred<void>>();
 
 const SUBSCRIPTION = 'subscription ($after: ID) { orderCompleted(after: $after) { eventId } }';
@@ -49,7 +50,11 @@ export function resumingClient(url: () => string, user: string, options: { roles
       on: { closed: (event) => void closes.push((event as { code: number }).code) },
     }),
   );
-  opened.push(client);
+  opened.push({ client, tracked: track(`resuming client of ${user}`, () => {
+      // A held reconnect would keep dispose() waiting: open the gate first.
+      gate?.resolve();
+      return client.dispose();
+    }) });
   client.subscribe(
     { query: SUBSCRIPTION },
     {
@@ -105,5 +110,10 @@ export async function disposeResumingClients(): Promise<void> {
   for (const gate of gates) gate.resolve();
   gates.clear();
   const clients = opened.splice(0);
-  await Promise.all(clients.map((c) => within(Promise.resolve(c.dispose()), 'a client to dispose', 5_000).catch(() => undefined)));
+  await Promise.all(
+    clients.map(({ client, tracked }) => {
+      tracked.untrack();
+      return within(Promise.resolve(client.dispose()), 'a client to dispose', 5_000).catch(() => undefined);
+    }),
+  );
 }

@@ -11,44 +11,11 @@
  *
  * On a Redis Cluster each script touches one key (one slot), so it runs unchanged on the shard
  * that owns the user's set; only the lease refresh differs (see `refresh`).
- *
- * Without Redis (one instance) the count is in memory.
  */
 import type { Logger } from 'pino';
+import type { ConnectionRegistry } from '../../contracts/ports';
 import { redisClientName } from './client-name';
 import { connectRedis, isCluster, type RedisClient } from './redis-connection';
-
-export interface SocketRegistry {
-  /** Takes a slot for `socketId`; false when `userId` already holds the maximum. */
-  acquire(userId: string, socketId: string): Promise<boolean>;
-  release(userId: string, socketId: string): Promise<void>;
-  close(): Promise<void>;
-}
-
-export class MemorySocketRegistry implements SocketRegistry {
-  private readonly sockets = new Map<string, Set<string>>();
-
-  constructor(private readonly max: number) {}
-
-  async acquire(userId: string, socketId: string): Promise<boolean> {
-    const mine = this.sockets.get(userId) ?? new Set<string>();
-    if (mine.size >= this.max) return false;
-    mine.add(socketId);
-    this.sockets.set(userId, mine);
-    return true;
-  }
-
-  async release(userId: string, socketId: string): Promise<void> {
-    const mine = this.sockets.get(userId);
-    if (!mine) return;
-    mine.delete(socketId);
-    if (mine.size === 0) this.sockets.delete(userId);
-  }
-
-  async close(): Promise<void> {
-    this.sockets.clear();
-  }
-}
 
 const NOW_MS = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
@@ -76,7 +43,7 @@ type RegistryCommands = {
   socketRefresh(key: string, leaseMs: number, member: string): Promise<number>;
 };
 
-export class RedisSocketRegistry implements SocketRegistry {
+export class RedisSocketRegistry implements ConnectionRegistry {
   private readonly redis: RedisClient & RegistryCommands;
   private readonly live = new Map<string, string>(); // socketId -> userId
   private readonly refreshTimer: NodeJS.Timeout;
