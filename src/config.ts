@@ -197,7 +197,9 @@ export function url<const S extends OptionDeclaration<string> & { protocols: rea
  */
 export function redisUrl<const S extends OptionDeclaration<string>>(spec: S) {
   const single = url({ ...spec, protocols: ['redis:', 'rediss:'] });
-  return declare<string, S>(spec, 'url', 'URL (`redis:`, `rediss:`) or cluster seed list (`redis+cluster://host:port,...`)', (raw, name) => {
+  // `protocols` as `url` options carry them (the single-server ones first: tests sample `redis:`).
+  const declared = { ...spec, protocols: ['redis:', 'rediss:', 'redis+cluster:', 'rediss+cluster:'] } as S;
+  return declare<string, S>(declared, 'url', 'URL (`redis:`, `rediss:`) or cluster seed list (`redis+cluster://host:port,...`)', (raw, name) => {
     if (!isRedisClusterUrl(raw)) return single.parse(raw, name);
     try {
       parseRedisClusterUrl(raw);
