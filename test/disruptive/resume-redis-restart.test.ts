@@ -49,7 +49,10 @@ it('clients resuming with after across a Redis restart lose nothing, repeat noth
   const users = Array.from({ length: USERS }, (_, u) => uniqueId(`rr${u}`));
   const expected = new Map(users.map((user) => [user, [] as string[]]));
   const clients: ResumingClient[] = users.map((user) => resumingClient(() => gateway.wsUrl, user));
-  await waitForSubscriptions(gateway, USERS, 'orderCompleted');
+  // An administrator's every-user subscription resumes from the every-user log, lost too.
+  const admin = resumingClient(() => gateway.wsUrl, uniqueId('rr-admin'), { roles: ['admin'] });
+  const everyone = [...clients, admin];
+  await waitForSubscriptions(gateway, USERS + 1, 'orderCompleted');
 
   let published = 0;
   /** One event per user, `count` times, users interleaved; resolves once the broker confirmed them. */
@@ -65,14 +68,18 @@ it('clients resuming with after across a Redis restart lose nothing, repeat noth
   };
   const bridged = (n: number) => waitFor(() => gateway.app.stats().bridge.bridged >= n, `${n} events bridged`, 30_000);
   const caughtUp = (what: string, timeoutMs = 30_000) =>
-    waitFor(() => clients.every((c) => c.received.length >= (expected.get(c.user)?.length ?? 0)), what, timeoutMs);
+    waitFor(
+      () => clients.every((c) => c.received.length >= (expected.get(c.user)?.length ?? 0)) && admin.received.length >= published,
+      what,
+      timeoutMs,
+    );
 
   await publishRound('live', PER_PHASE);
   await caughtUp('the live phase');
 
   // Away: sockets dropped, reconnects held.
-  for (const c of clients) c.hold();
-  for (const c of clients) c.terminate();
+  for (const c of everyone) c.hold();
+  for (const c of everyone) c.terminate();
   await waitForSubscriptions(gateway, 0, 'orderCompleted');
   await publishRound('away', PER_PHASE);
   await bridged(published);
@@ -98,7 +105,7 @@ it('clients resuming with after across a Redis restart lose nothing, repeat noth
 
   // Back, while the last phase is being published: the seam between replay and live.
   const reconnectAt = Date.now();
-  for (const c of clients) c.release();
+  for (const c of everyone) c.release();
   await publishRound('racing', PER_PHASE);
   await caughtUp('every client to catch up after resuming');
   const resumedMs = Date.now() - reconnectAt;
@@ -117,11 +124,20 @@ it('clients resuming with after across a Redis restart lose nothing, repeat noth
     received += c.received.length;
   }
   console.log(
-    `resume across a Redis restart: users=${USERS} events=${published} received=${received} lost=${lost} duplicated=${duplicated} reordered=${reordered}; Redis stop to /readyz 200 ${redisRecoveredMs} ms; reconnect to all caught up ${resumedMs} ms`,
+    `resume across a Redis restart: users=${USERS} + 1 administrator (${admin.received.length} received) events=${published} received=${received} lost=${lost} duplicated=${duplicated} reordered=${reordered}; Redis stop to /readyz 200 ${redisRecoveredMs} ms; reconnect to all caught up ${resumedMs} ms`,
   );
   for (const c of clients) {
     expect(c.errors).toEqual([]);
     expect(c.received).toEqual(expected.get(c.user));
+  }
+  // The administrator: every event once, each user's in order.
+  expect(admin.errors).toEqual([]);
+  expect(new Set(admin.received).size).toBe(admin.received.length);
+  for (const user of users) {
+    const t = tally(expected.get(user) ?? [], admin.received.filter((id) => id.startsWith(`${user}-`)));
+    lost += t.lost;
+    reordered += t.reordered;
+    expect(admin.received.filter((id) => id.startsWith(`${user}-`))).toEqual(expected.get(user));
   }
   expect({ lost, duplicated, reordered }).toEqual({ lost: 0, duplicated: 0, reordered: 0 });
 }, 120_000);
