@@ -6,12 +6,12 @@
  * (SSUBSCRIBE spread over the masters, no classic channel anywhere); a user's log and channel
  * share one slot; clients that drop and come back on the other instance resume with `after`
  * (users from the shard's stream, administrators from the durable log), losing nothing; the
- * per-user socket count works on the cluster.
+ * per-user socket count and the HTTP rate limit work on the cluster.
  */
 import { Cluster } from 'ioredis';
 import { createTopics } from '../../src/contracts/topics';
 import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
-import { disposeClients } from '../helpers/clients';
+import { disposeClients, token } from '../helpers/clients';
 import { realServicesEnv, startGateway, stopGateways, type TestGateway } from '../helpers/gateway';
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster';
 import { disposeResumingClients, resumingClient, tally, type ResumingClient } from '../helpers/resuming-clients';
@@ -146,12 +146,21 @@ it('delivers, orders and resumes across two instances on a three-master cluster,
   );
   expect(sum).toEqual({ lost: 0, duplicated: 0, reordered: 0 });
 
-  // The per-user socket count lives on the cluster too (one key, one slot).
+  // The per-user socket count and the rate limit live on the cluster too (one key, one slot each).
   const counts = new Cluster(cluster.ports.map((port) => ({ host: '127.0.0.1', port })));
   counts.on('error', () => undefined);
   try {
     const sockets = await counts.zcard(`${a.config.redis.topicPrefix}ws-sockets:${users[0] as string}`);
     expect(sockets).toBe(1);
+    const caller = users[1] as string;
+    const response = await fetch(a.httpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token(caller)}` },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
+    expect(response.status).toBe(200);
+    const bucket = await counts.hget(`${a.config.redis.topicPrefix}rate:user:${caller}`, 'tokens');
+    expect(Number(bucket)).toBe(a.config.graphql.rateLimitBurst - 1);
   } finally {
     counts.disconnect();
   }
