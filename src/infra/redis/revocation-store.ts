@@ -8,10 +8,10 @@
  * over revocation, as the connection registry does); a revocation that cannot be written rejects,
  * so the administrator's mutation fails loudly and can be retried.
  */
-import Redis from 'ioredis';
 import type { Logger } from 'pino';
 import type { RevocationStore } from '../../contracts/ports';
 import { redisClientName } from './client-name';
+import { connectRedis, type RedisClient } from './redis-connection';
 
 /** Keeps the later of the stored and the new time; ARGV: time, retention ms. */
 const REVOKE = `local current = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -22,8 +22,8 @@ return at`;
 type RevocationCommands = { sessionsRevoke(key: string, at: number, retentionMs: number): Promise<number> };
 
 export class RedisRevocationStore implements RevocationStore {
-  private readonly redis: Redis & RevocationCommands;
-  private readonly subscriber: Redis;
+  private readonly redis: RedisClient & RevocationCommands;
+  private readonly subscriber: RedisClient;
   private readonly listeners: ((userId: string, revokedAt: number) => void)[] = [];
   private readonly channel: string;
   private readonly subscribed: Promise<unknown>;
@@ -34,12 +34,17 @@ export class RedisRevocationStore implements RevocationStore {
     private readonly logger: Logger,
   ) {
     const retryStrategy = (attempt: number) => Math.min(100 * 2 ** attempt, 5_000);
-    this.redis = new Redis(url, {
+    // A Cluster too: the key is one slot, and classic pub/sub reaches every node's subscribers.
+    this.redis = connectRedis(url, {
       connectionName: redisClientName('revocations', options.prefix),
       maxRetriesPerRequest: 1,
       retryStrategy,
-    }) as Redis & RevocationCommands;
-    this.subscriber = new Redis(url, { connectionName: redisClientName('revocations-sub', options.prefix), retryStrategy });
+    }) as RedisClient & RevocationCommands;
+    this.subscriber = connectRedis(url, {
+      connectionName: redisClientName('revocations-sub', options.prefix),
+      maxRetriesPerRequest: 20,
+      retryStrategy,
+    });
     // Without an 'error' listener ioredis' error events crash the process.
     this.redis.on('error', (error: Error) => this.logger.warn({ err: error }, 'revocation store redis error'));
     this.subscriber.on('error', (error: Error) => this.logger.warn({ err: error }, 'revocation subscriber redis error'));
