@@ -35,6 +35,7 @@ import { AmqpEventBus } from './infra/amqp/amqp-bus';
 import { openDatabase, type Database } from './infra/db/database';
 import { OutboxRelay } from './infra/db/outbox-relay';
 import { devEventsRouter } from './transports/http/dev-events';
+import { devTokenRouter } from './transports/http/dev-token';
 import { createErrorFormatter } from './graphql/format-error';
 import { graphiqlRouter } from './transports/http/graphiql';
 import { healthRouter } from './transports/http/health';
@@ -224,7 +225,20 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
       }),
     );
     app.use(metrics.router);
-    app.use(graphiqlRouter({ tokenHint: !config.production && config.jwt.secret !== undefined, embedded: isEmbedded(config) }));
+    // --- development-only token route for GraphiQL's "act as" control (graphiql branch) ---
+    // Embedded, outside production, on the public development secret: never anywhere else.
+    const devTokens = isEmbedded(config) && !config.production && config.jwt.usingDevelopmentSecret && config.jwt.secret !== undefined;
+    app.use(
+      graphiqlRouter({
+        tokenHint: !config.production && config.jwt.secret !== undefined,
+        embedded: isEmbedded(config),
+        devTokens,
+      }),
+    );
+    if (devTokens && config.jwt.secret !== undefined) {
+      app.use(devTokenRouter({ secret: config.jwt.secret, issuer: config.jwt.issuer, audience: config.jwt.audience, logger }));
+    }
+    // --- end of the development-only token route ---
     if (bus instanceof MemoryEventBus && !config.production) {
       app.use(devEventsRouter({ bus, verifier, maxMessageBytes: config.amqp.maxMessageBytes, logger }));
     }
