@@ -213,6 +213,33 @@ it('runs queries over HTTP with the token in the box, and says UNAUTHENTICATED w
   expect(offOrigin(recorded.requests, gateway.app.url)).toEqual([]);
 });
 
+it('"Use token" closes a socket authenticated with the old token: the next subscription runs as the new user', async () => {
+  const before = uniqueId('ivy');
+  const after = uniqueId('jay');
+  const recorded = await open(gateway, SUBSCRIPTION);
+  const { page } = recorded;
+  await page.locator('#cpr-token').fill(token(before));
+  await page.locator('#cpr-token-apply').click();
+  await execute(recorded);
+  await waitForSubscriptions(gateway, 1);
+  await page.locator('#cpr-socket[data-state="connected"]').waitFor();
+
+  // Applying a new token closes the old socket (and its subscription) at once, not at the next Run.
+  await page.locator('#cpr-token').fill(token(after));
+  await page.locator('#cpr-token-apply').click();
+  await waitForSubscriptions(gateway, 0);
+  await expect(page.locator('#cpr-token-who').textContent()).resolves.toContain(`user ${after}`);
+
+  await execute(recorded);
+  await waitForSubscriptions(gateway, 1);
+  await page.locator('#cpr-socket[data-state="connected"]').waitFor();
+  await peer!.publish('quota.deleted', { userId: before }, { messageId: `old-${before}` });
+  await peer!.publish('quota.deleted', { userId: after }, { messageId: `new-${after}` });
+  await resultShows(recorded, `new-${after}`);
+  expect(await resultPane(recorded).textContent()).not.toContain(`old-${before}`);
+  expect(offOrigin(recorded.requests, gateway.app.url)).toEqual([]);
+});
+
 it('shows a refused socket\'s close code and reason on screen, once, instead of an endless spinner', async () => {
   const user = uniqueId('pia');
   const recorded = await open(gateway, SUBSCRIPTION);
@@ -273,6 +300,8 @@ it('on the embedded default, "act as" fills the token box with development token
     messageId: `act-as-${user}`,
   });
   await resultShows(recorded, `act-as-${user}`);
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'graphiql-act-as.png') });
   await stop(recorded);
   await waitForSubscriptions(embedded, 0);
 
