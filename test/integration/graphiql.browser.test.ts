@@ -283,6 +283,16 @@ it('on the embedded default, "act as" fills the token box with development token
   const { page } = recorded;
   await page.locator('#cpr-act-as').waitFor();
 
+  // A user id the route refuses: the reason shows next to the control, the box stays empty.
+  await page.locator('#cpr-act-as-user').fill('two words');
+  await page.locator('#cpr-act-as-as-user').click();
+  await expect(page.locator('#cpr-act-as-problem').textContent()).resolves.toContain('sub must be a user id');
+  expect(await page.locator('#cpr-token').inputValue()).toBe('');
+  // The refused request is the only error so far (Chromium also logs it to the console).
+  const refusedRequest = recorded.errors.splice(0);
+  expect(refusedRequest).toContain(`400 ${embedded.app.url}/dev/token`);
+  expect(refusedRequest.filter((e) => !/400/.test(e))).toEqual([]);
+
   await page.locator('#cpr-act-as-user').fill(user);
   await page.locator('#cpr-act-as-as-user').click();
   await page.waitForFunction((u) => document.querySelector('#cpr-token-who')?.textContent?.includes(`user ${u},`) ?? false, user);
