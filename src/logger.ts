@@ -1,25 +1,9 @@
 import pino, { type Logger } from 'pino';
-import { ConfigError, type LogLevel } from './config';
+import type { LogFormat, LogLevel } from './config';
 import { prettyDestination, type LogSink } from './logger-pretty';
 
-/**
- * `LOG_FORMAT`: `auto` (readable lines when stdout is a terminal outside production, JSON lines
- * otherwise), `json`, or `pretty` (readable lines wherever they go). @default 'auto'
- */
-export type LogFormat = 'auto' | 'json' | 'pretty';
-
-const FORMATS: readonly LogFormat[] = ['auto', 'json', 'pretty'];
-
-/** Reads `LOG_FORMAT`'s value; unset or empty is `auto`, anything else unknown is a configuration error. */
-export function parseLogFormat(value: string | undefined): LogFormat {
-  if (value === undefined || value.trim() === '') return 'auto';
-  const format = value.trim().toLowerCase();
-  if ((FORMATS as readonly string[]).includes(format)) return format as LogFormat;
-  throw new ConfigError(`LOG_FORMAT must be one of ${FORMATS.join(', ')} (got ${JSON.stringify(value)})`);
-}
-
 export interface LoggerOptions {
-  /** @default 'auto' */
+  /** `LOG_FORMAT`: `auto` is readable lines on a terminal outside production, JSON otherwise. @default 'auto' */
   readonly format?: LogFormat;
   /** Production always logs JSON under `auto` (log shippers read it). @default false */
   readonly production?: boolean;

@@ -1,15 +1,12 @@
 /** loadConfig -> buildApp -> start; SIGTERM/SIGINT -> graceful stop. */
 import { buildApp } from './app';
 import { ConfigError, loadConfig } from './config';
-import { createLogger, parseLogFormat, type LogFormat } from './logger';
+import { createLogger } from './logger';
 
 async function main(): Promise<void> {
   let config;
-  let logFormat: LogFormat;
   try {
     config = loadConfig();
-    // LOG_FORMAT is read here until config.ts declares it with the other options.
-    logFormat = parseLogFormat(process.env.LOG_FORMAT);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`cloudphone-realtime: configuration error: ${error.message}\n`);
@@ -18,10 +15,9 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel, {
-    format: logFormat,
+    format: config.logFormat,
     production: config.production,
-    // https://no-color.org: present and not empty.
-    noColor: Boolean(process.env.NO_COLOR),
+    noColor: config.noColor,
   });
   const app = buildApp(config, logger);
 

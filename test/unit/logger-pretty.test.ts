@@ -1,6 +1,6 @@
 /** The terminal log format and the choice between it and JSON lines (no services). */
-import { ConfigError } from '../../src/config';
-import { createLogger, parseLogFormat, usesPrettyFormat } from '../../src/logger';
+import { loadConfig } from '../../src/config';
+import { createLogger, usesPrettyFormat } from '../../src/logger';
 import { formatLogRecord, prettyDestination } from '../../src/logger-pretty';
 
 const ESC = '\u001b[';
@@ -106,17 +106,22 @@ describe('createLogger', () => {
 });
 
 describe('LOG_FORMAT', () => {
-  it('is auto when unset or empty, accepts json and pretty in any case, and refuses anything else', () => {
-    expect([undefined, '', ' auto ', 'JSON', 'pretty'].map(parseLogFormat)).toEqual(['auto', 'auto', 'auto', 'json', 'pretty']);
-    expect(() => parseLogFormat('colour')).toThrow(ConfigError);
-    expect(() => parseLogFormat('colour')).toThrow('LOG_FORMAT must be one of auto, json, pretty (got "colour")');
-  });
-
   it('auto means readable only on a terminal outside production', () => {
     expect(usesPrettyFormat({ stream: sink(true) })).toBe(true);
     expect(usesPrettyFormat({ stream: sink(false) })).toBe(false);
     expect(usesPrettyFormat({ stream: sink(true), production: true })).toBe(false);
     expect(usesPrettyFormat({ stream: sink(false), format: 'pretty' })).toBe(true);
     expect(usesPrettyFormat({ stream: sink(true), format: 'json' })).toBe(false);
+  });
+});
+
+describe('NO_COLOR', () => {
+  it('is on for any non-empty value (https://no-color.org) and off when unset or empty', () => {
+    expect([{}, { NO_COLOR: '' }, { NO_COLOR: '1' }, { NO_COLOR: 'false' }].map((env) => loadConfig(env).noColor)).toEqual([
+      false,
+      false,
+      true,
+      true,
+    ]);
   });
 });

@@ -14,6 +14,12 @@ import { eventStamp, newEventRef, writeOutbox, TRANSACTION_OPTIONS } from '../sh
 import type { InstallAppInput } from './app-installation.input';
 import { InstallationStatus, type AppInstallation } from './app-installation.type';
 
+declare module '../../contracts/context' {
+  interface DomainServices {
+    readonly apps: AppInstallationService;
+  }
+}
+
 export interface AppInstallationService {
   /** The device's current installations (not UNINSTALLED), oldest first. */
   forDevice(actor: AuthUser, deviceId: string): Promise<AppInstallation[]>;

@@ -18,6 +18,12 @@ export interface DeviceFilter {
   readonly status?: DeviceStatus | null;
 }
 
+declare module '../../contracts/context' {
+  interface DomainServices {
+    readonly devices: DeviceService;
+  }
+}
+
 export interface DeviceService {
   list(filter: DeviceFilter, page: PageRequest): Promise<Connection<Device>>;
   get(actor: AuthUser, id: string): Promise<Device>;

@@ -16,6 +16,12 @@ export interface OrderFilter {
   readonly status?: OrderStatus | null;
 }
 
+declare module '../../contracts/context' {
+  interface DomainServices {
+    readonly orders: OrderService;
+  }
+}
+
 export interface OrderService {
   list(filter: OrderFilter, page: PageRequest): Promise<Connection<Order>>;
   get(actor: AuthUser, id: string): Promise<Order>;

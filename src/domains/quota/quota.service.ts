@@ -17,6 +17,12 @@ import { eventStamp, newEventRef, writeOutbox, type OutboxEventRef, TRANSACTION_
 import type { QuotaUsageDeltaInput, RenewQuotaInput, UpdateQuotaInput } from './quota.input';
 import { QuotaStatus, type Quota, type QuotaLimits, type QuotaUsage } from './quota.type';
 
+declare module '../../contracts/context' {
+  interface DomainServices {
+    readonly quota: QuotaService;
+  }
+}
+
 export interface QuotaService {
   findByUser(userId: string): Promise<Quota | null>;
   /** Administrators: sets limits/status/validity; emits `quota.updated`. */
