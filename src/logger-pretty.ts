@@ -88,6 +88,7 @@ export function formatLogRecord(record: Record<string, unknown>, options: Pretty
 /** Anything `write` can go to: process.stdout, a file stream, a test's collector. */
 export interface LogSink {
   write(text: string): unknown;
+  on?(event: 'error', listener: (error: Error) => void): unknown;
 }
 
 /**
@@ -96,8 +97,15 @@ export interface LogSink {
  * nothing logged is ever lost to the formatter.
  */
 export function prettyDestination(sink: LogSink, options: PrettyOptions): { write(chunk: string): void } {
+  // A reader that went away (`npm start | head`) closes the pipe: EPIPE, unheard, would end the
+  // process. Its lines have nowhere to go any more, so they are dropped.
+  let broken = false;
+  sink.on?.('error', () => {
+    broken = true;
+  });
   return {
     write(chunk: string) {
+      if (broken) return;
       for (const line of chunk.split('\n')) {
         if (line === '') continue;
         let record: unknown;

@@ -1,4 +1,5 @@
 /** The terminal log format and the choice between it and JSON lines (no services). */
+import { EventEmitter } from 'node:events';
 import { loadConfig } from '../../src/config';
 import { createLogger, usesPrettyFormat } from '../../src/logger';
 import { formatLogRecord, prettyDestination } from '../../src/logger-pretty';
@@ -64,6 +65,17 @@ describe('prettyDestination', () => {
     destination.write(`${JSON.stringify({ level: 20, time: at, msg: 'one' })}\n`);
     destination.write('not json at all\n');
     expect(out.lines).toEqual(['09:05:07.042 DEBUG one\n', 'not json at all\n']);
+  });
+
+  it('stops writing, without throwing, once its stream fails (a closed pipe)', () => {
+    const lines: string[] = [];
+    const stream = Object.assign(new EventEmitter(), { isTTY: false, write: (text: string) => void lines.push(text) });
+    const destination = prettyDestination(stream, { colour: false });
+    destination.write(`${JSON.stringify({ level: 30, time: at, msg: 'before' })}\n`);
+    // An 'error' nobody listens to would throw here (and end the process).
+    expect(() => stream.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))).not.toThrow();
+    destination.write(`${JSON.stringify({ level: 30, time: at, msg: 'after' })}\n`);
+    expect(lines).toEqual(['09:05:07.042 INFO  before\n']);
   });
 });
 
