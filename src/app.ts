@@ -24,6 +24,7 @@ import { createDeviceService } from './domains/device/device.service';
 import { createOrderService } from './domains/order/order.service';
 import { createQuotaService } from './domains/quota/quota.service';
 import type { OperationCounters } from './graphql/operation-layer';
+import { isRedisClusterUrl } from './lib/redis-url';
 import { createLogger } from './logger';
 import { databasePart } from './parts/database';
 import { fanoutPart } from './parts/fanout';
@@ -66,11 +67,12 @@ const isEmbedded = (config: Config) =>
   config.database.kind === 'embedded' && config.redis.kind === 'memory' && config.amqp.kind === 'memory';
 
 export function buildApp(config: Config, logger: Logger = createLogger(config.logLevel)): App {
-  const topics = createTopics(config.redis.topicPrefix);
+  // On a Redis Cluster a user's channels carry the user's hash tag (contracts/topics.ts).
+  const topics = createTopics(config.redis.topicPrefix, { hashTags: config.redis.kind === 'redis' && isRedisClusterUrl(config.redis.url) });
   const verifier = createTokenVerifier(config.jwt);
   const database = databasePart(config.database, logger);
-  const fanout = fanoutPart(config, logger);
-  const ingest = ingestPart(config, { database, pubsub: fanout.pubsub, topics }, logger);
+  const fanout = fanoutPart(config, logger, database);
+  const ingest = ingestPart(config, { database, pubsub: fanout.pubsub, topics, retainEvents: fanout.durableLog !== undefined }, logger);
 
   const subscriptions: Record<string, number> = {};
   const stats = () => ({

@@ -15,6 +15,7 @@ export const ErrorCode = {
   TOO_MANY_SUBSCRIPTIONS: 'TOO_MANY_SUBSCRIPTIONS',
   RATE_LIMITED: 'RATE_LIMITED',
   HISTORY_EXPIRED: 'HISTORY_EXPIRED',
+  HISTORY_UNAVAILABLE: 'HISTORY_UNAVAILABLE',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
   /** The document does not parse (graphql-js / Apollo's code). */
   GRAPHQL_PARSE_FAILED: 'GRAPHQL_PARSE_FAILED',
@@ -82,5 +83,21 @@ export class HistoryExpiredError extends CodedError {
     message = 'The events after this eventId are no longer retained: query the current state, then subscribe again without `after`',
   ) {
     super(message, ErrorCode.HISTORY_EXPIRED);
+  }
+}
+
+/**
+ * A subscription's `after` is not in the fast log (Redis lost it: a restart, a failover) and the
+ * durable log that would place it cannot be read right now (database down). The gateway cannot
+ * prove that nothing between `after` and the live stream is missing, so it refuses rather than
+ * resume with a silent gap. Unlike HISTORY_EXPIRED the events may well still be retained: retry
+ * the same `after` in a moment (graphql-ws retries a failed connection; a client may also
+ * resubscribe), or give up and refetch state as for HISTORY_EXPIRED.
+ */
+export class HistoryUnavailableError extends CodedError {
+  constructor(
+    message = 'The gateway cannot tell right now which events followed this eventId: retry with the same `after` shortly, or query the current state and subscribe again without `after`',
+  ) {
+    super(message, ErrorCode.HISTORY_UNAVAILABLE);
   }
 }

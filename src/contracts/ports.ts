@@ -103,3 +103,17 @@ export interface RateLimiter {
   take(key: string): Promise<RateDecision>;
   close(): Promise<void>;
 }
+
+/**
+ * The durable copy of the retained event log (PostgreSQL, written in the read model's
+ * transaction), read when the pub/sub's own log (Redis memory) no longer holds a client's `after`.
+ */
+export interface DurableEventLog {
+  /**
+   * The events that followed `after` in `userId`'s log (null: every user's), oldest first;
+   * undefined when `after` is not retained there (past the count or age bound, unknown, or
+   * another user's). Rejects when the store cannot be read: the caller then cannot prove
+   * continuity and answers `HISTORY_UNAVAILABLE`.
+   */
+  readAfter(userId: string | null, after: string): Promise<GatewayEvent[] | undefined>;
+}

@@ -27,7 +27,13 @@ export interface IngestPart extends Part {
 
 export function ingestPart(
   config: Config,
-  deps: { database: DatabasePart; pubsub: EventPubSub; topics: Topics },
+  deps: {
+    database: DatabasePart;
+    pubsub: EventPubSub;
+    topics: Topics;
+    /** Also append each applied event to the durable event log (docs/decisions/0300). */
+    retainEvents?: boolean;
+  },
   logger: Logger,
 ): IngestPart {
   const bus: EventBus =
@@ -38,7 +44,7 @@ export function ingestPart(
     maxMessageBytes: config.amqp.maxMessageBytes,
     ownerAttempts: config.amqp.ownerAttempts,
     logger,
-    readModel: createReadModelService({ prisma: deps.database.prisma }),
+    readModel: createReadModelService({ prisma: deps.database.prisma, retainEvents: deps.retainEvents }),
   });
   let relay: OutboxRelay | undefined;
   return {

@@ -1,5 +1,5 @@
 /**
- * Every routing key of CONTRACT §5, flat and in the envelope, from RabbitMQ through the bridge
+ * Every routing key of docs/event-catalogue.md, flat and in the envelope, from RabbitMQ through the bridge
  * and Redis to a graphql-ws subscriber: the exact normalized event each one becomes, and what is
  * dead-lettered instead. Also proves that what crosses Redis carries no field outside the types.
  */

@@ -1,5 +1,5 @@
 /**
- * Token verification (CONTRACT §3) for each key kind: HS256 secret, PEM public key (RS256,
+ * Token verification (docs/api.md#authentication-and-authorization) for each key kind: HS256 secret, PEM public key (RS256,
  * ES256), JWKS served over real HTTP on 127.0.0.1 (cached; unknown `kid` refetches, rate limited).
  */
 import { createTokenVerifier, TokenError } from '../../src/auth/jwt';

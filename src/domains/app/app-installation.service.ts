@@ -145,7 +145,7 @@ export function createAppInstallationService(deps: { prisma: PrismaClient; onOut
           where: { id: installationId },
           data: { status: InstallationStatus.UNINSTALLED, uninstalledAt: ref.at, version: { increment: 1 }, ...eventStamp(ref) },
         });
-        // Not in CONTRACT §5 (no subscription takes it): other platform consumers may; the bridge ignores it.
+        // Not in docs/events.md (no subscription takes it): other platform consumers may; the bridge ignores it.
         await writeOutbox(tx, 'app.uninstalled', ref, installationPayload(saved, { uninstalledAt: ref.at.toISOString() }));
         return saved;
       }, TRANSACTION_OPTIONS);

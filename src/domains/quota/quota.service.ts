@@ -1,6 +1,6 @@
 /**
  * Quota reads and writes on Prisma. Every write stores its event in the outbox in the same
- * transaction (CONTRACT §6): the relay publishes it to RabbitMQ and it comes back through the
+ * transaction (docs/events.md#events-out-the-outbox): the relay publishes it to RabbitMQ and it comes back through the
  * bridge like any platform event, so a query and a subscription never disagree.
  *
  * Usage rules (deductQuota / restoreQuota): devices, concurrent devices, CPU, memory and storage
