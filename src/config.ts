@@ -315,6 +315,10 @@ export const OPTIONS = {
     group: 'Server', mode: 'both', default: 'auto',
     doc: 'Log lines as JSON, or as coloured text for people; `auto` is pretty when stdout is a terminal outside production and JSON otherwise.',
   }),
+  NO_COLOR: string({
+    group: 'Server', mode: 'both', whenUnset: 'colours in readable log lines on a terminal',
+    doc: 'Any non-empty value: readable log lines without ANSI colours (https://no-color.org).',
+  }),
   SHUTDOWN_TIMEOUT_MS: duration({
     group: 'Server', mode: 'both', unit: 'ms', default: 10_000, min: 0,
     doc: 'Longest a graceful stop waits for sockets and in-flight work.',
@@ -594,6 +598,8 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** `LOG_FORMAT`: `auto` is resolved by the logger, which knows whether stdout is a terminal. */
   readonly logFormat: LogFormat;
+  /** `NO_COLOR` set: readable log lines without colours. */
+  readonly noColor: boolean;
   readonly database:
     /** `DATABASE_URL` set. */
     | { readonly kind: 'postgres'; readonly url: string }
@@ -706,6 +712,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: o.HOST,
     logLevel: o.LOG_LEVEL,
     logFormat: o.LOG_FORMAT,
+    noColor: o.NO_COLOR !== undefined,
     database: o.DATABASE_URL
       ? { kind: 'postgres', url: o.DATABASE_URL }
       : { kind: 'embedded', dataDir: path.resolve(o.DATA_DIR) },

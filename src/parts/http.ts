@@ -22,6 +22,7 @@ import { costLimitRule } from '../graphql/validation-rules';
 import { MemoryEventBus } from '../infra/memory/memory-bus';
 import { createSchema } from '../schema';
 import { devEventsRouter } from '../transports/http/dev-events';
+import { devTokenRouter } from '../transports/http/dev-token';
 import { graphiqlRouter } from '../transports/http/graphiql';
 import { graphqlHttpRouter, jsonErrors } from '../transports/http/graphql-http';
 import { healthRouter } from '../transports/http/health';
@@ -120,7 +121,21 @@ export function httpPart(
       app.disable('x-powered-by');
       app.use(healthRouter({ checks: deps.readiness, isStopping: () => stopping }));
       app.use(deps.metrics.router);
-      app.use(graphiqlRouter({ tokenHint: !config.production && config.jwt.secret !== undefined, embedded: deps.embedded }));
+      // GraphiQL's development-only "act as" control and its POST /dev/token: on the embedded
+      // default, outside production, with the public development secret; nowhere else.
+      const devTokenSecret =
+        deps.embedded && !config.production && config.jwt.usingDevelopmentSecret ? config.jwt.secret : undefined;
+      app.use(
+        graphiqlRouter({
+          tokenHint: !config.production && config.jwt.secret !== undefined,
+          embedded: deps.embedded,
+          devTokens: devTokenSecret !== undefined,
+        }),
+      );
+      if (devTokenSecret !== undefined) {
+        const { issuer, audience } = config.jwt;
+        app.use(devTokenRouter({ secret: devTokenSecret, issuer, audience, logger }));
+      }
       if (deps.bus instanceof MemoryEventBus && !config.production) {
         app.use(devEventsRouter({ bus: deps.bus, verifier: deps.verifier, maxMessageBytes: config.amqp.maxMessageBytes, logger }));
       }
