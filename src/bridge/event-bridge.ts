@@ -116,7 +116,8 @@ export function createEventBridge(deps: {
     let event: GatewayEvent;
     try {
       event = await resolveOwner(draft);
-      await readModel?.apply(event);
+      // The read model hands the event back carrying its entity as written (no query per delivery).
+      if (readModel) event = await readModel.apply(event);
     } catch (error) {
       if (error instanceof EventRejection && error.reason === UNKNOWN_OWNER) {
         // The device's own first event may not be applied yet (a backlog, another instance):

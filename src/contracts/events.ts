@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import type { AppInstallationEntity, DeviceEntity, OrderEntity, QuotaEntity } from './entities';
 import {
   DEVICE_ROUTING_KEYS,
   familyOf,
@@ -205,6 +206,8 @@ export type QuotaStatus = (typeof QUOTA_STATUSES)[number];
 export type QuotaEventMessage = EventHeader & {
   readonly family: 'quota';
   readonly kind: QuotaEventKind;
+  /** Set by the bridge from the read model (contracts/entities.ts). */
+  readonly quota?: QuotaEntity | null;
 } & Readonly<z.output<typeof quotaEventFields>>;
 
 /** `percentage` (per-resource percentages) gives `usagePercent` as its largest value. */
@@ -245,7 +248,7 @@ export const deviceEventFields = z.object({
   providerType: optional(text(50)),
 });
 
-export type DeviceStatusEventMessage = EventHeader & { readonly family: 'device' } & Readonly<
+export type DeviceStatusEventMessage = EventHeader & { readonly family: 'device'; readonly device?: DeviceEntity | null } & Readonly<
     z.output<typeof deviceEventFields>
   >;
 
@@ -279,7 +282,7 @@ export const orderEventFields = z.object({
   planId: optional(entityId),
 });
 
-export type OrderCompletedEventMessage = EventHeader & { readonly family: 'order' } & Readonly<
+export type OrderCompletedEventMessage = EventHeader & { readonly family: 'order'; readonly order?: OrderEntity | null } & Readonly<
     z.output<typeof orderEventFields>
   >;
 
@@ -296,7 +299,7 @@ export const appEventFields = z
   })
   .refine((e) => e.appId !== undefined || e.packageName !== undefined, { message: 'missing appId' });
 
-export type AppInstalledEventMessage = EventHeader & { readonly family: 'app' } & Readonly<
+export type AppInstalledEventMessage = EventHeader & { readonly family: 'app'; readonly installation?: AppInstallationEntity | null } & Readonly<
     z.output<typeof appEventFields>
   >;
 

@@ -48,8 +48,12 @@ export interface EventBus {
 export interface ReadModel {
   /** The owner of a device, or undefined when the read model does not know it. */
   ownerOfDevice(deviceId: string): Promise<string | undefined>;
-  /** Applies an event, idempotently by `eventId`; older-than-current state is ignored. Throwing requeues. */
-  apply(event: GatewayEvent): Promise<void>;
+  /**
+   * Applies an event, idempotently by `eventId`; older-than-current state is ignored. Resolves
+   * to the event carrying its entity as the read model holds it once the event's batch is
+   * written (contracts/entities.ts): never older than what an earlier event carried. Throwing requeues.
+   */
+  apply(event: GatewayEvent): Promise<GatewayEvent>;
 }
 
 /** Where a resumed subscription picks up (a subscription's `after` argument). */

@@ -18,6 +18,7 @@ import type { DependencyStatus, EventBus } from '../contracts/ports';
 import { createErrorFormatter } from '../graphql/format-error';
 import { noNulStringsRule } from '../graphql/nul-guard';
 import { OperationLayer } from '../graphql/operation-layer';
+import { eventSelectionRule } from '../graphql/event-selection-rule';
 import { costLimitRule } from '../graphql/validation-rules';
 import { MemoryEventBus } from '../infra/memory/memory-bus';
 import { createSchema } from '../schema';
@@ -63,6 +64,7 @@ export function httpPart(
   const validationRules = [
     costLimitRule({ maxDepth: config.graphql.maxDepth, maxComplexity: config.graphql.maxComplexity }),
     noNulStringsRule,
+    eventSelectionRule,
   ];
   let stopping = false;
   let port = 0;

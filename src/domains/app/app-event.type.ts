@@ -1,5 +1,6 @@
 import { Field, ID, ObjectType } from 'type-graphql';
 import { RealtimeEvent } from '../shared/event-header.type';
+import { AppInstallation } from './app-installation.type';
 
 @ObjectType({ implements: RealtimeEvent, description: 'An app installed on a device, pushed by appInstalled' })
 export class AppInstalledEvent extends RealtimeEvent {
@@ -8,4 +9,10 @@ export class AppInstalledEvent extends RealtimeEvent {
   @Field(() => ID) deviceId!: string;
   @Field({ nullable: true }) packageName?: string;
   @Field({ nullable: true }) versionName?: string;
+  @Field(() => AppInstallation, {
+    nullable: true,
+    description:
+      'The installation as it stands after this event, as appInstallations returns it (updates a normalized cache by itself). Null when the read model has none to show: a redelivered event naming no installation id whose app is no longer on the device, or no read model.',
+  })
+  installation?: AppInstallation | null;
 }

@@ -1,6 +1,7 @@
 import { Field, ID, ObjectType } from 'type-graphql';
 import { RealtimeEvent } from '../shared/event-header.type';
 import { DeviceStatus } from './device-status.enum';
+import { Device } from './device.type';
 
 @ObjectType({ implements: RealtimeEvent, description: "A change of a device's status, pushed by deviceStatusChanged" })
 export class DeviceStatusEvent extends RealtimeEvent {
@@ -11,4 +12,10 @@ export class DeviceStatusEvent extends RealtimeEvent {
   @Field(() => DeviceStatus) status!: DeviceStatus;
   @Field({ nullable: true, description: 'Why (errors, failover), as the platform sent it' }) reason?: string;
   @Field({ nullable: true, description: 'The provider running the device, e.g. redroid' }) providerType?: string;
+  @Field(() => Device, {
+    nullable: true,
+    description:
+      'The device as it stands after this event, as device(id) returns it (updates a normalized cache by itself); never older than one already pushed. installations cannot be selected here. Null only without a read model.',
+  })
+  device?: Device | null;
 }

@@ -1,5 +1,6 @@
 import { Field, ID, ObjectType } from 'type-graphql';
 import { RealtimeEvent } from '../shared/event-header.type';
+import { Order } from './order.type';
 
 @ObjectType({ implements: RealtimeEvent, description: 'A paid order, pushed by orderCompleted' })
 export class OrderCompletedEvent extends RealtimeEvent {
@@ -8,4 +9,9 @@ export class OrderCompletedEvent extends RealtimeEvent {
   amount?: string;
   @Field(() => ID, { nullable: true }) deviceId?: string;
   @Field(() => ID, { nullable: true }) planId?: string;
+  @Field(() => Order, {
+    nullable: true,
+    description: 'The order as it stands after this event, as order(id) returns it (updates a normalized cache by itself). Null only without a read model.',
+  })
+  order?: Order | null;
 }

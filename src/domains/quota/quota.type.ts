@@ -75,4 +75,9 @@ export class QuotaEvent extends RealtimeEvent {
   @Field({ nullable: true, description: 'Alert severity, as the platform sent it (alerts)' }) severity?: string;
   @Field(() => QuotaStatus, { nullable: true }) status?: QuotaStatus;
   @Field(() => DateTimeScalar, { nullable: true }) validUntil?: string;
+  @Field(() => Quota, {
+    nullable: true,
+    description: 'The quota as it stands after this event, as quota returns it (updates a normalized cache by itself); null once deleted',
+  })
+  quota?: Quota | null;
 }

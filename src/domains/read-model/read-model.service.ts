@@ -35,6 +35,7 @@ import {
   type OrderCompletedEventMessage,
   type QuotaEventMessage,
 } from '../../contracts/events';
+import type { AppInstallationEntity, DeviceEntity, OrderEntity, QuotaEntity } from '../../contracts/entities';
 import type { ReadModel } from '../../contracts/ports';
 import { Prisma, type PrismaClient } from '../../generated/prisma/client';
 import { InstallationStatus } from '../app/app-installation.type';
@@ -108,6 +109,99 @@ interface Folding<E extends GatewayEvent> {
   readonly updatable: readonly string[];
   /** Every column `create` may set, plus the ones every write sets. */
   readonly insertable: readonly string[];
+  /** The row as JSON, over the table aliased `t` (returned by the lock and the write). */
+  readonly rowJson: string;
+  /** The entity the events carry, from `rowJson` (contracts/entities.ts); null when there is none to show. */
+  readonly view: (row: Columns) => object | null;
+}
+
+const iso = (value: unknown): string | null => (value === null || value === undefined ? null : new Date(value as string).toISOString());
+const str = (value: unknown): string | null => (value === null || value === undefined ? null : String(value));
+const num = (value: unknown): number | null => (typeof value === 'number' ? value : null);
+
+function deviceView(row: Columns): DeviceEntity {
+  return {
+    id: String(row.id),
+    userId: String(row.user_id),
+    name: String(row.name),
+    status: String(row.status),
+    providerType: str(row.provider_type),
+    cpuCores: num(row.cpu_cores),
+    memoryMB: num(row.memory_mb),
+    storageGB: num(row.storage_gb),
+    statusReason: str(row.status_reason),
+    version: Number(row.version),
+    createdAt: iso(row.created_at)!,
+    updatedAt: iso(row.updated_at)!,
+  };
+}
+
+function quotaView(row: Columns): QuotaEntity | null {
+  // A deleted quota is what `quota` answers for it: nothing.
+  if (row.deleted_at !== null && row.deleted_at !== undefined) return null;
+  const limits: Record<string, number> = {};
+  for (const [field, column] of entries(QUOTA_LIMIT_COLUMNS)) if (typeof row[column] === 'number') limits[field] = row[column];
+  const usage: Record<string, number> = {};
+  for (const [field, column] of entries(QUOTA_USAGE_COLUMNS)) if (typeof row[column] === 'number') usage[field] = row[column];
+  return {
+    id: String(row.id),
+    userId: String(row.user_id),
+    planId: str(row.plan_id),
+    status: String(row.status),
+    limits,
+    usage,
+    validFrom: iso(row.valid_from),
+    validUntil: iso(row.valid_until),
+    autoRenew: row.auto_renew === true,
+    version: Number(row.version),
+    updatedAt: iso(row.updated_at)!,
+  };
+}
+
+function orderView(row: Columns): OrderEntity {
+  return {
+    id: String(row.id),
+    userId: String(row.user_id),
+    status: String(row.status),
+    // As text from SQL (see ORDERS.rowJson): numeric(14, 2) prints two places, exactly.
+    amount: str(row.amount),
+    deviceId: str(row.device_id),
+    planId: str(row.plan_id),
+    completedAt: iso(row.completed_at),
+    cancelledAt: iso(row.cancelled_at),
+    version: Number(row.version),
+    createdAt: iso(row.created_at)!,
+    updatedAt: iso(row.updated_at)!,
+  };
+}
+
+/** From a Prisma row (app events are applied through Prisma, one by one). */
+function installationView(row: {
+  id: string;
+  deviceId: string;
+  userId: string;
+  appId: string | null;
+  packageName: string | null;
+  versionName: string | null;
+  status: string;
+  installedAt: Date | null;
+  uninstalledAt: Date | null;
+  version: number;
+  updatedAt: Date;
+}): AppInstallationEntity {
+  return {
+    id: row.id,
+    deviceId: row.deviceId,
+    userId: row.userId,
+    appId: row.appId,
+    packageName: row.packageName,
+    versionName: row.versionName,
+    status: row.status,
+    installedAt: row.installedAt?.toISOString() ?? null,
+    uninstalledAt: row.uninstalledAt?.toISOString() ?? null,
+    version: row.version,
+    updatedAt: row.updatedAt.toISOString(),
+  };
 }
 
 /** Set on every write besides the entity's own columns. */
@@ -174,6 +268,8 @@ const QUOTA: Folding<QuotaEventMessage> = {
   }),
   updatable: [...Object.values(QUOTA_LIMIT_COLUMNS), ...Object.values(QUOTA_USAGE_COLUMNS), 'status', 'valid_until', 'deleted_at', ...WRITE_COLUMNS],
   insertable: ['id', 'user_id', ...Object.values(QUOTA_LIMIT_COLUMNS), ...Object.values(QUOTA_USAGE_COLUMNS), 'status', 'valid_until', 'deleted_at', ...WRITE_COLUMNS],
+  rowJson: 'to_jsonb(t)',
+  view: quotaView,
 };
 
 /** The device columns a status event sets; the owner never changes (an event cannot move a device to another user). */
@@ -202,6 +298,8 @@ const DEVICES: Folding<DeviceStatusEventMessage> = {
   }),
   updatable: ['status', 'status_reason', 'name', 'provider_type', ...WRITE_COLUMNS],
   insertable: ['id', 'user_id', 'name', 'status', 'provider_type', 'status_reason', 'created_at', ...WRITE_COLUMNS],
+  rowJson: 'to_jsonb(t)',
+  view: deviceView,
 };
 
 function orderColumns(event: OrderCompletedEventMessage): Columns {
@@ -224,6 +322,9 @@ const ORDERS: Folding<OrderCompletedEventMessage> = {
   create: (event) => ({ id: event.orderId, user_id: event.userId, created_at: new Date(event.occurredAt), ...orderColumns(event) }),
   updatable: ['status', 'completed_at', 'amount', 'device_id', 'plan_id', ...WRITE_COLUMNS],
   insertable: ['id', 'user_id', 'status', 'completed_at', 'amount', 'device_id', 'plan_id', 'created_at', ...WRITE_COLUMNS],
+  // to_jsonb would turn the decimal into a JSON number ("59.90" -> 59.9).
+  rowJson: "to_jsonb(t) || jsonb_build_object('amount', t.amount::text)",
+  view: orderView,
 };
 
 /** Inserts skipped by a conflict are tried again this many times in all (another writer got there first). */
@@ -233,6 +334,17 @@ interface LockedRow {
   readonly last_event_at: Date | null;
   readonly last_event_id: string | null;
   readonly version: number;
+  /** The whole row (`Folding.rowJson`), for the entity the events carry. */
+  readonly row: Columns;
+}
+
+/** The rows as they stand, by table, then key: locked, then overwritten by what was written. */
+type CurrentRows = Map<string, Map<string, Columns>>;
+
+function setRow(rows: CurrentRows, table: string, key: string, row: Columns): void {
+  let byKey = rows.get(table);
+  if (!byKey) rows.set(table, (byKey = new Map()));
+  byKey.set(key, row);
 }
 
 /** The rows a lock statement returned, by table, then key. */
@@ -301,19 +413,36 @@ function writeColumns(stamp: EventStamp, version: number, now: Date): Columns {
  * created the row meanwhile, or a quota id taken by another user) is tried again from the lock,
  * as applying the events one by one would.
  */
-async function applyFoldedEvents(tx: Tx, events: readonly GatewayEvent[], now: Date, retain: boolean): Promise<GatewayEvent[]> {
+async function applyFoldedEvents(
+  tx: Tx,
+  events: readonly GatewayEvent[],
+  now: Date,
+  retain: boolean,
+): Promise<{ fresh: GatewayEvent[]; current: CurrentRows }> {
   const { claimed, locked } = await claimAndLock(tx, events, tablesOf(events), retain);
+  // Every event named row as it stands: locked (also for redeliveries and older events, which
+  // carry the newer state the row holds), then as written. Rows are locked until commit and
+  // batches run one at a time, so no later batch can have published an older state.
+  const current: CurrentRows = new Map();
+  const remember = (rows: Locked) => {
+    for (const [table, byKey] of rows) for (const [key, row] of byKey) setRow(current, table, key, row.row);
+  };
+  remember(locked);
   const fresh = events.filter((event) => claimed.delete(event.eventId));
   let tables = tablesOf(fresh);
   let rows = locked;
   for (let attempt = 0; tables.length > 0; attempt++) {
     if (attempt === MAX_ATTEMPTS) throw new Error('read model: rows kept changing while being written');
-    if (attempt > 0) rows = (await claimAndLock(tx, [], tables)).locked;
+    if (attempt > 0) {
+      rows = (await claimAndLock(tx, [], tables)).locked;
+      remember(rows);
+    }
     const plans = tables.map((table) => ({ table, ...table.plan(rows.get(table.folding.table) ?? new Map(), attempt, now) }));
-    const inserted = await write(tx, plans);
+    const { inserted, written } = await write(tx, plans);
+    for (const [table, byKey] of written) for (const [key, row] of byKey) setRow(current, table, key, row);
     tables = tables.filter((table) => table.settle(rows.get(table.folding.table) ?? new Map(), inserted.get(table.folding.table) ?? new Set()) > 0);
   }
-  return fresh;
+  return { fresh, current };
 }
 
 /** The folded tables' share of `events` (app events are applied one by one, see `applyBatch`). */
@@ -355,16 +484,16 @@ async function claimAndLock(
     ...(retain && events.length > 0 ? [durableLogCte(claims)] : []),
   ];
   const selects: Prisma.Sql[] = [
-    Prisma.sql`SELECT NULL::text AS tbl, event_id AS key, NULL::timestamptz(3) AS last_event_at, NULL::text AS last_event_id, NULL::int AS version FROM claimed`,
+    Prisma.sql`SELECT NULL::text AS tbl, event_id AS key, NULL::timestamptz(3) AS last_event_at, NULL::text AS last_event_id, NULL::int AS version, NULL::jsonb AS row FROM claimed`,
   ];
   tables.forEach((table, i) => {
-    const { table: name, key } = table.folding;
+    const { table: name, key, rowJson } = table.folding;
     const keys = JSON.stringify(table.keys());
     ctes.push(Prisma.sql`${raw(`l${i}`)} AS MATERIALIZED (
-      SELECT ${raw(key)} AS key, last_event_at, last_event_id, version FROM ${raw(name)}
-      WHERE ${raw(key)} = ANY(ARRAY(SELECT jsonb_array_elements_text(${keys}::jsonb)))
-      ORDER BY ${raw(key)} FOR UPDATE)`);
-    selects.push(Prisma.sql`SELECT ${name}, key, last_event_at, last_event_id, version FROM ${raw(`l${i}`)}`);
+      SELECT t.${raw(key)} AS key, t.last_event_at, t.last_event_id, t.version, ${raw(rowJson)} AS row FROM ${raw(name)} AS t
+      WHERE t.${raw(key)} = ANY(ARRAY(SELECT jsonb_array_elements_text(${keys}::jsonb)))
+      ORDER BY t.${raw(key)} FOR UPDATE)`);
+    selects.push(Prisma.sql`SELECT ${name}, key, last_event_at, last_event_id, version, row FROM ${raw(`l${i}`)}`);
   });
   const result = await tx.$queryRaw<({ tbl: string | null; key: string } & LockedRow)[]>(
     Prisma.sql`WITH ${Prisma.join(ctes, ', ')} ${Prisma.join(selects, ' UNION ALL ')}`,
@@ -408,44 +537,68 @@ function durableLogCte(claims: string): Prisma.Sql {
       ORDER BY f.ord)`;
 }
 
-/** One statement: every table's updates and inserts; returns the inserted keys by table. */
+/**
+ * One statement: every table's updates and inserts; returns the inserted keys by table, and
+ * every written row as it now stands (`RETURNING`: the entity the events carry, no query of its own).
+ */
 async function write(
   tx: Tx,
   plans: readonly { table: TableWork; updates: Columns[]; inserts: Columns[] }[],
-): Promise<Map<string, Set<string>>> {
+): Promise<{ inserted: Map<string, Set<string>>; written: CurrentRows }> {
   const ctes: Prisma.Sql[] = [];
   const selects: Prisma.Sql[] = [];
   plans.forEach(({ table, updates, inserts }, i) => {
-    const { table: name, key, updatable, insertable } = table.folding;
+    const { table: name, key, updatable, insertable, rowJson } = table.folding;
     if (updates.length > 0) {
       ctes.push(Prisma.sql`${raw(`u${i}`)} AS (
         UPDATE ${raw(name)} AS t
         SET (${raw(updatable.join(', '))}) = (SELECT ${raw(updatable.map((c) => `r.${c}`).join(', '))} FROM jsonb_populate_record(t, p.patch) AS r)
         FROM jsonb_to_recordset(${JSON.stringify(updates)}::jsonb) AS p(key text, patch jsonb)
-        WHERE t.${raw(key)} = p.key)`);
+        WHERE t.${raw(key)} = p.key
+        RETURNING t.${raw(key)} AS key, ${raw(rowJson)} AS row)`);
+      selects.push(Prisma.sql`SELECT ${name} AS tbl, key, false AS ins, row FROM ${raw(`u${i}`)}`);
     }
     if (inserts.length > 0) {
       const columns = raw(insertable.join(', '));
       ctes.push(Prisma.sql`${raw(`i${i}`)} AS (
-        INSERT INTO ${raw(name)} (${columns})
+        INSERT INTO ${raw(name)} AS t (${columns})
         SELECT ${columns} FROM jsonb_populate_recordset(NULL::${raw(name)}, ${JSON.stringify(inserts)}::jsonb) ORDER BY ${raw(key)}
-        ON CONFLICT DO NOTHING RETURNING ${raw(key)} AS key)`);
-      selects.push(Prisma.sql`SELECT ${name} AS tbl, key FROM ${raw(`i${i}`)}`);
+        ON CONFLICT DO NOTHING RETURNING t.${raw(key)} AS key, ${raw(rowJson)} AS row)`);
+      selects.push(Prisma.sql`SELECT ${name} AS tbl, key, true AS ins, row FROM ${raw(`i${i}`)}`);
     }
   });
   const inserted = new Map<string, Set<string>>();
-  if (ctes.length === 0) return inserted;
-  // Data-modifying WITH queries run to completion whether or not the main query reads them.
-  const main = selects.length > 0 ? Prisma.join(selects, ' UNION ALL ') : Prisma.sql`SELECT NULL::text AS tbl, NULL::text AS key WHERE false`;
-  for (const row of await tx.$queryRaw<{ tbl: string; key: string }[]>(Prisma.sql`WITH ${Prisma.join(ctes, ', ')} ${main}`)) {
+  const written: CurrentRows = new Map();
+  if (ctes.length === 0) return { inserted, written };
+  for (const row of await tx.$queryRaw<{ tbl: string; key: string; ins: boolean; row: Columns }[]>(
+    Prisma.sql`WITH ${Prisma.join(ctes, ', ')} ${Prisma.join(selects, ' UNION ALL ')}`,
+  )) {
+    setRow(written, row.tbl, row.key, row.row);
+    if (!row.ins) continue;
     let keys = inserted.get(row.tbl);
     if (!keys) inserted.set(row.tbl, (keys = new Set()));
     keys.add(row.key);
   }
-  return inserted;
+  return { inserted, written };
 }
 
-async function applyApp(tx: Tx, event: AppInstalledEventMessage): Promise<void> {
+type InstallationRow = Parameters<typeof installationView>[0];
+
+/** The installation an app event names (by id, else the current one of the same app on the device). */
+async function findInstallation(tx: Tx, event: AppInstalledEventMessage): Promise<InstallationRow | null> {
+  if (event.installationId !== undefined) return tx.appInstallation.findUnique({ where: { id: event.installationId } });
+  return tx.appInstallation.findFirst({
+    where: {
+      deviceId: event.deviceId,
+      status: { not: InstallationStatus.UNINSTALLED },
+      OR: [...(event.appId ? [{ appId: event.appId }] : []), ...(event.packageName ? [{ packageName: event.packageName }] : [])],
+    },
+    orderBy: { createdAt: 'desc' },
+  });
+}
+
+/** Applies an app event; returns the installation as it stands after it (the entity the event carries). */
+async function applyApp(tx: Tx, event: AppInstalledEventMessage): Promise<InstallationRow | null> {
   const stamp = stampOf(event);
   const at = new Date(event.occurredAt);
   const details = {
@@ -469,7 +622,7 @@ async function applyApp(tx: Tx, event: AppInstalledEventMessage): Promise<void> 
     });
     id = existing?.id ?? randomUUID();
   }
-  const created = await tx.appInstallation.createMany({
+  const created = await tx.appInstallation.createManyAndReturn({
     data: [
       {
         id,
@@ -484,15 +637,17 @@ async function applyApp(tx: Tx, event: AppInstalledEventMessage): Promise<void> 
     ],
     skipDuplicates: true,
   });
-  if (created.count === 1) return;
+  if (created.length === 1) return created[0]!;
   const installationId = id;
+  let current: InstallationRow | null = null;
   const row = await lockedIfNewer(
     event,
     () => tx.$queryRaw`SELECT id FROM app_installation WHERE id = ${installationId} FOR UPDATE`,
-    () => tx.appInstallation.findUnique({ where: { id: installationId } }),
+    async () => (current = await tx.appInstallation.findUnique({ where: { id: installationId } })),
   );
-  if (!row) return;
-  await tx.appInstallation.update({
+  // Older than the row: the event carries the newer state the row holds.
+  if (!row) return current;
+  return tx.appInstallation.update({
     where: { id: installationId },
     data: {
       status: InstallationStatus.INSTALLED,
@@ -508,9 +663,9 @@ async function applyApp(tx: Tx, event: AppInstalledEventMessage): Promise<void> 
 /** Events applied in one transaction at the most. */
 const MAX_BATCH = 500;
 
-interface Pending<T> {
+interface Pending<T, R> {
   readonly item: T;
-  readonly resolve: () => void;
+  readonly resolve: (result: R) => void;
   readonly reject: (error: unknown) => void;
 }
 
@@ -534,17 +689,18 @@ function databaseUnavailable(error: unknown): boolean {
  * unavailable the rest of the batch fails at once instead (trying 500 items one by one against a
  * database that times out would hold every user for 500 timeouts).
  */
-class GroupCommit<T> {
-  private readonly waiting: Pending<T>[] = [];
+class GroupCommit<T, R> {
+  private readonly waiting: Pending<T, R>[] = [];
   private running = false;
 
   constructor(
-    private readonly runBatch: (items: T[]) => Promise<void>,
-    private readonly runOne: (item: T) => Promise<void>,
+    /** One result per item, in order. */
+    private readonly runBatch: (items: T[]) => Promise<R[]>,
+    private readonly runOne: (item: T) => Promise<R>,
   ) {}
 
-  add(item: T): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+  add(item: T): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
       this.waiting.push({ item, resolve, reject });
       if (this.running) return;
       this.running = true;
@@ -558,8 +714,8 @@ class GroupCommit<T> {
     while (this.waiting.length > 0) {
       const batch = this.waiting.splice(0, MAX_BATCH);
       try {
-        await this.runBatch(batch.map((p) => p.item));
-        for (const p of batch) p.resolve();
+        const results = await this.runBatch(batch.map((p) => p.item));
+        for (const [i, p] of batch.entries()) p.resolve(results[i]!);
       } catch (error) {
         if (batch.length === 1 || databaseUnavailable(error)) {
           for (const p of batch) p.reject(error);
@@ -571,11 +727,10 @@ class GroupCommit<T> {
     this.running = false;
   }
 
-  private async oneByOne(batch: readonly Pending<T>[]): Promise<void> {
+  private async oneByOne(batch: readonly Pending<T, R>[]): Promise<void> {
     for (const [i, p] of batch.entries()) {
       try {
-        await this.runOne(p.item);
-        p.resolve();
+        p.resolve(await this.runOne(p.item));
       } catch (error) {
         if (!databaseUnavailable(error)) {
           p.reject(error);
@@ -598,9 +753,9 @@ export function createReadModelService(deps: {
   retainEvents?: boolean;
 }): ReadModel {
   const retain = deps.retainEvents === true;
-  const commits = new GroupCommit<GatewayEvent>(
+  const commits = new GroupCommit<GatewayEvent, GatewayEvent>(
     (events) => applyBatch(deps.prisma(), events, retain),
-    (event) => applyBatch(deps.prisma(), [event], retain),
+    async (event) => (await applyBatch(deps.prisma(), [event], retain))[0]!,
   );
   return {
     async ownerOfDevice(deviceId) {
@@ -621,9 +776,41 @@ export function createReadModelService(deps: {
  * go one by one. Rows of different entities are independent, so the grouping keeps the result of
  * applying the events one by one.
  */
-async function applyBatch(prisma: PrismaClient, events: readonly GatewayEvent[], retain: boolean): Promise<void> {
-  await prisma.$transaction(async (tx) => {
-    const fresh = await applyFoldedEvents(tx, events, new Date(), retain);
-    for (const event of fresh) if (event.family === 'app') await applyApp(tx, event);
+async function applyBatch(prisma: PrismaClient, events: readonly GatewayEvent[], retain: boolean): Promise<GatewayEvent[]> {
+  return prisma.$transaction(async (tx) => {
+    const { fresh, current } = await applyFoldedEvents(tx, events, new Date(), retain);
+    const installations = new Map<GatewayEvent, InstallationRow | null>();
+    for (const event of fresh) if (event.family === 'app') installations.set(event, await applyApp(tx, event));
+    // Every event of the batch carries its entity as the batch leaves it, so two events of one
+    // entity in a batch carry the same (latest) state, and a later batch's never an older one.
+    const byInstallation = new Map<string, InstallationRow | null>();
+    for (const row of installations.values()) if (row) byInstallation.set(row.id, row);
+    const out: GatewayEvent[] = [];
+    for (const event of events) {
+      switch (event.family) {
+        case 'quota':
+          out.push({ ...event, quota: entityOf(current, QUOTA, event) as QuotaEntity | null });
+          break;
+        case 'device':
+          out.push({ ...event, device: entityOf(current, DEVICES, event) as DeviceEntity | null });
+          break;
+        case 'order':
+          out.push({ ...event, order: entityOf(current, ORDERS, event) as OrderEntity | null });
+          break;
+        case 'app': {
+          // A redelivery (not applied again) reads its installation: app events are rare and one by one anyway.
+          let row = installations.has(event) ? installations.get(event)! : await findInstallation(tx, event);
+          if (row) row = byInstallation.get(row.id) ?? row;
+          out.push({ ...event, installation: row ? installationView(row) : null });
+          break;
+        }
+      }
+    }
+    return out;
   }, TRANSACTION_OPTIONS);
+}
+
+function entityOf<E extends GatewayEvent>(current: CurrentRows, folding: Folding<E>, event: E): object | null {
+  const row = current.get(folding.table)?.get(folding.keyOf(event));
+  return row ? folding.view(row) : null;
 }
