@@ -27,7 +27,8 @@ const LAYERS = [
   // The GraphiQL page runs in the browser, bundled by esbuild: it shares only the wire contract.
   { type: 'graphiql', pattern: 'src/graphiql', allow: ['graphiql', 'contracts'] },
   // Last, so it takes what no layer above claims: app.ts, main.ts, schema.ts, config.ts,
-  // logger.ts, cli/. A new top-level folder of src/ therefore needs its own entry here.
+  // logger.ts, parts/ (what buildApp assembles), cli/. A new top-level folder of src/ therefore
+  // needs its own entry above unless it is wiring.
   { type: 'wiring', pattern: 'src', allow: ['*'] },
 ];
 

@@ -1,7 +1,8 @@
 /**
- * Client-facing errors: each class carries a stable `extensions.code` (CONTRACT §3). Anything
- * thrown that is not one of these (or another GraphQLError with a code) is unexpected and is
- * masked by `formatError` in production.
+ * Every `extensions.code` a client can receive, in one place (docs/api.md#error-codes), and the
+ * client-facing error classes that carry them. Anything thrown that is not one of these (or
+ * another GraphQLError with one of these codes) is unexpected and is masked by the error
+ * formatter in production (src/graphql/format-error.ts).
  */
 import { GraphQLError, type GraphQLErrorExtensions } from 'graphql';
 
@@ -14,7 +15,18 @@ export const ErrorCode = {
   TOO_MANY_SUBSCRIPTIONS: 'TOO_MANY_SUBSCRIPTIONS',
   RATE_LIMITED: 'RATE_LIMITED',
   HISTORY_EXPIRED: 'HISTORY_EXPIRED',
+  HISTORY_UNAVAILABLE: 'HISTORY_UNAVAILABLE',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
+  /** The document does not parse (graphql-js / Apollo's code). */
+  GRAPHQL_PARSE_FAILED: 'GRAPHQL_PARSE_FAILED',
+  /** The document does not validate against the schema or the limits (depth, complexity). */
+  GRAPHQL_VALIDATION_FAILED: 'GRAPHQL_VALIDATION_FAILED',
+  /** The HTTP request itself is malformed (body not JSON, missing query). */
+  BAD_REQUEST: 'BAD_REQUEST',
+  /** Apollo's codes for an operation it cannot pick, and for persisted queries (not enabled). */
+  OPERATION_RESOLUTION_FAILURE: 'OPERATION_RESOLUTION_FAILURE',
+  PERSISTED_QUERY_NOT_FOUND: 'PERSISTED_QUERY_NOT_FOUND',
+  PERSISTED_QUERY_NOT_SUPPORTED: 'PERSISTED_QUERY_NOT_SUPPORTED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -71,5 +83,21 @@ export class HistoryExpiredError extends CodedError {
     message = 'The events after this eventId are no longer retained: query the current state, then subscribe again without `after`',
   ) {
     super(message, ErrorCode.HISTORY_EXPIRED);
+  }
+}
+
+/**
+ * A subscription's `after` is not in the fast log (Redis lost it: a restart, a failover) and the
+ * durable log that would place it cannot be read right now (database down). The gateway cannot
+ * prove that nothing between `after` and the live stream is missing, so it refuses rather than
+ * resume with a silent gap. Unlike HISTORY_EXPIRED the events may well still be retained: retry
+ * the same `after` in a moment (graphql-ws retries a failed connection; a client may also
+ * resubscribe), or give up and refetch state as for HISTORY_EXPIRED.
+ */
+export class HistoryUnavailableError extends CodedError {
+  constructor(
+    message = 'The gateway cannot tell right now which events followed this eventId: retry with the same `after` shortly, or query the current state and subscribe again without `after`',
+  ) {
+    super(message, ErrorCode.HISTORY_UNAVAILABLE);
   }
 }

@@ -84,3 +84,36 @@ export interface EventPubSub {
   status(): DependencyStatus;
   close(): Promise<void>;
 }
+
+/**
+ * Open connections per user (`WS_MAX_SOCKETS_PER_USER`), counted across every instance and every
+ * transport: Redis with leases, or in memory on one instance.
+ */
+export interface ConnectionRegistry {
+  /** Takes a slot for `connectionId`; false when `userId` already holds the maximum. */
+  acquire(userId: string, connectionId: string): Promise<boolean>;
+  release(userId: string, connectionId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type RateDecision = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterSec: number };
+
+/** A token bucket per caller key (`user:<id>`, `addr:<ip>`), shared by instances with Redis. */
+export interface RateLimiter {
+  take(key: string): Promise<RateDecision>;
+  close(): Promise<void>;
+}
+
+/**
+ * The durable copy of the retained event log (PostgreSQL, written in the read model's
+ * transaction), read when the pub/sub's own log (Redis memory) no longer holds a client's `after`.
+ */
+export interface DurableEventLog {
+  /**
+   * The events that followed `after` in `userId`'s log (null: every user's), oldest first;
+   * undefined when `after` is not retained there (past the count or age bound, unknown, or
+   * another user's). Rejects when the store cannot be read: the caller then cannot prove
+   * continuity and answers `HISTORY_UNAVAILABLE`.
+   */
+  readAfter(userId: string | null, after: string): Promise<GatewayEvent[] | undefined>;
+}
