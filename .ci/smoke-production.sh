@@ -76,7 +76,7 @@ log "starting node dist/main.js on port $port"
   exec env -i PATH="$PATH" HOME="${HOME:-/tmp}" NODE_ENV=production PORT="$port" HOST=127.0.0.1 \
     DATABASE_URL="$database_url" REDIS_URL="$REDIS_URL" AMQP_URL="$AMQP_URL" \
     AMQP_QUEUE="$queue" AMQP_EXCHANGE="$exchange" AMQP_DLX="$dlx" AMQP_DLQ="$dlq" REDIS_TOPIC_PREFIX="cpr-$id:" \
-    JWT_SECRET="smoke-$id-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" LOG_LEVEL=warn \
+    JWT_SECRET="smoke-$id-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" LOG_LEVEL="${SMOKE_LOG_LEVEL:-warn}" \
     node dist/main.js
 ) >"$work/server.log" 2>&1 &
 server_pid=$!
@@ -112,7 +112,8 @@ for ((i = 0; i < 60; i++)); do # 60 x 0.25 s = 15 s
   sleep 0.25
 done
 if [[ -z $exited ]]; then
-  log "the server did not exit within 15 s of SIGTERM"
+  log "the server did not exit within 15 s of SIGTERM; server log:"
+  cat "$work/server.log"
   exit 1
 fi
 set +e
@@ -127,6 +128,6 @@ if [[ $code -ne 0 ]]; then
 fi
 log "the server exited 0 after SIGTERM"
 if [[ -s $work/server.log ]]; then
-  log "server warnings and errors (LOG_LEVEL=warn):"
+  log "server log (LOG_LEVEL=${SMOKE_LOG_LEVEL:-warn}):"
   cat "$work/server.log"
 fi
