@@ -43,6 +43,8 @@ export default tseslint.config(
       'test-artifacts/',
       'src/generated/',
       'test/generated/',
+      'packages/client/src/generated/',
+      'examples/*/dist/',
       'packages/*/dist/',
       'prisma/migrations/',
     ],

@@ -11,13 +11,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { AppInstallationEntity, DeviceEntity, OrderEntity, QuotaEntity } from './entities';
-import {
-  DEVICE_ROUTING_KEYS,
-  familyOf,
-  QUOTA_ROUTING_KEYS,
-  type DeviceRoutingKey,
-  type QuotaRoutingKey,
-} from './routing';
+import { DEVICE_ROUTING_KEYS, familyOf, QUOTA_ROUTING_KEYS, type DeviceRoutingKey, type QuotaRoutingKey } from './routing';
 
 /** A message as any event bus hands it to the bridge. */
 export interface IncomingMessage {
@@ -39,14 +33,16 @@ export class EventRejection extends Error {
 
 // ---------------------------------------------------------------- field parsers (liberal in)
 
-const finiteNumber = z.union([
-  z.number(),
-  z
-    .string()
-    .trim()
-    .regex(/^-?\d+(\.\d+)?$/, 'expected a number')
-    .transform(Number),
-]).refine(Number.isFinite, 'expected a finite number');
+const finiteNumber = z
+  .union([
+    z.number(),
+    z
+      .string()
+      .trim()
+      .regex(/^-?\d+(\.\d+)?$/, 'expected a number')
+      .transform(Number),
+  ])
+  .refine(Number.isFinite, 'expected a finite number');
 
 /** Control characters (NUL above all: PostgreSQL refuses it in text) never make a valid id. */
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
@@ -121,7 +117,10 @@ const requiredId = (name: string) =>
 
 /** A money amount as a decimal string, kept exactly as sent (`"59.90"`); a number is stringified. */
 const decimalString = z.union([
-  z.string().trim().regex(/^-?\d{1,18}(\.\d{1,18})?$/),
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d{1,18}(\.\d{1,18})?$/),
   z.number().refine(Number.isFinite).transform(String),
 ]);
 
@@ -299,9 +298,10 @@ export const appEventFields = z
   })
   .refine((e) => e.appId !== undefined || e.packageName !== undefined, { message: 'missing appId' });
 
-export type AppInstalledEventMessage = EventHeader & { readonly family: 'app'; readonly installation?: AppInstallationEntity | null } & Readonly<
-    z.output<typeof appEventFields>
-  >;
+export type AppInstalledEventMessage = EventHeader & {
+  readonly family: 'app';
+  readonly installation?: AppInstallationEntity | null;
+} & Readonly<z.output<typeof appEventFields>>;
 
 function appAliases(p: Record<string, unknown>): Record<string, unknown> {
   return { ...p, appId: p.appId ?? p.applicationId };

@@ -6,7 +6,7 @@
  * subscriber the design avoids. So a subscription may not select them, in the operation or in any
  * fragment it spreads: the error says which query gives them instead. Queries and mutations may.
  */
-import { GraphQLError, type FieldNode, type OperationDefinitionNode, type ValidationRule } from 'graphql';
+import { GraphQLError, OperationTypeNode, type FieldNode, type OperationDefinitionNode, type ValidationRule } from 'graphql';
 import { FIELDS_NOT_ON_EVENTS } from '../contracts/entities';
 
 export const eventSelectionRule: ValidationRule = (context) => {
@@ -22,8 +22,8 @@ export const eventSelectionRule: ValidationRule = (context) => {
   };
   return {
     OperationDefinition(node) {
-      scope = { subscription: node.operation === 'subscription' };
-      if (node.operation === 'subscription') subscriptions.push(node);
+      scope = { subscription: node.operation === OperationTypeNode.SUBSCRIPTION };
+      if (node.operation === OperationTypeNode.SUBSCRIPTION) subscriptions.push(node);
     },
     FragmentDefinition(node) {
       scope = { fragment: node.name.value };

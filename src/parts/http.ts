@@ -129,8 +129,7 @@ export function httpPart(
       app.use(deps.metrics.router);
       // GraphiQL's development-only "act as" control and its POST /dev/token: on the embedded
       // default, outside production, with the public development secret; nowhere else.
-      const devTokenSecret =
-        deps.embedded && !config.production && config.jwt.usingDevelopmentSecret ? config.jwt.secret : undefined;
+      const devTokenSecret = deps.embedded && !config.production && config.jwt.usingDevelopmentSecret ? config.jwt.secret : undefined;
       app.use(
         graphiqlRouter({
           tokenHint: !config.production && config.jwt.secret !== undefined,

@@ -30,7 +30,8 @@ const devices = [1, 2, 3].map((n) => `${user}-dev-${n}`);
 /** Another instance of the suite's gateway (same database, queue, topic prefix), as a process. */
 function sameInstanceEnv(gateway: TestGateway, port: number): Record<string, string> {
   const { config } = gateway;
-  if (config.amqp.kind !== 'amqp' || config.redis.kind !== 'redis' || config.database.kind !== 'postgres') throw new Error('real services expected');
+  if (config.amqp.kind !== 'amqp' || config.redis.kind !== 'redis' || config.database.kind !== 'postgres')
+    throw new Error('real services expected');
   return {
     PORT: String(port),
     DATABASE_URL: config.database.url,
@@ -52,7 +53,11 @@ async function serveDashboard(gatewayUrl: string): Promise<{ url: string; child:
     env: { PATH: process.env.PATH ?? '', GATEWAY_URL: gatewayUrl, EXAMPLE_PORT: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  track(`dashboard server ${child.pid}`, () => new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill('SIGKILL')))));
+  track(
+    `dashboard server ${child.pid}`,
+    () =>
+      new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : (child.once('exit', () => resolve()), child.kill('SIGKILL')))),
+  );
   const ready = deferred<string>();
   let out = '';
   let err = '';
@@ -77,9 +82,18 @@ const statusOf = (deviceId: string) => recorded.page.getByTestId(`device-${devic
 
 beforeAll(async () => {
   // State the page loads with queries: three devices and a quota, bridged before it opens.
-  for (const [i, deviceId] of devices.entries()) await publish('device.created', { userId: user, deviceId, deviceName: `Phone ${i + 1}`, status: 'idle' }, `${deviceId}-created`);
-  await publish('quota.updated', { userId: user, quotaId: `${user}-q`, limits: { maxDevices: 10 }, usage: { currentDevices: 3 } }, `${user}-quota`);
-  await waitFor(async () => (await suite.sql.query(`SELECT count(*)::int AS n FROM device WHERE user_id = $1`, [user]))[0]?.n === 3, 'the devices in the read model', 20_000);
+  for (const [i, deviceId] of devices.entries())
+    await publish('device.created', { userId: user, deviceId, deviceName: `Phone ${i + 1}`, status: 'idle' }, `${deviceId}-created`);
+  await publish(
+    'quota.updated',
+    { userId: user, quotaId: `${user}-q`, limits: { maxDevices: 10 }, usage: { currentDevices: 3 } },
+    `${user}-quota`,
+  );
+  await waitFor(
+    async () => (await suite.sql.query(`SELECT count(*)::int AS n FROM device WHERE user_id = $1`, [user]))[0]?.n === 3,
+    'the devices in the read model',
+    20_000,
+  );
 
   gateway = await startGatewayProcess(sameInstanceEnv(suite.gateway, 0));
   port = gateway.port;
@@ -101,7 +115,10 @@ afterAll(async () => {
 
 const subscriptionsOnGateway = async () => {
   const metrics = await scrape(`http://127.0.0.1:${port}`);
-  return (metrics.value('cloudphone_realtime_subscriptions', { field: 'deviceStatusChanged' }) ?? 0) + (metrics.value('cloudphone_realtime_subscriptions', { field: 'quotaChanged' }) ?? 0);
+  return (
+    (metrics.value('cloudphone_realtime_subscriptions', { field: 'deviceStatusChanged' }) ?? 0) +
+    (metrics.value('cloudphone_realtime_subscriptions', { field: 'quotaChanged' }) ?? 0)
+  );
 };
 
 it('loads the devices and the quota with queries, then shows a device event published with the CLI, with no HTTP request', async () => {
@@ -115,11 +132,15 @@ it('loads the devices and the quota with queries, then shows a device event publ
   await waitFor(async () => (await subscriptionsOnGateway()) === 2, 'the page subscriptions on the gateway', 20_000);
   const loaded = requests.length;
 
-  const cli = await runCli('publish-event', ['device.started', JSON.stringify({ userId: user, deviceId: devices[0] }), '--message-id', `${user}-cli-1`], {
-    AMQP_URL: TEST_AMQP_URL,
-    AMQP_EXCHANGE: TEST_EXCHANGE,
-    JWT_SECRET: TEST_JWT_SECRET,
-  });
+  const cli = await runCli(
+    'publish-event',
+    ['device.started', JSON.stringify({ userId: user, deviceId: devices[0] }), '--message-id', `${user}-cli-1`],
+    {
+      AMQP_URL: TEST_AMQP_URL,
+      AMQP_EXCHANGE: TEST_EXCHANGE,
+      JWT_SECRET: TEST_JWT_SECRET,
+    },
+  );
   expect(cli).toMatchObject({ code: 0, stderr: '' });
   await waitFor(async () => (await statusOf(devices[0]!)) === 'RUNNING', 'the CLI event on screen', 15_000);
 
@@ -127,10 +148,9 @@ it('loads the devices and the quota with queries, then shows a device event publ
   await page.evaluate(() => {
     const w = window as unknown as { changes: { text: string; at: number }[] };
     w.changes = [];
-    new MutationObserver(() => w.changes.push({ text: document.querySelector('[data-testid="devices"]')!.textContent ?? '', at: Date.now() })).observe(
-      document.querySelector('[data-testid="devices"]')!,
-      { subtree: true, childList: true, characterData: true },
-    );
+    new MutationObserver(() =>
+      w.changes.push({ text: document.querySelector('[data-testid="devices"]')!.textContent ?? '', at: Date.now() }),
+    ).observe(document.querySelector('[data-testid="devices"]')!, { subtree: true, childList: true, characterData: true });
   });
   const latencies: number[] = [];
   for (let n = 1; n <= 10; n++) {
@@ -144,7 +164,12 @@ it('loads the devices and the quota with queries, then shows a device event publ
     latencies.push(changes[0]!.at - t0);
   }
   latencies.sort((x, y) => x - y);
-  results.publishToDomMs = { samples: latencies.length, median: latencies[Math.floor(latencies.length / 2)], max: latencies.at(-1), min: latencies[0] };
+  results.publishToDomMs = {
+    samples: latencies.length,
+    median: latencies[Math.floor(latencies.length / 2)],
+    max: latencies.at(-1),
+    min: latencies[0],
+  };
 
   // (b) After the first load, pushes only: not one HTTP request for 11 changes.
   const after = requests.slice(loaded).filter((url) => !url.startsWith('ws'));
@@ -166,13 +191,26 @@ it('reconnects after a gateway restart and shows what happened meanwhile (via re
     ['device.error', devices[2]!],
     ['device.started', devices[1]!],
   ] as const;
-  for (const [n, [key, deviceId]] of outage.entries()) await publish(key, { userId: user, deviceId, reason: 'outage test' }, `${user}-outage-${n}`);
-  await waitFor(async () => (await suite.sql.query(`SELECT count(*)::int AS n FROM processed_event WHERE event_id LIKE $1`, [`${user}-outage-%`]))[0]?.n === 3, 'the outage events bridged', 20_000);
+  for (const [n, [key, deviceId]] of outage.entries())
+    await publish(key, { userId: user, deviceId, reason: 'outage test' }, `${user}-outage-${n}`);
+  await waitFor(
+    async () =>
+      (await suite.sql.query(`SELECT count(*)::int AS n FROM processed_event WHERE event_id LIKE $1`, [`${user}-outage-%`]))[0]?.n === 3,
+    'the outage events bridged',
+    20_000,
+  );
 
   const restartedAt = Date.now();
   gateway = await startGatewayProcess(sameInstanceEnv(suite.gateway, port));
   await page.locator('[data-testid="connection"][data-status="connected"]').waitFor({ timeout: 30_000 });
-  await waitFor(async () => (await statusOf(devices[2]!)) === 'ERROR' && (await statusOf(devices[0]!)) === 'STOPPED' && (await statusOf(devices[1]!)) === 'RUNNING', 'the outage events on screen', 20_000);
+  await waitFor(
+    async () =>
+      (await statusOf(devices[2]!)) === 'ERROR' &&
+      (await statusOf(devices[0]!)) === 'STOPPED' &&
+      (await statusOf(devices[1]!)) === 'RUNNING',
+    'the outage events on screen',
+    20_000,
+  );
   results.restart = { reconnectedAndCompleteMs: Date.now() - restartedAt };
 
   const ids = await page.locator('[data-testid="events"] li').evaluateAll((items) => items.map((li) => li.getAttribute('data-event-id')));

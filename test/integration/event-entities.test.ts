@@ -20,7 +20,7 @@ import { createTestDatabase, uniqueId, type TestDatabase } from '../helpers/serv
 
 const at = (minute: number) => new Date(Date.UTC(2026, 10, 24, 12, minute)).toISOString();
 /** What a query's answer looks like on the wire (Dates as ISO strings). */
-const wire = (value: unknown) => JSON.parse(JSON.stringify(value));
+const wire = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
 
 describe.each(['postgres', 'embedded'] as const)('events carry their entity (%s)', (kind) => {
   let testDb: TestDatabase | undefined;
@@ -50,7 +50,16 @@ describe.each(['postgres', 'embedded'] as const)('events carry their entity (%s)
     const userId = uniqueId('u');
     const deviceId = uniqueId('d');
     const device = (n: number, minute: number, status: string): GatewayEvent =>
-      ({ family: 'device', eventId: `${deviceId}-${n}`, type: 'device.status.changed', userId, occurredAt: at(minute), deviceId, deviceName: 'phone', status }) as GatewayEvent;
+      ({
+        family: 'device',
+        eventId: `${deviceId}-${n}`,
+        type: 'device.status.changed',
+        userId,
+        occurredAt: at(minute),
+        deviceId,
+        deviceName: 'phone',
+        status,
+      }) as GatewayEvent;
 
     const created = await readModel.apply(device(1, 1, 'CREATING'));
     const row = await db.prisma.device.findUniqueOrThrow({ where: { id: deviceId } });
@@ -58,7 +67,9 @@ describe.each(['postgres', 'embedded'] as const)('events carry their entity (%s)
     expect(created.family === 'device' && created.device).toMatchObject({ id: deviceId, status: 'CREATING', version: 1 });
 
     // Arriving together, they share a batch: each carries the state the batch leaves.
-    const burst = await Promise.all([device(2, 2, 'IDLE'), device(3, 3, 'RUNNING'), device(4, 4, 'STOPPED')].map((e) => readModel.apply(e)));
+    const burst = await Promise.all(
+      [device(2, 2, 'IDLE'), device(3, 3, 'RUNNING'), device(4, 4, 'STOPPED')].map((e) => readModel.apply(e)),
+    );
     const after = wire(toDeviceView(await db.prisma.device.findUniqueOrThrow({ where: { id: deviceId } })));
     expect(after).toMatchObject({ status: 'STOPPED', version: 4 });
     for (const event of burst) expect(event).toMatchObject({ device: after });
@@ -73,18 +84,41 @@ describe.each(['postgres', 'embedded'] as const)('events carry their entity (%s)
   it('gives a quota event the quota with its limits and usage, and null once deleted', async () => {
     const userId = uniqueId('u');
     const quota = (n: number, minute: number, kind: string, fields: object = {}): GatewayEvent =>
-      ({ family: 'quota', eventId: `${userId}-q${n}`, type: `quota.${kind.toLowerCase()}`, userId, occurredAt: at(minute), kind, quotaId: `q-${userId}`, ...fields }) as GatewayEvent;
-    const first = await readModel.apply(quota(1, 1, 'UPDATED', { limits: { maxDevices: 5, totalMemoryGB: 7.5 }, usage: { currentDevices: 2 } }));
+      ({
+        family: 'quota',
+        eventId: `${userId}-q${n}`,
+        type: `quota.${kind.toLowerCase()}`,
+        userId,
+        occurredAt: at(minute),
+        kind,
+        quotaId: `q-${userId}`,
+        ...fields,
+      }) as GatewayEvent;
+    const first = await readModel.apply(
+      quota(1, 1, 'UPDATED', { limits: { maxDevices: 5, totalMemoryGB: 7.5 }, usage: { currentDevices: 2 } }),
+    );
     const row = await db.prisma.quota.findUniqueOrThrow({ where: { userId } });
     expect(first).toMatchObject({ quota: wire(toQuotaView(row)) });
-    expect(first.family === 'quota' && first.quota).toMatchObject({ limits: { maxDevices: 5, totalMemoryGB: 7.5 }, usage: { currentDevices: 2 }, version: 1 });
+    expect(first.family === 'quota' && first.quota).toMatchObject({
+      limits: { maxDevices: 5, totalMemoryGB: 7.5 },
+      usage: { currentDevices: 2 },
+      version: 1,
+    });
     await expect(readModel.apply(quota(2, 2, 'DELETED'))).resolves.toMatchObject({ kind: 'DELETED', quota: null });
   });
 
   it('gives an order event the order with its amount as a two-place decimal string', async () => {
     const userId = uniqueId('u');
     const orderId = uniqueId('o');
-    const event = await readModel.apply({ family: 'order', eventId: `${orderId}-1`, type: 'order.completed', userId, occurredAt: at(1), orderId, amount: '59.9' } as GatewayEvent);
+    const event = await readModel.apply({
+      family: 'order',
+      eventId: `${orderId}-1`,
+      type: 'order.completed',
+      userId,
+      occurredAt: at(1),
+      orderId,
+      amount: '59.9',
+    });
     const row = await db.prisma.order.findUniqueOrThrow({ where: { id: orderId } });
     expect(event).toMatchObject({ order: wire(toOrderView(row)) });
     expect(event.family === 'order' && event.order).toMatchObject({ amount: '59.90', status: 'COMPLETED' });
@@ -93,8 +127,17 @@ describe.each(['postgres', 'embedded'] as const)('events carry their entity (%s)
   it('gives an app event the installation, also on redelivery and when the event names no installation id', async () => {
     const userId = uniqueId('u');
     const deviceId = uniqueId('d');
-    const app = (n: number, minute: number, extra: object): GatewayEvent =>
-      ({ family: 'app', eventId: `${deviceId}-a${n}`, type: 'app.installed', userId, occurredAt: at(minute), deviceId, appId: 'app-1', packageName: 'com.example', ...extra }) as GatewayEvent;
+    const app = (n: number, minute: number, extra: object): GatewayEvent => ({
+      family: 'app',
+      eventId: `${deviceId}-a${n}`,
+      type: 'app.installed',
+      userId,
+      occurredAt: at(minute),
+      deviceId,
+      appId: 'app-1',
+      packageName: 'com.example',
+      ...extra,
+    });
     const first = await readModel.apply(app(1, 1, {}));
     const row = await db.prisma.appInstallation.findFirstOrThrow({ where: { deviceId } });
     expect(first).toMatchObject({ installation: wire(toInstallationView(row)) });

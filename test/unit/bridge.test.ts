@@ -27,7 +27,7 @@ function setup() {
   return { pubsub, bridge };
 }
 
-it('acknowledges only once the event is published, on the user\'s topic', async () => {
+it("acknowledges only once the event is published, on the user's topic", async () => {
   const { pubsub, bridge } = setup();
   const events = await pubsub.subscribe(topics.user('quota', 'u1'));
   pubsub.gate = deferred<void>();
@@ -77,7 +77,10 @@ describe("the platform's trace id", () => {
   it.each([
     ['a flat body', { userId: 'u1', _trace: { traceparent: TRACEPARENT } }],
     ['an envelope', { eventId: 'env-1', eventType: 'quota.updated', _trace: { traceparent: TRACEPARENT }, payload: { userId: 'u1' } }],
-    ["an envelope's payload", { eventId: 'env-1', eventType: 'quota.updated', payload: { userId: 'u1', _trace: { traceparent: TRACEPARENT } } }],
+    [
+      "an envelope's payload",
+      { eventId: 'env-1', eventType: 'quota.updated', payload: { userId: 'u1', _trace: { traceparent: TRACEPARENT } } },
+    ],
   ])('is logged with the handling of %s, and never published', async (_what, message) => {
     const { lines, logger: log } = capturingLogger();
     const pubsub = new ControlledPubSub();
@@ -132,7 +135,9 @@ describe('owner resolution and the read model', () => {
       bridge.handle({ routingKey: 'app.install.completed', body: body({ deviceId: 'dev-1', appId: 'a' }), messageId: 'i1' }),
     ).resolves.toEqual({ action: 'ack' });
     expect(applied).toEqual([expect.objectContaining({ eventId: 'i1', userId: 'owner-1' })]);
-    await expect(events.next()).resolves.toMatchObject({ value: { eventId: 'i1', userId: 'owner-1', deviceId: 'dev-1', installation: null } });
+    await expect(events.next()).resolves.toMatchObject({
+      value: { eventId: 'i1', userId: 'owner-1', deviceId: 'dev-1', installation: null },
+    });
   });
 
   it('dead-letters an unknown device as "unknown owner", with or without a read model', async () => {
@@ -169,7 +174,10 @@ describe('an owner not known yet', () => {
       readModel: { ownerOfDevice: async (id) => owners[id], apply: async (event) => event },
     });
     const late = { routingKey: 'app.installed', body: body({ deviceId: 'late', appId: 'a' }), messageId: 'late-1' };
-    await expect(bridge.handle(late)).resolves.toMatchObject({ action: 'requeue', reason: 'owner of the device not known yet (try 1 of 3)' });
+    await expect(bridge.handle(late)).resolves.toMatchObject({
+      action: 'requeue',
+      reason: 'owner of the device not known yet (try 1 of 3)',
+    });
     owners.late = 'u-late';
     await expect(bridge.handle(late)).resolves.toEqual({ action: 'ack' });
 

@@ -22,7 +22,9 @@ describe('eventSelectionRule', () => {
 
   it('refuses Device.installations in a subscription, directly or through nested fragments, and names the query to use', () => {
     const direct = errorsOf('subscription { deviceStatusChanged { device { id installations { id } } } }');
-    expect(direct).toEqual([expect.stringMatching(/^Device\.installations cannot be selected in a subscription.*appInstallations\(deviceId\)/)]);
+    expect(direct).toEqual([
+      expect.stringMatching(/^Device\.installations cannot be selected in a subscription.*appInstallations\(deviceId\)/),
+    ]);
     const nested = errorsOf(`subscription { deviceStatusChanged { ...E } }
       fragment E on DeviceStatusEvent { device { ...D } }
       fragment D on Device { id installations { id } }`);

@@ -15,8 +15,26 @@ beforeAll(async () => {
 
 const base = { userId: 'u1', occurredAt: '2026-11-25T00:00:00.000Z' };
 const events = {
-  quotaChanged: { ...base, family: 'quota', eventId: 'q', type: 'quota.updated', quotaId: 'q1', kind: 'UPDATED', usagePercent: 5, limits: { maxDevices: 3 }, usage: { currentDevices: 1 } },
-  deviceStatusChanged: { ...base, family: 'device', eventId: 'd', type: 'device.started', deviceId: 'd1', previousStatus: 'IDLE', status: 'RUNNING' },
+  quotaChanged: {
+    ...base,
+    family: 'quota',
+    eventId: 'q',
+    type: 'quota.updated',
+    quotaId: 'q1',
+    kind: 'UPDATED',
+    usagePercent: 5,
+    limits: { maxDevices: 3 },
+    usage: { currentDevices: 1 },
+  },
+  deviceStatusChanged: {
+    ...base,
+    family: 'device',
+    eventId: 'd',
+    type: 'device.started',
+    deviceId: 'd1',
+    previousStatus: 'IDLE',
+    status: 'RUNNING',
+  },
   orderCompleted: { ...base, family: 'order', eventId: 'o', type: 'order.completed', orderId: 'o1', amount: '59.90' },
   appInstalled: { ...base, family: 'app', eventId: 'a', type: 'app.installed', deviceId: 'd1', appId: 'x', packageName: 'com.x' },
 } as const;
@@ -45,10 +63,59 @@ function everyField(type: GraphQLObjectType, depth = 0): string {
 const at = '2026-11-25T00:00:00.000Z';
 /** Entities as the read model's write returns them (contracts/entities.ts). */
 const entities = {
-  quota: { id: 'q1', userId: 'u1', planId: null, status: 'ACTIVE', limits: { maxDevices: 3, totalMemoryGB: 8.5 }, usage: { currentDevices: 1 }, validFrom: null, validUntil: at, autoRenew: false, version: 4, updatedAt: at },
-  device: { id: 'd1', userId: 'u1', name: 'phone', status: 'RUNNING', providerType: 'REDROID', cpuCores: 2, memoryMB: null, storageGB: 16, statusReason: null, version: 7, createdAt: at, updatedAt: at },
-  order: { id: 'o1', userId: 'u1', status: 'COMPLETED', amount: '59.90', deviceId: null, planId: 'p1', completedAt: at, cancelledAt: null, version: 2, createdAt: at, updatedAt: at },
-  installation: { id: 'i1', deviceId: 'd1', userId: 'u1', appId: 'x', packageName: 'com.x', versionName: null, status: 'INSTALLED', installedAt: at, uninstalledAt: null, version: 1, updatedAt: at },
+  quota: {
+    id: 'q1',
+    userId: 'u1',
+    planId: null,
+    status: 'ACTIVE',
+    limits: { maxDevices: 3, totalMemoryGB: 8.5 },
+    usage: { currentDevices: 1 },
+    validFrom: null,
+    validUntil: at,
+    autoRenew: false,
+    version: 4,
+    updatedAt: at,
+  },
+  device: {
+    id: 'd1',
+    userId: 'u1',
+    name: 'phone',
+    status: 'RUNNING',
+    providerType: 'REDROID',
+    cpuCores: 2,
+    memoryMB: null,
+    storageGB: 16,
+    statusReason: null,
+    version: 7,
+    createdAt: at,
+    updatedAt: at,
+  },
+  order: {
+    id: 'o1',
+    userId: 'u1',
+    status: 'COMPLETED',
+    amount: '59.90',
+    deviceId: null,
+    planId: 'p1',
+    completedAt: at,
+    cancelledAt: null,
+    version: 2,
+    createdAt: at,
+    updatedAt: at,
+  },
+  installation: {
+    id: 'i1',
+    deviceId: 'd1',
+    userId: 'u1',
+    appId: 'x',
+    packageName: 'com.x',
+    versionName: null,
+    status: 'INSTALLED',
+    installedAt: at,
+    uninstalledAt: null,
+    version: 1,
+    updatedAt: at,
+  },
 };
 
 /** Events as the bridge produces them: full, sparse, and with nulls where the schema allows. */
@@ -57,16 +124,53 @@ const variants: Record<keyof typeof events, object[]> = {
     events.quotaChanged,
     { ...events.quotaChanged, eventId: 'q4', quota: entities.quota },
     { ...events.quotaChanged, eventId: 'q5', quota: null },
-    { ...base, family: 'quota', eventId: 'q2', type: 'quota.alert', kind: 'ALERT', severity: 'WARNING', usagePercent: 91.5, validUntil: '2026-12-01T00:00:00.000Z' },
+    {
+      ...base,
+      family: 'quota',
+      eventId: 'q2',
+      type: 'quota.alert',
+      kind: 'ALERT',
+      severity: 'WARNING',
+      usagePercent: 91.5,
+      validUntil: '2026-12-01T00:00:00.000Z',
+    },
     { ...base, family: 'quota', eventId: 'q3', type: 'quota.deleted', kind: 'DELETED', limits: null, usage: { usedCpuCores: 2.5 } },
   ],
   deviceStatusChanged: [
     events.deviceStatusChanged,
     { ...events.deviceStatusChanged, eventId: 'd3', device: entities.device },
-    { ...base, family: 'device', eventId: 'd2', type: 'device.error', deviceId: 'd9', deviceName: 'phone', status: 'ERROR', reason: 'boot failed', providerType: 'REDROID' },
+    {
+      ...base,
+      family: 'device',
+      eventId: 'd2',
+      type: 'device.error',
+      deviceId: 'd9',
+      deviceName: 'phone',
+      status: 'ERROR',
+      reason: 'boot failed',
+      providerType: 'REDROID',
+    },
   ],
-  orderCompleted: [events.orderCompleted, { ...events.orderCompleted, eventId: 'o3', order: entities.order }, { ...base, family: 'order', eventId: 'o2', type: 'billing.order.completed', orderId: 'o2', deviceId: 'd1', planId: 'p1' }],
-  appInstalled: [events.appInstalled, { ...events.appInstalled, eventId: 'a3', installation: entities.installation }, { ...events.appInstalled, eventId: 'a4', installation: null }, { ...base, family: 'app', eventId: 'a2', type: 'app.install.completed', deviceId: 'd1', installationId: 'i1', appId: 'x', versionName: '1.2' }],
+  orderCompleted: [
+    events.orderCompleted,
+    { ...events.orderCompleted, eventId: 'o3', order: entities.order },
+    { ...base, family: 'order', eventId: 'o2', type: 'billing.order.completed', orderId: 'o2', deviceId: 'd1', planId: 'p1' },
+  ],
+  appInstalled: [
+    events.appInstalled,
+    { ...events.appInstalled, eventId: 'a3', installation: entities.installation },
+    { ...events.appInstalled, eventId: 'a4', installation: null },
+    {
+      ...base,
+      family: 'app',
+      eventId: 'a2',
+      type: 'app.install.completed',
+      deviceId: 'd1',
+      installationId: 'i1',
+      appId: 'x',
+      versionName: '1.2',
+    },
+  ],
 };
 
 describe('SharedExecution', () => {
@@ -90,7 +194,15 @@ describe('SharedExecution', () => {
     const a = args(field, '__typename eventId type userId occurredAt');
     const json = execution.payload(events[field], execution.selectionKey(a), a);
     expect(JSON.parse(json)).toEqual({
-      data: { [field]: { __typename: expect.any(String), eventId: events[field].eventId, type: events[field].type, userId: 'u1', occurredAt: base.occurredAt } },
+      data: {
+        [field]: {
+          __typename: expect.any(String),
+          eventId: events[field].eventId,
+          type: events[field].type,
+          userId: 'u1',
+          occurredAt: base.occurredAt,
+        },
+      },
     });
   });
 
@@ -115,8 +227,14 @@ describe('SharedExecution', () => {
 
   it('executes once per event and selection, and keys equal documents and variables alike', () => {
     let executions = 0;
-    const execution = new SharedExecution(schema, (formatted) => formatted, () => executions++);
-    const document = parse('subscription($u: ID, $full: Boolean!) { quotaChanged(userId: $u) { eventId kind usage @include(if: $full) { currentDevices } } }');
+    const execution = new SharedExecution(
+      schema,
+      (formatted) => formatted,
+      () => executions++,
+    );
+    const document = parse(
+      'subscription($u: ID, $full: Boolean!) { quotaChanged(userId: $u) { eventId kind usage @include(if: $full) { currentDevices } } }',
+    );
     const a = { schema, document, variableValues: { u: 'u1', full: true } };
     const b = { schema, document, variableValues: { u: 'u1', full: false } };
     expect(execution.selectionKey(a)).toBe(execution.selectionKey({ ...a }));

@@ -16,7 +16,11 @@ let gateway;
 if (!process.env.GATEWAY_URL) {
   const gatewayPort = process.env.PORT ?? '4000';
   process.env.GATEWAY_URL = `http://127.0.0.1:${gatewayPort}`;
-  gateway = spawn(process.execPath, [path.join(root, 'dist/main.js')], { cwd: root, stdio: 'inherit', env: { ...process.env, PORT: gatewayPort } });
+  gateway = spawn(process.execPath, [path.join(root, 'dist/main.js')], {
+    cwd: root,
+    stdio: 'inherit',
+    env: { ...process.env, PORT: gatewayPort },
+  });
   gateway.once('exit', (code, signal) => {
     console.error(`gateway exited (${signal ?? code})`);
     process.exit(1);

@@ -11,7 +11,11 @@ import { createRoot } from 'react-dom/client';
 
 /** Development only: the gateway signs a short-lived token for any user id on its embedded default. */
 async function demoToken(sub: string): Promise<string> {
-  const response = await fetch('/dev/token', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sub }) });
+  const response = await fetch('/dev/token', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ sub }),
+  });
   if (!response.ok) throw new Error(`POST /dev/token answered ${response.status}: is the gateway on its embedded default?`);
   return ((await response.json()) as { token: string }).token;
 }

@@ -8,9 +8,9 @@
  */
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client';
 import { getMainDefinition } from '@apollo/client/utilities';
-import { OperationTypeNode, print } from 'graphql';
+import { Kind, OperationTypeNode, print } from 'graphql';
 import { createClient, type Client } from 'graphql-ws';
-import { Observable, Subject, from, switchMap } from 'rxjs';
+import { Subject, from, switchMap, type Observable } from 'rxjs';
 import { ConnectionStateStore, type ConnectionState } from './connection-state.js';
 import { RenewSessionDocument } from './generated/graphql.js';
 import { ResumingWsLink, type HistoryExpired } from './resuming-ws-link.js';
@@ -60,7 +60,12 @@ export function tokenExpiry(token: string): number | undefined {
   try {
     const part = token.split('.')[1];
     if (!part) return undefined;
-    const json = atob(part.replace(/-/g, '+').replace(/_/g, '/').padEnd(Math.ceil(part.length / 4) * 4, '='));
+    const json = atob(
+      part
+        .replace(/-/g, '+')
+        .replace(/_/g, '/')
+        .padEnd(Math.ceil(part.length / 4) * 4, '='),
+    );
     const exp = (JSON.parse(json) as { exp?: unknown }).exp;
     return typeof exp === 'number' ? exp * 1000 : undefined;
   } catch {
@@ -115,7 +120,8 @@ export function createRealtimeClient(options: RealtimeClientOptions): RealtimeCl
         else state.closed();
       },
     },
-    onNonLazyError: (error) => state.offline(`gave up: ${error instanceof Error ? error.message : String((error as { code?: unknown })?.code ?? error)}`),
+    onNonLazyError: (error) =>
+      state.offline(`gave up: ${error instanceof Error ? error.message : String((error as { code?: unknown })?.code ?? error)}`),
   });
 
   /** In-band renewal over the same socket (docs/transports.md#token-renewal): subscriptions keep running. */
@@ -150,9 +156,10 @@ export function createRealtimeClient(options: RealtimeClientOptions): RealtimeCl
   }
 
   // Apollo Client, created below, is what HISTORY_EXPIRED refetches through.
-  let apollo: ApolloClient | undefined;
+  const holder: { apollo?: ApolloClient } = {};
   const wsLink = new ResumingWsLink(ws, (signal) => {
     expired.next(signal);
+    const { apollo } = holder;
     if (!apollo) return;
     if (options.onHistoryExpired) options.onHistoryExpired(signal, apollo);
     else void apollo.refetchQueries({ include: 'active' });
@@ -161,7 +168,9 @@ export function createRealtimeClient(options: RealtimeClientOptions): RealtimeCl
   const auth = new ApolloLink((operation, forward) =>
     from(freshToken()).pipe(
       switchMap((jwt) => {
-        operation.setContext(({ headers }: { headers?: Record<string, string> }) => ({ headers: { ...headers, authorization: `Bearer ${jwt}` } }));
+        operation.setContext(({ headers }: { headers?: Record<string, string> }) => ({
+          headers: { ...headers, authorization: `Bearer ${jwt}` },
+        }));
         return forward(operation);
       }),
     ),
@@ -169,10 +178,12 @@ export function createRealtimeClient(options: RealtimeClientOptions): RealtimeCl
   const http = ApolloLink.from([auth, new HttpLink({ uri: options.httpUrl })]);
   const isSubscription = (operation: ApolloLink.Operation) => {
     const definition = getMainDefinition(operation.query);
-    return definition.kind === 'OperationDefinition' && definition.operation === OperationTypeNode.SUBSCRIPTION;
+    return definition.kind === Kind.OPERATION_DEFINITION && definition.operation === OperationTypeNode.SUBSCRIPTION;
   };
 
-  apollo = new ApolloClient({ link: ApolloLink.split(isSubscription, wsLink, http), cache: options.cache ?? new InMemoryCache() });
+  const apollo = new ApolloClient({ link: ApolloLink.split(isSubscription, wsLink, http), cache: options.cache ?? new InMemoryCache() });
+
+  holder.apollo = apollo;
 
   if (typeof window !== 'undefined' && typeof window.addEventListener === 'function') {
     window.addEventListener('offline', () => state.offline('browser offline'));
@@ -188,7 +199,7 @@ export function createRealtimeClient(options: RealtimeClientOptions): RealtimeCl
     async dispose() {
       disposed = true;
       clearTimeout(renewTimer);
-      apollo?.stop();
+      apollo.stop();
       await ws.dispose();
       state.offline('disposed');
       state.complete();

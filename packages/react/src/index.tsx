@@ -73,7 +73,9 @@ export interface RealtimeResult<E, T> {
 }
 
 /** A user's quota (userId defaults to the caller), kept current by quotaChanged. */
-export function useRealtimeQuota(userId?: string): RealtimeResult<EventOf<QuotaChangedSubscription>, QuotaFieldsFragment | null | undefined> {
+export function useRealtimeQuota(
+  userId?: string,
+): RealtimeResult<EventOf<QuotaChangedSubscription>, QuotaFieldsFragment | null | undefined> {
   const connection = useConnectionState();
   const variables = { userId: userId ?? null };
   const query = useQuery(QuotaDocument, { variables });
@@ -147,7 +149,9 @@ export function useRealtimeDevice(
 }
 
 /** A user's billing events (userId defaults to the caller): orderCompleted; the order carried is normalized into the cache. */
-export function useRealtimeBilling(userId?: string): RealtimeResult<EventOf<OrderCompletedSubscription>, EventOf<OrderCompletedSubscription>['order'] | undefined> {
+export function useRealtimeBilling(
+  userId?: string,
+): RealtimeResult<EventOf<OrderCompletedSubscription>, EventOf<OrderCompletedSubscription>['order'] | undefined> {
   const connection = useConnectionState();
   const subscription = useSubscription(OrderCompletedDocument, { variables: { userId: userId ?? null } });
   const event = subscription.data?.orderCompleted;
@@ -159,7 +163,9 @@ export function useRealtimeApp(
   options: { deviceId?: string; userId?: string } = {},
 ): RealtimeResult<EventOf<AppInstalledSubscription>, EventOf<AppInstalledSubscription>['installation'] | undefined> {
   const connection = useConnectionState();
-  const subscription = useSubscription(AppInstalledDocument, { variables: { userId: options.userId ?? null, deviceId: options.deviceId ?? null } });
+  const subscription = useSubscription(AppInstalledDocument, {
+    variables: { userId: options.userId ?? null, deviceId: options.deviceId ?? null },
+  });
   const event = subscription.data?.appInstalled;
   return { event, entity: event?.installation, connection, loading: false, error: subscription.error };
 }

@@ -11,7 +11,8 @@ export class OrderCompletedEvent extends RealtimeEvent {
   @Field(() => ID, { nullable: true }) planId?: string;
   @Field(() => Order, {
     nullable: true,
-    description: 'The order as it stands after this event, as order(id) returns it (updates a normalized cache by itself). Null only without a read model.',
+    description:
+      'The order as it stands after this event, as order(id) returns it (updates a normalized cache by itself). Null only without a read model.',
   })
   order?: Order | null;
 }

@@ -116,7 +116,7 @@ interface Folding<E extends GatewayEvent> {
 }
 
 const iso = (value: unknown): string | null => (value === null || value === undefined ? null : new Date(value as string).toISOString());
-const str = (value: unknown): string | null => (value === null || value === undefined ? null : String(value));
+const str = (value: unknown): string | null => (typeof value === 'string' ? value : typeof value === 'number' ? String(value) : null);
 const num = (value: unknown): number | null => (typeof value === 'number' ? value : null);
 
 function deviceView(row: Columns): DeviceEntity {
@@ -266,8 +266,24 @@ const QUOTA: Folding<QuotaEventMessage> = {
     // A tombstone too, so an older event cannot bring a deleted quota back.
     ...quotaColumns(event),
   }),
-  updatable: [...Object.values(QUOTA_LIMIT_COLUMNS), ...Object.values(QUOTA_USAGE_COLUMNS), 'status', 'valid_until', 'deleted_at', ...WRITE_COLUMNS],
-  insertable: ['id', 'user_id', ...Object.values(QUOTA_LIMIT_COLUMNS), ...Object.values(QUOTA_USAGE_COLUMNS), 'status', 'valid_until', 'deleted_at', ...WRITE_COLUMNS],
+  updatable: [
+    ...Object.values(QUOTA_LIMIT_COLUMNS),
+    ...Object.values(QUOTA_USAGE_COLUMNS),
+    'status',
+    'valid_until',
+    'deleted_at',
+    ...WRITE_COLUMNS,
+  ],
+  insertable: [
+    'id',
+    'user_id',
+    ...Object.values(QUOTA_LIMIT_COLUMNS),
+    ...Object.values(QUOTA_USAGE_COLUMNS),
+    'status',
+    'valid_until',
+    'deleted_at',
+    ...WRITE_COLUMNS,
+  ],
   rowJson: 'to_jsonb(t)',
   view: quotaView,
 };
@@ -343,7 +359,7 @@ type CurrentRows = Map<string, Map<string, Columns>>;
 
 function setRow(rows: CurrentRows, table: string, key: string, row: Columns): void {
   let byKey = rows.get(table);
-  if (!byKey) rows.set(table, (byKey = new Map()));
+  if (!byKey) rows.set(table, (byKey = new Map<string, Columns>()));
   byKey.set(key, row);
 }
 
@@ -440,7 +456,9 @@ async function applyFoldedEvents(
     const plans = tables.map((table) => ({ table, ...table.plan(rows.get(table.folding.table) ?? new Map(), attempt, now) }));
     const { inserted, written } = await write(tx, plans);
     for (const [table, byKey] of written) for (const [key, row] of byKey) setRow(current, table, key, row);
-    tables = tables.filter((table) => table.settle(rows.get(table.folding.table) ?? new Map(), inserted.get(table.folding.table) ?? new Set()) > 0);
+    tables = tables.filter(
+      (table) => table.settle(rows.get(table.folding.table) ?? new Map(), inserted.get(table.folding.table) ?? new Set()) > 0,
+    );
   }
   return { fresh, current };
 }
@@ -475,7 +493,8 @@ async function claimAndLock(
   tables: readonly TableWork[],
   retain = false,
 ): Promise<{ claimed: Set<string>; locked: Locked }> {
-  const claims = retain && events.length > 0 ? retainedClaims(events) : JSON.stringify(events.map((event) => ({ id: event.eventId, key: event.type })));
+  const claims =
+    retain && events.length > 0 ? retainedClaims(events) : JSON.stringify(events.map((event) => ({ id: event.eventId, key: event.type })));
   const ctes: Prisma.Sql[] = [
     Prisma.sql`claimed AS (
       INSERT INTO processed_event (event_id, routing_key)
