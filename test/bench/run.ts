@@ -18,6 +18,7 @@ import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import Redis from 'ioredis';
 import pg from 'pg';
 import { Load, type Mode, type PhaseResult } from './load';
+import { frontendScenario, frontendTable, type FrontendResult } from './frontend';
 import { formatSummary } from './profile';
 import { repoRoot, type ServerKind, type ServerSpec, type ServerStats } from './server';
 
@@ -28,7 +29,7 @@ const JWT_SECRET = `bench-${randomBytes(16).toString('hex')}`;
 
 const USAGE = `npm run bench -- [flags]
   --quick                 smoke run (~2-3 min): small C, short windows
-  --scenarios a,b         per-user,fan-out (default both)
+  --scenarios a,b         per-user,fan-out,frontend (default per-user,fan-out; frontend: push vs the 30 s polling pages do today)
   --servers a,b           gateway,raw,graphql-ws (default all three)
   --c 1000,5000           per-user socket counts (default 1000,5000,10000; quick 1000)
   --fanout-c 1000         fan-out socket counts (default 1000,5000; quick 300)
@@ -40,9 +41,11 @@ const USAGE = `npm run bench -- [flags]
   --gateway-env K=V,K=V   extra environment for the gateway (e.g. EVENT_LOG_MAX_EVENTS=0 to compare without the retained log)
   --help`;
 
+type Scenario = Mode | 'frontend';
+
 interface Options {
   readonly quick: boolean;
-  readonly scenarios: readonly Mode[];
+  readonly scenarios: readonly Scenario[];
   readonly servers: readonly ServerKind[];
   readonly perUserC: readonly number[];
   readonly fanoutC: readonly number[];
@@ -81,7 +84,12 @@ function parseOptions(argv: string[]): Options {
   const quick = flags.has('quick');
   const list = (key: string, fallback: readonly string[]) => {
     const v = flags.get(key);
-    return typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : fallback;
+    return typeof v === 'string'
+      ? v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : fallback;
   };
   const ints = (key: string, fallback: readonly number[]) =>
     list(key, fallback.map(String)).map((s) => {
@@ -96,8 +104,8 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isFinite(n) || n <= 0 || n > max) throw new Error(`--${key}: ${v} is not a number in (0, ${max}]`);
     return n;
   };
-  const scenarios = list('scenarios', ['per-user', 'fan-out']) as Mode[];
-  for (const s of scenarios) if (s !== 'per-user' && s !== 'fan-out') throw new Error(`--scenarios: unknown "${s}"`);
+  const scenarios = list('scenarios', ['per-user', 'fan-out']) as Scenario[];
+  for (const s of scenarios) if (s !== 'per-user' && s !== 'fan-out' && s !== 'frontend') throw new Error(`--scenarios: unknown "${s}"`);
   const servers = list('servers', ['gateway', 'raw', 'graphql-ws']) as ServerKind[];
   for (const s of servers) if (!['gateway', 'raw', 'graphql-ws'].includes(s)) throw new Error(`--servers: unknown "${s}"`);
   const rate = num('rate', 1000, 50_000);
@@ -162,7 +170,10 @@ class ServerProcess {
   private readonly waiting = new Map<number, (msg: Record<string, unknown>) => void>();
   port = 0;
 
-  private constructor(readonly kind: ServerKind, private readonly child: ChildProcess) {}
+  private constructor(
+    readonly kind: ServerKind,
+    private readonly child: ChildProcess,
+  ) {}
 
   static async start(spec: ServerSpec, pinned: boolean): Promise<ServerProcess> {
     const script = path.join(__dirname, 'server.js');
@@ -269,7 +280,9 @@ async function serverSpec(kind: ServerKind, options: Options): Promise<ServerSpe
 
 async function cleanup(): Promise<void> {
   // Wait (bounded) for the killed children's exit so they are reaped, not left as zombies.
-  const exits = [...children].filter((c) => c.exitCode === null && c.signalCode === null).map((c) => new Promise((resolve) => c.once('exit', resolve)));
+  const exits = [...children]
+    .filter((c) => c.exitCode === null && c.signalCode === null)
+    .map((c) => new Promise((resolve) => c.once('exit', resolve)));
   killChildren();
   await Promise.race([Promise.all(exits), new Promise((resolve) => setTimeout(resolve, 2000))]);
   const steps: Promise<unknown>[] = [];
@@ -429,7 +442,8 @@ async function measure(
     let search: Row['search'];
     if (mode === 'per-user' && opts.search) {
       const steps: NonNullable<Row['search']>['steps'] = [];
-      let maxSustainableRate: number | null = fixed.lost + fixed.late === 0 && fixed.p99 <= 100 && fixed.deliveriesPerSec >= 0.95 * rate ? rate : null;
+      let maxSustainableRate: number | null =
+        fixed.lost + fixed.late === 0 && fixed.p99 <= 100 && fixed.deliveriesPerSec >= 0.95 * rate ? rate : null;
       // Past 20 C/s one user's events of a family come closer than the 100 ms coalescing window.
       for (const stepRate of opts.searchRates.filter((r) => r > rate && r <= 16 * c)) {
         if (maxSustainableRate === null) break;
@@ -439,7 +453,9 @@ async function measure(
         const s1 = await server.stats();
         const ok = step.p99 <= 100 && step.lost + step.late === 0 && step.deliveriesPerSec >= 0.95 * stepRate;
         steps.push({ ...step, ok, cpuPerEventUs: (cpuOf(s1) - cpuOf(s0)) / Math.max(1, step.events) });
-        log(`  search ${stepRate}/s: ${ok ? 'ok' : 'over'} (p99 ${step.p99.toFixed(1)} ms, lost ${step.lost}, late ${step.late}, ${step.deliveriesPerSec.toFixed(0)} deliveries/s)`);
+        log(
+          `  search ${stepRate}/s: ${ok ? 'ok' : 'over'} (p99 ${step.p99.toFixed(1)} ms, lost ${step.lost}, late ${step.late}, ${step.deliveriesPerSec.toFixed(0)} deliveries/s)`,
+        );
         if (!ok) break;
         maxSustainableRate = stepRate;
       }
@@ -473,7 +489,23 @@ const f = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '
 const kb = (bytes: number) => f(bytes / 1024, 2);
 
 function table(rows: readonly Row[]): string {
-  const head = ['scenario', 'C', 'server', 'ev/s', 'deliv/s', 'p50 ms', 'p99 ms', 'max ms', 'CPU µs/deliv', 'CPU µs/event', 'heap KB/sock', 'RSS KB/sock', 'lost', 'dup', 'max ev/s'];
+  const head = [
+    'scenario',
+    'C',
+    'server',
+    'ev/s',
+    'deliv/s',
+    'p50 ms',
+    'p99 ms',
+    'max ms',
+    'CPU µs/deliv',
+    'CPU µs/event',
+    'heap KB/sock',
+    'RSS KB/sock',
+    'lost',
+    'dup',
+    'max ev/s',
+  ];
   const body = rows.map((r) => [
     r.scenario,
     String(r.c),
@@ -489,11 +521,20 @@ function table(rows: readonly Row[]): string {
     kb(r.rssPerSocketBytes),
     r.fixed.late > 0 ? `${r.fixed.lost}+${r.fixed.late} late` : String(r.fixed.lost),
     String(r.fixed.duplicated + r.fixed.misrouted),
-    r.search ? (r.search.maxSustainableRate === null ? '<fixed' : `${r.search.maxSustainableRate}${r.search.steps.every((s) => s.ok) ? '+' : ''}`) : '',
+    r.search
+      ? r.search.maxSustainableRate === null
+        ? '<fixed'
+        : `${r.search.maxSustainableRate}${r.search.steps.every((s) => s.ok) ? '+' : ''}`
+      : '',
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (i < 3 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join(' | ')} |`;
-  return [line(head), `|${widths.map((w, i) => (i < 3 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...body.map(line)].join('\n');
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i < 3 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join(' | ')} |`;
+  return [
+    line(head),
+    `|${widths.map((w, i) => (i < 3 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
+    ...body.map(line),
+  ].join('\n');
 }
 
 function ratios(rows: readonly Row[]): string[] {
@@ -554,7 +595,9 @@ function targets(rows: readonly Row[]): string[] {
       ? [
           {
             ok: last.cpuPerEventUs / first.cpuPerEventUs <= 1.5,
-            text: perUser.map((r) => `C=${r.c} ${f(r.cpuPerEventUs, 1)} µs`).join(', ') + ` (${f(last.cpuPerEventUs / first.cpuPerEventUs, 2)}x)`,
+            text:
+              perUser.map((r) => `C=${r.c} ${f(r.cpuPerEventUs, 1)} µs`).join(', ') +
+              ` (${f(last.cpuPerEventUs / first.cpuPerEventUs, 2)}x)`,
           },
         ]
       : [],
@@ -600,24 +643,61 @@ async function main(): Promise<number> {
       rows.push(await measure(opts, mode, c, kind, channel, pinned, log));
     }
   }
+  let frontend: FrontendResult | undefined;
+  if (opts.scenarios.includes('frontend')) {
+    log('frontend: push vs 30 s polling');
+    const server = await ServerProcess.start(await serverSpec('gateway', opts), pinned);
+    try {
+      frontend = await frontendScenario({
+        port: server.port,
+        jwtSecret: JWT_SECRET,
+        channel,
+        exchange,
+        users: opts.quick ? 50 : 200,
+        eventsPerUser: opts.quick ? 6 : 20,
+        observeSec: opts.quick ? 30 : 120,
+        runTag: `${runId.slice(-6)}f${serial}`,
+        log,
+        subscriptions: (count) => waitForSubscriptions(server, count),
+      });
+    } finally {
+      await server.stop();
+    }
+  }
   await connection.close().catch(() => undefined);
 
   const resultsDir = path.join(repoRoot(), 'test', 'bench', 'results');
   mkdirSync(resultsDir, { recursive: true });
   const date = new Date().toISOString();
   const file = path.join(resultsDir, `${date.replace(/[:.]/g, '-')}.jsonl`);
-  const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, date, commit: gitCommit(), pinned, quick: opts.quick };
+  const machine = {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    node: process.version,
+    date,
+    commit: gitCommit(),
+    pinned,
+    quick: opts.quick,
+  };
   for (const r of rows) appendFileSync(file, `${JSON.stringify({ ...r, machine, options: opts })}\n`);
+  if (frontend) appendFileSync(file, `${JSON.stringify({ scenario: 'frontend', ...frontend, machine, options: opts })}\n`);
 
-  const out: string[] = ['', `Results (${date}, ${machine.cpus} CPUs ${machine.cpuModel ?? ''}, node ${machine.node}, commit ${machine.commit})`, ''];
-  out.push(table(rows), '');
+  const out: string[] = [
+    '',
+    `Results (${date}, ${machine.cpus} CPUs ${machine.cpuModel ?? ''}, node ${machine.node}, commit ${machine.commit})`,
+    '',
+  ];
+  if (rows.length > 0) out.push(table(rows), '');
+  if (frontend) out.push(...frontendTable(frontend), '');
   out.push('Ratios (lower is better for the gateway):', ...ratios(rows), '');
   out.push('Targets (issue 7):', ...targets(rows), '');
   const searched = rows.filter((r) => r.search);
   if (searched.length > 0) {
     out.push('Max sustainable per-user rate (p99 <= 100 ms, nothing lost, >= 95% of the target delivered):');
     for (const r of searched) {
-      const steps = r.search?.steps.map((s) => `${s.targetRate}/s ${s.ok ? 'ok' : 'over'} p99 ${f(s.p99, 1)} ms, ${f(s.cpuPerEventUs, 1)} µs CPU/event`).join('; ');
+      const steps = r.search?.steps
+        .map((s) => `${s.targetRate}/s ${s.ok ? 'ok' : 'over'} p99 ${f(s.p99, 1)} ms, ${f(s.cpuPerEventUs, 1)} µs CPU/event`)
+        .join('; ');
       out.push(`  C=${r.c} ${r.server}: ${r.search?.maxSustainableRate ?? `< ${r.fixed.targetRate}`} ev/s${steps ? ` (${steps})` : ''}`);
     }
     out.push('');
@@ -636,13 +716,20 @@ async function main(): Promise<number> {
     );
   }
   const withProblems = rows.filter((r) => r.problems.length > 0);
-  for (const r of withProblems) out.push(`problems ${r.scenario} C=${r.c} ${r.server}: ${r.problems.length}, first: ${r.problems.slice(0, 3).join(' | ')}`);
+  for (const r of withProblems)
+    out.push(`problems ${r.scenario} C=${r.c} ${r.server}: ${r.problems.length}, first: ${r.problems.slice(0, 3).join(' | ')}`);
   for (const r of rows) if (r.profile) out.push('', `${r.scenario} C=${r.c} gateway, fixed-rate window:`, formatSummary(r.profile, 25));
   out.push('', `raw results: ${path.relative(repoRoot(), file)}`);
   if (baselineBad.length > 0) {
-    out.push(`baseline (not the gateway) lost, duplicated or misrouted deliveries in ${baselineBad.map((r) => `${r.scenario} C=${r.c} ${r.server}`).join(', ')}`);
+    out.push(
+      `baseline (not the gateway) lost, duplicated or misrouted deliveries in ${baselineBad.map((r) => `${r.scenario} C=${r.c} ${r.server}`).join(', ')}`,
+    );
   }
-  out.push(bad.length > 0 ? `CORRECTNESS FAILURE: lost, duplicated or misrouted deliveries in ${bad.map((r) => `${r.scenario} C=${r.c} ${r.server}`).join(', ')}` : 'gateway correctness: 0 lost, 0 duplicated, 0 misrouted');
+  out.push(
+    bad.length > 0
+      ? `CORRECTNESS FAILURE: lost, duplicated or misrouted deliveries in ${bad.map((r) => `${r.scenario} C=${r.c} ${r.server}`).join(', ')}`
+      : 'gateway correctness: 0 lost, 0 duplicated, 0 misrouted',
+  );
   process.stdout.write(`${out.join('\n')}\n`);
   log('done');
   return bad.length > 0 ? 1 : 0;

@@ -35,6 +35,8 @@ export interface RealtimeClientOptions {
   readonly cache?: InMemoryCache;
   /** Longest wait between reconnect attempts. @default 15_000 */
   readonly maxRetryWaitMs?: number;
+  /** The fetch HTTP requests go through (a counting or instrumented one). @default globalThis.fetch */
+  readonly fetch?: typeof fetch;
 }
 
 /** What the client adds to Apollo Client: state, signals, and an end. */
@@ -175,7 +177,7 @@ export function createRealtimeClient(options: RealtimeClientOptions): RealtimeCl
       }),
     ),
   );
-  const http = ApolloLink.from([auth, new HttpLink({ uri: options.httpUrl })]);
+  const http = ApolloLink.from([auth, new HttpLink({ uri: options.httpUrl, ...(options.fetch ? { fetch: options.fetch } : {}) })]);
   const isSubscription = (operation: ApolloLink.Operation) => {
     const definition = getMainDefinition(operation.query);
     return definition.kind === Kind.OPERATION_DEFINITION && definition.operation === OperationTypeNode.SUBSCRIPTION;

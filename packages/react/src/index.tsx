@@ -122,9 +122,16 @@ export function useRealtimeDevice(
     variables: { userId: options.userId ?? null, deviceId: options.deviceId ?? null },
     onData: ({ client, data }) => {
       const event = data.data?.deviceStatusChanged;
-      if (event) options.onEvent?.(event);
-      const device = event?.device;
-      if (!device || options.deviceId !== undefined) return;
+      if (!event) return;
+      options.onEvent?.(event);
+      const device = event.device;
+      if (!device) {
+        // Only an event replayed from the durable log after a Redis restart comes without its
+        // device (docs/decisions/0500): the one case where the cache cannot update by itself.
+        void client.refetchQueries({ include: [options.deviceId !== undefined ? DeviceDocument : DevicesDocument] });
+        return;
+      }
+      if (options.deviceId !== undefined) return;
       client.cache.updateQuery<DevicesQuery>({ query: DevicesDocument, variables: listVariables }, (current) => {
         if (!current) return current;
         const edges = current.devices.edges;
