@@ -19,6 +19,18 @@ export interface Topics {
   userLog(userId: string): string;
   /** The stream retaining every user's recent events (administrators resuming without `userId`). */
   allUsersLog(): string;
+  /**
+   * The topic of one notification audience (CONTRACT §7): a user, a tenant, a role, or everyone.
+   * Each is a plain channel; an instance holds it only while one of its sockets matches it, so an
+   * announcement to everyone is one publish however many users are connected.
+   */
+  audience(scope: 'USER' | 'TENANT' | 'ROLE' | 'ALL', id?: string): string;
+  /** The administrators' system feed. */
+  system(): string;
+  /** The stream retaining every audience's notifications (resuming `notifications` with `after`). */
+  notificationLog(): string;
+  /** The stream retaining the system feed. */
+  systemLog(): string;
 }
 
 /**
@@ -36,5 +48,13 @@ export function createTopics(prefix: string): Topics {
     allUsers: (family) => `${prefix}${family}:user:*`,
     userLog: (userId) => `${prefix}log:user:${escapeId(userId)}`,
     allUsersLog: () => `${prefix}log:all`,
+    audience: (scope, id) => {
+      if (scope === 'ALL') return `${prefix}notification:all`;
+      if (id === undefined) throw new Error(`a ${scope} audience needs an id`);
+      return `${prefix}notification:${scope.toLowerCase()}:${escapeId(id)}`;
+    },
+    system: () => `${prefix}system:all`,
+    notificationLog: () => `${prefix}log:notifications`,
+    systemLog: () => `${prefix}log:system`,
   };
 }

@@ -6,6 +6,7 @@ export enum InstallationStatus {
   INSTALLED = 'INSTALLED',
   FAILED = 'FAILED',
   UNINSTALLED = 'UNINSTALLED',
+  UNINSTALLING = 'UNINSTALLING',
 }
 registerEnumType(InstallationStatus, { name: 'InstallationStatus', description: 'State of an app on a device' });
 

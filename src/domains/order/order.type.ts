@@ -6,6 +6,9 @@ export enum OrderStatus {
   PENDING = 'PENDING',
   COMPLETED = 'COMPLETED',
   CANCELLED = 'CANCELLED',
+  PAID = 'PAID',
+  REFUNDED = 'REFUNDED',
+  FAILED = 'FAILED',
 }
 registerEnumType(OrderStatus, { name: 'OrderStatus', description: 'Lifecycle state of a billing order' });
 

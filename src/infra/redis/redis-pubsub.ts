@@ -11,7 +11,7 @@ import Redis from 'ioredis';
 import type { Logger } from 'pino';
 import type { GatewayEvent } from '../../contracts/events';
 import { HistoryExpiredError } from '../../contracts/errors';
-import type { DependencyStatus, EventPubSub, ResumeFrom } from '../../contracts/ports';
+import type { DependencyStatus, EventPubSub, PublishOptions, ResumeFrom } from '../../contracts/ports';
 import { createTopics, type Topics } from '../../contracts/topics';
 import { redisClientName } from './client-name';
 import { createEventQueue, type EventStream, type QueueOptions } from '../../lib/event-queue';
@@ -114,22 +114,24 @@ export class RedisEventPubSub implements EventPubSub {
    * resubscribing: its sockets would miss the event, so the bridge requeues it instead and
    * publishes it again once this instance listens.
    */
-  async publish(topic: string, event: GatewayEvent): Promise<void> {
+  async publish(topic: string, event: GatewayEvent, options: PublishOptions = {}): Promise<void> {
     if (!this.subscriberLive) throw new Error('redis subscriber is reconnecting');
     const { log, logOptions } = this;
-    if (!log || !logOptions) {
+    // An audience's event (options.log) goes to that log alone, sized like the every-user log.
+    const logKey = options.log ?? (event.userId !== undefined ? this.topics.userLog(event.userId) : undefined);
+    if (!log || !logOptions || logKey === undefined) {
       await this.pubsub.publish(topic, event);
       return;
     }
     // One script, one round trip: appended to both logs and published as one atomic step.
     await log.cprLogPublish(
-      this.topics.userLog(event.userId),
+      logKey,
       this.topics.allUsersLog(),
       topic,
       event.eventId,
       JSON.stringify(event),
-      logOptions.maxEvents,
-      logOptions.maxAllEvents,
+      options.log ? Math.max(logOptions.maxEvents, logOptions.maxAllEvents) : logOptions.maxEvents,
+      options.log ? 0 : logOptions.maxAllEvents,
       logOptions.maxAgeMs,
     );
   }
@@ -194,7 +196,7 @@ export class RedisEventPubSub implements EventPubSub {
    */
   private async subscribeResumed(topic: string, pattern: boolean, resume: ResumeFrom): Promise<EventStream<GatewayEvent>> {
     const { log } = this;
-    if (!log || (resume.userId === null && !(this.logOptions && this.logOptions.maxAllEvents > 0))) {
+    if (!log || (resume.log === undefined && resume.userId === null && !(this.logOptions && this.logOptions.maxAllEvents > 0))) {
       throw new HistoryExpiredError();
     }
     const maxBuffered = this.delivery?.maxBuffered ?? Number.POSITIVE_INFINITY;
@@ -220,8 +222,9 @@ export class RedisEventPubSub implements EventPubSub {
         this.logger.warn({ err: error, topic }, 'redis message could not be queued; dropped');
       }
     };
+    const byUser = resume.log === undefined;
     const position: (event: LoggedEvent) => string | undefined =
-      resume.userId === null ? (event) => event.allLogId : (event) => event.logId;
+      byUser && resume.userId === null ? (event) => event.allLogId : (event) => event.logId;
     const gate = new ResumeGate<LoggedEvent>(position, push, maxBuffered, this.seam);
     try {
       subscriptionId = await this.pubsub.subscribe<LoggedEvent>(
@@ -233,7 +236,7 @@ export class RedisEventPubSub implements EventPubSub {
         unsubscribe(subscriptionId);
         return queue.iterator;
       }
-      const logKey = resume.userId === null ? this.topics.allUsersLog() : this.topics.userLog(resume.userId);
+      const logKey = resume.log ?? (resume.userId === null ? this.topics.allUsersLog() : this.topics.userLog(resume.userId));
       const found = await readAfter(log, logKey, resume.after);
       if (!found) throw new HistoryExpiredError();
       const events: GatewayEvent[] = [];
@@ -244,7 +247,7 @@ export class RedisEventPubSub implements EventPubSub {
         } catch {
           continue;
         }
-        if (isGatewayEvent(event) && (resume.userId === null || event.userId === resume.userId) && resume.accept(event)) {
+        if (isGatewayEvent(event) && (!byUser || resume.userId === null || event.userId === resume.userId) && resume.accept(event)) {
           events.push(event);
         }
       }
