@@ -28,6 +28,7 @@ import { createTopics } from './contracts/topics';
 import { createAppInstallationService } from './domains/app/app-installation.service';
 import { createDeviceService } from './domains/device/device.service';
 import { createOrderService } from './domains/order/order.service';
+import { createAnnouncementService } from './domains/notification/announcement.service';
 import { createQuotaService } from './domains/quota/quota.service';
 import { createReadModelService } from './domains/read-model/read-model.service';
 import { costLimitRule } from './graphql/validation-rules';
@@ -190,6 +191,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
       devices: createDeviceService(writes),
       orders: createOrderService(writes),
       apps: createAppInstallationService(writes),
+      announcements: createAnnouncementService(writes),
       pubsub,
       topics,
       onSubscriptionChange(field, delta) {

@@ -14,6 +14,9 @@ import { OrderEventResolver } from './domains/order/order-event.resolver';
 import { OrderResolver } from './domains/order/order.resolver';
 import { QuotaResolver } from './domains/quota/quota.resolver';
 import { MeResolver } from './domains/user/me.resolver';
+import { BillingEventResolver } from './domains/billing/billing-event.resolver';
+import { NotificationResolver } from './domains/notification/notification.resolver';
+import { SystemEventResolver } from './domains/system/system-event.resolver';
 
 /**
  * type-graphql refuses to build subscriptions without a `pubSub`. Ours never use it: each
@@ -41,6 +44,9 @@ export async function createSchema(): Promise<GraphQLSchema> {
       DeviceResolver,
       OrderResolver,
       AppInstallationResolver,
+      BillingEventResolver,
+      NotificationResolver,
+      SystemEventResolver,
     ],
     authChecker,
     pubSub: topicsUnsupported,

@@ -5,6 +5,7 @@
 import type { EventPubSub } from './ports';
 import type { Topics } from './topics';
 import type { AppInstallationService } from '../domains/app/app-installation.service';
+import type { AnnouncementService } from '../domains/notification/announcement.service';
 import type { DeviceService } from '../domains/device/device.service';
 import type { OrderService } from '../domains/order/order.service';
 import type { QuotaService } from '../domains/quota/quota.service';
@@ -15,6 +16,7 @@ export interface Services {
   readonly devices: DeviceService;
   readonly orders: OrderService;
   readonly apps: AppInstallationService;
+  readonly announcements: AnnouncementService;
   readonly pubsub: EventPubSub;
   readonly topics: Topics;
   /** Called when a subscription starts (after pub/sub confirmed) and ends. */

@@ -244,12 +244,26 @@ describe('device, order and app events (CONTRACT §5)', () => {
     expect(familyOf('constructor')).toBeUndefined();
   });
 
-  it('binds the queue to exactly the routing keys of CONTRACT §5', () => {
+  it('binds the queue to exactly the routing keys of CONTRACT §5 and §7 (and the announcements the gateway relays)', () => {
     expect([...QUEUE_BINDINGS].sort()).toEqual(
       [
         'quota.updated', 'quota.alert', 'quota.exceeded', 'quota.renewed', 'quota.deducted', 'quota.restored', 'quota.deleted',
         'device.created', 'device.started', 'device.stopped', 'device.deleted', 'device.error', 'device.recovered', 'device.status.changed',
         'order.completed', 'billing.order.completed', 'app.installed', 'app.install.completed',
+        // CONTRACT §7
+        'device.allocated', 'device.released', 'device.recovery_success', 'device.recovery_failed', 'device.permanent_failure',
+        'device.cleaned', 'device.expired', 'device.deletion_failed',
+        'order.paid', 'order.cancelled', 'order.refunded', 'order.failed',
+        'billing.order.paid', 'billing.order.cancelled', 'billing.order.refunded', 'billing.order.failed',
+        'billing.payment_success', 'billing.payment_failed', 'billing.refund_completed', 'billing.invoice_generated',
+        'billing.low_balance', 'billing.balance_low', 'billing.overdue', 'billing.recharged',
+        'app.install.requested', 'app.install.installed', 'app.install.failed', 'app.install_failed',
+        'app.uninstall.requested', 'app.uninstall.completed', 'app.install.uninstalled', 'app.uninstalled', 'app.updated',
+        'device.expiration_warning', 'device.backup_created', 'device.connection.connected', 'device.connection.disconnected',
+        'device.connection.failed', 'device.connection.reconnecting',
+        'notification.send', 'notification.announcement',
+        'system.error.critical', 'system.error.high', 'system.error.medium', 'system.error.low',
+        'device.backup_completed', 'device.backup_cleanup_completed', 'quota.metrics', 'billing.usage_report_failed',
       ].sort(),
     );
   });

@@ -31,17 +31,24 @@ export async function subscribeToFamily<F extends EventFamily>(
     userId: string | null | undefined;
     /** Narrows device and app events to one device. */
     deviceId?: string | null;
+    /** Narrows order status events to one order. */
+    orderId?: string | null;
     /** Resume after this eventId: first the retained events that followed it, then live ones. */
     after?: string | null;
   },
 ): Promise<SubscriptionStream<EventOfFamily[F]>> {
-  const { deviceId } = options;
+  const { deviceId, orderId } = options;
   const ctx = context as GraphQLContext;
   const target = resolveTargetUser(ctx, options.userId, { allowAll: true });
   const { pubsub, topics } = ctx.services;
   // The same narrowing as GuardedSubscription's, applied to the replay before it is buffered.
-  const resume = resumeFrom(options.after, target, (event) =>
-    event.family === family && (deviceId == null || ('deviceId' in event && event.deviceId === deviceId)),
+  const resume = resumeFrom(
+    options.after,
+    target,
+    (event) =>
+      event.family === family &&
+      (deviceId == null || ('deviceId' in event && event.deviceId === deviceId)) &&
+      (orderId == null || ('orderId' in event && event.orderId === orderId)),
   );
   const source =
     target === null
@@ -52,6 +59,7 @@ export async function subscribeToFamily<F extends EventFamily>(
     userId: target,
     family,
     deviceId: deviceId ?? undefined,
+    orderId: orderId ?? undefined,
     services: ctx.services,
     connection: ctx.connection,
   });
@@ -60,12 +68,17 @@ export async function subscribeToFamily<F extends EventFamily>(
 /** Longest `after` accepted: event ids are at most 200 characters (contracts/events.ts). */
 const MAX_AFTER_LENGTH = 200;
 
-function resumeFrom(after: string | null | undefined, userId: string | null, accept: (event: GatewayEvent) => boolean): ResumeFrom | undefined {
+export function resumeFrom(
+  after: string | null | undefined,
+  userId: string | null,
+  accept: (event: GatewayEvent) => boolean,
+  log?: string,
+): ResumeFrom | undefined {
   if (after == null) return undefined;
   if (after.length === 0 || after.length > MAX_AFTER_LENGTH) {
     throw new BadUserInputError(`after must be an eventId of 1 to ${MAX_AFTER_LENGTH} characters`);
   }
-  return { after, userId, accept };
+  return log === undefined ? { after, userId, accept } : { after, userId, accept, log };
 }
 
 /**
@@ -79,6 +92,7 @@ export class GuardedSubscription<T extends GatewayEvent> implements Subscription
   private readonly userId: string | null;
   private readonly family: EventFamily;
   private readonly deviceId: string | undefined;
+  private readonly orderId: string | undefined;
   private readonly services: Services;
 
   constructor(
@@ -88,6 +102,7 @@ export class GuardedSubscription<T extends GatewayEvent> implements Subscription
       userId: string | null;
       family: EventFamily;
       deviceId?: string;
+      orderId?: string;
       services: Services;
       /** The operation's socket (`context.connection`): closed with 1013 when the buffer overflows. */
       connection?: ConnectionControl;
@@ -97,6 +112,7 @@ export class GuardedSubscription<T extends GatewayEvent> implements Subscription
     this.userId = options.userId;
     this.family = options.family;
     this.deviceId = options.deviceId;
+    this.orderId = options.orderId;
     this.services = options.services;
     this.services.onSubscriptionChange(this.field, 1);
     const { connection, field } = options;
@@ -107,7 +123,8 @@ export class GuardedSubscription<T extends GatewayEvent> implements Subscription
     return (
       (this.userId === null || event.userId === this.userId) &&
       event.family === this.family &&
-      (this.deviceId === undefined || ('deviceId' in event && event.deviceId === this.deviceId))
+      (this.deviceId === undefined || ('deviceId' in event && event.deviceId === this.deviceId)) &&
+      (this.orderId === undefined || ('orderId' in event && event.orderId === this.orderId))
     );
   }
 
