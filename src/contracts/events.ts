@@ -561,7 +561,7 @@ function notificationAliases(p: Record<string, unknown>): Record<string, unknown
   return {
     ...p,
     severity: p.severity ?? p.priority ?? p.level,
-    category: p.category ?? p.notificationType ?? (typeof p.type === 'string' ? p.type : undefined),
+    category: p.category ?? p.notificationType,
     title: p.title ?? p.subject,
     message: p.message ?? p.content ?? p.body,
     data: p.data ?? p.metadata,
