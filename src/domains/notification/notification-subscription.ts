@@ -7,9 +7,9 @@
  * on once: de-duplicated by eventId.
  *
  * Resuming: every audience's notifications are retained in one log (`Topics.notificationLog`),
- * so the `after` a client last received is found whichever audience it came through; each
- * audience's stream replays the entries of its own audience after it, with the same seam
- * guarantees as any resumed subscription. See docs/decisions/0101-notification-audiences.md.
+ * so the `after` a client last received is found whichever audience it came through, and what
+ * followed it is replayed in one pass, in publish order, filtered to the caller's audiences.
+ * See docs/decisions/0101-notification-audiences.md.
  */
 import { requireUser } from '../../auth/authorization';
 import type { ConnectionControl, GraphQLContext, Services } from '../../contracts/context';
@@ -47,22 +47,30 @@ export async function subscribeToNotifications(
   const user = requireUser(ctx);
   const { pubsub, topics } = ctx.services;
   const audiences = audiencesOf(user);
-  const settled = await Promise.allSettled(
-    audiences.map((audience) => {
-      const resume = resumeFrom(
-        options.after,
-        null,
-        (event) => isNotification(event) && sameAudience(event.audience, audience),
-        topics.notificationLog(),
-      );
-      return pubsub.subscribe(topics.audience(audience.scope, audience.id), resume ? { resume } : {});
-    }),
+  const everyone = audiences[audiences.length - 1] as NotificationAudience;
+  const own = audiences.slice(0, -1);
+  // Resuming: the caller's own audiences are subscribed first (plain); then everyone's topic with
+  // the replay of every audience of the caller's, in the log's order. Whatever was published
+  // before the first subscriptions were confirmed is in that replay; whatever after arrives live
+  // on its topic (and, if also replayed, is dropped as a duplicate).
+  const resume = resumeFrom(
+    options.after,
+    null,
+    (event) => isNotification(event) && audiences.some((audience) => sameAudience(audience, event.audience)),
+    topics.notificationLog(),
   );
-  const sources = settled.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
-  const failed = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-  if (failed) {
-    await Promise.allSettled(sources.map((source) => source.return?.()));
-    throw failed.reason;
+  const sources: EventStream<GatewayEvent>[] = [];
+  const release = () => Promise.allSettled(sources.map((source) => source.return?.()));
+  try {
+    const settled = await Promise.allSettled(own.map((audience) => pubsub.subscribe(topics.audience(audience.scope, audience.id))));
+    for (const result of settled) if (result.status === 'fulfilled') sources.push(result.value);
+    const failed = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failed) throw failed.reason;
+    // First in the list: its replay is delivered before what the other topics hold.
+    sources.unshift(await pubsub.subscribe(topics.audience(everyone.scope), resume ? { resume } : {}));
+  } catch (error) {
+    await release();
+    throw error;
   }
   return new MergedNotifications(sources, audiences, { field: options.field, services: ctx.services, connection: ctx.connection });
 }
