@@ -55,7 +55,7 @@ export function perUserEventId(eventId: string, userId: string): string {
   return id.length <= MAX_EVENT_ID ? id : createHash('sha256').update(id).digest('hex').slice(0, 32);
 }
 
-/** The dead-letter reason of an event naming a device nobody is known to own (CONTRACT §5). */
+/** The dead-letter reason of an event naming a device nobody is known to own (docs/events.md#owner-lookup). */
 export const UNKNOWN_OWNER = 'unknown owner';
 
 export interface BridgeCounters {

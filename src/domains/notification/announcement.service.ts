@@ -12,6 +12,12 @@ import { newEventRef, TRANSACTION_OPTIONS, writeOutbox } from '../shared/outbox'
 import type { AnnouncementInput } from './announcement.input';
 import type { Announcement } from './announcement.type';
 
+declare module '../../contracts/context' {
+  interface DomainServices {
+    readonly announcements: AnnouncementService;
+  }
+}
+
 export interface AnnouncementService {
   broadcast(actor: AuthUser, input: AnnouncementInput): Promise<Announcement>;
 }
