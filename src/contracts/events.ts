@@ -331,7 +331,7 @@ const STACK_FRAME = /\r?\n\s*at\s[\s\S]*$/;
 
 /**
  * Free text as a client may see it: a stack trace appended to a message is cut off and e-mail
- * addresses are redacted (CONTRACT §3: no e-mail, no stack trace reaches a client).
+ * addresses are redacted (docs/api.md: no e-mail, no stack trace reaches a client).
  */
 export function scrubText(value: string): string {
   return value.replace(STACK_FRAME, '').replace(EMAIL, '[redacted]');
@@ -808,7 +808,7 @@ export function normalizeMessage(message: IncomingMessage, maxBytes: number, now
 }
 
 /**
- * The event of the first four subscriptions' family a key feeds (CONTRACT §5), else of its only
+ * The event of the first four subscriptions' family a key feeds (docs/event-catalogue.md), else of its only
  * family: `normalizeMessage` for callers that want one event.
  */
 export function normalizeEvent(message: IncomingMessage, maxBytes: number, now: () => Date = () => new Date()): GatewayEventDraft | undefined {

@@ -1,5 +1,5 @@
 /**
- * The routing table (CONTRACT §5 and §7): every routing key the gateway consumes, the
+ * The routing table (docs/event-catalogue.md is generated from it): every routing key the gateway consumes, the
  * subscriptions it feeds, what the key itself means (the status or kind it implies), how the
  * recipient is found, and whether a later event of the same entity supersedes it. This one
  * table drives the queue bindings, the bridge (`contracts/events.ts` normalizes by it), the
@@ -216,8 +216,8 @@ type QuotaKind = 'UPDATED' | 'ALERT' | 'EXCEEDED' | 'RENEWED' | 'DEDUCTED' | 'RE
 export type QuotaRoutingKey = 'quota.updated' | 'quota.alert' | 'quota.exceeded' | 'quota.renewed' | 'quota.deducted' | 'quota.restored' | 'quota.deleted';
 
 /**
- * Routing keys that feed `deviceStatusChanged`, with the status each one implies (CONTRACT §5,
- * §7); `null` where the body says.
+ * Routing keys that feed `deviceStatusChanged`, with the status each one implies
+ * (docs/event-catalogue.md); `null` where the body says.
  */
 export const DEVICE_ROUTING_KEYS = keysFeeding('device') as Readonly<Record<DeviceRoutingKey, string | null>>;
 export type DeviceRoutingKey = { [K in RoutingKey]: (typeof ROUTES)[K]['feeds'][number] extends 'device' ? K : never }[RoutingKey];
@@ -244,7 +244,7 @@ export function isAppRoutingKey(key: string): key is AppRoutingKey {
 }
 
 /**
- * The family of the first four subscriptions a key feeds (CONTRACT §5), else its first family;
+ * The family of the first four subscriptions a key feeds (quota, device, order, app), else its first family;
  * undefined for a key no subscription takes.
  */
 export function familyOf(routingKey: string): EventFamily | undefined {

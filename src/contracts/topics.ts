@@ -20,7 +20,7 @@ export interface Topics {
   /** The stream retaining every user's recent events (administrators resuming without `userId`). */
   allUsersLog(): string;
   /**
-   * The topic of one notification audience (CONTRACT §7): a user, a tenant, a role, or everyone.
+   * The topic of one notification audience (docs/decisions/0101-notification-audiences.md): a user, a tenant, a role, or everyone.
    * Each is a plain channel; an instance holds it only while one of its sockets matches it, so an
    * announcement to everyone is one publish however many users are connected.
    */
