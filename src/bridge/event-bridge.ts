@@ -194,8 +194,7 @@ export function createEventBridge(deps: {
       return { action: 'requeue', reason };
     }
     try {
-      // In order: a user's subscriptions see the message's events in the table's order.
-      for (const event of events) await publish(event);
+      for (const event of published(normalized, events)) await publish(event);
     } catch (error) {
       counters.requeued++;
       const reason = `fan-out publish failed: ${error instanceof Error ? error.message : String(error)}`;
@@ -209,4 +208,16 @@ export function createEventBridge(deps: {
   };
 
   return { handle, counters };
+}
+
+/**
+ * What goes to the fan-out for a message's events: a key feeding two subscriptions is one event,
+ * the first (richer) one under the older family (`ALSO_ON` in routing.ts), on the older topic; an
+ * announcement's audiences and a catalogue event's users each get theirs, in order.
+ */
+function published(normalized: NormalizedMessage, events: readonly GatewayEvent[]): GatewayEvent[] {
+  const { feeds } = normalized.route;
+  const [first] = events;
+  if (feeds.length < 2 || !first) return [...events];
+  return [{ ...first, family: feeds[feeds.length - 1] } as GatewayEvent];
 }

@@ -13,8 +13,8 @@
  *   `device.deletion_failed`: the routing table's `coalesced: false`) are never replaced either:
  *   a RUNNING that follows must not erase that a recovery failed.
  * - installation: per installation (device and app); the lifecycle status is state-like
- *   (REQUESTED, INSTALLED, UNINSTALLING, UNINSTALLED), except FAILED (a failure) and UPDATED (a
- *   catalogue fact).
+ *   (REQUESTED, UNINSTALLING, UNINSTALLED), except FAILED (a failure), UPDATED (a catalogue fact)
+ *   and INSTALLED (it also feeds appInstalled, whose events were never coalesced).
  * - order, app, order status, billing, device notices, notifications, system events: facts,
  *   never coalesced (payments, failures, notices: each one matters; they keep the bounded buffer,
  *   and their order).
@@ -75,7 +75,8 @@ export function coalescingKey(event: GatewayEvent): { entity: string; coalesce: 
       const app = event.installationId ?? event.appId ?? event.packageName ?? '';
       return {
         entity: `installation:${event.deviceId}:${app}`,
-        coalesce: event.status !== 'FAILED' && event.status !== 'UPDATED' && routeOf(event.type)?.coalesced !== false,
+        // INSTALLED also reaches appInstalled, whose events are facts: never replaced.
+        coalesce: event.status !== 'FAILED' && event.status !== 'UPDATED' && event.status !== 'INSTALLED' && routeOf(event.type)?.coalesced !== false,
       };
     }
     default:

@@ -182,6 +182,21 @@ export const ROUTES = {
 
 export type RoutingKey = keyof typeof ROUTES;
 
+/**
+ * A key that feeds two subscriptions (the completed order keys, the INSTALLED app keys) is ONE
+ * event, published on the first four subscriptions' topic and retained once: the richer §7 event
+ * (`orderStatus`, `installation` fields) under the older family (`order`, `app`). The newer
+ * subscription takes both its own family's topic and that one. So a message costs one publish and
+ * one log entry whatever it feeds, and the older subscriptions' topics did not change.
+ */
+export const ALSO_ON: Readonly<Partial<Record<EventFamily, EventFamily>>> = { orderStatus: 'order', installation: 'app' };
+
+/** Whether an event of `eventFamily` from `routingKey` is for `family`'s subscription. */
+export function deliversTo(eventFamily: EventFamily, routingKey: string, family: EventFamily): boolean {
+  if (eventFamily === family) return true;
+  return ALSO_ON[family] === eventFamily && (routeOf(routingKey)?.feeds.includes(family) ?? false);
+}
+
 /** Keys announcements are published under by `broadcastAnnouncement` (through the outbox). */
 export const ANNOUNCEMENT_ROUTING_KEY = 'notification.announcement';
 

@@ -91,6 +91,8 @@ describe('coalescing only where a later event supersedes an earlier one', () => 
     ['device.deletion_failed', { deviceId: 'd' }, false],
     ['app.install.requested', { deviceId: 'd', appId: 'a' }, true],
     ['app.install.failed', { deviceId: 'd', appId: 'a' }, false],
+    ['app.installed', { deviceId: 'd', appId: 'a' }, false],
+    ['app.uninstall.requested', { deviceId: 'd', appId: 'a' }, true],
     ['order.paid', { orderId: 'o' }, undefined],
     ['billing.payment_success', {}, undefined],
     ['billing.payment_failed', {}, undefined],

@@ -14,14 +14,12 @@
 import { requireUser } from '../../auth/authorization';
 import type { ConnectionControl, GraphQLContext, Services } from '../../contracts/context';
 import type { GatewayEvent, NotificationAudience, NotificationEventMessage } from '../../contracts/events';
-import type { EventStream, Sink } from '../../lib/event-queue';
+import type { EventStream } from '../../lib/event-queue';
+import { MergedStream } from '../shared/merged-stream';
 import { resumeFrom, type SubscriptionStream } from '../shared/subscription';
 
 /** Roles beyond this many in one token do not get a topic each (a token is not a role list store). */
 export const MAX_ROLE_AUDIENCES = 20;
-
-/** Event ids remembered for de-duplication: far more than one announcement's copies can be apart. */
-const RECENT_IDS = 1_024;
 
 /** The audiences a caller's token matches. */
 export function audiencesOf(user: { readonly id: string; readonly tenantId?: string; readonly roles: readonly string[] }): NotificationAudience[] {
@@ -72,146 +70,8 @@ export async function subscribeToNotifications(
     await release();
     throw error;
   }
-  return new MergedNotifications(sources, audiences, { field: options.field, services: ctx.services, connection: ctx.connection });
+  // Defence in depth: the topics are per audience already.
+  const accepts = (event: GatewayEvent) => isNotification(event) && audiences.some((audience) => sameAudience(audience, event.audience));
+  return new MergedStream<NotificationEventMessage>(sources, accepts, { field: options.field, services: ctx.services, connection: ctx.connection });
 }
 
-/** A bounded set of recently seen ids: the oldest is forgotten first. */
-class RecentIds {
-  private readonly ids = new Set<string>();
-  has(id: string): boolean {
-    return this.ids.has(id);
-  }
-  add(id: string): void {
-    this.ids.add(id);
-    if (this.ids.size > RECENT_IDS) this.ids.delete(this.ids.values().next().value as string);
-  }
-}
-
-type Waiter = { resolve: (result: IteratorResult<NotificationEventMessage>) => void; reject: (error: unknown) => void };
-
-/**
- * Several audience streams as one subscription stream. Pushed (`attach`), each source delivers
- * straight into the sink; an event the sink cannot take now stays in its source, bounded there as
- * in any subscription. Pulled (`next`), at most one event waits here and the rest in the sources.
- * The first source to end (overflow, release) ends them all, once.
- */
-export class MergedNotifications implements SubscriptionStream<NotificationEventMessage> {
-  private readonly seen = new RecentIds();
-  private readonly field: string;
-  private readonly services: Services;
-  private open = true;
-  private ended = false;
-  private endError: Error | undefined;
-  private onEnd: ((error?: Error) => void) | undefined;
-  private pulling = false;
-  private pulled: NotificationEventMessage | undefined;
-  private waiter: Waiter | undefined;
-
-  constructor(
-    private readonly sources: readonly EventStream<GatewayEvent>[],
-    private readonly audiences: readonly NotificationAudience[],
-    options: { field: string; services: Services; connection?: ConnectionControl },
-  ) {
-    this.field = options.field;
-    this.services = options.services;
-    this.services.onSubscriptionChange(this.field, 1);
-    const { connection, field } = options;
-    if (connection) for (const source of sources) source.onOverflow(() => connection.slowConsumer(`${field}: event buffer overflowed`));
-  }
-
-  /** Defence in depth: topics are per audience already. */
-  private wanted(event: GatewayEvent): event is NotificationEventMessage {
-    return isNotification(event) && this.audiences.some((audience) => sameAudience(audience, event.audience));
-  }
-
-  private end(error?: Error): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.endError = error;
-    this.close();
-    for (const source of this.sources) void source.return?.();
-    this.onEnd?.(error);
-    const waiter = this.waiter;
-    this.waiter = undefined;
-    if (waiter) {
-      if (error) waiter.reject(error);
-      else waiter.resolve({ value: undefined, done: true });
-    }
-  }
-
-  private close(): void {
-    if (this.open) {
-      this.open = false;
-      this.services.onSubscriptionChange(this.field, -1);
-    }
-  }
-
-  attach(sink: Sink<NotificationEventMessage>, onEnd: (error?: Error) => void): void {
-    this.onEnd = onEnd;
-    for (const source of this.sources) {
-      source.attach(
-        (event) => {
-          if (!this.wanted(event) || this.seen.has(event.eventId)) return true;
-          if (!sink(event)) return false;
-          this.seen.add(event.eventId);
-          this.services.onEventDelivered?.(this.field, event);
-          return true;
-        },
-        (error) => this.end(error),
-      );
-    }
-    if (this.ended) onEnd(this.endError);
-  }
-
-  flush(): void {
-    for (const source of this.sources) source.flush();
-  }
-
-  async next(): Promise<IteratorResult<NotificationEventMessage>> {
-    if (!this.pulling) {
-      this.pulling = true;
-      this.attach(
-        (event) => {
-          const waiter = this.waiter;
-          if (waiter) {
-            this.waiter = undefined;
-            waiter.resolve({ value: event, done: false });
-            return true;
-          }
-          if (this.pulled !== undefined) return false;
-          this.pulled = event;
-          return true;
-        },
-        () => undefined,
-      );
-    }
-    if (this.pulled !== undefined) {
-      const value = this.pulled;
-      this.pulled = undefined;
-      this.flush();
-      return { value, done: false };
-    }
-    if (this.ended) {
-      if (this.endError) throw this.endError;
-      return { value: undefined, done: true };
-    }
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
-    });
-  }
-
-  async return(): Promise<IteratorResult<NotificationEventMessage>> {
-    this.end();
-    await Promise.allSettled(this.sources.map((source) => source.return?.()));
-    return { value: undefined, done: true };
-  }
-
-  async throw(error?: unknown): Promise<IteratorResult<NotificationEventMessage>> {
-    await this.return();
-    throw error;
-  }
-
-  [Symbol.asyncIterator](): this {
-    return this;
-  }
-}

@@ -12,7 +12,8 @@ import type { ConnectionControl, GraphQLContext, Services } from '../../contract
 import { BadUserInputError } from '../../contracts/errors';
 import type { EventOfFamily, GatewayEvent } from '../../contracts/events';
 import type { ResumeFrom } from '../../contracts/ports';
-import type { EventFamily } from '../../contracts/routing';
+import { ALSO_ON, deliversTo, type EventFamily } from '../../contracts/routing';
+import { MergedStream } from './merged-stream';
 import type { EventStream, Sink } from '../../lib/event-queue';
 
 /** A subscription's events, pulled (`next`) or pushed to a sink (the socket layer's fast path). */
@@ -41,25 +42,42 @@ export async function subscribeToFamily<F extends EventFamily>(
   const ctx = context as GraphQLContext;
   const target = resolveTargetUser(ctx, options.userId, { allowAll: true });
   const { pubsub, topics } = ctx.services;
-  // The same narrowing as GuardedSubscription's, applied to the replay before it is buffered.
-  const resume = resumeFrom(
-    options.after,
-    target,
-    (event) =>
-      event.family === family &&
-      (deviceId == null || ('deviceId' in event && event.deviceId === deviceId)) &&
-      (orderId == null || ('orderId' in event && event.orderId === orderId)),
-  );
-  const source =
+  const narrowed = (event: GatewayEvent) =>
+    (deviceId == null || ('deviceId' in event && event.deviceId === deviceId)) &&
+    (orderId == null || ('orderId' in event && event.orderId === orderId));
+  const subscribeTo = (topicFamily: EventFamily, resume?: ResumeFrom) =>
     target === null
-      ? await pubsub.subscribe(topics.allUsers(family), { pattern: true, resume })
-      : await pubsub.subscribe(topics.user(family, target), { resume });
-  return new GuardedSubscription<EventOfFamily[F]>(source, {
+      ? pubsub.subscribe(topics.allUsers(topicFamily), { pattern: true, resume })
+      : pubsub.subscribe(topics.user(topicFamily, target), { resume });
+  const also = ALSO_ON[family];
+  if (also === undefined) {
+    // The same narrowing as GuardedSubscription's, applied to the replay before it is buffered.
+    const resume = resumeFrom(options.after, target, (event) => event.family === family && narrowed(event));
+    return new GuardedSubscription<EventOfFamily[F]>(await subscribeTo(family, resume), {
+      field: options.field,
+      userId: target,
+      family,
+      deviceId: deviceId ?? undefined,
+      orderId: orderId ?? undefined,
+      services: ctx.services,
+      connection: ctx.connection,
+    });
+  }
+  // Some of this family's keys arrive on the older family's topic (ALSO_ON): both topics, merged.
+  // Resuming, the older topic is subscribed first (plain), then this family's with the replay of
+  // both from the one log, in order; what also arrived live is dropped by eventId.
+  const accepts = (event: GatewayEvent) =>
+    (target === null || event.userId === target) && deliversTo(event.family, event.type, family) && narrowed(event);
+  const older = await subscribeTo(also);
+  let own: EventStream<GatewayEvent>;
+  try {
+    own = await subscribeTo(family, resumeFrom(options.after, target, accepts));
+  } catch (error) {
+    await older.return?.();
+    throw error;
+  }
+  return new MergedStream<EventOfFamily[F]>([own, older], accepts, {
     field: options.field,
-    userId: target,
-    family,
-    deviceId: deviceId ?? undefined,
-    orderId: orderId ?? undefined,
     services: ctx.services,
     connection: ctx.connection,
   });
