@@ -301,6 +301,32 @@ describe('the read model after the events', () => {
   });
 });
 
+describe('resuming a subscription whose keys arrive on two topics', () => {
+  it('orderStatusChanged after: PAID, COMPLETED (on the orderCompleted topic) and REFUNDED replay in publish order, once, then live', async () => {
+    const carol = uniqueId('carol');
+    const orderId = uniqueId('ord');
+    const client = wsClient(suite.gateway.wsUrl, { authorization: `Bearer ${token(carol)}` }).client;
+    const live = subscribe(client, OrderStatusChangedDocument, {});
+    const completed = subscribe(client, OrderCompletedDocument, {});
+    await waitForSubscriptions(suite.gateway, 1, 'orderCompleted');
+    const ids: string[] = [];
+    for (const [key, n] of [['order.paid', 1], ['billing.order.completed', 2], ['order.refunded', 3]] as const) {
+      const id = uniqueId(`r${n}`);
+      ids.push(id);
+      await suite.peer.publish(key, { userId: carol, orderId, timestamp: `2026-12-02T00:00:0${n}.000Z` }, { messageId: id });
+      expect((await live.next()).data?.orderStatusChanged).toMatchObject({ eventId: id });
+    }
+    expect((await completed.next()).data?.orderCompleted).toMatchObject({ eventId: ids[1], orderId });
+    const resumed = subscribe(client, OrderStatusChangedDocument, { after: ids[0] });
+    expect((await resumed.next()).data?.orderStatusChanged).toMatchObject({ eventId: ids[1], status: 'COMPLETED' });
+    expect((await resumed.next()).data?.orderStatusChanged).toMatchObject({ eventId: ids[2], status: 'REFUNDED' });
+    const next = uniqueId('r4');
+    await suite.peer.publish('order.completed', { userId: carol, orderId: uniqueId('o2') }, { messageId: next });
+    expect((await resumed.next()).data?.orderStatusChanged).toMatchObject({ eventId: next, status: 'COMPLETED' });
+    expect(resumed.pending()).toBe(0);
+  });
+});
+
 describe('app.updated: a catalogue change with no user', () => {
   it('reaches every user with the app installed, one event each with its own eventId, and nobody else', async () => {
     const appId = uniqueId('app');
