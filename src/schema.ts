@@ -13,6 +13,7 @@ import { DeviceResolver } from './domains/device/device.resolver';
 import { OrderEventResolver } from './domains/order/order-event.resolver';
 import { OrderResolver } from './domains/order/order.resolver';
 import { QuotaResolver } from './domains/quota/quota.resolver';
+import { SessionResolver } from './domains/session/session.resolver';
 import { MeResolver } from './domains/user/me.resolver';
 import { BillingEventResolver } from './domains/billing/billing-event.resolver';
 import { NotificationResolver } from './domains/notification/notification.resolver';
@@ -47,6 +48,7 @@ export async function createSchema(): Promise<GraphQLSchema> {
       BillingEventResolver,
       NotificationResolver,
       SystemEventResolver,
+      SessionResolver,
     ],
     authChecker,
     pubSub: topicsUnsupported,

@@ -782,6 +782,11 @@ function requireUserId(payload: Record<string, unknown>): string {
   return userId;
 }
 
+/** The user a session-revocation message (`user.sessions.revoked`, `auth.sessions.revoked`) names; throws `EventRejection`. */
+export function sessionsRevokedUserId(message: IncomingMessage, maxBytes: number): string {
+  return requireUserId(decodeMessage(message, maxBytes).payload);
+}
+
 /** A message's drafts: one per family its routing key feeds, the read model's first. */
 export interface NormalizedMessage {
   readonly route: Route;

@@ -191,10 +191,15 @@ export type RoutingKey = keyof typeof ROUTES;
  */
 export const ALSO_ON: Readonly<Partial<Record<EventFamily, EventFamily>>> = { orderStatus: 'order', installation: 'app' };
 
-/** Whether an event of `eventFamily` from `routingKey` is for `family`'s subscription. */
+/**
+ * Whether an event of `eventFamily` from `routingKey` is for `family`'s subscription: its own
+ * family, or the other family of a key that feeds both (published under the older one; the
+ * durable log holds the one the read model applied, the newer).
+ */
 export function deliversTo(eventFamily: EventFamily, routingKey: string, family: EventFamily): boolean {
   if (eventFamily === family) return true;
-  return ALSO_ON[family] === eventFamily && (routeOf(routingKey)?.feeds.includes(family) ?? false);
+  const feeds = routeOf(routingKey)?.feeds;
+  return feeds !== undefined && feeds.includes(family) && feeds.includes(eventFamily);
 }
 
 /** Keys announcements are published under by `broadcastAnnouncement` (through the outbox). */
@@ -272,12 +277,23 @@ export function familyOf(routingKey: string): EventFamily | undefined {
 export const ALL_ROUTING_KEYS: readonly string[] = [...Object.keys(ROUTES), ANNOUNCEMENT_ROUTING_KEY];
 
 /**
+ * Platform events that revoke one user's sessions (`{ userId }`, flat or enveloped;
+ * docs/transports.md#revocation): no subscription takes them, the bridge hands them to the
+ * revocation store.
+ */
+export const SESSION_REVOCATION_ROUTING_KEYS: readonly string[] = ['user.sessions.revoked', 'auth.sessions.revoked'];
+
+export function isSessionRevocationRoutingKey(key: string): boolean {
+  return SESSION_REVOCATION_ROUTING_KEYS.includes(key);
+}
+
+/**
  * Binding patterns of the shared queue: exactly the keys above. Binding wider patterns
  * (`device.#`) would only fill the queue with messages the gateway acknowledges unread; a routing
  * key outside this list that still arrives (e.g. through an operator's extra binding) is
  * acknowledged and counted as ignored.
  */
-export const QUEUE_BINDINGS: readonly string[] = ALL_ROUTING_KEYS;
+export const QUEUE_BINDINGS: readonly string[] = [...ALL_ROUTING_KEYS, ...SESSION_REVOCATION_ROUTING_KEYS];
 
 /** AMQP topic matching: `*` is exactly one word, `#` zero or more words. */
 export function topicMatches(pattern: string, routingKey: string): boolean {

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { createEventBridge, type EventBridge } from '../bridge/event-bridge';
 import type { Config } from '../config';
-import type { EventBus, EventPubSub } from '../contracts/ports';
+import type { EventBus, EventPubSub, RevocationStore } from '../contracts/ports';
 import type { Topics } from '../contracts/topics';
 import { createReadModelService } from '../domains/read-model/read-model.service';
 import { AmqpEventBus } from '../infra/amqp/amqp-bus';
@@ -27,7 +27,15 @@ export interface IngestPart extends Part {
 
 export function ingestPart(
   config: Config,
-  deps: { database: DatabasePart; pubsub: EventPubSub; topics: Topics },
+  deps: {
+    database: DatabasePart;
+    pubsub: EventPubSub;
+    topics: Topics;
+    /** Also append each applied event to the durable event log (docs/decisions/0300). */
+    retainEvents?: boolean;
+    /** Revoked sessions: the platform's `user.sessions.revoked` / `auth.sessions.revoked` go there. */
+    revocations?: RevocationStore;
+  },
   logger: Logger,
 ): IngestPart {
   const bus: EventBus =
@@ -38,7 +46,8 @@ export function ingestPart(
     maxMessageBytes: config.amqp.maxMessageBytes,
     ownerAttempts: config.amqp.ownerAttempts,
     logger,
-    readModel: createReadModelService({ prisma: deps.database.prisma }),
+    readModel: createReadModelService({ prisma: deps.database.prisma, retainEvents: deps.retainEvents }),
+    revokeSessions: deps.revocations && ((userId) => (deps.revocations as RevocationStore).revoke(userId)),
   });
   let relay: OutboxRelay | undefined;
   return {

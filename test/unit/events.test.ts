@@ -264,6 +264,7 @@ describe('device, order and app events (docs/event-catalogue.md)', () => {
         'notification.send', 'notification.announcement',
         'system.error.critical', 'system.error.high', 'system.error.medium', 'system.error.low',
         'device.backup_completed', 'device.backup_cleanup_completed', 'quota.metrics', 'billing.usage_report_failed',
+        'user.sessions.revoked', 'auth.sessions.revoked',
       ].sort(),
     );
   });

@@ -52,7 +52,7 @@ export async function subscribeToFamily<F extends EventFamily>(
   const also = ALSO_ON[family];
   if (also === undefined) {
     // The same narrowing as GuardedSubscription's, applied to the replay before it is buffered.
-    const resume = resumeFrom(options.after, target, (event) => event.family === family && narrowed(event));
+    const resume = resumeFrom(options.after, target, (event) => deliversTo(event.family, event.type, family) && narrowed(event));
     return new GuardedSubscription<EventOfFamily[F]>(await subscribeTo(family, resume), {
       field: options.field,
       userId: target,
@@ -140,7 +140,7 @@ export class GuardedSubscription<T extends GatewayEvent> implements Subscription
   private wanted(event: GatewayEvent): event is T {
     return (
       (this.userId === null || event.userId === this.userId) &&
-      event.family === this.family &&
+      deliversTo(event.family, event.type, this.family) &&
       (this.deviceId === undefined || ('deviceId' in event && event.deviceId === this.deviceId)) &&
       (this.orderId === undefined || ('orderId' in event && event.orderId === this.orderId))
     );
