@@ -7,11 +7,11 @@
  * administrators only, and a 10 MB message.
  */
 import Redis from 'ioredis';
-import { signDevelopmentToken } from '../../src/auth/jwt';
 import { BroadcastAnnouncementDocument, NotificationsDocument, type AnnouncementInput } from '../generated/graphql';
 import { http, subscribe, token, wsClient, type Subscription } from '../helpers/clients';
 import { realServicesEnv, startGateway, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
 import { TEST_JWT_SECRET, TEST_REDIS_URL, uniqueId } from '../helpers/services';
+import { claims, signHs } from '../helpers/jwt';
 import { gatewaySuite } from '../helpers/suite';
 import { waitFor } from '../helpers/wait';
 
@@ -31,8 +31,8 @@ interface Listener {
 }
 const users = {} as Record<'u1' | 'u2' | 'u3' | 'u4', Listener>;
 
-function userToken(sub: string, claims: { tenantId?: string; roles?: string[] }): string {
-  return signDevelopmentToken(TEST_JWT_SECRET, { sub, ...claims }, { expiresInSec: 600 });
+function userToken(sub: string, extra: { tenantId?: string; roles?: string[] }): string {
+  return signHs(TEST_JWT_SECRET, claims(sub, extra));
 }
 
 function listen(gateway: TestGateway, claims: { tenantId?: string; roles?: string[] }, variables: { after?: string } = {}): Listener {
