@@ -51,8 +51,12 @@ const publish = (key: string, body: unknown, messageId: string) => peer.publish(
 const bearer = (sub: string, roles?: string[]) => ({ authorization: `Bearer ${token(sub, { roles })}` });
 
 /** The channels of this gateway's prefix that Redis holds, and the subscribers of each. */
+/**
+ * The channels subscriptions hold under `prefix`. Every instance also holds one channel for its
+ * whole life, the revocation notices (`<prefix>sessions-revoked`): not a subscription's, left out.
+ */
 async function redisChannels(prefix: string): Promise<Record<string, number>> {
-  const channels = (await redis.pubsub('CHANNELS', `${prefix}*`)) as string[];
+  const channels = ((await redis.pubsub('CHANNELS', `${prefix}*`)) as string[]).filter((channel) => channel !== `${prefix}sessions-revoked`);
   if (channels.length === 0) return {};
   const counts = (await redis.pubsub('NUMSUB', ...channels)) as (string | number)[];
   const result: Record<string, number> = {};
