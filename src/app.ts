@@ -19,6 +19,7 @@ import type { AuthUser } from './auth/auth-user';
 import type { GraphQLContext, Services } from './contracts/context';
 import { createTokenVerifier, stripBearer, TokenError } from './auth/jwt';
 import { createEventBridge, type BridgeCounters } from './bridge/event-bridge';
+import { PartitionRouter } from './bridge/partition-router';
 import type { Config } from './config';
 import { sharedCoalescingKey, combine, supersedes } from './contracts/coalescing';
 import { ErrorCode, UnauthenticatedError } from './contracts/errors';
@@ -125,10 +126,21 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     costLimitRule({ maxDepth: config.graphql.maxDepth, maxComplexity: config.graphql.maxComplexity }),
     noNulStringsRule,
   ];
-  const bus: EventBus =
-    config.amqp.kind === 'amqp' ? new AmqpEventBus(config.amqp.url, config.amqp, logger) : new MemoryEventBus(logger);
   let database: Database | undefined;
   const readModel = createReadModelService({ prisma: () => (database ?? notOpen()).prisma });
+  const routerOptions = {
+    readModel,
+    maxMessageBytes: config.amqp.maxMessageBytes,
+    ownerAttempts: config.amqp.ownerAttempts,
+    retryDelayMs: config.amqp.requeueDelayMs,
+    onError: (error: unknown) => logger.warn({ err: error }, 'router: owner lookup failed'),
+  };
+  const bus: EventBus =
+    config.amqp.kind === 'amqp'
+      ? new AmqpEventBus(config.amqp.url, config.amqp, logger, {
+          router: (forward) => new PartitionRouter({ ...routerOptions, forward }),
+        })
+      : new MemoryEventBus(logger);
   const bridge = createEventBridge({
     pubsub,
     topics,

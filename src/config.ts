@@ -161,8 +161,15 @@ export interface AmqpNames {
   readonly deadLetterExchange: string;
   /** `AMQP_DLQ`: durable queue holding dead letters. @default 'cloudphone-realtime.dlq' */
   readonly deadLetterQueue: string;
-  /** `AMQP_PREFETCH`: unacknowledged messages in flight per instance. @default 100 */
+  /** `AMQP_PREFETCH`: unacknowledged messages in flight per instance (per partition when partitioned). @default 100 */
   readonly prefetch: number;
+  /**
+   * `AMQP_PARTITIONS`: per-user partitions of the ingest. A router (one single-active-consumer
+   * queue) republishes each event, keyed by its user, to a consistent-hash exchange feeding this
+   * many single-active-consumer queues, so a user's events keep their order across instances
+   * (docs/cluster.md). 0: the single shared queue of before, in order on one instance only. @default 16
+   */
+  readonly partitions: number;
   /** `EVENT_MAX_BYTES`: larger event bodies are dead-lettered unread. @default 262_144 */
   readonly maxMessageBytes: number;
   /**
@@ -268,6 +275,7 @@ export function loadConfig(env: Env = process.env): Config {
     deadLetterExchange: str(env, 'AMQP_DLX') ?? 'cloudphone-realtime.dlx',
     deadLetterQueue: str(env, 'AMQP_DLQ') ?? 'cloudphone-realtime.dlq',
     prefetch: int(env, 'AMQP_PREFETCH', 100, 1, 65_535),
+    partitions: int(env, 'AMQP_PARTITIONS', 16, 0, 1_024),
     requeueDelayMs: int(env, 'AMQP_REQUEUE_DELAY_MS', 1_000, 0, 60_000),
     ownerAttempts: int(env, 'EVENT_OWNER_ATTEMPTS', 5, 1, 100),
     maxMessageBytes: int(env, 'EVENT_MAX_BYTES', 262_144, 256),

@@ -21,6 +21,7 @@ import {
   type GatewayEventDraft,
 } from '../contracts/events';
 import type { Disposition, EventPubSub, MessageHandler, ReadModel } from '../contracts/ports';
+import { userOfPartitionKey } from '../contracts/partition';
 import type { Topics } from '../contracts/topics';
 import { traceContextOf } from '../contracts/trace';
 
@@ -64,9 +65,13 @@ export function createEventBridge(deps: {
   const counters: BridgeCounters = { consumed: 0, bridged: 0, deadLettered: 0, ignored: 0, requeued: 0 };
 
   /** The event with its owner; throws `EventRejection(UNKNOWN_OWNER)` when nobody is known. */
-  async function resolveOwner(draft: GatewayEventDraft): Promise<GatewayEvent> {
+  async function resolveOwner(draft: GatewayEventDraft, partitionKey: string | undefined): Promise<GatewayEvent> {
     if (hasOwner(draft)) return draft;
     const deviceId = deviceIdOf(draft);
+    // The router resolved the owner when it routed the event (in arrival order, from the device's
+    // earlier events): the same owner on every instance, without asking the read model again.
+    const routed = deviceId !== undefined ? userOfPartitionKey(partitionKey) : undefined;
+    if (routed !== undefined) return withOwner(draft, routed);
     const owner = deviceId !== undefined && readModel ? await readModel.ownerOfDevice(deviceId) : undefined;
     if (owner === undefined) throw new EventRejection(UNKNOWN_OWNER);
     return withOwner(draft, owner);
@@ -109,7 +114,7 @@ export function createEventBridge(deps: {
     }
     let event: GatewayEvent;
     try {
-      event = await resolveOwner(draft);
+      event = await resolveOwner(draft, message.partitionKey);
       await readModel?.apply(event);
     } catch (error) {
       if (error instanceof EventRejection && error.reason === UNKNOWN_OWNER) {
