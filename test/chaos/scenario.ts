@@ -112,8 +112,9 @@ export async function runScenario(services: ChaosServices, spec: ScenarioSpec, l
     },
   };
   try {
-    // One after the other: the first one migrates the database.
-    for (let i = 0; i < spec.instances; i++) await context.startInstance();
+    // The first one alone: it migrates the database.
+    await context.startInstance();
+    await Promise.all(Array.from({ length: spec.instances - 1 }, () => context.startInstance()));
     log(`${spec.name}: ${instances.length} instances up (pids ${instances.map((g) => g.pid).join(', ')})`);
     publisher = await Publisher.open(services.amqpUrl, exchange);
 
@@ -220,7 +221,7 @@ export async function runScenario(services: ChaosServices, spec: ScenarioSpec, l
       const user = users[i % users.length] as UserTrack;
       const seq = ++user.published;
       user.publishedAt[seq] = Date.now();
-      await publisher.publish(
+      void publisher.publish(
         'quota.updated',
         { userId: user.id, quotaId: `${user.id}-q`, usage: { currentDevices: seq % 1000 }, timestamp: Date.now() },
         `${user.id}:${seq}`,
@@ -231,13 +232,15 @@ export async function runScenario(services: ChaosServices, spec: ScenarioSpec, l
     }
     const publishedPerSec = spec.events / ((Date.now() - began) / 1_000);
     await fault;
+    await publisher.drain();
     // After the fault ends, keep a trickle going so every user gets an event published after it.
     if (faultEnd !== undefined) {
       for (const user of users) {
         const seq = ++user.published;
         user.publishedAt[seq] = Date.now();
-        await publisher.publish('quota.updated', { userId: user.id, timestamp: Date.now() }, `${user.id}:${seq}`);
+        void publisher.publish('quota.updated', { userId: user.id, timestamp: Date.now() }, `${user.id}:${seq}`);
       }
+      await publisher.drain();
     }
     const settleDeadline = Date.now() + (spec.settleMs ?? 60_000);
     const complete = () => users.every((u) => u.seen.size === u.published);
@@ -307,10 +310,20 @@ async function removeTopology(services: ChaosServices, env: Record<string, strin
   }
 }
 
-/** The platform's side: confirmed publishes that survive a broker restart (retried with the same id). */
+/**
+ * The platform's side: confirmed publishes on one channel, pipelined so that the pace does not
+ * depend on the confirm round trip. What is not confirmed when the connection goes is published
+ * again, in the original order, on the next one (with the same message id): the broker handles a
+ * channel's messages in order, so a re-send can only repeat an event, never put it before an
+ * earlier one.
+ */
 class Publisher {
   private connection: ChannelModel | undefined;
   private channel: ConfirmChannel | undefined;
+  private generation = 0;
+  private readonly pending = new Map<string, { routingKey: string; content: Buffer; confirmed: () => void }>();
+  private reconnecting: Promise<void> | undefined;
+  private closed = false;
 
   private constructor(
     private readonly url: string,
@@ -319,45 +332,79 @@ class Publisher {
 
   static async open(url: string, exchange: string): Promise<Publisher> {
     const publisher = new Publisher(url, exchange);
-    await publisher.reconnect();
+    await publisher.connect();
     return publisher;
   }
 
-  private async reconnect(): Promise<ConfirmChannel> {
-    await this.connection?.close().catch(() => undefined);
+  private async connect(): Promise<void> {
     const connection = await amqp.connect(this.url);
     connection.on('error', () => undefined);
     const channel = await connection.createConfirmChannel();
     channel.on('error', () => undefined);
     await channel.assertExchange(this.exchange, 'topic', { durable: true });
+    const generation = ++this.generation;
     this.connection = connection;
     this.channel = channel;
-    connection.on('close', () => {
-      if (this.connection === connection) this.channel = undefined;
-    });
-    return channel;
+    const lost = () => {
+      if (this.generation !== generation || this.closed) return;
+      this.channel = undefined;
+      this.scheduleReconnect();
+    };
+    connection.on('close', lost);
+    channel.on('close', lost);
+    for (const [messageId, entry] of this.pending) this.send(messageId, entry);
   }
 
-  async publish(routingKey: string, body: unknown, messageId: string): Promise<void> {
-    const content = Buffer.from(JSON.stringify(body));
-    for (let attempt = 0; attempt < 600; attempt++) {
-      try {
-        const channel = this.channel ?? (await this.reconnect());
-        await new Promise<void>((resolve, reject) => {
-          channel.publish(this.exchange, routingKey, content, { persistent: true, contentType: 'application/json', messageId }, (error) =>
-            error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(),
-          );
-        });
-        return;
-      } catch {
-        this.channel = undefined;
-        await new Promise((resolve) => setTimeout(resolve, 100));
+  private scheduleReconnect(): void {
+    if (this.reconnecting) return;
+    this.reconnecting = (async () => {
+      for (let attempt = 0; attempt < 1_200 && !this.closed; attempt++) {
+        await pause(100);
+        try {
+          await this.connection?.close().catch(() => undefined);
+          await this.connect();
+          return;
+        } catch {
+          // broker still away
+        }
       }
+    })().finally(() => (this.reconnecting = undefined));
+  }
+
+  private send(messageId: string, entry: { routingKey: string; content: Buffer; confirmed: () => void }): void {
+    const channel = this.channel;
+    if (!channel) return;
+    const generation = this.generation;
+    try {
+      channel.publish(this.exchange, entry.routingKey, entry.content, { persistent: true, contentType: 'application/json', messageId }, (error) => {
+        if (error || generation !== this.generation || this.pending.get(messageId) !== entry) return;
+        this.pending.delete(messageId);
+        entry.confirmed();
+      });
+    } catch {
+      // the channel closed under us: `lost` re-sends
     }
-    throw new Error(`could not publish ${messageId} within a minute`);
+  }
+
+  /** Sends at once; resolves when confirmed. At most 1,000 unconfirmed (then it waits). */
+  async publish(routingKey: string, body: unknown, messageId: string): Promise<void> {
+    for (let i = 0; this.pending.size >= 1_000 && i < 6_000; i++) await pause(10);
+    const confirmed = new Promise<void>((resolve) => {
+      const entry = { routingKey, content: Buffer.from(JSON.stringify(body)), confirmed: resolve };
+      this.pending.set(messageId, entry);
+      this.send(messageId, entry);
+    });
+    return confirmed;
+  }
+
+  /** Resolves once everything published so far is confirmed (bounded: two minutes). */
+  async drain(): Promise<void> {
+    for (let i = 0; this.pending.size > 0 && i < 1_200; i++) await pause(100);
+    if (this.pending.size > 0) throw new Error(`${this.pending.size} publishes never confirmed`);
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const connection = this.connection;
     this.connection = undefined;
     await connection?.close().catch(() => undefined);
