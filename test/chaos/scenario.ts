@@ -221,6 +221,7 @@ export async function runScenario(services: ChaosServices, spec: ScenarioSpec, l
       const user = users[i % users.length] as UserTrack;
       const seq = ++user.published;
       user.publishedAt[seq] = Date.now();
+      await publisher.room();
       void publisher.publish(
         'quota.updated',
         { userId: user.id, quotaId: `${user.id}-q`, usage: { currentDevices: seq % 1000 }, timestamp: Date.now() },
@@ -238,6 +239,7 @@ export async function runScenario(services: ChaosServices, spec: ScenarioSpec, l
       for (const user of users) {
         const seq = ++user.published;
         user.publishedAt[seq] = Date.now();
+        await publisher.room();
         void publisher.publish('quota.updated', { userId: user.id, timestamp: Date.now() }, `${user.id}:${seq}`);
       }
       await publisher.drain();
@@ -386,9 +388,17 @@ class Publisher {
     }
   }
 
-  /** Sends at once; resolves when confirmed. At most 1,000 unconfirmed (then it waits). */
-  async publish(routingKey: string, body: unknown, messageId: string): Promise<void> {
+  /**
+   * Resolves once fewer than 1,000 publishes wait for their confirm (bounded: a minute). Awaited
+   * by the caller before `publish`, so events enter `pending` in the caller's order: waiting
+   * inside `publish` would let a later event overtake an earlier one at the source.
+   */
+  async room(): Promise<void> {
     for (let i = 0; this.pending.size >= 1_000 && i < 6_000; i++) await pause(10);
+  }
+
+  /** Sends at once (in call order); resolves when confirmed. */
+  publish(routingKey: string, body: unknown, messageId: string): Promise<void> {
     const confirmed = new Promise<void>((resolve) => {
       const entry = { routingKey, content: Buffer.from(JSON.stringify(body)), confirmed: resolve };
       this.pending.set(messageId, entry);

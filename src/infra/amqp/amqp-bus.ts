@@ -54,6 +54,8 @@ export class AmqpEventBus implements EventBus {
   private router: IngestRouter<ConsumeMessage> | undefined;
   private consumers: { channel: Channel; tag: string }[] = [];
   private legacyTimer: NodeJS.Timeout | undefined;
+  /** Messages of the old shared queue taken by this session and not yet settled. */
+  private readonly legacyUnsettled = new Set<ConsumeMessage>();
   /** Per partition-key chains of the current consuming session. */
   private chains = new Map<string, Promise<void>>();
   readonly topology: PartitionTopology | undefined;
@@ -250,6 +252,7 @@ export class AmqpEventBus implements EventBus {
     const take = (queue: string) => async () => {
       const { consumerTag } = await routerChannel.consume(queue, (message) => {
         if (message === null) return this.onCancelled(queue);
+        if (queue === topology.legacy) this.legacyUnsettled.add(message);
         router.push(incomingOf(message), message);
       });
       this.consumers.push({ channel: routerChannel, tag: consumerTag });
@@ -276,7 +279,9 @@ export class AmqpEventBus implements EventBus {
       this.legacyTimer = undefined;
       if (this.closing || this.connection !== connection) return;
       const legacy = await this.inspectLegacy(connection);
-      if (legacy && !cancelled && legacy.messageCount === 0) {
+      // Cancelled only with nothing of it unsettled here: once nobody consumes it, nobody holds
+      // an unacknowledged message of it either, and deleting it cannot lose one.
+      if (legacy && !cancelled && legacy.messageCount === 0 && this.legacyUnsettled.size === 0) {
         await channel.cancel(legacyTag);
         cancelled = true;
         this.consumers = this.consumers.filter((c) => c.tag !== legacyTag);
@@ -313,7 +318,10 @@ export class AmqpEventBus implements EventBus {
     const settle = (work: Promise<void>) =>
       this.track(
         work.then(
-          () => channel.ack(message),
+          () => {
+            channel.ack(message);
+            this.legacyUnsettled.delete(message);
+          },
           (error: unknown) => {
             // Not confirmed: the message must come again, and nothing routed after it may be
             // acknowledged first, so the whole session goes; the broker redelivers in order.
@@ -325,6 +333,7 @@ export class AmqpEventBus implements EventBus {
     if (decision.action === 'ignore') {
       try {
         channel.ack(message);
+        this.legacyUnsettled.delete(message);
       } catch {
         // channel gone: redelivered
       }
@@ -592,6 +601,8 @@ export class AmqpEventBus implements EventBus {
     this.consumers = [];
     clearTimeout(this.legacyTimer);
     this.legacyTimer = undefined;
+    // Unsettled messages of a lost session go back to the queue with it.
+    this.legacyUnsettled.clear();
   }
 
   status(): DependencyStatus {
