@@ -1,15 +1,5 @@
-/** The caller, as the verified token describes it (CONTRACT §3). */
-export interface AuthUser {
-  /** The token's `sub`. */
-  readonly id: string;
-  readonly roles: readonly string[];
-  readonly tenantId?: string;
-  readonly username?: string;
-  /** `roles` has `admin` or `super_admin`, or `isSuperAdmin: true`. */
-  readonly isAdmin: boolean;
-  /** Token expiry, epoch milliseconds. */
-  readonly expiresAt: number;
-}
+/** Who the token says the caller is: the claims rules (docs/api.md#authentication-and-authorization). */
+export type { AuthUser } from '../contracts/context';
 
 const ADMIN_ROLES = new Set(['admin', 'super_admin']);
 

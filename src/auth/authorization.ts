@@ -1,5 +1,5 @@
 /**
- * The one place that decides who may do what (CONTRACT §3). Resolvers call these; the
+ * The one place that decides who may do what (docs/api.md#authentication-and-authorization). Resolvers call these; the
  * type-graphql `authChecker` uses them for `@Authorized()`.
  */
 import type { AuthChecker } from 'type-graphql';

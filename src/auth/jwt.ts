@@ -1,5 +1,5 @@
 /**
- * JWT verification (CONTRACT §3) with `jose` 5 (maintained, ships a CommonJS build that jest can
+ * JWT verification (docs/api.md#authentication-and-authorization) with `jose` 5 (maintained, ships a CommonJS build that jest can
  * load; jose 6 is ESM-only). The accepted algorithms follow the configured key, never the token:
  *
  * - `JWT_SECRET`: HS256/384/512 only;

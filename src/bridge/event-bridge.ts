@@ -28,7 +28,7 @@ import { traceContextOf } from '../contracts/trace';
 /** Events remembered while they wait for their device's owner; past it the oldest is forgotten. */
 const MAX_OWNER_WAITS = 10_000;
 
-/** The dead-letter reason of an event naming a device nobody is known to own (CONTRACT §5). */
+/** The dead-letter reason of an event naming a device nobody is known to own (docs/events.md#owner-lookup). */
 export const UNKNOWN_OWNER = 'unknown owner';
 
 export interface BridgeCounters {

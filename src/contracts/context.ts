@@ -1,20 +1,42 @@
 /**
- * The GraphQL context, built once per HTTP request (Apollo) or per WebSocket operation
- * (graphql-ws: Apollo's context function is not called there, apollo-server #2296).
+ * The GraphQL context every resolver receives, whatever the transport: built by the operation
+ * layer (src/graphql/context.ts) from an authenticated principal, once per HTTP request and once
+ * per operation on a socket or stream (Apollo's context function is not called for WebSocket
+ * operations, apollo-server #2296, so authorization is per operation everywhere).
+ *
+ * This file imports no domain: each domain adds its own service to `DomainServices` by declaration
+ * merging, next to the service it describes, e.g. in src/domains/quota/quota.service.ts:
+ *
+ *     declare module '../../contracts/context' {
+ *       interface DomainServices { readonly quota: QuotaService }
+ *     }
+ *
+ * so adding a domain is adding a folder, and `app.ts` (the only place that wires) fills them in.
  */
 import type { EventPubSub } from './ports';
 import type { Topics } from './topics';
-import type { AppInstallationService } from '../domains/app/app-installation.service';
-import type { DeviceService } from '../domains/device/device.service';
-import type { OrderService } from '../domains/order/order.service';
-import type { QuotaService } from '../domains/quota/quota.service';
-import type { AuthUser } from '../auth/auth-user';
 
-export interface Services {
-  readonly quota: QuotaService;
-  readonly devices: DeviceService;
-  readonly orders: OrderService;
-  readonly apps: AppInstallationService;
+/** The caller, as the verified token describes it (docs/api.md#authentication-and-authorization). */
+export interface AuthUser {
+  /** The token's `sub`. */
+  readonly id: string;
+  readonly roles: readonly string[];
+  readonly tenantId?: string;
+  readonly username?: string;
+  /** `roles` has `admin` or `super_admin`, or `isSuperAdmin: true`. */
+  readonly isAdmin: boolean;
+  /** Token expiry, epoch milliseconds. */
+  readonly expiresAt: number;
+  /** Token issue time (`iat`), epoch milliseconds, when the token has one. */
+  readonly issuedAt?: number;
+}
+
+/** The domain services, one key per domain: see the file comment. */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled by declaration merging
+export interface DomainServices {}
+
+/** What every resolver reaches through `context.services`. */
+export interface Services extends DomainServices {
   readonly pubsub: EventPubSub;
   readonly topics: Topics;
   /** Called when a subscription starts (after pub/sub confirmed) and ends. */
@@ -23,16 +45,16 @@ export interface Services {
   readonly onEventDelivered?: (field: string, event: { readonly occurredAt: string }) => void;
 }
 
-/** The socket an operation runs on (WebSocket only). */
+/** The connection an operation runs on (sockets and streams; not plain HTTP requests). */
 export interface ConnectionControl {
-  /** The client cannot keep up: close its socket with 1013 and release its subscriptions. */
+  /** The client cannot keep up: end its connection (1013 on a socket) and release its operations. */
   slowConsumer(reason: string): void;
 }
 
 export interface GraphQLContext {
-  /** Null on HTTP without a token; always set on a socket (unauthenticated sockets are closed). */
+  /** Null on HTTP without a token; always set on a socket or stream (unauthenticated ones are refused). */
   readonly user: AuthUser | null;
   readonly services: Services;
-  /** Set on WebSocket operations. */
+  /** Set on operations that run on a connection (WebSocket, multipart, SSE). */
   readonly connection?: ConnectionControl;
 }

@@ -1,7 +1,8 @@
 /**
- * Client-facing errors: each class carries a stable `extensions.code` (CONTRACT §3). Anything
- * thrown that is not one of these (or another GraphQLError with a code) is unexpected and is
- * masked by `formatError` in production.
+ * Every `extensions.code` a client can receive, in one place (docs/api.md#error-codes), and the
+ * client-facing error classes that carry them. Anything thrown that is not one of these (or
+ * another GraphQLError with one of these codes) is unexpected and is masked by the error
+ * formatter in production (src/graphql/format-error.ts).
  */
 import { GraphQLError, type GraphQLErrorExtensions } from 'graphql';
 
@@ -15,6 +16,16 @@ export const ErrorCode = {
   RATE_LIMITED: 'RATE_LIMITED',
   HISTORY_EXPIRED: 'HISTORY_EXPIRED',
   INTERNAL_SERVER_ERROR: 'INTERNAL_SERVER_ERROR',
+  /** The document does not parse (graphql-js / Apollo's code). */
+  GRAPHQL_PARSE_FAILED: 'GRAPHQL_PARSE_FAILED',
+  /** The document does not validate against the schema or the limits (depth, complexity). */
+  GRAPHQL_VALIDATION_FAILED: 'GRAPHQL_VALIDATION_FAILED',
+  /** The HTTP request itself is malformed (body not JSON, missing query). */
+  BAD_REQUEST: 'BAD_REQUEST',
+  /** Apollo's codes for an operation it cannot pick, and for persisted queries (not enabled). */
+  OPERATION_RESOLUTION_FAILURE: 'OPERATION_RESOLUTION_FAILURE',
+  PERSISTED_QUERY_NOT_FOUND: 'PERSISTED_QUERY_NOT_FOUND',
+  PERSISTED_QUERY_NOT_SUPPORTED: 'PERSISTED_QUERY_NOT_SUPPORTED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

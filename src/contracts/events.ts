@@ -1,5 +1,5 @@
 /**
- * The event wire contract (CONTRACT §5): how a raw AMQP message becomes a normalized gateway
+ * The event wire contract (docs/events.md): how a raw AMQP message becomes a normalized gateway
  * event. Per event kind: an alias step (the platform's other names for a field, the status a
  * routing key implies) and one zod validator of the domain fields, from which the event's
  * TypeScript type is inferred. Validators keep only the fields they name, so unknown extras
@@ -133,7 +133,7 @@ const upper = (v: unknown) => (typeof v === 'string' ? v.trim().toUpperCase() : 
 
 // ---------------------------------------------------------------- the common header
 
-/** What every normalized event carries (CONTRACT §4). */
+/** What every normalized event carries (docs/api.md#subscriptions). */
 export interface EventHeader {
   readonly eventId: string;
   /** The routing key the event came from. */
@@ -373,7 +373,7 @@ export interface DecodedMessage {
 
 /**
  * Decodes a raw message: UTF-8, JSON, object; unwraps the envelope; derives `eventId` and
- * `occurredAt` by CONTRACT §5's fallbacks. Throws `EventRejection` with the dead-letter reason.
+ * `occurredAt` by docs/events.md#eventid-and-occurredat's fallbacks. Throws `EventRejection` with the dead-letter reason.
  */
 export function decodeMessage(message: IncomingMessage, maxBytes: number, now: () => Date = () => new Date()): DecodedMessage {
   if (message.body.length > maxBytes) {

@@ -84,3 +84,22 @@ export interface EventPubSub {
   status(): DependencyStatus;
   close(): Promise<void>;
 }
+
+/**
+ * Open connections per user (`WS_MAX_SOCKETS_PER_USER`), counted across every instance and every
+ * transport: Redis with leases, or in memory on one instance.
+ */
+export interface ConnectionRegistry {
+  /** Takes a slot for `connectionId`; false when `userId` already holds the maximum. */
+  acquire(userId: string, connectionId: string): Promise<boolean>;
+  release(userId: string, connectionId: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export type RateDecision = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterSec: number };
+
+/** A token bucket per caller key (`user:<id>`, `addr:<ip>`), shared by instances with Redis. */
+export interface RateLimiter {
+  take(key: string): Promise<RateDecision>;
+  close(): Promise<void>;
+}

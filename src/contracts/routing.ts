@@ -1,5 +1,5 @@
 /**
- * Routing keys the gateway consumes (CONTRACT §5) and AMQP topic-pattern matching, shared by the
+ * Routing keys the gateway consumes (docs/event-catalogue.md) and AMQP topic-pattern matching, shared by the
  * RabbitMQ topology and the in-process bus so both route exactly alike.
  */
 
@@ -19,7 +19,7 @@ export const QUOTA_ROUTING_KEYS = {
 export type QuotaRoutingKey = keyof typeof QUOTA_ROUTING_KEYS;
 
 /**
- * Routing keys that feed `deviceStatusChanged`, with the status each one implies (CONTRACT §5);
+ * Routing keys that feed `deviceStatusChanged`, with the status each one implies (docs/event-catalogue.md);
  * `null` where the body says: `device.created` (its `status`, else CREATING) and
  * `device.status.changed` (`newStatus`).
  */

@@ -9,15 +9,7 @@ import type { Logger } from 'pino';
 import { ErrorCode } from '../contracts/errors';
 
 /** Codes whose message is meant for the client. */
-const CLIENT_CODES = new Set<string>([
-  ...Object.values(ErrorCode).filter((c) => c !== ErrorCode.INTERNAL_SERVER_ERROR),
-  'GRAPHQL_PARSE_FAILED',
-  'GRAPHQL_VALIDATION_FAILED',
-  'BAD_REQUEST',
-  'OPERATION_RESOLUTION_FAILURE',
-  'PERSISTED_QUERY_NOT_FOUND',
-  'PERSISTED_QUERY_NOT_SUPPORTED',
-]);
+const CLIENT_CODES = new Set<string>(Object.values(ErrorCode).filter((c) => c !== ErrorCode.INTERNAL_SERVER_ERROR));
 
 export type ErrorFormatter = (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError;
 
@@ -29,7 +21,7 @@ export function createErrorFormatter(options: { production: boolean; logger: Log
     // caller's input (as Apollo reports them over HTTP); parse and validation errors have no cause.
     if (code === undefined && error instanceof GraphQLError) {
       if (error.message.startsWith('Variable "$')) code = ErrorCode.BAD_USER_INPUT;
-      else if (original === undefined) code = 'GRAPHQL_VALIDATION_FAILED';
+      else if (original === undefined) code = ErrorCode.GRAPHQL_VALIDATION_FAILED;
     }
     if (code !== undefined && CLIENT_CODES.has(code)) {
       const { stacktrace: _stack, http: _http, exception: _exception, validationErrors, ...rest } =

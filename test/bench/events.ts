@@ -38,7 +38,7 @@ export const DEVICE_ROUTING_KEY = 'device.status.changed';
 
 const DEVICE_STATUSES = ['running', 'stopped'] as const;
 
-/** A platform envelope (CONTRACT §5) about `userId`; about 300 bytes. */
+/** A platform envelope (docs/events.md) about `userId`; about 300 bytes. */
 export function quotaMessage(eventId: string, userId: string, n: number): { routingKey: string; body: unknown } {
   return {
     routingKey: QUOTA_ROUTING_KEY,

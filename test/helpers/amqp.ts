@@ -1,6 +1,7 @@
 /** A platform-side AMQP peer: publishes as the platform's services do, reads queues as an operator would. */
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type GetMessage } from 'amqplib';
 import { TEST_AMQP_URL, TEST_EXCHANGE } from './services';
+import { track } from './teardown';
 import { waitFor } from './wait';
 
 export interface PlatformPeer {
@@ -21,6 +22,8 @@ export interface PlatformPeer {
 export async function openPlatformPeer(): Promise<PlatformPeer> {
   const connection: ChannelModel = await amqp.connect(TEST_AMQP_URL);
   connection.on('error', () => undefined);
+  // Tracked before the channels: a failing assertExchange must not leave the connection open.
+  const tracked = track('platform AMQP peer', () => connection.close().catch(() => undefined));
   const channel = await connection.createConfirmChannel();
   channel.on('error', () => undefined);
   const reader: Channel = await connection.createChannel();
@@ -68,8 +71,6 @@ export async function openPlatformPeer(): Promise<PlatformPeer> {
       await reader.bindQueue(queue, TEST_EXCHANGE, binding);
       return queue;
     },
-    async close() {
-      await connection.close().catch(() => undefined);
-    },
+    close: () => tracked.close(),
   };
 }

@@ -5,6 +5,7 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { signDevelopmentToken } from '../../src/auth/jwt';
 import { TEST_JWT_SECRET } from './services';
+import { track } from './teardown';
 import { deferred, within } from './wait';
 
 export function token(sub: string, options: { roles?: string[]; expiresInSec?: number; secret?: string } = {}): string {
@@ -45,13 +46,14 @@ export function wsClient(url: string, connectionParams?: Record<string, unknown>
     },
   });
   connected.promise.catch(() => undefined);
+  const tracked = track(`graphql-ws client to ${url}`, () => client.dispose());
   const handle: TestWsClient = {
     client,
     closed: closed.promise,
     connected: connected.promise,
     async dispose() {
       clients.delete(handle);
-      await client.dispose();
+      await tracked.close();
     },
   };
   clients.add(handle);

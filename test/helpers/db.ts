@@ -1,6 +1,7 @@
 /** Direct SQL on a test database: seeding what only the platform creates, and reading what a mutation wrote. */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { track } from './teardown';
 
 export interface TestSql {
   query<R extends pg.QueryResultRow = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
@@ -14,6 +15,7 @@ export interface TestSql {
 export async function openSql(url: string): Promise<TestSql> {
   const client = new pg.Client({ connectionString: url });
   client.on('error', () => undefined);
+  const tracked = track(`SQL client on ${new URL(url).pathname.slice(1)}`, () => client.end().catch(() => undefined));
   await client.connect();
   return {
     async query(sql, params) {
@@ -36,8 +38,6 @@ export async function openSql(url: string): Promise<TestSql> {
       );
       return id;
     },
-    async close() {
-      await client.end().catch(() => undefined);
-    },
+    close: () => tracked.close(),
   };
 }

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { bundleEntry } from './cli';
 import { TEST_JWT_SECRET } from './services';
+import { track } from './teardown';
 import { deferred, within } from './wait';
 
 const root = path.resolve(__dirname, '../..');
@@ -46,9 +47,17 @@ export async function startGatewayProcess(env: Record<string, string | undefined
   });
   children.add(child);
   const exited = deferred<string>();
+  const tracked = track(`gateway process ${child.pid ?? '(not started)'}`, () => killAndWait(child));
   child.once('exit', (code, signal) => {
     children.delete(child);
+    tracked.untrack();
     exited.resolve(signal ?? String(code));
+  });
+  // A spawn failure (ENOENT, EAGAIN) emits 'error' and no 'exit'.
+  child.once('error', (error) => {
+    children.delete(child);
+    tracked.untrack();
+    exited.resolve(`spawn error: ${error.message}`);
   });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -81,17 +90,15 @@ export async function startGatewayProcess(env: Record<string, string | undefined
   };
 }
 
-/** Kills every gateway process still running (afterAll). */
+function killAndWait(child: ChildProcess): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
+/** Kills every gateway process still running (afterAll; teardown does it too). */
 export async function stopGatewayProcesses(): Promise<void> {
-  const running = [...children];
-  await Promise.all(
-    running.map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          child.once('exit', () => resolve());
-          child.kill('SIGKILL');
-        }),
-    ),
-  );
+  await Promise.all([...children].map(killAndWait));
 }

@@ -1,6 +1,7 @@
 /**
  * Starts real gateway instances on free ports and always stops them (graphql-ws tservers style):
- * call `stopGateways()` in `afterAll`.
+ * each is registered for teardown (./teardown.ts) before it starts, with the queues, exchanges
+ * and retained logs the file's gateways declared; `stopGateways()` does the same earlier.
  */
 import amqp from 'amqplib';
 import Redis from 'ioredis';
@@ -15,6 +16,7 @@ import {
   TEST_REDIS_URL,
   uniqueId,
 } from './services';
+import { track, type Tracked } from './teardown';
 import { waitFor } from './wait';
 
 export interface TestGateway {
@@ -24,7 +26,9 @@ export interface TestGateway {
   readonly wsUrl: string;
 }
 
-const running = new Set<App>();
+const running = new Map<App, Tracked>();
+/** The file's one teardown entry for its queues, exchanges and logs (registered with the first gateway). */
+let resources: Tracked | undefined;
 const topologies: Config['amqp'][] = [];
 /** Redis prefixes whose retained event logs (`<prefix>log:*`) are deleted in `stopGateways`. */
 const logPrefixes = new Set<string>();
@@ -59,24 +63,33 @@ export async function startGateway(env: Env): Promise<TestGateway> {
     SHUTDOWN_TIMEOUT_MS: '2000',
     ...env,
   });
-  const app = buildApp(config, createLogger(config.logLevel));
-  running.add(app);
+  // Registered first, so it is deleted after the gateways that use it have stopped (newest first).
+  resources ??= track('AMQP queues and exchanges, Redis logs of this file\'s gateways', deleteRunResources);
   if (config.amqp.kind === 'amqp') topologies.push(config.amqp);
   if (config.redis.kind === 'redis') logPrefixes.add(config.redis.topicPrefix);
+  const app = buildApp(config, createLogger(config.logLevel));
+  // Before start(): a start that fails half way (the broker refuses) still gets its stop().
+  running.set(app, track(`gateway (${config.amqp.kind === 'amqp' ? config.amqp.queue : 'embedded'})`, () => app.stop()));
   await app.start();
   return { app, config, httpUrl: `${app.url}/graphql`, wsUrl: `ws://127.0.0.1:${app.port}/graphql` };
 }
 
 export async function stopGateway(gateway: TestGateway): Promise<void> {
+  const tracked = running.get(gateway.app);
   running.delete(gateway.app);
-  await gateway.app.stop();
+  await (tracked ? tracked.close() : gateway.app.stop());
 }
 
 /** Stops every gateway still running and deletes the queues and exchanges this run declared. */
 export async function stopGateways(): Promise<void> {
-  const apps = [...running];
+  const apps = [...running.values()];
   running.clear();
-  await Promise.all(apps.map((app) => app.stop()));
+  await Promise.all(apps.map((tracked) => tracked.close()));
+  await resources?.close();
+}
+
+async function deleteRunResources(): Promise<void> {
+  resources = undefined;
   await deleteEventLogs([...logPrefixes]);
   logPrefixes.clear();
   const names = topologies.splice(0);

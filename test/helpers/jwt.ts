@@ -7,6 +7,7 @@ import { createHmac, generateKeyPairSync, randomUUID, type KeyObject } from 'nod
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import jwt from 'jsonwebtoken';
+import { track } from './teardown';
 
 export interface KeyPair {
   readonly kid: string;
@@ -82,6 +83,12 @@ export async function startJwksServer(pairs: readonly KeyPair[]): Promise<JwksSe
     });
     res.writeHead(200, { 'content-type': 'application/json' }).end(body);
   });
+  const tracked = track('JWKS server', () =>
+    new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
@@ -90,10 +97,6 @@ export async function startJwksServer(pairs: readonly KeyPair[]): Promise<JwksSe
     publish(next) {
       keys = next;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => tracked.close(),
   };
 }

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import Redis from 'ioredis';
+import { track } from './teardown';
 import { waitFor } from './wait';
 
 export interface PrivateRedis {
@@ -45,6 +46,8 @@ export async function privateRedis(port?: number): Promise<PrivateRedis> {
   port ??= await freePort();
   let child: ChildProcess | undefined;
   const listenOn = port;
+  // Registered before the first start: a server that never answers is still stopped.
+  track(`private redis-server on ${listenOn}`, () => handle.stop());
   const handle: PrivateRedis = {
     url: `redis://127.0.0.1:${listenOn}`,
     port: listenOn,
@@ -53,13 +56,17 @@ export async function privateRedis(port?: number): Promise<PrivateRedis> {
       child = spawn('redis-server', ['--port', String(listenOn), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
         stdio: 'ignore',
       });
+      const spawned = child;
+      spawned.once('error', () => {
+        if (child === spawned) child = undefined;
+      });
       await waitFor(() => answers(listenOn), `private redis on ${listenOn}`);
     },
     async stop() {
       const running = child;
       if (!running) return;
       child = undefined;
-      if (running.exitCode !== null) return;
+      if (running.exitCode !== null || running.signalCode !== null || running.pid === undefined) return;
       const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()));
       running.kill('SIGTERM');
       await exited;

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { track } from './teardown';
 import { deferred, within } from './wait';
 
 export interface ServerFrame {
@@ -18,6 +19,8 @@ export interface RawWs {
   frame(opcode: number, payload: Buffer | string, options?: { fin?: boolean }): void;
   /** Sends a graphql-ws message as a text frame. */
   json(message: unknown): void;
+  /** Sends several graphql-ws messages as text frames in one TCP write (back to back, as a busy client does). */
+  jsonBatch(messages: readonly unknown[]): void;
   /** Waits for the next text message from the server (parsed JSON). */
   message(what?: string): Promise<Record<string, unknown>>;
   /** Stops reading the socket; `resume()` reads again. */
@@ -28,10 +31,13 @@ export interface RawWs {
   destroy(): void;
 }
 
-export async function connectRaw(url: string, protocol = 'graphql-transport-ws'): Promise<RawWs> {
+/** `answerPings`: reply to the server's keep-alive pings as a browser does (off: the peer looks dead to it). */
+export async function connectRaw(url: string, protocol = 'graphql-transport-ws', options: { answerPings?: boolean } = {}): Promise<RawWs> {
   const { hostname, port, pathname } = new URL(url);
   const socket = net.connect(Number(port), hostname);
   socket.on('error', () => undefined);
+  const tracked = track(`raw WebSocket to ${url}`, () => void socket.destroy());
+  socket.once('close', () => tracked.untrack());
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
     socket.once('error', reject);
@@ -50,7 +56,7 @@ export async function connectRaw(url: string, protocol = 'graphql-transport-ws')
     ].join('\r\n'),
   );
 
-  function sendFrame(opcode: number, payload: Buffer | string, options: { fin?: boolean } = {}): void {
+  function encodeFrame(opcode: number, payload: Buffer | string, options: { fin?: boolean } = {}): Buffer {
     const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
     const first = (options.fin === false ? 0 : 0x80) | opcode;
     const mask = randomBytes(4);
@@ -62,7 +68,10 @@ export async function connectRaw(url: string, protocol = 'graphql-transport-ws')
           : Buffer.concat([Buffer.from([first, 0x80 | 127]), u64(data.length)]);
     const masked = Buffer.alloc(data.length);
     for (let i = 0; i < data.length; i++) masked[i] = data[i]! ^ mask[i % 4]!;
-    if (!socket.destroyed && socket.writable) socket.write(Buffer.concat([header, mask, masked]));
+    return Buffer.concat([header, mask, masked]);
+  }
+  function sendFrame(opcode: number, payload: Buffer | string, options: { fin?: boolean } = {}): void {
+    if (!socket.destroyed && socket.writable) socket.write(encodeFrame(opcode, payload, options));
   }
 
   let buffer = Buffer.alloc(0);
@@ -109,6 +118,7 @@ export async function connectRaw(url: string, protocol = 'graphql-transport-ws')
         sendFrame(0x8, payload.subarray(0, 2));
         socket.end();
       }
+      else if (opcode === 0x9 && options.answerPings) sendFrame(0xa, payload);
       else if (opcode === 0x1) {
         const message = JSON.parse(payload.toString()) as Record<string, unknown>;
         const waiter = waiters.shift();
@@ -129,6 +139,10 @@ export async function connectRaw(url: string, protocol = 'graphql-transport-ws')
     frame: sendFrame,
     json(message) {
       raw.frame(0x1, JSON.stringify(message));
+    },
+    jsonBatch(batch) {
+      const bytes = Buffer.concat(batch.map((message) => encodeFrame(0x1, JSON.stringify(message))));
+      if (!socket.destroyed && socket.writable) socket.write(bytes);
     },
     message(what = 'a message from the server') {
       const ready = messages.shift();

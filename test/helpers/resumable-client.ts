@@ -1,5 +1,5 @@
 /**
- * The client side of resuming, exactly as the README shows it (a unit test keeps the two equal):
+ * The client side of resuming, exactly as docs/resuming.md shows it (a unit test keeps the two equal):
  * the frontend copies this function.
  */
 // README:withResume:start

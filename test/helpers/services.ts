@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { track } from './teardown';
 
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -39,23 +40,22 @@ function withDatabase(url: string, name: string): string {
 export async function createTestDatabase(): Promise<TestDatabase> {
   const name = uniqueId('cpr_test');
   const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
-  await admin.connect();
+  admin.on('error', () => undefined);
   try {
+    await admin.connect();
     await admin.query(`CREATE DATABASE "${name}"`);
   } finally {
-    await admin.end();
+    await admin.end().catch(() => undefined);
   }
-  return {
-    name,
-    url: withDatabase(TEST_DATABASE_URL, name),
-    async drop() {
-      const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  const tracked = track(`test database ${name}`, async () => {
+    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    client.on('error', () => undefined);
+    try {
       await client.connect();
-      try {
-        await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      } finally {
-        await client.end();
-      }
-    },
-  };
+      await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  });
+  return { name, url: withDatabase(TEST_DATABASE_URL, name), drop: () => tracked.close() };
 }

@@ -7,6 +7,7 @@
  *   and extended-protocol `Execute` messages): SQL round trips measured at the wire.
  */
 import net from 'node:net';
+import { track } from './teardown';
 
 export interface TcpProxy {
   /** `targetUrl` with host and port replaced by the proxy's. */
@@ -68,6 +69,11 @@ export async function startTcpProxy(targetUrl: string, options: { countPgStateme
     client.on('close', end).on('error', end);
     upstream.on('close', end).on('error', end);
   });
+  const tracked = track(`TCP proxy to ${target.host}`, async () => {
+    blocked = true;
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const proxied = new URL(targetUrl);
   proxied.hostname = '127.0.0.1';
@@ -83,10 +89,6 @@ export async function startTcpProxy(targetUrl: string, options: { countPgStateme
     unblock() {
       blocked = false;
     },
-    async close() {
-      blocked = true;
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => tracked.close(),
   };
 }

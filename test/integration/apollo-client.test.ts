@@ -3,7 +3,7 @@
  * test/operations (TypedDocumentNode), HttpLink for queries and mutations, GraphQLWsLink (graphql-ws
  * over `ws`) for subscriptions, split by operation type. A user's client queries its quota and
  * watches quotaChanged; an administrator's client changes the quota; the user's client receives
- * the event the mutation caused (outbox -> RabbitMQ -> bridge -> Redis -> socket). The README's
+ * the event the mutation caused (outbox -> RabbitMQ -> bridge -> Redis -> socket). docs/resuming.md's
  * resuming link (GraphQLWsLink over withResume) reconnects after a 4403 with `after`.
  */
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client';
@@ -111,7 +111,7 @@ it('surfaces FORBIDDEN to a non-administrator mutation as a GraphQL error, over 
   ).rejects.toMatchObject({ errors: [expect.objectContaining({ extensions: expect.objectContaining({ code: 'FORBIDDEN' }) })] });
 });
 
-it('GraphQLWsLink over withResume (README): a 4403 at token expiry reconnects with after, losing nothing across the gap', async () => {
+it('GraphQLWsLink over withResume (docs/resuming.md): a 4403 at token expiry reconnects with after, losing nothing across the gap', async () => {
   const user = uniqueId('rosa');
   const peer = await openPlatformPeer();
   const redis = new Redis(TEST_REDIS_URL);

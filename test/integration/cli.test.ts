@@ -28,11 +28,11 @@ let peer: PlatformPeer;
 beforeAll(async () => {
   database = await createTestDatabase();
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'cpr-cli-'));
-  [rabbitGateway, embeddedGateway, peer] = await Promise.all([
-    startGateway(realServicesEnv(database.url)),
-    startGateway({ DATA_DIR: path.join(dataDir, 'db') }),
-    openPlatformPeer(),
-  ]);
+  // One after the other, each assigned as it exists: with Promise.all, one rejecting left the
+  // others unassigned (the helpers' teardown closes them now, but afterAll could not).
+  rabbitGateway = await startGateway(realServicesEnv(database.url));
+  embeddedGateway = await startGateway({ DATA_DIR: path.join(dataDir, 'db') });
+  peer = await openPlatformPeer();
 });
 
 afterEach(async () => {

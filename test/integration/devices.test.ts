@@ -22,6 +22,7 @@ import { disposeClients, http, type HttpResult, subscribe, token, wsClient } fro
 import type { TestSql } from '../helpers/db';
 import { realServicesEnv, startGateway, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
 import { uniqueId } from '../helpers/services';
+import { waitFor } from '../helpers/wait';
 import { gatewaySuite } from '../helpers/suite';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 
@@ -241,6 +242,8 @@ describe('nested installations', () => {
     proxy = await startTcpProxy(suite.database.url, { countPgStatements: true });
     // A gateway whose every SQL statement goes through the counting proxy; its relay polls rarely.
     const counted = await startGateway(realServicesEnv(proxy.url, { OUTBOX_POLL_MS: '600000', AMQP_EXCHANGE: exchange }));
+    // The relay's first pass runs at start; counted while a request runs, it would look like N+1.
+    await waitFor(() => counted.app.stats().outboxPasses >= 1, 'the outbox relay to finish its first pass');
     const erin = uniqueId('erin');
     await sql.query(
       `INSERT INTO device (id, user_id, name, status, created_at, updated_at)

@@ -1,5 +1,5 @@
 /**
- * The embedded default (CONTRACT §1): no DATABASE_URL, REDIS_URL or AMQP_URL. The same API on
+ * The embedded default (docs/configuration.md): no DATABASE_URL, REDIS_URL or AMQP_URL. The same API on
  * PGlite, the in-process pub/sub and the in-process event bus, with the same validation.
  */
 import { mkdtemp, rm } from 'node:fs/promises';

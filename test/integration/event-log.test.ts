@@ -59,6 +59,17 @@ const quotaUpdated = (userId: string, id: string, n: number): GatewayEvent =>
     limits: { maxDevices: n },
   }) as unknown as GatewayEvent;
 
+const quotaDeleted = (userId: string, id: string, n: number): GatewayEvent =>
+  ({
+    family: 'quota',
+    kind: 'DELETED',
+    eventId: id,
+    type: 'quota.deleted',
+    userId,
+    occurredAt: new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString(),
+    quotaId: `q-${userId}`,
+  }) as unknown as GatewayEvent;
+
 const acceptAll = () => true;
 
 /** Takes `n` events from a stream (each within the default bound). */
@@ -167,9 +178,18 @@ it('replays only what the subscription takes (its filter), and never coalesces r
   });
   // Four state-like events of one entity, well within the coalescing window: all four arrive.
   expect((await take(stream, 4)).map((e) => e.eventId)).toEqual(['q-2', 'q-3', 'q-4', 'q-5']);
-  // Live ones still coalesce: the first goes out at once, the next two within the window collapse.
+  // Live ones still coalesce: the first goes out at once, the next two within the window collapse
+  // into one (the later, both combined). The window is a minute: a transition of the same quota
+  // (not state-like, never coalesced) releases what is held first, so the test need not wait it out.
   await pubsub.publish(topic, quotaUpdated('coalesce', 'q-6', 6));
   expect((await take(stream, 1)).map((e) => e.eventId)).toEqual(['q-6']);
+  await pubsub.publish(topic, quotaUpdated('coalesce', 'q-7', 7));
+  await pubsub.publish(topic, quotaUpdated('coalesce', 'q-8', 8));
+  await pubsub.publish(topic, quotaDeleted('coalesce', 'q-9', 9));
+  expect(await take(stream, 2)).toEqual([
+    expect.objectContaining({ eventId: 'q-8', limits: { maxDevices: 8 } }),
+    expect.objectContaining({ eventId: 'q-9', kind: 'DELETED' }),
+  ]);
   await stream.return?.();
 });
 

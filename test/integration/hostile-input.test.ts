@@ -139,7 +139,7 @@ describe('AMQP: accepted with the hostile parts dropped', () => {
     expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
   });
 
-  it('never sees a routing key outside CONTRACT §5 (the queue binds only those)', async () => {
+  it('never sees a routing key outside docs/events.md (the queue binds only those)', async () => {
     const before = gateway.app.stats().bridge;
     await peer.publish('quota.bogus', { userId: SENTINEL }, { messageId: uniqueId('unbound') });
     await peer.publish('quota.alert', { userId: SENTINEL }, { messageId: 'after-unbound' });
@@ -271,7 +271,7 @@ describe('WebSocket: closed with the protocol\'s code, or an error on that opera
         else if ('json' in step) raw.json(step.json);
         else if ('expect' in step) expect(await raw.message()).toEqual(step.expect);
         else {
-          // An `error` message, or a `next` carrying the errors (CONTRACT §3 allows either).
+          // An `error` message, or a `next` carrying the errors (docs/api.md#authentication-and-authorization allows either).
           const message = await raw.message();
           const errors = (message.type === 'error' ? message.payload : (message.payload as { errors?: unknown })?.errors) as
             | { extensions?: { code?: string } }[]

@@ -1,6 +1,6 @@
 /**
  * Resumable subscriptions end to end (issue 8), on the real services with real processes and a
- * plain graphql-ws client wrapped by the README's `withResume`:
+ * plain graphql-ws client wrapped by docs/resuming.md's `withResume`:
  * - two gateway instances on one queue, prefix and database; instance A is a child process,
  *   SIGKILLed in the middle of a steady stream; the client reconnects to B with `after` and ends
  *   with exactly the N events, in bridge (= publish) order: 0 lost, 0 duplicated;

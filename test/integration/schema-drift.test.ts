@@ -31,21 +31,8 @@ beforeAll(() => {
   tmp = mkdtempSync(path.join(tmpdir(), 'schema-drift-test-'));
 });
 
-afterAll(async () => {
+afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
-  // Every scratch database the helper created must be gone again.
-  const client = new Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ datname: string }>(
-      'SELECT datname FROM pg_database WHERE datname = ANY($1::text[])',
-      [scratchDatabases],
-    );
-    expect(scratchDatabases.length).toBeGreaterThan(0);
-    expect(rows.map((r) => r.datname)).toEqual([]);
-  } finally {
-    await client.end();
-  }
 });
 
 describe('schema drift between prisma/migrations and prisma/schema.prisma', () => {
@@ -106,4 +93,19 @@ describe('schema drift between prisma/migrations and prisma/schema.prisma', () =
       'CREATE INDEX "outbox_event_unpublished_idx" ON "outbox_event"("published_at", "created_at");',
     );
   });
+});
+
+// Checked last (jest runs a file's tests in order), over every scratch database the tests above made.
+it('drops every scratch database it created', async () => {
+  // Each schemaDrift call makes a shadow database; createMigrationSql one; five calls above.
+  expect(scratchDatabases).toHaveLength(new Set(scratchDatabases).size);
+  expect(scratchDatabases.length).toBeGreaterThanOrEqual(5);
+  const client = new Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1::text[])', [scratchDatabases]);
+    expect(rows.map((r) => r.datname)).toEqual([]);
+  } finally {
+    await client.end();
+  }
 });

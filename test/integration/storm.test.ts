@@ -228,7 +228,8 @@ describe('slow reader', () => {
     }
     await waitFor(() => gateway.app.stats().ws.slowConsumerCloses === 1, 'the slow consumer to be closed', 30_000);
     const stats = gateway.app.stats();
-    if (path === 'overflowed') expect(stats.overflowed).toBeGreaterThanOrEqual(1);
+    // One subscription's buffer overflows, once (the stream ends with it); the neighbour's never.
+    if (path === 'overflowed') expect(stats.overflowed).toBe(1);
     else expect(stats.overflowed).toBe(0);
 
     // Released at once, although the peer has not completed the close handshake.

@@ -100,3 +100,51 @@ it('releases every operation of a socket that goes away, and serves the others',
   await suite.peer.publish('quota.updated', { userId: user }, { messageId: `after-${user}` });
   expect((await everyone.next()).data?.quotaChanged).toMatchObject({ eventId: `after-${user}`, userId: user });
 });
+
+it('complete and a new subscribe with the same id in one TCP write: the new operation is served, the completed one sends nothing more', async () => {
+  const user = uniqueId('reuse');
+  // Other tests' clients may still hold subscriptions: count from here.
+  const counts = suite.gateway.app.stats().subscriptions;
+  const quota = counts.quotaChanged ?? 0;
+  const device = counts.deviceStatusChanged ?? 0;
+  // Answers pings: this suite's keep-alive (300 ms) drops a silent peer.
+  const raw = await connectRaw(suite.gateway.wsUrl, undefined, { answerPings: true });
+  try {
+    raw.json({ type: 'connection_init', payload: bearer(user) });
+    expect(await raw.message()).toEqual({ type: 'connection_ack' });
+    const query = 'subscription { quotaChanged { eventId } }';
+    // Subscribe, then at once (before its setup finished) complete it and subscribe again with
+    // the same id, all three frames in one write.
+    raw.jsonBatch([
+      { id: 'x', type: 'subscribe', payload: { query } },
+      { id: 'x', type: 'complete' },
+      { id: 'x', type: 'subscribe', payload: { query: 'subscription { quotaChanged { eventId kind } }' } },
+    ]);
+    await waitForSubscriptions(suite.gateway, quota + 1);
+    await suite.peer.publish('quota.updated', { userId: user }, { messageId: `one-${user}` });
+    // Exactly one answer, from the new operation (its selection has `kind`).
+    expect(await raw.message()).toEqual({ id: 'x', type: 'next', payload: { data: { quotaChanged: { eventId: `one-${user}`, kind: 'UPDATED' } } } });
+    raw.json({ type: 'ping' });
+    expect(await raw.message()).toEqual({ type: 'pong' });
+    // And with a running operation: complete it and reuse its id for another field in one write
+    // (another field, so the gateway's counts tell when the new one is live).
+    raw.jsonBatch([
+      { id: 'x', type: 'complete' },
+      { id: 'x', type: 'subscribe', payload: { query: 'subscription { deviceStatusChanged { eventId status } }' } },
+    ]);
+    await waitForSubscriptions(suite.gateway, quota);
+    await waitForSubscriptions(suite.gateway, device + 1, 'deviceStatusChanged');
+    await suite.peer.publish('quota.updated', { userId: user }, { messageId: `two-${user}` });
+    await suite.peer.publish('device.started', { userId: user, deviceId: `d-${user}` }, { messageId: `three-${user}` });
+    expect(await raw.message()).toEqual({
+      id: 'x',
+      type: 'next',
+      payload: { data: { deviceStatusChanged: { eventId: `three-${user}`, status: 'RUNNING' } } },
+    });
+    raw.json({ type: 'ping' });
+    expect(await raw.message()).toEqual({ type: 'pong' });
+  } finally {
+    raw.destroy();
+  }
+  await waitForSubscriptions(suite.gateway, quota);
+});

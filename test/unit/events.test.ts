@@ -42,7 +42,7 @@ function rejection(fn: () => unknown): string {
   throw new Error('expected an EventRejection');
 }
 
-describe('quota event normalization (CONTRACT §5)', () => {
+describe('quota event normalization (docs/event-catalogue.md)', () => {
   it('normalizes the flat body the platform sends for quota.updated, dropping unknown fields', () => {
     const event = normalize(
       message(
@@ -163,7 +163,7 @@ describe('quota event normalization (CONTRACT §5)', () => {
   });
 });
 
-describe('device, order and app events (CONTRACT §5)', () => {
+describe('device, order and app events (docs/event-catalogue.md)', () => {
   it.each([
     ['device.started', {}, 'RUNNING'],
     ['device.recovered', {}, 'RUNNING'],
@@ -244,7 +244,7 @@ describe('device, order and app events (CONTRACT §5)', () => {
     expect(familyOf('constructor')).toBeUndefined();
   });
 
-  it('binds the queue to exactly the routing keys of CONTRACT §5', () => {
+  it('binds the queue to exactly the routing keys of docs/event-catalogue.md', () => {
     expect([...QUEUE_BINDINGS].sort()).toEqual(
       [
         'quota.updated', 'quota.alert', 'quota.exceeded', 'quota.renewed', 'quota.deducted', 'quota.restored', 'quota.deleted',

@@ -14,6 +14,12 @@ import { eventStamp, newEventRef, writeOutbox, TRANSACTION_OPTIONS } from '../sh
 import type { InstallAppInput } from './app-installation.input';
 import { InstallationStatus, type AppInstallation } from './app-installation.type';
 
+declare module '../../contracts/context' {
+  interface DomainServices {
+    readonly apps: AppInstallationService;
+  }
+}
+
 export interface AppInstallationService {
   /** The device's current installations (not UNINSTALLED), oldest first. */
   forDevice(actor: AuthUser, deviceId: string): Promise<AppInstallation[]>;
@@ -139,7 +145,7 @@ export function createAppInstallationService(deps: { prisma: PrismaClient; onOut
           where: { id: installationId },
           data: { status: InstallationStatus.UNINSTALLED, uninstalledAt: ref.at, version: { increment: 1 }, ...eventStamp(ref) },
         });
-        // Not in CONTRACT §5 (no subscription takes it): other platform consumers may; the bridge ignores it.
+        // Not in docs/events.md (no subscription takes it): other platform consumers may; the bridge ignores it.
         await writeOutbox(tx, 'app.uninstalled', ref, installationPayload(saved, { uninstalledAt: ref.at.toISOString() }));
         return saved;
       }, TRANSACTION_OPTIONS);

@@ -1,7 +1,7 @@
 import { registerEnumType } from 'type-graphql';
 import { DEVICE_STATUSES } from '../../contracts/events';
 
-/** A cloud phone's lifecycle state (CONTRACT §4); one GraphQL enum for events and entities alike. */
+/** A cloud phone's lifecycle state (docs/event-catalogue.md); one GraphQL enum for events and entities alike. */
 export const DeviceStatus = Object.fromEntries(DEVICE_STATUSES.map((s) => [s, s])) as {
   [K in (typeof DEVICE_STATUSES)[number]]: K;
 };

@@ -1,7 +1,7 @@
 /**
  * Devices on Prisma. Each mutation is a validated state transition: it locks the row, checks the
  * caller may touch it and that the transition exists, then writes the row and its outbox event
- * in one transaction (CONTRACT §6). An impossible transition is BAD_USER_INPUT and writes nothing.
+ * in one transaction (docs/events.md#events-out-the-outbox). An impossible transition is BAD_USER_INPUT and writes nothing.
  */
 import type { AuthUser } from '../../auth/auth-user';
 import { BadUserInputError } from '../../contracts/errors';
@@ -16,6 +16,12 @@ export interface DeviceFilter {
   /** null: every user's (administrators). */
   readonly userId: string | null;
   readonly status?: DeviceStatus | null;
+}
+
+declare module '../../contracts/context' {
+  interface DomainServices {
+    readonly devices: DeviceService;
+  }
 }
 
 export interface DeviceService {

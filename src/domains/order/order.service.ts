@@ -16,6 +16,12 @@ export interface OrderFilter {
   readonly status?: OrderStatus | null;
 }
 
+declare module '../../contracts/context' {
+  interface DomainServices {
+    readonly orders: OrderService;
+  }
+}
+
 export interface OrderService {
   list(filter: OrderFilter, page: PageRequest): Promise<Connection<Order>>;
   get(actor: AuthUser, id: string): Promise<Order>;
@@ -49,7 +55,7 @@ function orderPayload(row: OrderRow, extra: Record<string, unknown>): Record<str
 
 const TRANSITIONS = {
   complete: { to: OrderStatus.COMPLETED, routingKey: 'order.completed', timeField: 'completedAt' },
-  // No subscription takes order.cancelled (CONTRACT §5): the bridge acknowledges it as ignored.
+  // No subscription takes order.cancelled (docs/events.md): the bridge acknowledges it as ignored.
   cancel: { to: OrderStatus.CANCELLED, routingKey: 'order.cancelled', timeField: 'cancelledAt' },
 } as const;
 

@@ -1,6 +1,6 @@
 /**
  * Quota reads and writes on Prisma. Every write stores its event in the outbox in the same
- * transaction (CONTRACT §6): the relay publishes it to RabbitMQ and it comes back through the
+ * transaction (docs/events.md#events-out-the-outbox): the relay publishes it to RabbitMQ and it comes back through the
  * bridge like any platform event, so a query and a subscription never disagree.
  *
  * Usage rules (deductQuota / restoreQuota): devices, concurrent devices, CPU, memory and storage
@@ -16,6 +16,12 @@ import type { Prisma, PrismaClient, Quota as QuotaRow } from '../../generated/pr
 import { eventStamp, newEventRef, writeOutbox, type OutboxEventRef, TRANSACTION_OPTIONS } from '../shared/outbox';
 import type { QuotaUsageDeltaInput, RenewQuotaInput, UpdateQuotaInput } from './quota.input';
 import { QuotaStatus, type Quota, type QuotaLimits, type QuotaUsage } from './quota.type';
+
+declare module '../../contracts/context' {
+  interface DomainServices {
+    readonly quota: QuotaService;
+  }
+}
 
 export interface QuotaService {
   findByUser(userId: string): Promise<Quota | null>;

@@ -11,7 +11,7 @@ export enum QuotaStatus {
 }
 registerEnumType(QuotaStatus, { name: 'QuotaStatus', description: 'Lifecycle state of a quota' });
 
-/** The event kinds: one per `quota.*` routing key (CONTRACT §4). */
+/** The event kinds: one per `quota.*` routing key (docs/event-catalogue.md). */
 export const QuotaEventKind = Object.fromEntries(
   Object.values(QUOTA_ROUTING_KEYS).map((kind) => [kind, kind]),
 ) as { [K in (typeof QUOTA_ROUTING_KEYS)[keyof typeof QUOTA_ROUTING_KEYS]]: K };

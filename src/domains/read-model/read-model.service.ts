@@ -1,5 +1,5 @@
 /**
- * The read model: platform events (CONTRACT §5) kept in the same tables the queries read, so a
+ * The read model: platform events (docs/architecture.md#the-read-model) kept in the same tables the queries read, so a
  * query made after a subscriber saw an event returns the state that event announced. The bridge
  * calls `apply` before it publishes to the fan-out, and `ownerOfDevice` for events that name a
  * device but no user.

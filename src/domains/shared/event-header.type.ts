@@ -1,7 +1,7 @@
 import { Field, ID, InterfaceType } from 'type-graphql';
 import { DateTimeScalar } from './date-time.scalar';
 
-/** The fields every pushed event carries (CONTRACT §4). */
+/** The fields every pushed event carries (docs/api.md#subscriptions). */
 @InterfaceType({ description: 'Fields every subscription event carries' })
 export abstract class RealtimeEvent {
   @Field(() => ID, { description: 'Unique per event; the same on redelivery. De-duplicate by it.' })

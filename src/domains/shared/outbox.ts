@@ -1,5 +1,5 @@
 /**
- * Writing an event to the transactional outbox (CONTRACT §6), inside the caller's transaction.
+ * Writing an event to the transactional outbox (docs/events.md#events-out-the-outbox), inside the caller's transaction.
  * The body is an envelope as the platform's services publish it; the relay sends it to the
  * exchange and it comes back through the bridge like any platform event. Its id is recorded as
  * processed in the same transaction, so the read model does not apply the echo a second time.

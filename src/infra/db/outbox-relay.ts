@@ -1,5 +1,5 @@
 /**
- * Publishes outbox rows to the event bus (CONTRACT §6). Each pass locks a batch of unpublished
+ * Publishes outbox rows to the event bus (docs/events.md#events-out-the-outbox). Each pass locks a batch of unpublished
  * rows with `FOR UPDATE SKIP LOCKED`, so several instances never publish the same row at once,
  * publishes each with a broker confirm, and marks it published in the same transaction. A row
  * whose publish fails stays unpublished (its attempt counted) and is retried with backoff

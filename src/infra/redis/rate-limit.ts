@@ -8,62 +8,11 @@
  * per key that expires once it would be full again); without Redis it is per instance. When
  * Redis cannot answer, the request is allowed and the failure logged.
  */
-import type { RequestHandler } from 'express';
 import Redis from 'ioredis';
 import type { Logger } from 'pino';
-import { ErrorCode } from '../../contracts/errors';
+import type { RateDecision, RateLimiter } from '../../contracts/ports';
+import type { RateLimitOptions } from '../memory/memory-rate-limiter';
 import { redisClientName } from './client-name';
-
-export type RateDecision = { readonly allowed: true } | { readonly allowed: false; readonly retryAfterSec: number };
-
-export interface RateLimiter {
-  take(key: string): Promise<RateDecision>;
-  close(): Promise<void>;
-}
-
-export interface RateLimitOptions {
-  /** Tokens added per second; 0 disables the limit. */
-  readonly perSec: number;
-  /** Bucket size: requests allowed at once. */
-  readonly burst: number;
-}
-
-const retryAfter = (missing: number, perSec: number) => Math.max(1, Math.ceil(missing / perSec));
-
-export class MemoryRateLimiter implements RateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-  private lastSweep = Date.now();
-
-  constructor(private readonly options: RateLimitOptions) {}
-
-  async take(key: string): Promise<RateDecision> {
-    const { perSec, burst } = this.options;
-    if (perSec === 0) return { allowed: true };
-    const now = Date.now();
-    this.sweep(now);
-    const bucket = this.buckets.get(key) ?? { tokens: burst, at: now };
-    bucket.tokens = Math.min(burst, bucket.tokens + ((now - bucket.at) / 1000) * perSec);
-    bucket.at = now;
-    this.buckets.set(key, bucket);
-    if (bucket.tokens >= 1) {
-      bucket.tokens -= 1;
-      return { allowed: true };
-    }
-    return { allowed: false, retryAfterSec: retryAfter(1 - bucket.tokens, perSec) };
-  }
-
-  /** Forgets buckets that would be full again (bounded memory with many callers). */
-  private sweep(now: number): void {
-    const fullAfterMs = (this.options.burst / this.options.perSec) * 1000;
-    if (now - this.lastSweep < fullAfterMs) return;
-    this.lastSweep = now;
-    for (const [key, bucket] of this.buckets) if (now - bucket.at >= fullAfterMs) this.buckets.delete(key);
-  }
-
-  async close(): Promise<void> {
-    this.buckets.clear();
-  }
-}
 
 /** KEYS[1] bucket; ARGV: perSec, burst. Returns { allowed (1|0), retryAfterSec }. */
 const TAKE = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -115,27 +64,4 @@ export class RedisRateLimiter implements RateLimiter {
   async close(): Promise<void> {
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
-}
-
-/** Express middleware: `keyOf` names the caller (user id, else client address). */
-export function rateLimitMiddleware(limiter: RateLimiter, keyOf: (req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1]) => string): RequestHandler {
-  return (req, res, next) => {
-    limiter.take(keyOf(req, res)).then(
-      (decision) => {
-        if (decision.allowed) return next();
-        res
-          .status(429)
-          .set('Retry-After', String(decision.retryAfterSec))
-          .json({
-            errors: [
-              {
-                message: `Rate limit exceeded: retry after ${decision.retryAfterSec} s`,
-                extensions: { code: ErrorCode.RATE_LIMITED, retryAfter: decision.retryAfterSec },
-              },
-            ],
-          });
-      },
-      next,
-    );
-  };
 }

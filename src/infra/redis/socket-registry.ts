@@ -8,44 +8,12 @@
  * third of `WS_SOCKET_LEASE_MS`; the sockets of an instance that crashed stop counting when their
  * lease runs out. When Redis cannot answer, the socket is allowed (availability over the limit)
  * and the failure is logged.
- *
- * Without Redis (one instance) the count is in memory.
+
  */
 import Redis from 'ioredis';
 import type { Logger } from 'pino';
+import type { ConnectionRegistry } from '../../contracts/ports';
 import { redisClientName } from './client-name';
-
-export interface SocketRegistry {
-  /** Takes a slot for `socketId`; false when `userId` already holds the maximum. */
-  acquire(userId: string, socketId: string): Promise<boolean>;
-  release(userId: string, socketId: string): Promise<void>;
-  close(): Promise<void>;
-}
-
-export class MemorySocketRegistry implements SocketRegistry {
-  private readonly sockets = new Map<string, Set<string>>();
-
-  constructor(private readonly max: number) {}
-
-  async acquire(userId: string, socketId: string): Promise<boolean> {
-    const mine = this.sockets.get(userId) ?? new Set<string>();
-    if (mine.size >= this.max) return false;
-    mine.add(socketId);
-    this.sockets.set(userId, mine);
-    return true;
-  }
-
-  async release(userId: string, socketId: string): Promise<void> {
-    const mine = this.sockets.get(userId);
-    if (!mine) return;
-    mine.delete(socketId);
-    if (mine.size === 0) this.sockets.delete(userId);
-  }
-
-  async close(): Promise<void> {
-    this.sockets.clear();
-  }
-}
 
 const NOW_MS = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
@@ -73,7 +41,7 @@ type RegistryCommands = {
   socketRefresh(key: string, leaseMs: number, member: string): Promise<number>;
 };
 
-export class RedisSocketRegistry implements SocketRegistry {
+export class RedisSocketRegistry implements ConnectionRegistry {
   private readonly redis: Redis & RegistryCommands;
   private readonly live = new Map<string, string>(); // socketId -> userId
   private readonly refreshTimer: NodeJS.Timeout;

@@ -1,0 +1,82 @@
+/**
+ * The fan-out part: pub/sub to every instance (Redis, or in process on one instance) and the
+ * limits shared through it (connections per user, the per-user rate limit).
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config';
+import { sharedCoalescingKey, combine, supersedes } from '../contracts/coalescing';
+import type { GatewayEvent } from '../contracts/events';
+import type { ConnectionRegistry, EventPubSub, RateLimiter } from '../contracts/ports';
+import { MemoryConnectionRegistry } from '../infra/memory/memory-connection-registry';
+import { MemoryPubSub } from '../infra/memory/memory-pubsub';
+import { MemoryRateLimiter } from '../infra/memory/memory-rate-limiter';
+import { RedisRateLimiter } from '../infra/redis/rate-limit';
+import { RedisEventPubSub } from '../infra/redis/redis-pubsub';
+import { RedisSocketRegistry } from '../infra/redis/socket-registry';
+import type { QueueOptions } from '../lib/event-queue';
+import type { Part } from './part';
+
+export interface FanoutPart extends Part {
+  readonly pubsub: EventPubSub;
+  readonly connections: ConnectionRegistry;
+  readonly rateLimiter: RateLimiter;
+  /** Delivery figures of every subscription's buffer. */
+  readonly delivery: { readonly coalesced: number; readonly overflowed: number };
+  /** Reconnections of Redis since start (0 in process). */
+  reconnects(): number;
+}
+
+export function fanoutPart(config: Config, logger: Logger): FanoutPart {
+  const delivery = { coalesced: 0, overflowed: 0 };
+  const queueOptions: QueueOptions<GatewayEvent> = {
+    maxBuffered: config.delivery.maxBuffered,
+    coalesceMs: config.delivery.coalesceMs,
+    classify: sharedCoalescingKey,
+    supersedes,
+    combine,
+    onCoalesced: () => void delivery.coalesced++,
+    onOverflow: () => void delivery.overflowed++,
+  };
+  const eventLog = {
+    maxEvents: config.eventLog.maxEvents,
+    maxAllEvents: config.eventLog.maxAllEvents,
+    maxAgeMs: config.eventLog.maxAgeSec * 1_000,
+  };
+  const rateOptions = { perSec: config.graphql.rateLimitPerSec, burst: config.graphql.rateLimitBurst };
+  const { redis } = config;
+  const pubsub =
+    redis.kind === 'redis'
+      ? new RedisEventPubSub(redis.url, redis.topicPrefix, logger, queueOptions, eventLog)
+      : new MemoryPubSub(queueOptions, eventLog);
+  const connections: ConnectionRegistry =
+    redis.kind === 'redis'
+      ? new RedisSocketRegistry(
+          redis.url,
+          { prefix: redis.topicPrefix, max: config.ws.maxSocketsPerUser, leaseMs: config.ws.socketLeaseMs },
+          logger,
+        )
+      : new MemoryConnectionRegistry(config.ws.maxSocketsPerUser);
+  const rateLimiter: RateLimiter =
+    redis.kind === 'redis'
+      ? new RedisRateLimiter(redis.url, { ...rateOptions, prefix: redis.topicPrefix }, logger)
+      : new MemoryRateLimiter(rateOptions);
+  return {
+    name: 'fan-out',
+    pubsub,
+    connections,
+    rateLimiter,
+    delivery,
+    reconnects: () => (pubsub instanceof RedisEventPubSub ? pubsub.reconnects : 0),
+    async start() {
+      if (pubsub instanceof RedisEventPubSub) {
+        // Redis down at start-up is an outage like any other: serve, report it in /readyz, and
+        // let ioredis reconnect (the bridge requeues what it cannot publish meanwhile).
+        await pubsub.ready().catch((error: unknown) => logger.warn({ err: error }, 'redis unavailable at start-up; retrying'));
+      }
+    },
+    async stop() {
+      await pubsub.close();
+      await Promise.all([connections.close(), rateLimiter.close()]);
+    },
+  };
+}

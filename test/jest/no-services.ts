@@ -1,0 +1,35 @@
+/**
+ * The unit project's guard: a unit test that reaches PostgreSQL, Redis or RabbitMQ fails at once
+ * with a message saying where it belongs, instead of passing here and failing on a machine where
+ * the services are down. Loopback servers a test starts itself (a JWKS endpoint) stay allowed.
+ */
+import net from 'node:net';
+import { TEST_AMQP_URL, TEST_DATABASE_URL, TEST_REDIS_URL } from '../helpers/services';
+
+const refused = new Map<number, string>([
+  [5432, 'PostgreSQL'],
+  [6379, 'Redis'],
+  [5672, 'RabbitMQ'],
+]);
+for (const [url, name] of [
+  [TEST_DATABASE_URL, 'PostgreSQL'],
+  [TEST_REDIS_URL, 'Redis'],
+  [TEST_AMQP_URL, 'RabbitMQ'],
+] as const) {
+  const port = Number(new URL(url).port);
+  if (port) refused.set(port, name);
+}
+
+const connect = net.Socket.prototype.connect;
+net.Socket.prototype.connect = function guardedConnect(this: net.Socket, ...args: unknown[]) {
+  const [first, second] = args;
+  const port = Number(typeof first === 'object' && first !== null ? (first as { port?: unknown }).port : first);
+  const service = refused.get(port);
+  if (service) {
+    const host = typeof first === 'object' && first !== null ? (first as { host?: unknown }).host : second;
+    throw new Error(
+      `a unit test connected to ${service} (${String(host ?? 'localhost')}:${port}): unit tests run without services; move it to test/integration/`,
+    );
+  }
+  return (connect as (...a: unknown[]) => net.Socket).apply(this, args);
+} as typeof net.Socket.prototype.connect;
