@@ -258,6 +258,10 @@ export const OPTIONS = {
     group: 'RabbitMQ', mode: 'services', contract: true, default: 'cloudphone-realtime.events',
     doc: 'Name (prefix) of the ingest queues: `<name>.router`, `<name>.p<i>` and their exchange `<name>.partitions`; with `AMQP_PARTITIONS=0`, the one queue all instances share.',
   }),
+  AMQP_PARTITIONS: int({
+    group: 'RabbitMQ', mode: 'services', default: 16, min: 0, max: 1_024, contract: true,
+    doc: 'Per-user partitions of the ingest (a router queue, a consistent-hash exchange, one single-active-consumer queue each), so a user\'s events keep their order across instances (docs/cluster.md); 0: one shared queue, in order only on one instance.',
+  }),
   JWT_SECRET: string({
     group: 'Authentication', mode: 'both', contract: true,
     requiredInProduction: PRODUCTION_JWT, whenUnset: 'a development secret outside production',
@@ -324,10 +328,6 @@ export const OPTIONS = {
   AMQP_PREFETCH: int({
     group: 'RabbitMQ', mode: 'services', default: 100, min: 1, max: 65_535,
     doc: 'Unacknowledged messages in flight per instance (per partition queue when partitioned).',
-  }),
-  AMQP_PARTITIONS: int({
-    group: 'RabbitMQ', mode: 'services', default: 16, min: 0, max: 1_024, contract: true,
-    doc: 'Per-user partitions of the ingest (a router queue, a consistent-hash exchange, one single-active-consumer queue each), so a user\'s events keep their order across instances (docs/cluster.md); 0: one shared queue, in order only on one instance.',
   }),
   // Held rather than nacked at once so an outage does not spin the same messages through the broker.
   AMQP_REQUEUE_DELAY_MS: duration({
