@@ -21,7 +21,7 @@ import {
   type GatewayEventDraft,
 } from '../contracts/events';
 import type { Disposition, EventPubSub, MessageHandler, ReadModel } from '../contracts/ports';
-import { userOfPartitionKey } from '../contracts/partition';
+import { userOfPartitionKey, type RouteDecision } from '../contracts/partition';
 import type { Topics } from '../contracts/topics';
 import { traceContextOf } from '../contracts/trace';
 
@@ -47,6 +47,12 @@ export interface BridgeCounters {
 export interface EventBridge {
   readonly handle: MessageHandler;
   readonly counters: Readonly<BridgeCounters>;
+  /**
+   * Counts a message the partitioned ingest's router settled in the bridge's place (it
+   * dead-letters and ignores before a message reaches a partition), so the counters and metrics
+   * mean the same with and without partitions.
+   */
+  countRouted(decision: RouteDecision): void;
 }
 
 export function createEventBridge(deps: {
@@ -150,5 +156,12 @@ export function createEventBridge(deps: {
     return { action: 'ack' };
   };
 
-  return { handle, counters };
+  const countRouted = (decision: RouteDecision) => {
+    if (decision.action === 'partition') return;
+    counters.consumed++;
+    if (decision.action === 'dead-letter') counters.deadLettered++;
+    else counters.ignored++;
+  };
+
+  return { handle, counters, countRouted };
 }

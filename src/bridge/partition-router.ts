@@ -72,6 +72,8 @@ export class PartitionRouter<T> implements IngestRouter<T> {
       /** Between those lookups. @default 1_000 */
       readonly retryDelayMs?: number;
       readonly onError?: (error: unknown) => void;
+      /** Told every decision as it is forwarded (counters). */
+      readonly onDecision?: (decision: RouteDecision) => void;
     },
   ) {}
 
@@ -233,6 +235,7 @@ export class PartitionRouter<T> implements IngestRouter<T> {
     if (decision.action === 'partition') this.counters.routed++;
     else if (decision.action === 'dead-letter') this.counters.deadLettered++;
     else this.counters.ignored++;
+    this.deps.onDecision?.(decision);
     this.deps.forward(tag, decision);
   }
 }

@@ -42,6 +42,7 @@ export function ingestPart(
       ownerAttempts: config.amqp.ownerAttempts,
       retryDelayMs: config.amqp.requeueDelayMs,
       onError: (error: unknown) => logger.warn({ err: error }, 'router: owner lookup failed'),
+      onDecision: (decision) => bridge.countRouted(decision),
     });
   const bus: EventBus =
     config.amqp.kind === 'amqp'
