@@ -23,7 +23,9 @@ import { createAppInstallationService } from './domains/app/app-installation.ser
 import { createDeviceService } from './domains/device/device.service';
 import { createOrderService } from './domains/order/order.service';
 import { createQuotaService } from './domains/quota/quota.service';
-import type { OperationCounters } from './graphql/operation-layer';
+import { createSessionService } from './domains/session/session.service';
+import type { OperationCounters, SessionCounters } from './graphql/operation-layer';
+import { isRedisClusterUrl } from './lib/redis-url';
 import { createLogger } from './logger';
 import { databasePart } from './parts/database';
 import { fanoutPart } from './parts/fanout';
@@ -54,23 +56,37 @@ export interface App {
     ws: Readonly<OperationCounters>;
     /** Reconnections of RabbitMQ and Redis since start (0 for the in-process stand-ins). */
     reconnects: { eventBus: number; pubsub: number };
+    /** Connections by transport, renewals and revocations (docs/transports.md). */
+    sessions: SessionCounters;
   };
   /** The event bus in use (the in-process one accepts raw publishes: CLI and tests). */
   readonly bus: EventBus;
 }
 
 const NO_COUNTS: OperationCounters = { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0, payloadExecutions: 0 };
+const noTransport = () => ({ open: 0, opened: 0, slowConsumer: 0, expired: 0, revoked: 0 });
+const NO_SESSIONS: SessionCounters = {
+  revocations: 0,
+  renewals: 0,
+  renewalsRefused: 0,
+  transports: { ws: noTransport(), multipart: noTransport(), sse: noTransport() },
+};
 
 /** No DATABASE_URL, REDIS_URL or AMQP_URL: everything in this one process. */
 const isEmbedded = (config: Config) =>
   config.database.kind === 'embedded' && config.redis.kind === 'memory' && config.amqp.kind === 'memory';
 
 export function buildApp(config: Config, logger: Logger = createLogger(config.logLevel)): App {
-  const topics = createTopics(config.redis.topicPrefix);
+  // On a Redis Cluster a user's channels carry the user's hash tag (contracts/topics.ts).
+  const topics = createTopics(config.redis.topicPrefix, { hashTags: config.redis.kind === 'redis' && isRedisClusterUrl(config.redis.url) });
   const verifier = createTokenVerifier(config.jwt);
   const database = databasePart(config.database, logger);
-  const fanout = fanoutPart(config, logger);
-  const ingest = ingestPart(config, { database, pubsub: fanout.pubsub, topics }, logger);
+  const fanout = fanoutPart(config, logger, database);
+  const ingest = ingestPart(
+    config,
+    { database, pubsub: fanout.pubsub, topics, retainEvents: fanout.durableLog !== undefined, revocations: fanout.revocations },
+    logger,
+  );
 
   const subscriptions: Record<string, number> = {};
   const stats = () => ({
@@ -83,6 +99,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     overflowed: fanout.delivery.overflowed,
     ws: { ...(http.layer?.counters ?? NO_COUNTS) },
     reconnects: { eventBus: ingest.reconnects(), pubsub: fanout.reconnects() },
+    sessions: snapshotSessions(http.layer?.sessionCounters ?? NO_SESSIONS),
   });
   const metrics = createMetrics(
     {
@@ -101,6 +118,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
       devices: createDeviceService(writes),
       orders: createOrderService(writes),
       apps: createAppInstallationService(writes),
+      sessions: createSessionService(fanout.revocations),
       pubsub: fanout.pubsub,
       topics,
       onSubscriptionChange(field, delta) {
@@ -153,4 +171,9 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
     stats,
     bus: ingest.bus,
   };
+}
+
+function snapshotSessions(counters: SessionCounters): SessionCounters {
+  const { ws, multipart, sse } = counters.transports;
+  return { ...counters, transports: { ws: { ...ws }, multipart: { ...multipart }, sse: { ...sse } } };
 }

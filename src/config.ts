@@ -23,6 +23,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import path from 'node:path';
+import { isRedisClusterUrl, parseRedisClusterUrl } from './lib/redis-url';
 
 /** A bad or missing value; the message names the variable and what it must be. */
 export class ConfigError extends Error {
@@ -190,6 +191,25 @@ export function url<const S extends OptionDeclaration<string> & { protocols: rea
   });
 }
 
+/**
+ * `url` for Redis, or a Redis Cluster's seed list `redis+cluster://host:port,host:port,...`
+ * (`rediss+cluster://` for TLS), which no URL parser takes (several authorities): lib/redis-url.ts.
+ */
+export function redisUrl<const S extends OptionDeclaration<string>>(spec: S) {
+  const single = url({ ...spec, protocols: ['redis:', 'rediss:'] });
+  // `protocols` as `url` options carry them (the single-server ones first: tests sample `redis:`).
+  const declared = { ...spec, protocols: ['redis:', 'rediss:', 'redis+cluster:', 'rediss+cluster:'] } as S;
+  return declare<string, S>(declared, 'url', 'URL (`redis:`, `rediss:`) or cluster seed list (`redis+cluster://host:port,...`)', (raw, name) => {
+    if (!isRedisClusterUrl(raw)) return single.parse(raw, name);
+    try {
+      parseRedisClusterUrl(raw);
+    } catch (error) {
+      throw new ConfigError(`${name}: ${(error as Error).message}`);
+    }
+    return raw;
+  });
+}
+
 /** A PEM public key; literal `\n` escapes become newlines (one-line environment files). */
 export function pem<const S extends OptionDeclaration<string>>(spec: S) {
   return declare<string, S>(spec, 'pem', 'PEM public key (`\\n` escapes accepted)', (raw, name) => {
@@ -240,10 +260,10 @@ export const OPTIONS = {
     requiredInProduction: 'DATABASE_URL', whenUnset: 'embedded PostgreSQL (PGlite) in `DATA_DIR`',
     doc: 'PostgreSQL URL (Prisma, `@prisma/adapter-pg`).',
   }),
-  REDIS_URL: url({
-    group: 'Redis', mode: 'services', contract: true, protocols: ['redis:', 'rediss:'],
+  REDIS_URL: redisUrl({
+    group: 'Redis', mode: 'services', contract: true,
     requiredInProduction: 'REDIS_URL', whenUnset: 'in-process pub/sub (one instance)',
-    doc: 'Redis for pub/sub fan-out, per-user socket counts and rate limits across instances.',
+    doc: 'Redis for pub/sub fan-out, per-user socket counts and rate limits across instances; a Redis Cluster as `redis+cluster://host:port,host:port,...` (a few seed nodes; fan-out then uses sharded pub/sub, docs/decisions/0301-redis-cluster.md).',
   }),
   AMQP_URL: url({
     group: 'RabbitMQ', mode: 'services', contract: true, protocols: ['amqp:', 'amqps:'],
@@ -299,6 +319,10 @@ export const OPTIONS = {
     group: 'Server', mode: 'both', default: 'auto',
     doc: 'Log lines as JSON, or as coloured text for people; `auto` is pretty when stdout is a terminal outside production and JSON otherwise.',
   }),
+  NO_COLOR: string({
+    group: 'Server', mode: 'both', whenUnset: 'colours in readable log lines on a terminal',
+    doc: 'Any non-empty value: readable log lines without ANSI colours (https://no-color.org).',
+  }),
   SHUTDOWN_TIMEOUT_MS: duration({
     group: 'Server', mode: 'both', unit: 'ms', default: 10_000, min: 0,
     doc: 'Longest a graceful stop waits for sockets and in-flight work.',
@@ -313,7 +337,7 @@ export const OPTIONS = {
   // ------------------------------------------------ Redis
   REDIS_TOPIC_PREFIX: string({
     group: 'Redis', mode: 'both', default: 'cloudphone-realtime:',
-    doc: 'Prefix of every pub/sub channel and Redis key the gateway uses.',
+    doc: 'Prefix of every pub/sub channel and Redis key the gateway uses; no `{` or `}` (on a Redis Cluster the user id is the keys\' hash tag).',
   }),
 
   // ------------------------------------------------ RabbitMQ
@@ -580,6 +604,8 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** `LOG_FORMAT`: `auto` is resolved by the logger, which knows whether stdout is a terminal. */
   readonly logFormat: LogFormat;
+  /** `NO_COLOR` set: readable log lines without colours. */
+  readonly noColor: boolean;
   readonly database:
     /** `DATABASE_URL` set. */
     | { readonly kind: 'postgres'; readonly url: string }
@@ -681,6 +707,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxMessageBytes: o.EVENT_MAX_BYTES,
   };
   const topicPrefix = o.REDIS_TOPIC_PREFIX;
+  // Keys carry the user id as their Redis Cluster hash tag; a brace in the prefix would replace it.
+  if (/[{}]/.test(topicPrefix)) throw new ConfigError('REDIS_TOPIC_PREFIX must not contain "{" or "}"');
   // A JWKS URL replaces a key, a key replaces the secret; only with none of them does the
   // development secret apply (production refused that above).
   const { JWT_SECRET: secret, JWT_PUBLIC_KEY: publicKey, JWT_JWKS_URL: jwksUrl } = o;
@@ -691,6 +719,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: o.HOST,
     logLevel: o.LOG_LEVEL,
     logFormat: o.LOG_FORMAT,
+    noColor: o.NO_COLOR !== undefined,
     database: o.DATABASE_URL
       ? { kind: 'postgres', url: o.DATABASE_URL }
       : { kind: 'embedded', dataDir: path.resolve(o.DATA_DIR) },

@@ -14,7 +14,11 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, {
+    format: config.logFormat,
+    production: config.production,
+    noColor: config.noColor,
+  });
   const app = buildApp(config, logger);
 
   let stopping = false;

@@ -13,6 +13,7 @@ import { DeviceResolver } from './domains/device/device.resolver';
 import { OrderEventResolver } from './domains/order/order-event.resolver';
 import { OrderResolver } from './domains/order/order.resolver';
 import { QuotaResolver } from './domains/quota/quota.resolver';
+import { SessionResolver } from './domains/session/session.resolver';
 import { MeResolver } from './domains/user/me.resolver';
 
 /**
@@ -41,6 +42,7 @@ export async function createSchema(): Promise<GraphQLSchema> {
       DeviceResolver,
       OrderResolver,
       AppInstallationResolver,
+      SessionResolver,
     ],
     authChecker,
     pubSub: topicsUnsupported,

@@ -101,6 +101,8 @@ export function createTokenVerifier(config: JwtConfig): TokenVerifier {
         username: typeof claims.username === 'string' ? claims.username : undefined,
         isAdmin: isAdminClaims(roles, claims.isSuperAdmin),
         expiresAt: claims.exp * 1000,
+        // Revocation compares it (./revocation.ts): a token issued before it is refused.
+        ...(typeof claims.iat === 'number' ? { issuedAt: claims.iat * 1000 } : {}),
       };
     },
   };

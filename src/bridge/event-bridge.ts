@@ -16,12 +16,15 @@ import {
   EventRejection,
   hasOwner,
   normalizeEvent,
+  sessionsRevokedUserId,
   withOwner,
   type GatewayEvent,
   type GatewayEventDraft,
+  type IncomingMessage,
 } from '../contracts/events';
 import type { Disposition, EventPubSub, MessageHandler, ReadModel } from '../contracts/ports';
 import { userOfPartitionKey, type RouteDecision } from '../contracts/partition';
+import { isSessionRevocationRoutingKey } from '../contracts/routing';
 import type { Topics } from '../contracts/topics';
 import { traceContextOf } from '../contracts/trace';
 
@@ -63,6 +66,8 @@ export function createEventBridge(deps: {
   readonly readModel?: ReadModel;
   /** Tries of an event whose device has no known owner yet, before `unknown owner`. @default 1 */
   readonly ownerAttempts?: number;
+  /** Revokes a user's sessions (`user.sessions.revoked`, `auth.sessions.revoked`); counted as bridged. */
+  readonly revokeSessions?: (userId: string) => Promise<unknown>;
 }): EventBridge {
   const { pubsub, topics, maxMessageBytes, logger, readModel } = deps;
   const ownerAttempts = deps.ownerAttempts ?? 1;
@@ -103,6 +108,7 @@ export function createEventBridge(deps: {
     // Every line about this message carries the platform's trace id when it sent one.
     const trace = traceContextOf(message.body, maxMessageBytes);
     const log = trace ? logger.child({ traceId: trace.traceId, traceparent: trace.traceparent }) : logger;
+    if (deps.revokeSessions && isSessionRevocationRoutingKey(message.routingKey)) return revoke(message, deps.revokeSessions, log);
     let draft: GatewayEventDraft | undefined;
     try {
       draft = normalizeEvent(message, maxMessageBytes);
@@ -155,6 +161,27 @@ export function createEventBridge(deps: {
     log.debug({ eventId: event.eventId, type: event.type, userId: event.userId }, 'event bridged');
     return { action: 'ack' };
   };
+
+  async function revoke(message: IncomingMessage, revokeSessions: (userId: string) => Promise<unknown>, log: Logger): Promise<Disposition> {
+    let userId: string;
+    try {
+      userId = sessionsRevokedUserId(message, maxMessageBytes);
+    } catch (error) {
+      return deadLetter(error instanceof EventRejection ? error.reason : 'unprocessable', message, log);
+    }
+    try {
+      await revokeSessions(userId);
+    } catch (error) {
+      counters.requeued++;
+      const reason = `session revocation failed: ${error instanceof Error ? error.message : String(error)}`;
+      log.warn({ userId, reason }, 'event requeued');
+      return { action: 'requeue', reason };
+    }
+    counters.bridged++;
+    log.info({ userId, type: message.routingKey }, 'sessions revoked by a platform event');
+    return { action: 'ack' };
+  }
+
 
   const countRouted = (decision: RouteDecision) => {
     if (decision.action === 'partition') return;

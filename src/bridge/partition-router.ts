@@ -18,9 +18,10 @@
  * dead-lettered as `unknown owner` past that. Everything else keeps flowing meanwhile; an event
  * of the same user that arrives during that wait can overtake it, since its user was not known.
  */
-import { deviceIdOf, EventRejection, hasOwner, normalizeEvent, type IncomingMessage } from '../contracts/events';
+import { deviceIdOf, EventRejection, hasOwner, normalizeEvent, sessionsRevokedUserId, type IncomingMessage } from '../contracts/events';
 import { noUserKey, type IngestRouter, type RouteDecision } from '../contracts/partition';
 import type { ReadModel } from '../contracts/ports';
+import { isSessionRevocationRoutingKey } from '../contracts/routing';
 import { UNKNOWN_OWNER } from './event-bridge';
 
 export type { RouteDecision };
@@ -101,6 +102,10 @@ export class PartitionRouter<T> implements IngestRouter<T> {
   private decide(message: IncomingMessage, tag: T): Item<T> {
     let draft;
     try {
+      // Not an event but a user's command (revoke its sessions): in that user's order too.
+      if (isSessionRevocationRoutingKey(message.routingKey)) {
+        return { tag, message, decision: { action: 'partition', key: sessionsRevokedUserId(message, this.deps.maxMessageBytes) } };
+      }
       draft = normalizeEvent(message, this.deps.maxMessageBytes);
     } catch (error) {
       const reason =

@@ -17,7 +17,10 @@ export const CloseCode = {
   BadRequest: ProtocolCloseCode.BadRequest,
   /** 4401: `subscribe` before the server acknowledged the connection. */
   Unauthorized: ProtocolCloseCode.Unauthorized,
-  /** 4403: missing, invalid or expired token (at connect, or when the token expires while open). */
+  /**
+   * 4403: missing, invalid, expired or revoked token (at connect, when the token expires while
+   * open, or when the user's sessions are revoked: the reason says which).
+   */
   Forbidden: ProtocolCloseCode.Forbidden,
   /** 4406: the socket did not ask for the `graphql-transport-ws` subprotocol. */
   SubprotocolNotAcceptable: ProtocolCloseCode.SubprotocolNotAcceptable,

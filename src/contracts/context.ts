@@ -49,7 +49,19 @@ export interface Services extends DomainServices {
 export interface ConnectionControl {
   /** The client cannot keep up: end its connection (1013 on a socket) and release its operations. */
   slowConsumer(reason: string): void;
+  /**
+   * In-band token renewal (`renewSession`): verifies `token`, which must name the same `sub` and
+   * be neither expired nor revoked, then moves the connection's credentials and expiry timer to
+   * it; open operations keep running. Rejects with a `ForbiddenError` and keeps the old
+   * credentials otherwise. Resolves with the new expiry (epoch milliseconds).
+   */
+  renew(token: string): Promise<number>;
+  /** The transport this connection uses (`ws`, `multipart`, `sse`). */
+  readonly transport: TransportName;
 }
+
+/** The transports a connection can use; metrics are labelled with these. */
+export type TransportName = 'ws' | 'multipart' | 'sse';
 
 export interface GraphQLContext {
   /** Null on HTTP without a token; always set on a socket or stream (unauthenticated ones are refused). */

@@ -451,6 +451,11 @@ function requireUserId(payload: Record<string, unknown>): string {
   return userId;
 }
 
+/** The user a session-revocation message (`user.sessions.revoked`, `auth.sessions.revoked`) names; throws `EventRejection`. */
+export function sessionsRevokedUserId(message: IncomingMessage, maxBytes: number): string {
+  return requireUserId(decodeMessage(message, maxBytes).payload);
+}
+
 /**
  * Normalizes a message by its routing key: undefined for a key no subscription takes (the bridge
  * acknowledges and counts it); a draft whose `userId` may be missing for device and app events

@@ -103,3 +103,32 @@ export interface RateLimiter {
   take(key: string): Promise<RateDecision>;
   close(): Promise<void>;
 }
+
+/**
+ * Revoked sessions per user (docs/transports.md#revocation), shared by every instance: Redis (a
+ * key per user with its own expiry, and a pub/sub channel so every instance hears of it within
+ * the second), or in memory on one instance.
+ */
+export interface RevocationStore {
+  /** Records a revocation of `userId`'s sessions now; every instance's listeners hear it. Resolves with its time (epoch ms). */
+  revoke(userId: string): Promise<number>;
+  /** The latest revocation of `userId` still retained (epoch ms), or undefined. */
+  revokedAt(userId: string): Promise<number | undefined>;
+  /** Called on every instance, for each revocation (this instance's and the others'). */
+  onRevoked(listener: (userId: string, revokedAt: number) => void): void;
+  close(): Promise<void>;
+}
+
+/**
+ * The durable copy of the retained event log (PostgreSQL, written in the read model's
+ * transaction), read when the pub/sub's own log (Redis memory) no longer holds a client's `after`.
+ */
+export interface DurableEventLog {
+  /**
+   * The events that followed `after` in `userId`'s log (null: every user's), oldest first;
+   * undefined when `after` is not retained there (past the count or age bound, unknown, or
+   * another user's). Rejects when the store cannot be read: the caller then cannot prove
+   * continuity and answers `HISTORY_UNAVAILABLE`.
+   */
+  readAfter(userId: string | null, after: string): Promise<GatewayEvent[] | undefined>;
+}

@@ -75,12 +75,23 @@ export const ALL_ROUTING_KEYS: readonly string[] = [
 ];
 
 /**
+ * Platform events that revoke one user's sessions (`{ userId }`, flat or enveloped;
+ * docs/transports.md#revocation): no subscription takes them, the bridge hands them to the
+ * revocation store.
+ */
+export const SESSION_REVOCATION_ROUTING_KEYS: readonly string[] = ['user.sessions.revoked', 'auth.sessions.revoked'];
+
+export function isSessionRevocationRoutingKey(key: string): boolean {
+  return SESSION_REVOCATION_ROUTING_KEYS.includes(key);
+}
+
+/**
  * Binding patterns of the shared queue: exactly the keys above. Binding wider patterns
  * (`device.#`) would only fill the queue with messages the gateway acknowledges unread; a routing
  * key outside this list that still arrives (e.g. through an operator's extra binding) is
  * acknowledged and counted as ignored.
  */
-export const QUEUE_BINDINGS: readonly string[] = ALL_ROUTING_KEYS;
+export const QUEUE_BINDINGS: readonly string[] = [...ALL_ROUTING_KEYS, ...SESSION_REVOCATION_ROUTING_KEYS];
 
 /** AMQP topic matching: `*` is exactly one word, `#` zero or more words. */
 export function topicMatches(pattern: string, routingKey: string): boolean {

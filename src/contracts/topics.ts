@@ -19,6 +19,33 @@ export interface Topics {
   userLog(userId: string): string;
   /** The stream retaining every user's recent events (administrators resuming without `userId`). */
   allUsersLog(): string;
+  /**
+   * Redis Cluster only: the sharded channels that together carry every user's events of a
+   * family (administrators without `userId`; sharded pub/sub has no patterns). A user's events
+   * always go to the same one of them (`allUsersFeedOf`), so their order holds there too.
+   */
+  allUsersFeeds(family: EventFamily): string[];
+  /** The feed channel (of `allUsersFeeds`) a user's events of a family are also published on. */
+  allUsersFeedOf(family: EventFamily, userId: string): string;
+  /** The family of an `allUsers` pattern; undefined for any other topic. */
+  familyOfAllUsers(topic: string): EventFamily | undefined;
+}
+
+/**
+ * Feed channels per family on a cluster: enough to spread the administrators' traffic over every
+ * shard of a large cluster, few enough that one every-user subscription costs a handful of
+ * SSUBSCRIBEs. Never change it while instances run: publishers and subscribers must agree.
+ */
+export const ALL_USERS_FEEDS = 16;
+
+/** FNV-1a, 32 bits: a stable bucket per user, the same in every instance. */
+function bucketOf(id: string, buckets: number): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    hash ^= id.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % buckets;
 }
 
 /**
@@ -26,15 +53,45 @@ export interface Topics {
  * `*` must get a channel of their own, never the administrators' every-user pattern.
  */
 function escapeId(id: string): string {
-  return id.replace(/[*?[\]\\%]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return id.replace(/[*?[\]\\%]/g, hex);
 }
 
-/** Topic names under `prefix` (per deployment, and per test run). */
-export function createTopics(prefix: string): Topics {
+const hex = (c: string) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`;
+
+/** A user id as a hash tag: braces escaped too, since a `}` inside would end the tag early. */
+function hashTag(id: string): string {
+  return `{${escapeId(id).replace(/[{}]/g, hex)}}`;
+}
+
+/** How topic names are built. */
+export interface TopicOptions {
+  /**
+   * Redis Cluster: a user's channels and log carry the user id as their hash tag (`{...}`), so
+   * they live in one slot and the publish-and-log script stays atomic on one shard. Off on one
+   * Redis, whose names stay as they were: instances of the previous version keep exchanging
+   * events with these during a rolling deploy. @default false
+   */
+  readonly hashTags?: boolean;
+}
+
+/**
+ * Topic names under `prefix` (per deployment, and per test run). The prefix must not contain `{`
+ * (config refuses it), or it would become every key's hash tag on a cluster.
+ */
+export function createTopics(prefix: string, options: TopicOptions = {}): Topics {
+  const allUsersSuffix = ':user:*';
+  const tag = options.hashTags === true ? hashTag : escapeId;
   return {
-    user: (family, userId) => `${prefix}${family}:user:${escapeId(userId)}`,
-    allUsers: (family) => `${prefix}${family}:user:*`,
-    userLog: (userId) => `${prefix}log:user:${escapeId(userId)}`,
+    user: (family, userId) => `${prefix}${family}:user:${tag(userId)}`,
+    allUsers: (family) => `${prefix}${family}${allUsersSuffix}`,
+    userLog: (userId) => `${prefix}log:user:${tag(userId)}`,
     allUsersLog: () => `${prefix}log:all`,
+    allUsersFeeds: (family) => Array.from({ length: ALL_USERS_FEEDS }, (_, b) => `${prefix}${family}:all:{feed-${b}}`),
+    allUsersFeedOf: (family, userId) => `${prefix}${family}:all:{feed-${bucketOf(userId, ALL_USERS_FEEDS)}}`,
+    familyOfAllUsers(topic) {
+      if (!topic.startsWith(prefix) || !topic.endsWith(allUsersSuffix)) return undefined;
+      const family = topic.slice(prefix.length, topic.length - allUsersSuffix.length);
+      return family === '' || family.includes(':') ? undefined : (family as EventFamily);
+    },
   };
 }

@@ -4,9 +4,9 @@
  */
 import { GraphiQL } from 'graphiql';
 import 'graphiql/style.css';
-import { StrictMode, useEffect, useMemo, useState } from 'react';
+import { StrictMode, useEffect, useMemo, useRef, useState } from 'react';
 import { createRoot } from 'react-dom/client';
-import { createGatewayFetcher, type SocketState } from './fetcher';
+import { createGatewayFetcher, describeClose, normalizeToken, type SocketStatus } from './fetcher';
 import './page.css';
 
 /** Set by the server in a `<script type="application/json">` block (see transports/http/graphiql.ts). */
@@ -15,7 +15,15 @@ interface PageConfig {
   tokenHint: boolean;
   /** No DATABASE_URL, REDIS_URL, AMQP_URL: everything runs in this one process. */
   embedded: boolean;
+  /**
+   * Embedded, outside production, on the development secret: `POST /dev/token` exists and the
+   * page shows the "act as user / as admin" control. Never true in production.
+   */
+  devTokens: boolean;
 }
+
+/** Where the development-only token route listens (see transports/http/dev-token.ts). */
+const DEV_TOKEN_URL = '/dev/token';
 
 const ASSETS = '/graphiql/assets';
 const TOKEN_KEY = 'cloudphone-realtime:token';
@@ -53,11 +61,63 @@ query MyQuota {
 
 function readConfig(): PageConfig {
   const element = document.getElementById('graphiql-config');
+  const defaults: PageConfig = { tokenHint: false, embedded: false, devTokens: false };
   try {
-    return { tokenHint: false, embedded: false, ...(element ? JSON.parse(element.textContent ?? '{}') : {}) };
+    return { ...defaults, ...(element ? JSON.parse(element.textContent ?? '{}') : {}) };
   } catch {
-    return { tokenHint: false, embedded: false };
+    return defaults;
   }
+}
+
+/** Asks the development-only route for a short-lived token; rejects with the server's reason. */
+async function fetchDevToken(sub: string, admin: boolean): Promise<string> {
+  const response = await fetch(DEV_TOKEN_URL, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ sub, admin }),
+  });
+  const body = (await response.json().catch(() => ({}))) as { token?: string; errors?: { message?: string }[] };
+  if (!response.ok || typeof body.token !== 'string') {
+    throw new Error(body.errors?.[0]?.message ?? `${DEV_TOKEN_URL} answered ${response.status}`);
+  }
+  return body.token;
+}
+
+/** Development only: fills the token box with a token for a user or an administrator. */
+function ActAs({ onToken }: { onToken: (token: string) => void }) {
+  const [user, setUser] = useState('alice');
+  const [problem, setProblem] = useState<string | undefined>();
+  const act = (admin: boolean) => {
+    setProblem(undefined);
+    fetchDevToken(user.trim(), admin).then(onToken, (error: unknown) =>
+      setProblem(error instanceof Error ? error.message : String(error)),
+    );
+  };
+  return (
+    <div id="cpr-act-as" className="cpr-act-as">
+      <span className="cpr-dev-badge">development only</span>
+      <label htmlFor="cpr-act-as-user">act as</label>
+      <input
+        id="cpr-act-as-user"
+        value={user}
+        spellCheck={false}
+        autoComplete="off"
+        onChange={(event) => setUser(event.target.value)}
+      />
+      <button id="cpr-act-as-as-user" type="button" onClick={() => act(false)}>
+        as user
+      </button>
+      <button id="cpr-act-as-as-admin" type="button" onClick={() => act(true)}>
+        as admin
+      </button>
+      <span className="cpr-muted">fills the JWT box with a 15-minute token signed with the development secret</span>
+      {problem && (
+        <span id="cpr-act-as-problem" role="alert" className="cpr-problem">
+          {problem}
+        </span>
+      )}
+    </div>
+  );
 }
 
 /** The token's claims for display only; the server verifies it. */
@@ -77,30 +137,40 @@ function describeToken(token: string): string {
 function App({ config }: { config: PageConfig }) {
   const origin = window.location;
   const [draft, setDraft] = useState(() => localStorage.getItem(TOKEN_KEY) ?? '');
-  const [token, setToken] = useState(draft);
-  const [socket, setSocket] = useState<{ state: SocketState; detail?: string }>({ state: 'idle' });
+  const [token, setToken] = useState(() => normalizeToken(draft));
+  const [socket, setSocket] = useState<SocketStatus>({ state: 'idle' });
+  // The fetcher lives as long as the page and reads the box at every Run, not at render time.
+  const draftRef = useRef(draft);
+  draftRef.current = draft;
+  const remember = (next: string) => {
+    setToken(next);
+    if (next) localStorage.setItem(TOKEN_KEY, next);
+    else localStorage.removeItem(TOKEN_KEY);
+  };
+  const rememberRef = useRef(remember);
+  rememberRef.current = remember;
   const gateway = useMemo(
     () =>
       createGatewayFetcher({
         httpUrl: `${origin.origin}/graphql`,
         wsUrl: `${origin.protocol === 'https:' ? 'wss:' : 'ws:'}//${origin.host}/graphql`,
-        token,
-        onSocketState: (state, detail) => setSocket({ state, detail }),
+        currentToken: () => draftRef.current,
+        onTokenUsed: (used) => rememberRef.current(used),
+        onSocketStatus: setSocket,
       }),
-    // One fetcher for the page's life; the token is swapped in below.
+    // One fetcher for the page's life; it reads the token through the refs above.
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [],
   );
   useEffect(() => () => gateway.dispose(), [gateway]);
 
-  const apply = () => {
-    const next = draft.trim().replace(/^Bearer\s+/i, '');
-    setToken(next);
-    gateway.setToken(next);
-    if (next) localStorage.setItem(TOKEN_KEY, next);
-    else localStorage.removeItem(TOKEN_KEY);
+  const apply = (raw: string) => {
+    const next = normalizeToken(raw);
+    remember(next);
+    gateway.applyToken(next);
   };
 
+  const refused = socket.state !== 'connected' && socket.code !== undefined;
   const params = new URLSearchParams(window.location.search);
   return (
     <div className="cpr-page">
@@ -108,7 +178,7 @@ function App({ config }: { config: PageConfig }) {
         className="cpr-token-bar"
         onSubmit={(event) => {
           event.preventDefault();
-          apply();
+          apply(draft);
         }}
       >
         <label htmlFor="cpr-token">JWT</label>
@@ -127,15 +197,35 @@ function App({ config }: { config: PageConfig }) {
         <span id="cpr-token-who" className="cpr-muted">
           {describeToken(token)}
         </span>
-        <span id="cpr-socket" data-state={socket.state} className={`cpr-socket cpr-socket-${socket.state}`}>
+        <span
+          id="cpr-socket"
+          data-state={socket.state}
+          data-code={socket.code}
+          className={`cpr-socket cpr-socket-${socket.state}`}
+        >
           socket: {socket.state}
-          {socket.detail ? ` (${socket.detail})` : ''}
+          {socket.code !== undefined ? ` (${socket.code}${socket.reason ? ` ${socket.reason}` : ''})` : ''}
         </span>
       </form>
+      {refused && (
+        <div id="cpr-socket-problem" role="alert" className="cpr-problem-bar">
+          {socket.state === 'connecting' ? 'Reconnecting; the socket was closed with ' : 'The socket was closed with '}
+          <strong>{describeClose(socket.code as number, socket.reason)}</strong>
+        </div>
+      )}
+      {config.devTokens && (
+        <ActAs
+          onToken={(minted) => {
+            setDraft(minted);
+            apply(minted);
+          }}
+        />
+      )}
       {config.tokenHint && (
         <div id="cpr-token-hint" className="cpr-hint">
           {config.embedded ? 'Embedded mode (no DATABASE_URL, REDIS_URL or AMQP_URL). ' : ''}
-          Development token: <code>npm run token -- --sub &lt;userId&gt;</code>, or{' '}
+          {config.devTokens ? 'Development token: "act as" above, or ' : 'Development token: '}
+          <code>npm run token -- --sub &lt;userId&gt;</code>, or{' '}
           <code>npm run token -- --sub &lt;userId&gt; --roles admin</code> for an administrator. Publish a test
           event with <code>npm run publish-event -- quota.updated '{'{'}"userId":"&lt;userId&gt;"{'}'}'</code>.
         </div>

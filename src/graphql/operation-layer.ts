@@ -10,7 +10,10 @@
  *   validation with the shared limits (./documents.ts), the per-user rate limit for queries and
  *   mutations, the context, execution, and for subscriptions the pushed delivery with one
  *   execution per event and selection (./push-delivery.ts);
- * - error formatting (./format-error.ts) and the counters behind /metrics.
+ * - error formatting (./format-error.ts) and the counters behind /metrics, by transport;
+ * - in-band token renewal (`Session.renew`, the `renewSession` mutation) and revocation: when the
+ *   `RevocationStore` reports a revocation (from any instance), every local session of that user
+ *   whose token predates it ends through its transport (4403 on a socket, an error on a stream).
  *
  * Operations are tracked by identity: each `start` creates its own state object, and every step
  * that resumes after an `await` checks that the map still holds *that* object. A client that
@@ -19,26 +22,24 @@
  * let the cancelled one take the new one's place).
  */
 import {
-  createSourceEventStream,
-  execute,
   GraphQLError,
-  type ExecutionArgs,
   type ExecutionResult,
   type GraphQLFormattedError,
   type GraphQLSchema,
 } from 'graphql';
 import type { Logger } from 'pino';
-import type { AuthUser, ConnectionControl, GraphQLContext, Services } from '../contracts/context';
-import { BadUserInputError, ErrorCode, TooManySubscriptionsError } from '../contracts/errors';
+import { issuedBeforeRevocation } from '../auth/revocation';
+import type { AuthUser, ConnectionControl, GraphQLContext, Services, TransportName } from '../contracts/context';
+import { ErrorCode } from '../contracts/errors';
 import type { GatewayEvent } from '../contracts/events';
-import type { ConnectionRegistry, RateLimiter } from '../contracts/ports';
+import type { ConnectionRegistry, RateLimiter, RevocationStore } from '../contracts/ports';
 import { DocumentCache, type DocumentLimits } from './documents';
 import type { ErrorFormatter } from './format-error';
 import { containsNul, NUL_MESSAGE } from './nul-guard';
-import { isPushSource, SharedExecution, type PushSource } from './push-delivery';
+import { SharedExecution } from './push-delivery';
+import { Session } from './session';
 
-/** setTimeout's ceiling (~24.8 days); tokens living longer are re-armed. */
-const MAX_TIMER_MS = 2_147_483_647;
+export { Session };
 
 /** What a client asks to run: the GraphQL-over-HTTP request parameters, whatever the transport. */
 export interface OperationRequest {
@@ -46,6 +47,11 @@ export interface OperationRequest {
   readonly variables?: Readonly<Record<string, unknown>> | null;
   readonly operationName?: string | null;
   readonly extensions?: Readonly<Record<string, unknown>> | null;
+  /**
+   * Resume after this eventId, as the subscription field's `after` argument would (SSE's
+   * `Last-Event-ID`); it replaces any `after` the document gives. Ignored by fields without one.
+   */
+  readonly resumeAfter?: string;
 }
 
 /** A formatted result, as it goes on the wire. */
@@ -85,6 +91,8 @@ export interface SessionTransport {
   expired(): void;
   /** The client cannot keep up (WebSocket: close 1013); the session has already stopped its operations. */
   slow(reason: string): void;
+  /** The user's sessions were revoked (WebSocket: close 4403 with the reason); the session has already ended. */
+  revoked(reason: string): void;
 }
 
 export type SessionRefusal =
@@ -104,6 +112,26 @@ export interface OperationCounters {
   payloadExecutions: number;
 }
 
+/** Per transport: connections open now, and how many ended for each reason the layer decides. */
+export interface TransportCounters {
+  open: number;
+  opened: number;
+  slowConsumer: number;
+  expired: number;
+  revoked: number;
+}
+
+export interface SessionCounters {
+  /** Revocations this instance heard (its own and other instances'). */
+  revocations: number;
+  /** Tokens renewed in band, and renewals refused (FORBIDDEN). */
+  renewals: number;
+  renewalsRefused: number;
+  readonly transports: Record<TransportName, TransportCounters>;
+}
+
+const transportCounters = (): TransportCounters => ({ open: 0, opened: 0, slowConsumer: 0, expired: 0, revoked: 0 });
+
 export interface OperationLayerOptions extends DocumentLimits {
   /** `WS_MAX_SUBSCRIPTIONS_PER_SOCKET`: live operations per connection. */
   readonly maxOperationsPerSession: number;
@@ -115,9 +143,17 @@ export interface TokenCheck {
 
 export class OperationLayer {
   readonly counters: OperationCounters = { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0, payloadExecutions: 0 };
+  readonly sessionCounters: SessionCounters = {
+    revocations: 0,
+    renewals: 0,
+    renewalsRefused: 0,
+    transports: { ws: transportCounters(), multipart: transportCounters(), sse: transportCounters() },
+  };
   readonly execution: SharedExecution;
   private readonly documents: DocumentCache;
   private connectionSeq = 0;
+  /** This instance's open sessions by user, for revocation. */
+  private readonly sessions = new Map<string, Set<Session>>();
 
   constructor(
     readonly schema: GraphQLSchema,
@@ -130,11 +166,45 @@ export class OperationLayer {
       readonly logger: Logger;
       /** Unique per instance: names this instance's connections in the shared registry. */
       readonly instanceId: string;
+      /** Revocations from every instance; `verifier` must already refuse revoked tokens (auth/revocation.ts). */
+      readonly revocations?: RevocationStore;
     },
     readonly options: OperationLayerOptions,
   ) {
     this.documents = new DocumentCache(schema, options);
     this.execution = new SharedExecution(schema, deps.formatError, () => this.counters.payloadExecutions++);
+    deps.revocations?.onRevoked((userId, revokedAt) => this.revokeLocal(userId, revokedAt));
+  }
+
+  /** Ends this instance's sessions of `userId` whose token predates the revocation. */
+  private revokeLocal(userId: string, revokedAt: number): void {
+    this.sessionCounters.revocations++;
+    const mine = [...(this.sessions.get(userId) ?? [])].filter((session) => issuedBeforeRevocation(session.user, revokedAt));
+    if (mine.length > 0) this.deps.logger.info({ userId, sessions: mine.length }, 'sessions revoked: ending connections');
+    for (const session of mine) session.revoke();
+  }
+
+  /** @internal The verifier sessions renew with. */
+  verify(token: string): Promise<AuthUser> {
+    return this.deps.verifier.verify(token);
+  }
+
+  /** @internal */
+  opened(session: Session): void {
+    const mine = this.sessions.get(session.user.id) ?? new Set<Session>();
+    mine.add(session);
+    this.sessions.set(session.user.id, mine);
+    const counters = this.sessionCounters.transports[session.transport];
+    counters.open++;
+    counters.opened++;
+  }
+
+  /** @internal */
+  closed(session: Session): void {
+    const mine = this.sessions.get(session.user.id);
+    mine?.delete(session);
+    if (mine?.size === 0) this.sessions.delete(session.user.id);
+    this.sessionCounters.transports[session.transport].open--;
   }
 
   /** The context resolvers see, on every transport. */
@@ -154,7 +224,11 @@ export class OperationLayer {
    * Authenticates a connection and takes its slot in the per-user count. The caller ends the
    * session when its connection closes (also when it closed while this was pending).
    */
-  async openSession(token: string | undefined, transport: SessionTransport): Promise<Session | SessionRefusal> {
+  async openSession(
+    token: string | undefined,
+    transport: SessionTransport,
+    name: TransportName = 'ws',
+  ): Promise<Session | SessionRefusal> {
     if (!token) return { refused: 'forbidden', reason: 'Forbidden' };
     let user: AuthUser;
     try {
@@ -171,7 +245,9 @@ export class OperationLayer {
       this.deps.logger.info({ userId: user.id }, 'too many connections for this user');
       return { refused: 'too-many-connections', reason: 'Too many connections for this user' };
     }
-    return new Session(this, user, connectionId, transport);
+    const session = new Session(this, user, connectionId, transport, name);
+    this.opened(session);
+    return session;
   }
 
   /** @internal Session's way to the shared pieces. */
@@ -203,198 +279,4 @@ export class OperationLayer {
   get logger(): Logger {
     return this.deps.logger;
   }
-}
-
-/**
- * One operation while it lives in its session; its identity is what `Session.live` compares. A
- * class with methods rather than closures: there is one per live subscription (heap per socket).
- */
-class Operation implements OperationRef {
-  readonly idJson: string;
-  /** Set once a subscription's stream is attached. */
-  source: PushSource<object> | undefined;
-  private selection: ExecutionArgs | undefined;
-  private key = '';
-
-  constructor(
-    readonly id: string,
-    private readonly session: Session,
-    private readonly layer: OperationLayer,
-    readonly sink: OperationSink,
-  ) {
-    this.idJson = JSON.stringify(id);
-  }
-
-  attach(source: PushSource<object>, selection: ExecutionArgs, key: string): void {
-    this.source = source;
-    this.selection = selection;
-    this.key = key;
-    source.attach(
-      (event) => this.write(event),
-      (error) => this.session.ended(this, error),
-    );
-  }
-
-  private write(event: object): boolean {
-    const { sink } = this;
-    if (!sink.ready(this)) return false;
-    sink.next(this, this.layer.execution.payload(event, this.key, this.selection as ExecutionArgs), event as GatewayEvent);
-    return true;
-  }
-
-  stop(): void {
-    void this.source?.return?.()?.catch(() => undefined);
-  }
-}
-
-/**
- * One authenticated connection (a socket, a multipart or SSE stream): its user, its live
- * operations by id, its expiry timer and its slot in the per-user count.
- */
-export class Session implements ConnectionControl {
-  private readonly operations = new Map<string, Operation>();
-  private closed = false;
-  private slowEnded = false;
-  private expiryTimer: NodeJS.Timeout | undefined;
-
-  constructor(
-    private readonly layer: OperationLayer,
-    readonly user: AuthUser,
-    private readonly connectionId: string,
-    private readonly transport: SessionTransport,
-  ) {
-    this.armExpiry(user.expiresAt);
-  }
-
-  /** Operations running now. */
-  get size(): number {
-    return this.operations.size;
-  }
-
-  has(id: string): boolean {
-    return this.operations.has(id);
-  }
-
-  /**
-   * Runs one operation; resolves once it is set up (a subscription attached, a query answered).
-   * The transport checks `has(id)` first: a duplicate id is a protocol matter (4409 on a socket).
-   */
-  async start(id: string, request: OperationRequest, sink: OperationSink): Promise<void> {
-    const { layer } = this;
-    const operation = new Operation(id, this, layer, sink);
-    this.operations.set(id, operation);
-    const refuse = (errors: readonly GraphQLError[]) => {
-      if (!this.live(operation)) return;
-      this.operations.delete(id);
-      sink.error(operation, layer.formatErrors(errors));
-    };
-    const answer = (result: ExecutionResult) => {
-      if (!this.live(operation)) return;
-      this.operations.delete(id);
-      sink.result(operation, layer.formatResult(result));
-      sink.complete(operation);
-    };
-
-    if (this.operations.size > layer.options.maxOperationsPerSession) {
-      layer.counters.tooManySubscriptions++;
-      return refuse([new TooManySubscriptionsError(layer.options.maxOperationsPerSession)]);
-    }
-    if (request.variables != null && (typeof request.variables !== 'object' || Array.isArray(request.variables))) {
-      return refuse([new BadUserInputError('variables must be an object')]);
-    }
-    const prepared = layer.prepare(request);
-    if (!('document' in prepared)) return refuse(prepared);
-    if (prepared.operation !== 'subscription') {
-      const limited = await layer.rateLimited(this.user);
-      if (limited) return refuse([limited]);
-      if (!this.live(operation)) return;
-    }
-    const args: ExecutionArgs = {
-      schema: layer.schema,
-      document: prepared.document,
-      operationName: request.operationName,
-      variableValues: request.variables,
-      contextValue: layer.context(this.user, this),
-    };
-    if (prepared.operation !== 'subscription') return answer(await execute(args));
-
-    const source = await createSourceEventStream(args);
-    if (!isAsyncIterable(source)) return answer(source); // the field refused: its errors, then complete
-    if (!this.live(operation)) {
-      await (source as Partial<AsyncIterator<unknown>>).return?.();
-      return;
-    }
-    if (!isPushSource<object>(source)) throw new Error(`subscription ${id}: its stream cannot be pushed`);
-    // What the payload needs, without the context: that lives on in the stream only as needed.
-    const selection: ExecutionArgs = {
-      schema: layer.schema,
-      document: args.document,
-      operationName: args.operationName,
-      variableValues: args.variableValues,
-    };
-    operation.attach(source, selection, layer.execution.selectionKey(selection));
-  }
-
-  /** @internal A subscription's stream ended by itself (not by `stop` or the connection). */
-  ended(operation: Operation, error?: Error): void {
-    // Stopped by the client or the connection: already removed, nothing to tell.
-    if (!this.live(operation)) return;
-    this.operations.delete(operation.id);
-    if (error) operation.sink.error(operation, this.layer.formatErrors([new GraphQLError(error.message, { originalError: error })]));
-    else operation.sink.complete(operation);
-  }
-
-  private live(operation: Operation): boolean {
-    return !this.closed && this.operations.get(operation.id) === operation;
-  }
-
-  /** The client stopped an operation: released, and nothing more is sent for it. */
-  stop(id: string): void {
-    const operation = this.operations.get(id);
-    this.operations.delete(id);
-    operation?.stop();
-  }
-
-  /** The connection can take frames again: offer what waited. */
-  flush(): void {
-    for (const operation of this.operations.values()) operation.source?.flush();
-  }
-
-  /** `ConnectionControl`: a subscription's buffer overflowed. */
-  slowConsumer(reason: string): void {
-    if (this.slowEnded || this.closed) return;
-    this.slowEnded = true;
-    this.layer.counters.slowConsumerCloses++;
-    this.layer.logger.warn({ userId: this.user.id, reason }, 'slow consumer: ending its connection');
-    this.stopAll();
-    this.transport.slow(reason);
-  }
-
-  /** The connection is gone: every operation stopped, the slot released, timers cleared. Idempotent. */
-  end(): void {
-    if (this.closed) return;
-    this.closed = true;
-    clearTimeout(this.expiryTimer);
-    this.stopAll();
-    this.layer.release(this.user.id, this.connectionId);
-  }
-
-  private stopAll(): void {
-    const operations = [...this.operations.values()];
-    this.operations.clear();
-    for (const operation of operations) operation.stop();
-  }
-
-  private armExpiry(expiresAt: number): void {
-    const remaining = expiresAt - Date.now();
-    this.expiryTimer = setTimeout(
-      () => (remaining > MAX_TIMER_MS ? this.armExpiry(expiresAt) : this.transport.expired()),
-      Math.max(0, Math.min(remaining, MAX_TIMER_MS)),
-    );
-    this.expiryTimer.unref();
-  }
-}
-
-function isAsyncIterable(value: AsyncIterable<unknown> | ExecutionResult): value is AsyncIterable<unknown> {
-  return typeof (value as Partial<AsyncIterable<unknown>> | undefined)?.[Symbol.asyncIterator] === 'function';
 }

@@ -11,6 +11,7 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import express from 'express';
 import type { Logger } from 'pino';
 import type { TokenVerifier } from '../auth/jwt';
+import { revocationAwareVerifier } from '../auth/revocation';
 import type { Config } from '../config';
 import type { GraphQLContext, Services } from '../contracts/context';
 import type { DependencyStatus, EventBus } from '../contracts/ports';
@@ -21,9 +22,12 @@ import { costLimitRule } from '../graphql/validation-rules';
 import { MemoryEventBus } from '../infra/memory/memory-bus';
 import { createSchema } from '../schema';
 import { devEventsRouter } from '../transports/http/dev-events';
+import { devTokenRouter } from '../transports/http/dev-token';
 import { graphiqlRouter } from '../transports/http/graphiql';
 import { graphqlHttpRouter, jsonErrors } from '../transports/http/graphql-http';
 import { healthRouter } from '../transports/http/health';
+import { StreamRegistry } from '../transports/http/http-stream';
+import { streamingHandler } from '../transports/http/streaming';
 import type { GatewayMetrics } from '../transports/http/metrics';
 import { startGraphQLWsServer, type GraphQLWsServer } from '../transports/ws/server';
 import type { FanoutPart } from './fanout';
@@ -34,7 +38,12 @@ export interface HttpPart extends Part {
   /** The operation layer, once started (its counters feed the metrics). */
   readonly layer: OperationLayer | undefined;
   socketCount(): number;
+  /** Open multipart and SSE streams. */
+  streamCount(): number;
 }
+
+/** The heartbeat of multipart and SSE streams (Apollo's multipart protocol: every 5 s). */
+const STREAM_HEARTBEAT_MS = 5_000;
 
 export function httpPart(
   config: Config,
@@ -61,6 +70,9 @@ export function httpPart(
   let apollo: ApolloServer<GraphQLContext> | undefined;
   let server: http.Server | undefined;
   let wsServer: GraphQLWsServer | undefined;
+  const streams = new StreamRegistry();
+  // Revoked tokens are refused everywhere a token is verified: HTTP, connect, renewal.
+  const verifier = revocationAwareVerifier(deps.verifier, deps.fanout.revocations);
 
   return {
     name: 'http',
@@ -71,14 +83,16 @@ export function httpPart(
       return layer;
     },
     socketCount: () => wsServer?.socketCount() ?? 0,
+    streamCount: () => streams.count(),
     async start() {
       const schema = await createSchema();
       layer = new OperationLayer(
         schema,
         deps.services(),
         {
-          verifier: deps.verifier,
+          verifier,
           connections: deps.fanout.connections,
+          revocations: deps.fanout.revocations,
           rateLimiter: deps.fanout.rateLimiter,
           formatError,
           logger,
@@ -107,7 +121,21 @@ export function httpPart(
       app.disable('x-powered-by');
       app.use(healthRouter({ checks: deps.readiness, isStopping: () => stopping }));
       app.use(deps.metrics.router);
-      app.use(graphiqlRouter({ tokenHint: !config.production && config.jwt.secret !== undefined, embedded: deps.embedded }));
+      // GraphiQL's development-only "act as" control and its POST /dev/token: on the embedded
+      // default, outside production, with the public development secret; nowhere else.
+      const devTokenSecret =
+        deps.embedded && !config.production && config.jwt.usingDevelopmentSecret ? config.jwt.secret : undefined;
+      app.use(
+        graphiqlRouter({
+          tokenHint: !config.production && config.jwt.secret !== undefined,
+          embedded: deps.embedded,
+          devTokens: devTokenSecret !== undefined,
+        }),
+      );
+      if (devTokenSecret !== undefined) {
+        const { issuer, audience } = config.jwt;
+        app.use(devTokenRouter({ secret: devTokenSecret, issuer, audience, logger }));
+      }
       if (deps.bus instanceof MemoryEventBus && !config.production) {
         app.use(devEventsRouter({ bus: deps.bus, verifier: deps.verifier, maxMessageBytes: config.amqp.maxMessageBytes, logger }));
       }
@@ -115,9 +143,19 @@ export function httpPart(
         graphqlHttpRouter({
           apollo,
           layer,
-          verifier: deps.verifier,
+          verifier,
           rateLimiter: deps.fanout.rateLimiter,
           bodyLimitBytes: config.graphql.bodyLimitBytes,
+          streaming: streamingHandler({
+            layer,
+            registry: streams,
+            options: {
+              heartbeatMs: STREAM_HEARTBEAT_MS,
+              maxBufferedBytes: config.ws.maxBufferedBytes,
+              slowCloseGraceMs: config.ws.slowCloseGraceMs,
+            },
+            isStopping: () => stopping,
+          }),
         }),
       );
       app.use(jsonErrors(logger));
@@ -143,6 +181,7 @@ export function httpPart(
       stopping = true;
       const timeout = config.shutdownTimeoutMs;
       const closing = server ? new Promise<void>((resolve) => server?.close(() => resolve())) : Promise.resolve();
+      streams.shutdown();
       await wsServer?.close(timeout);
       server?.closeIdleConnections();
       const forceTimer = setTimeout(() => server?.closeAllConnections(), timeout);

@@ -9,7 +9,7 @@ import { createEventBridge, type EventBridge } from '../bridge/event-bridge';
 import { PartitionRouter } from '../bridge/partition-router';
 import type { Config } from '../config';
 import type { RouteDecision } from '../contracts/partition';
-import type { EventBus, EventPubSub } from '../contracts/ports';
+import type { EventBus, EventPubSub, RevocationStore } from '../contracts/ports';
 import type { Topics } from '../contracts/topics';
 import { createReadModelService } from '../domains/read-model/read-model.service';
 import { AmqpEventBus } from '../infra/amqp/amqp-bus';
@@ -29,10 +29,18 @@ export interface IngestPart extends Part {
 
 export function ingestPart(
   config: Config,
-  deps: { database: DatabasePart; pubsub: EventPubSub; topics: Topics },
+  deps: {
+    database: DatabasePart;
+    pubsub: EventPubSub;
+    topics: Topics;
+    /** Also append each applied event to the durable event log (docs/decisions/0300). */
+    retainEvents?: boolean;
+    /** Revoked sessions: the platform's `user.sessions.revoked` / `auth.sessions.revoked` go there. */
+    revocations?: RevocationStore;
+  },
   logger: Logger,
 ): IngestPart {
-  const readModel = createReadModelService({ prisma: deps.database.prisma });
+  const readModel = createReadModelService({ prisma: deps.database.prisma, retainEvents: deps.retainEvents });
   // The router stage of the partitioned ingest (docs/cluster.md): one per consuming session.
   const router = <T>(forward: (tag: T, decision: RouteDecision) => void) =>
     new PartitionRouter<T>({
@@ -55,6 +63,7 @@ export function ingestPart(
     ownerAttempts: config.amqp.ownerAttempts,
     logger,
     readModel,
+    revokeSessions: deps.revocations && ((userId) => (deps.revocations as RevocationStore).revoke(userId)),
   });
   let relay: OutboxRelay | undefined;
   return {

@@ -4,7 +4,7 @@
  * of the real PostgreSQL. Round 1 creates every user's quota and device, round 2 updates them.
  *
  *   npx tsc -p test --noEmit false --outDir .tmp/rm && ln -sfn ../../prisma .tmp/rm/prisma
- *   node .tmp/rm/test/bench/read-model-apply.js [N=1000] [W=500]
+ *   [BENCH_RETAIN=1] node .tmp/rm/test/bench/read-model-apply.js [N=1000] [W=500]
  *
  * (the link: the compiled migration runner looks for `prisma/migrations` three levels above it).
  * One JSON line per round: wall time, events/s and gateway CPU (user + system) per event.
@@ -36,7 +36,8 @@ function events(round: number): GatewayEvent[] {
 async function main(): Promise<void> {
   const testDb = await createTestDatabase();
   const db = await openDatabase({ kind: 'postgres', url: testDb.url }, pino({ level: 'silent' }));
-  const readModel = createReadModelService({ prisma: () => db.prisma });
+  // BENCH_RETAIN=1: also write the durable event log (docs/decisions/0300), to compare its cost.
+  const readModel = createReadModelService({ prisma: () => db.prisma, retainEvents: process.env.BENCH_RETAIN === '1' });
   try {
     await readModel.apply(events(0)[0] as GatewayEvent); // warm-up: connection, query compiler
     for (const round of [1, 2, 3]) {

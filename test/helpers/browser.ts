@@ -24,11 +24,50 @@ const ARGS = [
   '--disable-domain-reliability',
 ];
 
-export async function launchChromium(): Promise<Browser> {
+/** The one message a run without Chromium fails with (checked before anything else is opened). */
+export function requireChromium(): void {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium), as .ci/run does`);
+    throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install -y chromium) or point CHROMIUM_PATH at a Chromium`);
   }
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000 });
+}
+
+/** Every browser launched here and not yet closed: `closeBrowsers()` closes them in `afterAll`. */
+const browsers = new Set<Browser>();
+
+export async function launchChromium(): Promise<Browser> {
+  requireChromium();
+  let browser: Browser;
+  try {
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS, timeout: 30_000 });
+  } catch (error) {
+    // Playwright's message carries the whole command line and call log, repeated for every test
+    // of the file; its first line says why.
+    const why = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+    throw new Error(`${CHROMIUM} did not start (${why}); is it Debian's chromium? Set CHROMIUM_PATH to another Chromium`);
+  }
+  // Registered the moment it exists, so a test whose other start-up step failed still closes it.
+  browsers.add(browser);
+  browser.once('disconnected', () => browsers.delete(browser));
+  return browser;
+}
+
+/** Closes every browser `launchChromium` opened (and with them their pages and sockets). */
+export async function closeBrowsers(): Promise<void> {
+  const open = [...browsers];
+  browsers.clear();
+  await Promise.all(open.map((browser) => browser.close().catch(() => undefined)));
+}
+
+/**
+ * Runs start-up steps together and waits for every one of them to settle before failing with the
+ * first failure: each step assigns what it opened as soon as it resolves, so `afterAll` closes it.
+ * (`Promise.all` fails at the first rejection while the others are still opening; their results
+ * would arrive after `afterAll` had run and keep jest from exiting.)
+ */
+export async function startAll(steps: readonly Promise<unknown>[]): Promise<void> {
+  const settled = await Promise.allSettled(steps);
+  const failed = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** Builds dist/graphiql when a developer runs jest directly (npm test builds it first). */

@@ -28,13 +28,15 @@ async function pageConfig(url: string): Promise<unknown> {
   return match ? JSON.parse(match[1] as string) : undefined;
 }
 
-it('tells the page to show the development-token hint in embedded mode, and not in production', async () => {
-  expect(await pageConfig(await serve({ tokenHint: true, embedded: true }))).toEqual({ tokenHint: true, embedded: true });
-  expect(await pageConfig(await serve({ tokenHint: false, embedded: false }))).toEqual({ tokenHint: false, embedded: false });
+it('tells the page to show the development-token hint and control in embedded mode, and not in production', async () => {
+  const embedded = { tokenHint: true, embedded: true, devTokens: true };
+  const production = { tokenHint: false, embedded: false, devTokens: false };
+  expect(await pageConfig(await serve(embedded))).toEqual(embedded);
+  expect(await pageConfig(await serve(production))).toEqual(production);
 });
 
 it('serves the page with a same-origin-only Content-Security-Policy, and its bundled assets', async () => {
-  const url = await serve({ tokenHint: false, embedded: false });
+  const url = await serve({ tokenHint: false, embedded: false, devTokens: false });
   const page = await fetch(`${url}/graphiql`);
   expect(page.status).toBe(200);
   expect(page.headers.get('content-type')).toMatch(/^text\/html/);
@@ -56,7 +58,7 @@ it('serves the page with a same-origin-only Content-Security-Policy, and its bun
 });
 
 it('answers 503 with what to run when the page has not been built', async () => {
-  const url = await serve({ tokenHint: true, embedded: true }, path.join(os.tmpdir(), 'cpr-no-graphiql-here'));
+  const url = await serve({ tokenHint: true, embedded: true, devTokens: true }, path.join(os.tmpdir(), 'cpr-no-graphiql-here'));
   const response = await fetch(`${url}/graphiql`);
   expect(response.status).toBe(503);
   expect(await response.text()).toContain('npm run build');

@@ -43,6 +43,7 @@ it('applies every committed migration once, recording name and checksum like pri
     'app_installation',
     'billing_order',
     'device',
+    'event_log',
     'outbox_event',
     'processed_event',
     'quota',

@@ -174,6 +174,38 @@ describe('authorization per operation', () => {
         expect(admin.body.data?.quota?.userId).toBe(ALICE);
       },
     },
+    renewSession: {
+      kind: 'mutation',
+      async check() {
+        const renew = 'mutation R($token: String!) { renewSession(token: $token) { expiresAt } }';
+        const anonymous = await http(gateway.httpUrl, renew, { variables: { token: token(ALICE) } });
+        expect(anonymous.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+        // A socket of Alice's cannot take Bob's token: FORBIDDEN, and it stays Alice's.
+        const socket = wsClient(gateway.wsUrl, bearer(token(ALICE)));
+        const stolen = subscribe(socket.client, renew, { token: token(BOB) });
+        expect((await stolen.next()).errors?.map((e) => e.extensions?.code)).toEqual(['FORBIDDEN']);
+        const me = subscribe(socket.client, '{ me { id } }');
+        expect((await me.next()).data).toEqual({ me: { id: ALICE } });
+        const own = subscribe(socket.client, renew, { token: token(ALICE) });
+        expect((await own.next()).errors).toBeUndefined();
+        await socket.dispose();
+      },
+    },
+    revokeSessions: {
+      kind: 'mutation',
+      async check() {
+        const revoke = 'mutation R($userId: ID!) { revokeSessions(userId: $userId) { userId } }';
+        const victim = uniqueId('revoke-target');
+        const anonymous = await http(gateway.httpUrl, revoke, { variables: { userId: victim } });
+        expect(anonymous.body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
+        for (const target of [ALICE, victim]) {
+          const asUser = await http(gateway.httpUrl, revoke, { token: token(ALICE), variables: { userId: target } });
+          expect(asUser.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+        }
+        const asAdmin = await http(gateway.httpUrl, revoke, { token: token(ADMIN, { roles: ['admin'] }), variables: { userId: victim } });
+        expect(asAdmin.body.data).toEqual({ revokeSessions: { userId: victim } });
+      },
+    },
     updateQuota: {
       kind: 'mutation',
       async check() {

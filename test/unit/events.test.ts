@@ -250,6 +250,7 @@ describe('device, order and app events (docs/event-catalogue.md)', () => {
         'quota.updated', 'quota.alert', 'quota.exceeded', 'quota.renewed', 'quota.deducted', 'quota.restored', 'quota.deleted',
         'device.created', 'device.started', 'device.stopped', 'device.deleted', 'device.error', 'device.recovered', 'device.status.changed',
         'order.completed', 'billing.order.completed', 'app.installed', 'app.install.completed',
+        'user.sessions.revoked', 'auth.sessions.revoked',
       ].sort(),
     );
   });

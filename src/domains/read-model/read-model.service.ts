@@ -301,8 +301,8 @@ function writeColumns(stamp: EventStamp, version: number, now: Date): Columns {
  * created the row meanwhile, or a quota id taken by another user) is tried again from the lock,
  * as applying the events one by one would.
  */
-async function applyFoldedEvents(tx: Tx, events: readonly GatewayEvent[], now: Date): Promise<GatewayEvent[]> {
-  const { claimed, locked } = await claimAndLock(tx, events, tablesOf(events));
+async function applyFoldedEvents(tx: Tx, events: readonly GatewayEvent[], now: Date, retain: boolean): Promise<GatewayEvent[]> {
+  const { claimed, locked } = await claimAndLock(tx, events, tablesOf(events), retain);
   const fresh = events.filter((event) => claimed.delete(event.eventId));
   let tables = tablesOf(fresh);
   let rows = locked;
@@ -340,13 +340,19 @@ const raw = (text: string) => Prisma.raw(text);
  * one JSON parameter and `jsonb_populate_record(set)` converts each value to its column's type,
  * so the SQL text does not depend on the values.
  */
-async function claimAndLock(tx: Tx, events: readonly GatewayEvent[], tables: readonly TableWork[]): Promise<{ claimed: Set<string>; locked: Locked }> {
-  const claims = JSON.stringify(events.map((event) => ({ id: event.eventId, key: event.type })));
+async function claimAndLock(
+  tx: Tx,
+  events: readonly GatewayEvent[],
+  tables: readonly TableWork[],
+  retain = false,
+): Promise<{ claimed: Set<string>; locked: Locked }> {
+  const claims = retain && events.length > 0 ? retainedClaims(events) : JSON.stringify(events.map((event) => ({ id: event.eventId, key: event.type })));
   const ctes: Prisma.Sql[] = [
     Prisma.sql`claimed AS (
       INSERT INTO processed_event (event_id, routing_key)
       SELECT e.id, e.key FROM jsonb_to_recordset(${claims}::jsonb) AS e(id text, key text) ORDER BY e.id
       ON CONFLICT DO NOTHING RETURNING event_id)`,
+    ...(retain && events.length > 0 ? [durableLogCte(claims)] : []),
   ];
   const selects: Prisma.Sql[] = [
     Prisma.sql`SELECT NULL::text AS tbl, event_id AS key, NULL::timestamptz(3) AS last_event_at, NULL::text AS last_event_id, NULL::int AS version FROM claimed`,
@@ -375,6 +381,31 @@ async function claimAndLock(tx: Tx, events: readonly GatewayEvent[], tables: rea
     rows.set(row.key, row);
   }
   return { claimed, locked };
+}
+
+// --- The durable event log (resuming with `after` across a Redis restart; infra/db/durable-event-log.ts
+// reads it). Kept apart from the folding above: it only rides along in the claim statement.
+
+/** The claims parameter carrying each event's user and JSON too, for `durableLogCte`. */
+function retainedClaims(events: readonly GatewayEvent[]): string {
+  return JSON.stringify(events.map((event) => ({ id: event.eventId, key: event.type, uid: event.userId, event })));
+}
+
+/**
+ * Appends the events this statement claims for the first time to `event_log`, in arrival order
+ * (the order they are published in), in the same statement as the claim: no round trip of its
+ * own, and in the read model's transaction, so an event is logged before anyone can see it live.
+ * A redelivered event (already claimed) is not logged again; a repeat within the batch once.
+ */
+function durableLogCte(claims: string): Prisma.Sql {
+  return Prisma.sql`logged AS (
+      INSERT INTO event_log (user_id, event_id, event)
+      SELECT f.user_id, f.id, f.event FROM (
+        SELECT DISTINCT ON (e.elem->>'id') e.elem->>'id' AS id, e.elem->>'uid' AS user_id, e.elem->'event' AS event, e.ord
+        FROM jsonb_array_elements(${claims}::jsonb) WITH ORDINALITY AS e(elem, ord)
+        WHERE e.elem->>'id' IN (SELECT event_id FROM claimed)
+        ORDER BY e.elem->>'id', e.ord) AS f
+      ORDER BY f.ord)`;
 }
 
 /** One statement: every table's updates and inserts; returns the inserted keys by table. */
@@ -558,10 +589,18 @@ class GroupCommit<T> {
 }
 
 /** `prisma` is a getter: the bridge exists before the database is opened (at start). */
-export function createReadModelService(deps: { prisma: () => PrismaClient }): ReadModel {
+export function createReadModelService(deps: {
+  prisma: () => PrismaClient;
+  /**
+   * Also append every newly applied event to the durable event log (`event_log`), in the same
+   * statement as its claim. @default false
+   */
+  retainEvents?: boolean;
+}): ReadModel {
+  const retain = deps.retainEvents === true;
   const commits = new GroupCommit<GatewayEvent>(
-    (events) => applyBatch(deps.prisma(), events),
-    (event) => applyBatch(deps.prisma(), [event]),
+    (events) => applyBatch(deps.prisma(), events, retain),
+    (event) => applyBatch(deps.prisma(), [event], retain),
   );
   return {
     async ownerOfDevice(deviceId) {
@@ -582,9 +621,9 @@ export function createReadModelService(deps: { prisma: () => PrismaClient }): Re
  * go one by one. Rows of different entities are independent, so the grouping keeps the result of
  * applying the events one by one.
  */
-async function applyBatch(prisma: PrismaClient, events: readonly GatewayEvent[]): Promise<void> {
+async function applyBatch(prisma: PrismaClient, events: readonly GatewayEvent[], retain: boolean): Promise<void> {
   await prisma.$transaction(async (tx) => {
-    const fresh = await applyFoldedEvents(tx, events, new Date());
+    const fresh = await applyFoldedEvents(tx, events, new Date(), retain);
     for (const event of fresh) if (event.family === 'app') await applyApp(tx, event);
   }, TRANSACTION_OPTIONS);
 }

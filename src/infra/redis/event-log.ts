@@ -18,7 +18,7 @@
  * live messages it already replayed. GraphQL selects schema fields only, so they never reach
  * a client.
  */
-import type Redis from 'ioredis';
+import type { RedisClient } from './redis-connection';
 
 /** Retention of the event log. */
 export interface EventLogOptions {
@@ -60,6 +60,23 @@ return redis.call('PUBLISH', KEYS[3], '{"logId":"' .. uid .. '","allLogId":"' ..
 `;
 
 /**
+ * The same on a Redis Cluster, for one shard: KEYS: user log, user channel (both tagged with the
+ * user id, so one slot). ARGV: eventId, event JSON, user log length, max age in ms. SPUBLISH, and
+ * no every-user stream (its key would be on another shard). Returns the live message, which the
+ * caller also publishes on the user's every-user feed channel.
+ */
+const CLUSTER_PUBLISH_SCRIPT = `
+local t = redis.call('TIME')
+local minid = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[4]))
+local uid = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], '*', 'i', ARGV[1], 'e', ARGV[2])
+redis.call('XTRIM', KEYS[1], 'MINID', minid)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+local message = '{"logId":"' .. uid .. '","allLogId":"",' .. string.sub(ARGV[2], 2)
+redis.call('SPUBLISH', KEYS[2], message)
+return message
+`;
+
+/**
  * KEYS: a log. ARGV: eventId. Returns false when the log does not hold that eventId; else
  * { id of the newest entry, then id and JSON of every entry after the eventId's OLDEST retained
  * occurrence }. The oldest, because an event redelivered by RabbitMQ (an instance died before its
@@ -91,8 +108,20 @@ interface EventLogCommands {
   cprLogReadAfter(log: string, eventId: string): Promise<string[] | null>;
 }
 
+interface ClusterLogCommands {
+  cprClusterLogPublish(userLog: string, channel: string, eventId: string, json: string, maxEvents: number, maxAgeMs: number): Promise<string>;
+  cprLogReadAfter(log: string, eventId: string): Promise<string[] | null>;
+}
+
+/** The log's commands on a cluster (each script's keys in one slot: the user's). */
+export function clusterLogCommands(redis: RedisClient): ClusterLogCommands {
+  redis.defineCommand('cprClusterLogPublish', { numberOfKeys: 2, lua: CLUSTER_PUBLISH_SCRIPT });
+  redis.defineCommand('cprLogReadAfter', { numberOfKeys: 1, lua: READ_AFTER_SCRIPT });
+  return redis as unknown as ClusterLogCommands;
+}
+
 /** The log's commands on `redis` (EVALSHA, falling back to EVAL once per connection). */
-export function eventLogCommands(redis: Redis): EventLogCommands {
+export function eventLogCommands(redis: RedisClient): EventLogCommands {
   redis.defineCommand('cprLogPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
   redis.defineCommand('cprLogReadAfter', { numberOfKeys: 1, lua: READ_AFTER_SCRIPT });
   return redis as unknown as EventLogCommands;
@@ -106,7 +135,7 @@ export interface LogReplay {
 }
 
 /** Reads what followed `eventId` in `log`; undefined when the log does not hold it. */
-export async function readAfter(commands: EventLogCommands, log: string, eventId: string): Promise<LogReplay | undefined> {
+export async function readAfter(commands: Pick<EventLogCommands, 'cprLogReadAfter'>, log: string, eventId: string): Promise<LogReplay | undefined> {
   const reply = await commands.cprLogReadAfter(log, eventId);
   if (!reply || reply.length === 0) return undefined;
   const entries: { id: string; json: string }[] = [];
@@ -131,6 +160,8 @@ export function compareStreamIds(a: string, b: string): number {
 export interface SeamCounters {
   /** Subscriptions resumed from the log. */
   resumed: number;
+  /** Of those, resumed from the durable log because Redis no longer held their `after`. */
+  resumedFromDurable: number;
   /** Retained events handed to resumed subscriptions. */
   replayed: number;
   /** Live messages that arrived while the log was read and were also in it: dropped. */
@@ -151,6 +182,15 @@ export interface SeamCounters {
 export class ResumeGate<E> {
   private held: E[] | undefined = [];
   private last = '';
+  /**
+   * Set when the replay came from the durable log (PostgreSQL), whose rows carry no stream id:
+   * the live messages are then placed by eventId instead. Every event in Redis was committed
+   * there before it was published, so the replay (read after the live subscription was
+   * confirmed) holds everything published before, and what it lacks arrives live; a live
+   * message whose id was replayed is the one duplicate kind, and is dropped. Bounded by the
+   * replay, which is bounded by the subscription's buffer.
+   */
+  private replayedIds: Set<string> | undefined;
 
   constructor(
     private readonly positionOf: (event: E) => string | undefined,
@@ -191,7 +231,21 @@ export class ResumeGate<E> {
     }
   }
 
+  /**
+   * The replay came from the durable log: `pushReplayed` each of it, then the held live messages
+   * whose `idOf` it does not hold, and from then on every live message it does not hold.
+   */
+  openDurable(replay: readonly E[], idOf: (event: E) => string, pushReplayed: (event: E) => void): void {
+    this.replayedIds = new Set(replay.map(idOf));
+    this.idOf = idOf;
+    this.counters.resumedFromDurable++;
+    this.open(replay, '', pushReplayed);
+  }
+
+  private idOf: ((event: E) => string) | undefined;
+
   private isReplayed(event: E): boolean {
+    if (this.replayedIds && this.idOf) return this.replayedIds.has(this.idOf(event));
     const position = this.positionOf(event);
     // A message without a position (published by an instance without the log) cannot be placed.
     return position !== undefined && position !== '' && compareStreamIds(position, this.last) <= 0;

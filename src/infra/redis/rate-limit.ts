@@ -6,13 +6,14 @@
  *
  * With Redis the bucket is shared by every instance (a Lua script on Redis server time, one hash
  * per key that expires once it would be full again); without Redis it is per instance. When
- * Redis cannot answer, the request is allowed and the failure logged.
+ * Redis cannot answer, the request is allowed and the failure logged. The script touches one key,
+ * so on a Redis Cluster it runs unchanged on the shard that owns it.
  */
-import Redis from 'ioredis';
 import type { Logger } from 'pino';
 import type { RateDecision, RateLimiter } from '../../contracts/ports';
 import type { RateLimitOptions } from '../memory/memory-rate-limiter';
 import { redisClientName } from './client-name';
+import { connectRedis, type RedisClient } from './redis-connection';
 
 /** KEYS[1] bucket; ARGV: perSec, burst. Returns { allowed (1|0), retryAfterSec }. */
 const TAKE = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -29,14 +30,14 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return { allowed, retry }`;
 
 export class RedisRateLimiter implements RateLimiter {
-  private readonly redis: Redis & { rateTake(key: string, perSec: number, burst: number): Promise<[number, number]> };
+  private readonly redis: RedisClient & { rateTake(key: string, perSec: number, burst: number): Promise<[number, number]> };
 
   constructor(
     url: string,
     private readonly options: RateLimitOptions & { readonly prefix: string },
     private readonly logger: Logger,
   ) {
-    this.redis = new Redis(url, {
+    this.redis = connectRedis(url, {
       connectionName: redisClientName('rate-limit', options.prefix),
       maxRetriesPerRequest: 1,
       retryStrategy: (attempt: number) => Math.min(100 * 2 ** attempt, 5_000),

@@ -7,15 +7,17 @@
  * after an `eventId` (see event-log.ts).
  */
 import { RedisPubSub } from 'graphql-redis-subscriptions';
-import Redis from 'ioredis';
+import type { Cluster } from 'ioredis';
 import type { Logger } from 'pino';
 import type { GatewayEvent } from '../../contracts/events';
-import { HistoryExpiredError } from '../../contracts/errors';
-import type { DependencyStatus, EventPubSub, ResumeFrom } from '../../contracts/ports';
+import { HistoryExpiredError, HistoryUnavailableError } from '../../contracts/errors';
+import type { DependencyStatus, DurableEventLog, EventPubSub, ResumeFrom } from '../../contracts/ports';
 import { createTopics, type Topics } from '../../contracts/topics';
 import { redisClientName } from './client-name';
+import { connectRedis, isCluster, type RedisClient } from './redis-connection';
+import { ShardedChannels } from './sharded-channels';
 import { createEventQueue, type EventStream, type QueueOptions } from '../../lib/event-queue';
-import { eventLogCommands, readAfter, ResumeGate, type EventLogOptions, type LogPositions, type SeamCounters } from './event-log';
+import { clusterLogCommands, eventLogCommands, readAfter, ResumeGate, type EventLogOptions, type LogPositions, type SeamCounters } from './event-log';
 
 /** A live message: the event with its log positions (the publish script puts them first). */
 type LoggedEvent = GatewayEvent & LogPositions;
@@ -27,10 +29,33 @@ function isGatewayEvent(value: unknown): value is GatewayEvent {
   return typeof family === 'string' && typeof eventId === 'string';
 }
 
+/**
+ * More than the buffer holds would end the subscription as too slow (1013), and the same `after`
+ * would do it again: the client must refetch instead.
+ */
+function refuseOverflow(count: number, maxBuffered: number): void {
+  if (count >= maxBuffered) {
+    throw new HistoryExpiredError(
+      `More events were missed (${count}) than one subscription may buffer: query the current state, then subscribe again without \`after\``,
+    );
+  }
+}
+
+/**
+ * Where channels are subscribed: graphql-redis-subscriptions on one Redis (SUBSCRIBE/PSUBSCRIBE),
+ * our own sharded channels on a cluster (SSUBSCRIBE). Both reference-count channels per instance.
+ */
+interface ChannelHub {
+  subscribe(topic: string, onMessage: (message: unknown) => void, options: { pattern: boolean }): Promise<number>;
+  unsubscribe(id: number): void;
+}
+
 export class RedisEventPubSub implements EventPubSub {
-  private readonly publisher: Redis;
-  private readonly subscriber: Redis;
-  private readonly pubsub: RedisPubSub;
+  private readonly publisher: RedisClient;
+  private readonly subscriber: RedisClient;
+  private readonly pubsub: ChannelHub;
+  /** Set on a Redis Cluster: publishes go to sharded channels, without the every-user stream. */
+  private readonly cluster: { readonly publisher: Cluster; readonly commands: ReturnType<typeof clusterLogCommands> | undefined } | undefined;
   private lastError: string | undefined;
   /** Reconnections since start (for metrics): `ready` after the first, per connection. */
   reconnects = 0;
@@ -41,9 +66,11 @@ export class RedisEventPubSub implements EventPubSub {
   /** Redis client names of this instance's connections (`CLIENT LIST` shows them to operators). */
   readonly clientNames: { readonly publisher: string; readonly subscriber: string };
   /** How resumed subscriptions crossed from the log to live delivery (tests, operators). */
-  readonly seam: SeamCounters = { resumed: 0, replayed: 0, duplicatesDropped: 0, heldAndReleased: 0 };
+  readonly seam: SeamCounters = { resumed: 0, resumedFromDurable: 0, replayed: 0, duplicatesDropped: 0, heldAndReleased: 0 };
   private readonly topics: Topics;
-  private readonly log: ReturnType<typeof eventLogCommands> | undefined;
+  /** Reading the fast log (both shapes); publishing with it goes through `publish`. */
+  private readonly log: Pick<ReturnType<typeof eventLogCommands>, 'cprLogReadAfter'> | undefined;
+  private readonly singleLog: ReturnType<typeof eventLogCommands> | undefined;
 
   constructor(
     url: string,
@@ -53,8 +80,9 @@ export class RedisEventPubSub implements EventPubSub {
     private readonly delivery?: QueueOptions<GatewayEvent>,
     /** Retention for resuming with `after`; without it (or with `maxEvents` 0) nothing is retained. */
     private readonly logOptions?: EventLogOptions,
+    /** Where `after` is looked up when Redis no longer holds it (a restart, a failover). */
+    private readonly durable?: DurableEventLog,
   ) {
-    this.topics = createTopics(topicPrefix);
     this.clientNames = { publisher: redisClientName('publisher', topicPrefix), subscriber: redisClientName('subscriber', topicPrefix) };
     const options = {
       // Commands issued while Redis is away wait for the reconnect rather than fail at once;
@@ -62,8 +90,9 @@ export class RedisEventPubSub implements EventPubSub {
       maxRetriesPerRequest: 3,
       retryStrategy: (attempt: number) => Math.min(100 * 2 ** attempt, 5_000),
     };
-    this.publisher = new Redis(url, { ...options, connectionName: this.clientNames.publisher });
-    this.subscriber = new Redis(url, { ...options, connectionName: this.clientNames.subscriber });
+    this.publisher = connectRedis(url, { ...options, connectionName: this.clientNames.publisher });
+    this.subscriber = connectRedis(url, { ...options, connectionName: this.clientNames.subscriber, shardedSubscribers: true });
+    this.topics = createTopics(topicPrefix, { hashTags: isCluster(this.publisher) });
     for (const [role, client] of [['publisher', this.publisher], ['subscriber', this.subscriber]] as const) {
       // Without an 'error' listener ioredis' error events crash the process.
       client.on('error', (error: Error) => {
@@ -94,8 +123,28 @@ export class RedisEventPubSub implements EventPubSub {
         if (role === 'subscriber') this.subscriberLive = false;
       });
     }
-    this.pubsub = new RedisPubSub({ publisher: this.publisher, subscriber: this.subscriber });
-    this.log = logOptions && logOptions.maxEvents > 0 ? eventLogCommands(this.publisher) : undefined;
+    const retaining = logOptions !== undefined && logOptions.maxEvents > 0;
+    if (isCluster(this.publisher) && isCluster(this.subscriber)) {
+      const { topics } = this;
+      this.pubsub = new ShardedChannels(
+        this.subscriber,
+        (topic, pattern) => {
+          if (!pattern) return [topic];
+          const family = topics.familyOfAllUsers(topic);
+          if (family === undefined) throw new Error(`not an every-user pattern: ${topic}`);
+          return topics.allUsersFeeds(family);
+        },
+        logger,
+      );
+      this.cluster = { publisher: this.publisher, commands: retaining ? clusterLogCommands(this.publisher) : undefined };
+      this.log = this.cluster.commands;
+      this.singleLog = undefined;
+      return;
+    }
+    this.cluster = undefined;
+    this.pubsub = new RedisPubSub({ publisher: this.publisher, subscriber: this.subscriber }) as unknown as ChannelHub;
+    this.singleLog = retaining ? eventLogCommands(this.publisher) : undefined;
+    this.log = this.singleLog;
     // RedisPubSub.unsubscribe() fires UNSUBSCRIBE/PUNSUBSCRIBE and drops the promises; while Redis
     // is away they reject with nobody listening. Observe them here: the channel is gone either way
     // (ioredis only resubscribes what is still subscribed when it reconnects).
@@ -116,9 +165,10 @@ export class RedisEventPubSub implements EventPubSub {
    */
   async publish(topic: string, event: GatewayEvent): Promise<void> {
     if (!this.subscriberLive) throw new Error('redis subscriber is reconnecting');
-    const { log, logOptions } = this;
+    if (this.cluster) return this.publishSharded(this.cluster, topic, event);
+    const { singleLog: log, logOptions } = this;
     if (!log || !logOptions) {
-      await this.pubsub.publish(topic, event);
+      await (this.pubsub as unknown as RedisPubSub).publish(topic, event);
       return;
     }
     // One script, one round trip: appended to both logs and published as one atomic step.
@@ -132,6 +182,28 @@ export class RedisEventPubSub implements EventPubSub {
       logOptions.maxAllEvents,
       logOptions.maxAgeMs,
     );
+  }
+
+  /**
+   * On a cluster: the user's log and channel share the user's hash tag, so one script on that
+   * shard appends and SPUBLISHes atomically, as on one Redis. The every-user feed (the user's
+   * bucket channel) is a second SPUBLISH on whichever shard owns it, with the same message: not
+   * atomic with the log, which it need not be, since administrators resume from the durable log
+   * by eventId (there is no every-user stream on a cluster). A failure of either requeues the
+   * event; the repeat is a duplicate clients drop by eventId.
+   */
+  private async publishSharded(
+    cluster: NonNullable<RedisEventPubSub['cluster']>,
+    topic: string,
+    event: GatewayEvent,
+  ): Promise<void> {
+    const { logOptions } = this;
+    const json = JSON.stringify(event);
+    const message =
+      cluster.commands && logOptions
+        ? await cluster.commands.cprClusterLogPublish(this.topics.userLog(event.userId), topic, event.eventId, json, logOptions.maxEvents, logOptions.maxAgeMs)
+        : (await cluster.publisher.spublish(topic, json), json);
+    await cluster.publisher.spublish(this.topics.allUsersFeedOf(event.family, event.userId), message);
   }
 
   /**
@@ -177,7 +249,7 @@ export class RedisEventPubSub implements EventPubSub {
       released = true;
       if (subscriptionId !== undefined) unsubscribe(subscriptionId);
     }, this.delivery);
-    subscriptionId = await this.pubsub.subscribe<GatewayEvent>(
+    subscriptionId = await this.pubsub.subscribe(
       topic,
       this.listener(topic, (event) => queue.push(event)),
       { pattern: options.pattern === true },
@@ -197,6 +269,8 @@ export class RedisEventPubSub implements EventPubSub {
     if (!log || (resume.userId === null && !(this.logOptions && this.logOptions.maxAllEvents > 0))) {
       throw new HistoryExpiredError();
     }
+    // A cluster has no every-user stream: administrators resume from the durable log alone.
+    const fastLog = resume.userId === null && this.cluster ? undefined : log;
     const maxBuffered = this.delivery?.maxBuffered ?? Number.POSITIVE_INFINITY;
     // Replayed events are exactly what the client missed: never coalesced (a WeakSet, so the
     // plain subscriptions' options and the queue's hot path stay untouched).
@@ -224,7 +298,7 @@ export class RedisEventPubSub implements EventPubSub {
       resume.userId === null ? (event) => event.allLogId : (event) => event.logId;
     const gate = new ResumeGate<LoggedEvent>(position, push, maxBuffered, this.seam);
     try {
-      subscriptionId = await this.pubsub.subscribe<LoggedEvent>(
+      subscriptionId = await this.pubsub.subscribe(
         topic,
         this.listener(topic, (event) => gate.live(event as LoggedEvent)),
         { pattern },
@@ -234,36 +308,53 @@ export class RedisEventPubSub implements EventPubSub {
         return queue.iterator;
       }
       const logKey = resume.userId === null ? this.topics.allUsersLog() : this.topics.userLog(resume.userId);
-      const found = await readAfter(log, logKey, resume.after);
-      if (!found) throw new HistoryExpiredError();
-      const events: GatewayEvent[] = [];
-      for (const entry of found.entries) {
-        let event: unknown;
-        try {
-          event = JSON.parse(entry.json);
-        } catch {
-          continue;
-        }
-        if (isGatewayEvent(event) && (resume.userId === null || event.userId === resume.userId) && resume.accept(event)) {
-          events.push(event);
-        }
-      }
-      // More than the buffer holds would end the subscription as too slow (1013), and the same
-      // `after` would do it again: the client must refetch instead.
-      if (events.length >= maxBuffered) {
-        throw new HistoryExpiredError(
-          `More events were missed (${events.length}) than one subscription may buffer: query the current state, then subscribe again without \`after\``,
-        );
-      }
-      gate.open(events, found.last, (event) => {
+      const found = fastLog ? await readAfter(fastLog, logKey, resume.after) : undefined;
+      const takes = (event: unknown): event is GatewayEvent =>
+        isGatewayEvent(event) && (resume.userId === null || event.userId === resume.userId) && resume.accept(event);
+      const pushReplayed = (event: GatewayEvent) => {
         replayed.add(event);
         push(event);
-      });
+      };
+      if (found) {
+        const events: GatewayEvent[] = [];
+        for (const entry of found.entries) {
+          let event: unknown;
+          try {
+            event = JSON.parse(entry.json);
+          } catch {
+            continue;
+          }
+          if (takes(event)) events.push(event);
+        }
+        refuseOverflow(events.length, maxBuffered);
+        gate.open(events, found.last, pushReplayed);
+      } else {
+        // Redis does not hold `after`: lost with a restart or failover, or truly not retained.
+        // Only the durable log can tell, and without it there is no continuity to prove.
+        const durable = await this.readDurable(resume);
+        const events = durable.filter(takes);
+        refuseOverflow(events.length, maxBuffered);
+        gate.openDurable(events, (event) => event.eventId, pushReplayed);
+      }
     } catch (error) {
       await queue.iterator.return?.();
       throw error;
     }
     return queue.iterator;
+  }
+
+  /** The durable log's replay after `resume.after`; HISTORY_EXPIRED when not retained, HISTORY_UNAVAILABLE when unreadable. */
+  private async readDurable(resume: ResumeFrom): Promise<GatewayEvent[]> {
+    if (!this.durable) throw new HistoryExpiredError();
+    let events: GatewayEvent[] | undefined;
+    try {
+      events = await this.durable.readAfter(resume.userId, resume.after);
+    } catch (error) {
+      this.logger.warn({ err: error, userId: resume.userId }, 'durable event log unreadable: resume refused');
+      throw new HistoryUnavailableError();
+    }
+    if (!events) throw new HistoryExpiredError();
+    return events;
   }
 
   status(): DependencyStatus {

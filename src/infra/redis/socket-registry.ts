@@ -8,12 +8,14 @@
  * third of `WS_SOCKET_LEASE_MS`; the sockets of an instance that crashed stop counting when their
  * lease runs out. When Redis cannot answer, the socket is allowed (availability over the limit)
  * and the failure is logged.
-
+ *
+ * On a Redis Cluster each script touches one key (one slot), so it runs unchanged on the shard
+ * that owns the user's set; only the lease refresh differs (see `refresh`).
  */
-import Redis from 'ioredis';
 import type { Logger } from 'pino';
 import type { ConnectionRegistry } from '../../contracts/ports';
 import { redisClientName } from './client-name';
+import { connectRedis, isCluster, type RedisClient } from './redis-connection';
 
 const NOW_MS = `local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`;
 
@@ -42,7 +44,7 @@ type RegistryCommands = {
 };
 
 export class RedisSocketRegistry implements ConnectionRegistry {
-  private readonly redis: Redis & RegistryCommands;
+  private readonly redis: RedisClient & RegistryCommands;
   private readonly live = new Map<string, string>(); // socketId -> userId
   private readonly refreshTimer: NodeJS.Timeout;
 
@@ -51,11 +53,11 @@ export class RedisSocketRegistry implements ConnectionRegistry {
     private readonly options: { prefix: string; max: number; leaseMs: number },
     private readonly logger: Logger,
   ) {
-    this.redis = new Redis(url, {
+    this.redis = connectRedis(url, {
       connectionName: redisClientName('socket-registry', options.prefix),
       maxRetriesPerRequest: 1,
       retryStrategy: (attempt: number) => Math.min(100 * 2 ** attempt, 5_000),
-    }) as Redis & RegistryCommands;
+    }) as RedisClient & RegistryCommands;
     // Without an 'error' listener ioredis' error events crash the process.
     this.redis.on('error', (error: Error) => this.logger.warn({ err: error }, 'socket registry redis error'));
     this.redis.defineCommand('socketAcquire', { numberOfKeys: 1, lua: ACQUIRE });
@@ -90,6 +92,14 @@ export class RedisSocketRegistry implements ConnectionRegistry {
 
   private async refresh(): Promise<void> {
     if (this.live.size === 0 || this.redis.status !== 'ready') return;
+    if (isCluster(this.redis)) {
+      // A cluster pipeline must stay within one node's slots; single commands are batched per
+      // node by auto-pipelining instead.
+      const refreshes = [...this.live].map(([socketId, userId]) => this.redis.socketRefresh(this.key(userId), this.options.leaseMs, socketId));
+      const failed = (await Promise.allSettled(refreshes)).filter((r) => r.status === 'rejected').length;
+      if (failed > 0) this.logger.debug({ failed }, 'socket lease refresh failed');
+      return;
+    }
     const pipeline = this.redis.pipeline() as unknown as RegistryCommands & { exec(): Promise<unknown> };
     for (const [socketId, userId] of this.live) void pipeline.socketRefresh(this.key(userId), this.options.leaseMs, socketId);
     await pipeline.exec().catch((error: unknown) => this.logger.debug({ err: error }, 'socket lease refresh failed'));

@@ -15,6 +15,8 @@ export interface GraphiqlPageConfig {
   readonly tokenHint: boolean;
   /** No DATABASE_URL, REDIS_URL or AMQP_URL. */
   readonly embedded: boolean;
+  /** Show the development-only "act as user / as admin" control (`POST /dev/token` is mounted). */
+  readonly devTokens: boolean;
 }
 
 // 'self' covers same-origin ws(s) in current browsers; Monaco needs inline styles and data: fonts.

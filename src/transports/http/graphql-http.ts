@@ -29,6 +29,8 @@ export function graphqlHttpRouter(deps: {
   verifier: TokenCheck;
   rateLimiter: RateLimiter;
   bodyLimitBytes: number;
+  /** Subscriptions over multipart HTTP and SSE (./streaming.ts), in front of Apollo. */
+  streaming?: RequestHandler;
 }): Router {
   const { apollo, layer, verifier, rateLimiter } = deps;
 
@@ -63,6 +65,7 @@ export function graphqlHttpRouter(deps: {
       const auth = res.locals.auth as Authentication;
       return auth.user ? `user:${auth.user.id}` : `addr:${req.socket.remoteAddress ?? 'unknown'}`;
     }),
+    deps.streaming ?? ((_req, _res, next) => next()),
     expressMiddleware(apollo, {
       context: async ({ res }): Promise<GraphQLContext> => {
         const auth = res.locals.auth as Authentication;

@@ -29,6 +29,13 @@ export interface MetricsSources {
     readonly overflowed: number;
     /** Socket limits hit: 1013 slow-consumer closes, 1008 closes, refused operations. */
     readonly ws: Readonly<{ slowConsumerCloses: number; socketLimitCloses: number; tooManySubscriptions: number }>;
+    /** Connections by transport (ws, multipart, sse), renewals and revocations. */
+    readonly sessions?: Readonly<{
+      revocations: number;
+      renewals: number;
+      renewalsRefused: number;
+      transports: Readonly<Record<string, Readonly<{ open: number; opened: number; slowConsumer: number; expired: number; revoked: number }>>>;
+    }>;
   };
   /** Unpublished outbox rows; undefined before the database is open. */
   outboxBacklog(): Promise<number> | undefined;
@@ -179,6 +186,32 @@ export function createMetrics(sources: MetricsSources, logger: Logger): GatewayM
     const ws = sources.stats().ws;
     return { slow_consumer: ws.slowConsumerCloses, sockets_per_user: ws.socketLimitCloses, subscriptions_per_socket: ws.tooManySubscriptions };
   });
+
+  new Gauge({
+    name: `${PREFIX}connections`,
+    help: 'Open authenticated connections, by transport: ws (graphql-transport-ws), multipart (HTTP multipart subscriptions), sse (GraphQL over SSE).',
+    labelNames: ['transport'],
+    registers: [registry],
+    collect() {
+      for (const [transport, counts] of Object.entries(sources.stats().sessions?.transports ?? {})) this.set({ transport }, counts.open);
+    },
+  });
+  mirrored('connections_opened_total', 'Authenticated connections opened, by transport.', 'transport', () =>
+    Object.fromEntries(Object.entries(sources.stats().sessions?.transports ?? {}).map(([transport, counts]) => [transport, counts.opened])),
+  );
+  // One labelled counter per reason, so a dashboard can stack transports.
+  for (const [reason, key] of [['slow_consumer', 'slowConsumer'], ['expired', 'expired'], ['revoked', 'revoked']] as const) {
+    mirrored(`connections_ended_${reason}_total`, `Connections the gateway ended (${reason.replace('_', ' ')}), by transport.`, 'transport', () =>
+      Object.fromEntries(Object.entries(sources.stats().sessions?.transports ?? {}).map(([transport, counts]) => [transport, counts[key]])),
+    );
+  }
+  mirrored('session_revocations_total', "Revocations of a user's sessions this instance heard (revokeSessions, user/auth.sessions.revoked, from any instance).", undefined, () => ({
+    '': sources.stats().sessions?.revocations ?? 0,
+  }));
+  mirrored('session_renewals_total', 'In-band token renewals (renewSession), by outcome: renewed, refused (FORBIDDEN).', 'outcome', () => ({
+    renewed: sources.stats().sessions?.renewals ?? 0,
+    refused: sources.stats().sessions?.renewalsRefused ?? 0,
+  }));
 
   const router = express.Router();
   router.get('/metrics', async (_req, res) => {

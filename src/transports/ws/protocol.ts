@@ -182,4 +182,8 @@ export abstract class GraphQLTransportWsProtocol implements OperationSink, Sessi
   slow(reason: string): void {
     this.closeSlow(reason);
   }
+
+  revoked(reason: string): void {
+    this.close(CloseCode.Forbidden, reason);
+  }
 }
