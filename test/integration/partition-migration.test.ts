@@ -7,6 +7,7 @@
 import amqp from 'amqplib';
 import Redis from 'ioredis';
 import { QuotaChangedDocument } from '../generated/graphql';
+import { PARTITION_KEY_HEADER } from '../../src/contracts/partition';
 import { partitionTopology } from '../../src/infra/amqp/partition-topology';
 import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
 import { disposeClients, subscribe, token, wsClient } from '../helpers/clients';
@@ -84,8 +85,10 @@ it('dead-letters a malformed message from the router with its reason; the next e
   expect((await sub.next()).data?.quotaChanged.eventId).toBe(`${user}:good`);
   const dead = await peer.take(env.AMQP_DLQ as string, (m) => m.properties.messageId === `${user}:bad`, 'the dead letter');
   expect(dead.properties.headers?.['x-rejection-reason']).toBe('not JSON');
-  // It never reached a partition: the router decided.
-  expect(gateway.app.stats().bridge.deadLettered).toBe(0);
+  // The router decided (a message the bridge rejects carries the partition key it was routed with),
+  // and counted it where the bridge counts its own.
+  expect(dead.properties.headers?.[PARTITION_KEY_HEADER]).toBeUndefined();
+  expect(gateway.app.stats().bridge.deadLettered).toBe(1);
   const topology = partitionTopology(gateway.config.amqp.queue, gateway.config.amqp.partitions);
   expect((await peer.channel.checkQueue(topology.router)).consumerCount).toBe(1);
 }, 60_000);
