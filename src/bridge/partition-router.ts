@@ -6,7 +6,7 @@
  *
  *   router queue --push(message)--> decide --forward(tag, decision), arrival order--> bus
  *
- * The key is the user the bridge would publish the event for: the same `normalizeEvent` decides,
+ * The key is the user the bridge would publish the event for: the same `normalizeMessage` decides,
  * so the router dead-letters exactly what the bridge would (a bad message is rejected here, at
  * once, and never stalls the router). Events that name only a device take its owner, learned
  * from the events routed before (a `device.created` precedes the events that need it), else from
@@ -18,7 +18,7 @@
  * dead-lettered as `unknown owner` past that. Everything else keeps flowing meanwhile; an event
  * of the same user that arrives during that wait can overtake it, since its user was not known.
  */
-import { deviceIdOf, EventRejection, hasOwner, normalizeEvent, sessionsRevokedUserId, type IncomingMessage } from '../contracts/events';
+import { deviceIdOf, EventRejection, hasOwner, normalizeMessage, sessionsRevokedUserId, type IncomingMessage } from '../contracts/events';
 import { noUserKey, type IngestRouter, type RouteDecision } from '../contracts/partition';
 import type { ReadModel } from '../contracts/ports';
 import { isSessionRevocationRoutingKey } from '../contracts/routing';
@@ -100,25 +100,32 @@ export class PartitionRouter<T> implements IngestRouter<T> {
   }
 
   private decide(message: IncomingMessage, tag: T): Item<T> {
-    let draft;
+    let normalized;
     try {
       // Not an event but a user's command (revoke its sessions): in that user's order too.
       if (isSessionRevocationRoutingKey(message.routingKey)) {
         return { tag, message, decision: { action: 'partition', key: sessionsRevokedUserId(message, this.deps.maxMessageBytes) } };
       }
-      draft = normalizeEvent(message, this.deps.maxMessageBytes);
+      normalized = normalizeMessage(message, this.deps.maxMessageBytes);
     } catch (error) {
       const reason =
         error instanceof EventRejection ? error.reason : `unprocessable: ${error instanceof Error ? error.message : String(error)}`;
       return { tag, message, decision: { action: 'dead-letter', reason } };
     }
-    if (!draft) return { tag, message, decision: { action: 'ignore' } };
-    const deviceId = deviceIdOf(draft);
-    if (hasOwner(draft)) {
-      if (deviceId !== undefined) this.learn(deviceId, draft.userId);
-      return { tag, message, decision: { action: 'partition', key: draft.userId } };
+    if (!normalized) return { tag, message, decision: { action: 'ignore' } };
+    const { drafts, route } = normalized;
+    const noUser = { tag, message, decision: { action: 'partition', key: noUserKey(message.routingKey) } } as const;
+    // A catalogue event (one copy per user with the app) or an announcement has no single user.
+    if (route.owner === 'installations' || drafts.length === 0) return noUser;
+    const users = new Set(drafts.filter(hasOwner).map((draft) => draft.userId));
+    if (users.size > 1) return noUser;
+    const [user] = users;
+    const deviceId = drafts.map(deviceIdOf).find((id) => id !== undefined);
+    if (user !== undefined) {
+      if (deviceId !== undefined) this.learn(deviceId, user);
+      return { tag, message, decision: { action: 'partition', key: user } };
     }
-    if (deviceId === undefined) return { tag, message, decision: { action: 'partition', key: noUserKey(message.routingKey) } };
+    if (deviceId === undefined) return noUser;
     const owner = this.owners.get(deviceId);
     if (owner !== undefined) return { tag, message, decision: { action: 'partition', key: owner } };
     return { tag, message, deviceId };

@@ -52,7 +52,7 @@ async function main(): Promise<void> {
       Array.from({ length: W }, async () => {
         while (next < N) {
           const e = event(next++);
-          await pubsub.publish(topics.user('quota', e.userId), e);
+          await pubsub.publish(topics.user('quota', e.userId as string), e);
         }
       }),
     );
