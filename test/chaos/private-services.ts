@@ -7,26 +7,18 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import Redis from 'ioredis';
 import pg from 'pg';
+import { freePort } from '../helpers/ports';
+
+export { freePort };
 
 const run = promisify(execFile);
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Polls `check` every 100 ms until it is true, or throws after `timeoutMs`. */
 async function until(check: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
