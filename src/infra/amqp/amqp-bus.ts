@@ -430,6 +430,8 @@ export class AmqpEventBus implements EventBus {
         await this.deadLetter(message, disposition.reason);
         channel.ack(message);
       } catch (error) {
+        // Our own dead letter failed: let the broker dead-letter it through the queue's
+        // x-dead-letter-exchange (same DLQ, `x-death` instead of our reason header).
         this.logger.warn({ err: error, reason: disposition.reason }, 'dead-letter publish failed; rejecting to the DLX');
         channel.nack(message, false, false);
       }
@@ -443,31 +445,16 @@ export class AmqpEventBus implements EventBus {
 
   private async deliver(channel: Channel, message: ConsumeMessage): Promise<void> {
     const handler = this.handler as MessageHandler;
-    const timestamp = message.properties.timestamp as unknown;
     let disposition: Disposition;
     try {
-      disposition = await handler({
-        routingKey: message.fields.routingKey,
-        body: message.content,
-        messageId: typeof message.properties.messageId === 'string' ? message.properties.messageId : undefined,
-        timestamp: typeof timestamp === 'number' ? timestamp : undefined,
-      });
+      // Unpartitioned: a partition header on the shared queue was set by no router of ours.
+      disposition = await handler({ ...incomingOf(message), partitionKey: undefined });
     } catch (error) {
       disposition = { action: 'requeue', reason: error instanceof Error ? error.message : String(error) };
     }
     try {
-      if (disposition.action === 'ack') {
-        channel.ack(message);
-      } else if (disposition.action === 'dead-letter') {
-        try {
-          await this.deadLetter(message, disposition.reason);
-          channel.ack(message);
-        } catch (error) {
-          // Our own dead letter failed: let the broker dead-letter it through the queue's
-          // x-dead-letter-exchange (same DLQ, `x-death` instead of our reason header).
-          this.logger.warn({ err: error, reason: disposition.reason }, 'dead-letter publish failed; rejecting to the DLX');
-          channel.nack(message, false, false);
-        }
+      if (disposition.action !== 'requeue') {
+        await this.settle(channel, message, disposition);
       } else {
         this.logger.warn(
           { reason: disposition.reason, routingKey: message.fields.routingKey, delayMs: this.names.requeueDelayMs },
