@@ -10,12 +10,11 @@
  * `alg: none` are always refused. `exp` and `sub` are required; `iss`/`aud` are checked when
  * configured; `JWT_CLOCK_TOLERANCE_SEC` of leeway on `exp`/`nbf`.
  *
- * Tokens for development and tests are minted with `jsonwebtoken` (synchronous), see
- * `signDevelopmentToken`.
+ * Development tokens are minted with jose too, see `signDevelopmentToken`; the tests mint theirs
+ * independently (test/helpers/jwt.ts).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import jwt from 'jsonwebtoken';
+import { errors as joseErrors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { JwtConfig } from '../config';
 import { isAdminClaims, type AuthUser } from './auth-user';
 import { createJwksKeyResolver } from './jwks';
@@ -125,16 +124,17 @@ export function stripBearer(value: string): string {
   return match ? (match[1] as string) : value.trim();
 }
 
-/** Mints a token with the configured HS secret (development and tests only). */
-export function signDevelopmentToken(
+/** Mints a token with the configured HS secret (development only: the CLIs, never production). */
+export async function signDevelopmentToken(
   secret: string,
   claims: { sub: string; roles?: string[]; isSuperAdmin?: boolean; tenantId?: string; username?: string },
   options: { expiresInSec?: number; issuer?: string; audience?: string } = {},
-): string {
-  return jwt.sign({ roles: [], ...claims }, secret, {
-    algorithm: 'HS256',
-    expiresIn: options.expiresInSec ?? 3_600,
-    ...(options.issuer ? { issuer: options.issuer } : {}),
-    ...(options.audience ? { audience: options.audience } : {}),
-  });
+): Promise<string> {
+  const token = new SignJWT({ roles: [], ...claims })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + (options.expiresInSec ?? 3_600));
+  if (options.issuer) token.setIssuer(options.issuer);
+  if (options.audience) token.setAudience(options.audience);
+  return token.sign(new TextEncoder().encode(secret));
 }

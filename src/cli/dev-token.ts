@@ -5,11 +5,11 @@
 import { signDevelopmentToken } from '../auth/jwt';
 import { ConfigError, loadConfig, type Config } from '../config';
 
-export function mintDevelopmentToken(
+export async function mintDevelopmentToken(
   command: string,
   claims: { sub: string | undefined; roles: string; username?: string },
   expiresInSec = 3_600,
-): string {
+): Promise<string> {
   let config: Config;
   try {
     config = loadConfig();

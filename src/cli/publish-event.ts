@@ -52,7 +52,7 @@ async function publishToRabbit(config: Config & { amqp: { kind: 'amqp' } }, rout
 }
 
 async function publishToGateway(url: string, routingKey: string, body: string, messageId: string) {
-  const token = mintDevelopmentToken(COMMAND, { sub: 'publish-event-cli', roles: 'admin' }, 300);
+  const token = await mintDevelopmentToken(COMMAND, { sub: 'publish-event-cli', roles: 'admin' }, 300);
   const target = new URL('/dev/events', url).toString();
   let response: Response;
   try {

@@ -22,12 +22,13 @@ const { values } = parseArgs({
 // The gateway started from the same environment listens on its PORT (4000 unless set).
 values.url ??= `ws://127.0.0.1:${loadConfig().port}/graphql`;
 
+// Minting checks its arguments before its first await, so a usage error still exits at once.
 const token = values.token ?? mintDevelopmentToken('npm run subscribe', { sub: values.sub, roles: values.roles });
 
 const client = createClient({
   url: values.url,
   webSocketImpl: WebSocket,
-  connectionParams: { authorization: `Bearer ${token}` },
+  connectionParams: async () => ({ authorization: `Bearer ${await token}` }),
   on: { connected: () => process.stderr.write(`connected to ${values.url}; waiting for quotaChanged events\n`) },
 });
 

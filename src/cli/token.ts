@@ -20,6 +20,10 @@ if (!Number.isInteger(expiresIn) || expiresIn <= 0) {
   process.stderr.write('--expires-in must be a positive number of seconds\n');
   process.exit(2);
 }
-process.stdout.write(
-  `${mintDevelopmentToken('npm run token', { sub: values.sub, roles: values.roles, username: values.username }, expiresIn)}\n`,
+mintDevelopmentToken('npm run token', { sub: values.sub, roles: values.roles, username: values.username }, expiresIn).then(
+  (token) => process.stdout.write(`${token}\n`),
+  (error: unknown) => {
+    process.stderr.write(`npm run token: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
 );

@@ -112,6 +112,10 @@ export function httpPart(
         parseOptions: { maxTokens: config.graphql.maxTokens },
         includeStacktraceInErrorResponses: false,
         formatError,
+        // main.ts owns SIGTERM/SIGINT and stops every part in order. Apollo's own handlers would
+        // stop it concurrently, and a second stop() during Apollo's first never resolves
+        // (Apollo Server 5 resolves its stop barrier only on failure): the process hung on SIGTERM.
+        stopOnTerminationSignals: false,
         // The default landing page loads Apollo Sandbox from a CDN; nothing may load from outside.
         plugins: [ApolloServerPluginLandingPageDisabled()],
       });

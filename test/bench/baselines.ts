@@ -13,8 +13,8 @@ import amqp from 'amqplib';
 import { buildSchema } from 'graphql';
 import { PubSub } from 'graphql-subscriptions';
 import { useServer } from 'graphql-ws/use/ws';
-import jwt from 'jsonwebtoken';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { verifyHs } from '../helpers/jwt';
 import { BASELINE_SDL, baselineEvent, DEVICE_ROUTING_KEY, QUOTA_ROUTING_KEY, type BaselineField } from './events';
 
 export interface BenchServerConfig {
@@ -39,16 +39,9 @@ interface User {
 function verify(params: Record<string, unknown> | undefined, secret: string): User | undefined {
   const header = params?.authorization ?? params?.Authorization ?? params?.token;
   if (typeof header !== 'string') return undefined;
-  try {
-    const claims = jwt.verify(header.replace(/^Bearer\s+/i, ''), secret, { algorithms: ['HS256'] }) as {
-      sub?: string;
-      roles?: string[];
-    };
-    if (typeof claims.sub !== 'string') return undefined;
-    return { id: claims.sub, admin: Array.isArray(claims.roles) && claims.roles.includes('admin') };
-  } catch {
-    return undefined;
-  }
+  const claims = verifyHs(header.replace(/^Bearer\s+/i, ''), secret);
+  if (typeof claims?.sub !== 'string') return undefined;
+  return { id: claims.sub, admin: Array.isArray(claims.roles) && claims.roles.includes('admin') };
 }
 
 /** Both baselines consume like the gateway: own durable queue, prefetch 100, ack after the fan-out. */

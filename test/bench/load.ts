@@ -10,8 +10,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Channel } from 'amqplib';
-import jwt from 'jsonwebtoken';
 import WebSocket from 'ws';
+import { signHs } from '../helpers/jwt';
 import { DEVICE_DOCUMENT, DEVICE_ID, deviceMessage, QUOTA_DOCUMENT, QUOTA_ID, quotaMessage } from './events';
 
 export type Mode = 'per-user' | 'fan-out';
@@ -141,9 +141,7 @@ export class Load {
     let next = 0;
     const openOne = (index: number) =>
       new Promise<void>((resolve, reject) => {
-        const token = jwt.sign({ sub: this.userId(index), roles: admin ? ['admin'] : [], iat: now, exp: now + 7200 }, this.options.jwtSecret, {
-          algorithm: 'HS256',
-        });
+        const token = signHs(this.options.jwtSecret, { sub: this.userId(index), roles: admin ? ['admin'] : [], iat: now, exp: now + 7200 });
         const ws = new WebSocket(this.options.url, 'graphql-transport-ws', { perMessageDeflate: false });
         const client: Client = { ws, index };
         let acked = false;

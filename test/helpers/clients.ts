@@ -3,15 +3,13 @@ import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print, type ExecutionResult } from 'graphql';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
-import { signDevelopmentToken } from '../../src/auth/jwt';
+import { claims, signHs } from './jwt';
 import { TEST_JWT_SECRET } from './services';
 import { track } from './teardown';
 import { deferred, within } from './wait';
 
 export function token(sub: string, options: { roles?: string[]; expiresInSec?: number; secret?: string } = {}): string {
-  return signDevelopmentToken(options.secret ?? TEST_JWT_SECRET, { sub, roles: options.roles ?? [] }, {
-    expiresInSec: options.expiresInSec ?? 600,
-  });
+  return signHs(options.secret ?? TEST_JWT_SECRET, claims(sub, { roles: options.roles ?? [] }, options.expiresInSec ?? 600));
 }
 
 export interface TestWsClient {

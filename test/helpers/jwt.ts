@@ -2,11 +2,14 @@
  * Tokens the way an identity service (or an attacker) would make them: RS256/ES256 key pairs, a
  * JWKS served over real HTTP on 127.0.0.1, and hand-assembled hostile tokens (`alg: none`, HS256
  * keyed with the RSA public key). Test-side only: the gateway verifies with jose.
+ *
+ * Signed with `node:crypto`, not jose: the test tokens come from an implementation independent of
+ * the verifier (a shared bug would cancel out), and signing stays synchronous, which the hundreds
+ * of `token(...)` calls in the suite rely on (jose only signs asynchronously).
  */
-import { createHmac, generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomUUID, sign, timingSafeEqual, type KeyObject } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import jwt from 'jsonwebtoken';
 import { track } from './teardown';
 
 export interface KeyPair {
@@ -32,17 +35,40 @@ export function claims(sub: string | undefined, extra: Claims = {}, ttlSec = 600
   return { ...(sub === undefined ? {} : { sub }), roles: [], iat: nowSec(), exp: nowSec() + ttlSec, ...extra };
 }
 
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
 /** Signs with a key pair (its `kid` in the header unless `kid: null`). */
 export function signWith(pair: KeyPair, payload: Claims, options: { kid?: string | null } = {}): string {
   const kid = options.kid === undefined ? pair.kid : options.kid;
-  return jwt.sign(payload, pair.privateKey, { algorithm: pair.alg, ...(kid === null ? {} : { keyid: kid }) });
+  const input = `${b64({ alg: pair.alg, typ: 'JWT', ...(kid === null ? {} : { kid }) })}.${b64(payload)}`;
+  // JWS wants ES256 signatures as the raw r||s pair (RFC 7518 §3.4), not Node's default DER.
+  const key = pair.alg === 'ES256' ? { key: pair.privateKey, dsaEncoding: 'ieee-p1363' as const } : pair.privateKey;
+  return `${input}.${sign('sha256', Buffer.from(input), key).toString('base64url')}`;
 }
 
 export function signHs(secret: string, payload: Claims): string {
-  return jwt.sign(payload, secret, { algorithm: 'HS256' });
+  const input = `${b64({ alg: 'HS256', typ: 'JWT' })}.${b64(payload)}`;
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
 }
 
-const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+/**
+ * The claims of an HS256 token signed with `secret` and not expired, else undefined. For the
+ * benchmark's baseline servers, whose message handlers are synchronous.
+ */
+export function verifyHs(token: string, secret: string): Claims | undefined {
+  const [header, payload, signature] = token.split('.');
+  if (header === undefined || payload === undefined || signature === undefined) return undefined;
+  const expected = createHmac('sha256', secret).update(`${header}.${payload}`).digest();
+  const given = Buffer.from(signature, 'base64url');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+  try {
+    if ((JSON.parse(Buffer.from(header, 'base64url').toString()) as Claims).alg !== 'HS256') return undefined;
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as Claims;
+    return typeof claims.exp === 'number' && claims.exp * 1000 > Date.now() ? claims : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** `alg: none`, no signature. */
 export function unsignedToken(payload: Claims): string {

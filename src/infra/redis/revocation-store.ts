@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import type { RevocationStore } from '../../contracts/ports';
 import { redisClientName } from './client-name';
-import { connectRedis, type RedisClient } from './redis-connection';
+import { connectRedis, isCluster, type RedisClient } from './redis-connection';
 
 /** Keeps the later of the stored and the new time; ARGV: time, retention ms. */
 const REVOKE = `local current = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -34,7 +34,8 @@ export class RedisRevocationStore implements RevocationStore {
     private readonly logger: Logger,
   ) {
     const retryStrategy = (attempt: number) => Math.min(100 * 2 ** attempt, 5_000);
-    // A Cluster too: the key is one slot, and classic pub/sub reaches every node's subscribers.
+    // A Cluster too: the key is one slot, and the notification is sharded pub/sub (SPUBLISH /
+    // SSUBSCRIBE on the channel's one shard), so no node relays what it does not own.
     this.redis = connectRedis(url, {
       connectionName: redisClientName('revocations', options.prefix),
       maxRetriesPerRequest: 1,
@@ -44,14 +45,16 @@ export class RedisRevocationStore implements RevocationStore {
       connectionName: redisClientName('revocations-sub', options.prefix),
       maxRetriesPerRequest: 20,
       retryStrategy,
+      shardedSubscribers: true,
     });
     // Without an 'error' listener ioredis' error events crash the process.
     this.redis.on('error', (error: Error) => this.logger.warn({ err: error }, 'revocation store redis error'));
     this.subscriber.on('error', (error: Error) => this.logger.warn({ err: error }, 'revocation subscriber redis error'));
     this.redis.defineCommand('sessionsRevoke', { numberOfKeys: 1, lua: REVOKE });
     this.channel = `${options.prefix}sessions-revoked`;
-    this.subscriber.on('message', (_channel: string, text: string) => this.heard(text));
-    this.subscribed = this.subscriber.subscribe(this.channel).catch((error: unknown) => {
+    const sharded = isCluster(this.subscriber);
+    this.subscriber.on(sharded ? 'smessage' : 'message', (_channel: string, text: string) => this.heard(text));
+    this.subscribed = (sharded ? this.subscriber.ssubscribe(this.channel) : this.subscriber.subscribe(this.channel)).catch((error: unknown) => {
       this.logger.warn({ err: error }, 'revocation channel subscribe failed (ioredis resubscribes on reconnect)');
     });
   }
@@ -85,7 +88,8 @@ export class RedisRevocationStore implements RevocationStore {
 
   async revoke(userId: string): Promise<number> {
     const at = Number(await this.redis.sessionsRevoke(this.key(userId), Date.now(), this.options.retentionMs));
-    await this.redis.publish(this.channel, JSON.stringify({ userId, revokedAt: at }));
+    const notice = JSON.stringify({ userId, revokedAt: at });
+    await (isCluster(this.redis) ? this.redis.spublish(this.channel, notice) : this.redis.publish(this.channel, notice));
     return at;
   }
 
