@@ -82,8 +82,7 @@ async function openStreamPage(origin: string): Promise<RecordedPage> {
   return recorded;
 }
 
-type Streams = { sse: { id: string; data: unknown }[]; sseOpens: number; sseErrors: number; apollo: unknown[]; apolloErrors: string[] };
-const streams = (p: RecordedPage) => p.page.evaluate(() => window.streams as Streams);
+const streams = (p: RecordedPage) => p.page.evaluate(() => window.streams);
 const sseIds = async (p: RecordedPage) => (await streams(p)).sse.map((e) => e.id);
 
 it("delivers to a browser EventSource and Apollo Client 4's HttpLink, and EventSource's own reconnect resumes with Last-Event-ID", async () => {
