@@ -1,6 +1,7 @@
 /**
  * Multipart HTTP and SSE subscriptions in a real browser (Debian's Chromium): a page on the
- * gateway's origin (bundled from test/fixtures/stream-page.ts when the test runs) opens a
+ * gateway's origin (bundled from test/fixtures/stream-page.ts when the test runs; Playwright
+ * answers the page's own URL, everything else it asks goes to the gateway) opens a
  * browser `EventSource` on /graphql/stream and an Apollo Client 4 `HttpLink` subscription on
  * /graphql; an event published to RabbitMQ reaches both. Then EventSource's own resume: two
  * instances behind one front (as behind a load balancer), the first shuts down (its SSE stream
