@@ -15,9 +15,14 @@ import { performance } from 'node:perf_hooks';
 import type { Channel } from 'amqplib';
 import WebSocket from 'ws';
 import { signHs } from '../helpers/jwt';
-import { DEVICE_DOCUMENT, DEVICE_ID, deviceMessage, QUOTA_DOCUMENT, QUOTA_ID, quotaMessage } from './events';
+import { announcementMessage, DEVICE_DOCUMENT, DEVICE_ID, deviceMessage, NOTIFICATION_DOCUMENT, QUOTA_DOCUMENT, QUOTA_ID, quotaMessage } from './events';
 
-export type Mode = 'per-user' | 'fan-out';
+/**
+ * per-user: each socket its own events; fan-out: administrators, every event to every socket;
+ * broadcast: plain users, one announcement to everyone reaches every socket (on the baselines,
+ * which have no announcements, it runs as their fan-out: the same bytes to every socket).
+ */
+export type Mode = 'per-user' | 'fan-out' | 'broadcast';
 
 /** Latency histogram: 10 µs buckets below 1 s, 1 ms buckets up to 2 min. */
 export class Histogram {
@@ -99,6 +104,8 @@ export interface LoadOptions {
   readonly exchange: string;
   /** Unique to the run, so users never collide with another run's leftovers. */
   readonly runTag: string;
+  /** A baseline server (raw ws, plain graphql-ws): broadcast runs as its fan-out. */
+  readonly baseline?: boolean;
 }
 
 export class Load {
@@ -133,7 +140,13 @@ export class Load {
     }
   }
 
+  /** Broadcast on the gateway: plain users on notifications, announcements published. */
+  private get announcing(): boolean {
+    return this.options.mode === 'broadcast' && this.options.baseline !== true;
+  }
+
   private userId(index: number): string {
+    if (this.announcing) return `${this.options.runTag}-b${index}`;
     return this.options.mode === 'per-user' ? `${this.options.runTag}-u${index}` : `${this.options.runTag}-admin${index}`;
   }
 
@@ -144,12 +157,14 @@ export class Load {
   /** Opens every client (at most `concurrency` handshakes at a time) and subscribes it. */
   async connect(concurrency = 100, timeoutMs = 120_000): Promise<void> {
     const now = Math.floor(Date.now() / 1000);
-    const admin = this.options.mode === 'fan-out';
-    const subscribes = [`{"id":"${QUOTA_ID}","type":"subscribe","payload":{"query":${JSON.stringify(QUOTA_DOCUMENT)}}}`];
-    if (!admin) subscribes.push(`{"id":"${DEVICE_ID}","type":"subscribe","payload":{"query":${JSON.stringify(DEVICE_DOCUMENT)}}}`);
+    const admin = this.options.mode !== 'per-user' && !this.announcing;
+    const subscribes = [
+      `{"id":"${QUOTA_ID}","type":"subscribe","payload":{"query":${JSON.stringify(this.announcing ? NOTIFICATION_DOCUMENT : QUOTA_DOCUMENT)}}}`,
+    ];
+    if (this.options.mode === 'per-user') subscribes.push(`{"id":"${DEVICE_ID}","type":"subscribe","payload":{"query":${JSON.stringify(DEVICE_DOCUMENT)}}}`);
     const deadline = Date.now() + timeoutMs;
     let next = 0;
-    const documents = admin ? [QUOTA_DOCUMENT] : [QUOTA_DOCUMENT, DEVICE_DOCUMENT];
+    const documents = this.options.mode === 'per-user' ? [QUOTA_DOCUMENT, DEVICE_DOCUMENT] : [this.announcing ? NOTIFICATION_DOCUMENT : QUOTA_DOCUMENT];
     const tokenOf = (index: number) =>
       signHs(this.options.jwtSecret, { sub: this.userId(index), roles: admin ? ['admin'] : [], iat: now, exp: now + 7200 });
     const openSse = (index: number) => this.openSse(index, tokenOf(index), documents);
@@ -331,6 +346,8 @@ export class Load {
         // Cycles of C events alternate quota and device: one user's events of a family are 2C apart,
         // so nothing is legitimately coalesced (EVENT_COALESCE_MS) unless rate > 20 C/s.
         message = Math.floor(seq / c) % 2 === 0 ? quotaMessage(eventId, this.userId(index), seq) : deviceMessage(eventId, this.userId(index), seq);
+      } else if (this.announcing) {
+        message = announcementMessage(eventId, seq);
       } else {
         // A different user per event: every event is about its own quota, never coalesced.
         message = quotaMessage(eventId, `${this.tag}-fan${seq}`, seq);

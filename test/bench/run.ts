@@ -28,7 +28,9 @@ const JWT_SECRET = `bench-${randomBytes(16).toString('hex')}`;
 
 const USAGE = `npm run bench -- [flags]
   --quick                 smoke run (~2-3 min): small C, short windows
-  --scenarios a,b         per-user,fan-out (default both)
+  --scenarios a,b         per-user,fan-out,broadcast (default all three); broadcast: an announcement
+                          to everyone on the gateway (plain users on notifications) beside the
+                          baselines' fan-out (the same bytes to every socket), C and rate as fan-out
   --servers a,b           gateway,gateway-sse,raw,graphql-ws (default gateway,raw,graphql-ws;
                           gateway-sse: the gateway with GraphQL-over-SSE clients)
   --c 1000,5000           per-user socket counts (default 1000,5000,10000; quick 1000)
@@ -97,8 +99,8 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isFinite(n) || n <= 0 || n > max) throw new Error(`--${key}: ${v} is not a number in (0, ${max}]`);
     return n;
   };
-  const scenarios = list('scenarios', ['per-user', 'fan-out']) as Mode[];
-  for (const s of scenarios) if (s !== 'per-user' && s !== 'fan-out') throw new Error(`--scenarios: unknown "${s}"`);
+  const scenarios = list('scenarios', ['per-user', 'fan-out', 'broadcast']) as Mode[];
+  for (const s of scenarios) if (s !== 'per-user' && s !== 'fan-out' && s !== 'broadcast') throw new Error(`--scenarios: unknown "${s}"`);
   const servers = list('servers', ['gateway', 'raw', 'graphql-ws']) as ServerKind[];
   for (const s of servers) if (!['gateway', 'gateway-sse', 'raw', 'graphql-ws'].includes(s)) throw new Error(`--servers: unknown "${s}"`);
   const rate = num('rate', 1000, 50_000);
@@ -398,6 +400,7 @@ async function measure(
     jwtSecret: JWT_SECRET,
     channel,
     exchange,
+    baseline: !isGateway(kind),
   };
   const load = new Load({ ...loadOptions, clients: c, runTag: `${runId.slice(-6)}s${serial}` });
   const perSocket = mode === 'per-user' ? 2 : 1;
@@ -549,6 +552,15 @@ function targets(rows: readonly Row[]): string[] {
     }),
   );
   verdict(
+    'broadcast (one announcement to everyone, one Redis publish) CPU per delivery <= 1.5x raw fan-out',
+    gw('broadcast').flatMap((r) => {
+      const raw = base(r, 'raw');
+      if (!raw) return [];
+      const x = r.cpuPerDeliveryUs / raw.cpuPerDeliveryUs;
+      return [{ ok: x <= 1.5, text: `C=${r.c} ${f(x, 2)}x (${f(r.cpuPerDeliveryUs, 2)} vs ${f(raw.cpuPerDeliveryUs, 2)} µs)` }];
+    }),
+  );
+  verdict(
     'per-user C=5000 @1000 ev/s p99 < 50 ms',
     gw('per-user')
       .filter((r) => r.c === 5000 && Math.abs(r.fixed.targetRate - 1000) < 1)
@@ -611,6 +623,7 @@ async function main(): Promise<number> {
   const scenarios: [Mode, number][] = [
     ...(opts.scenarios.includes('per-user') ? opts.perUserC.map((c): [Mode, number] => ['per-user', c]) : []),
     ...(opts.scenarios.includes('fan-out') ? opts.fanoutC.map((c): [Mode, number] => ['fan-out', c]) : []),
+    ...(opts.scenarios.includes('broadcast') ? opts.fanoutC.map((c): [Mode, number] => ['broadcast', c]) : []),
   ];
   for (const [mode, c] of scenarios) {
     for (const kind of opts.servers) {
