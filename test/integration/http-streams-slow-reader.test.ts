@@ -32,12 +32,13 @@ let redis: Redis;
 beforeAll(async () => {
   database = await createTestDatabase();
   redis = new Redis(TEST_REDIS_URL);
-  track('redis publisher', () => redis.disconnect());
+  // quit, not disconnect: a disconnected client's socket outlived jest's exit check here.
+  track('redis publisher', () => redis.quit().catch(() => undefined));
 });
 
 afterAll(async () => {
   await stopGateways();
-  redis?.disconnect();
+  await redis?.quit().catch(() => undefined);
   await database?.drop();
 });
 
