@@ -32,6 +32,7 @@ import {
 } from '../contracts/events';
 import type { EventFamily } from '../contracts/routing';
 import type { Disposition, EventPubSub, MessageHandler, ReadModel } from '../contracts/ports';
+import { userOfPartitionKey, type RouteDecision } from '../contracts/partition';
 import { isSessionRevocationRoutingKey } from '../contracts/routing';
 import type { Topics } from '../contracts/topics';
 import { traceContextOf } from '../contracts/trace';
@@ -77,6 +78,12 @@ export interface BridgeCounters {
 export interface EventBridge {
   readonly handle: MessageHandler;
   readonly counters: Readonly<BridgeCounters>;
+  /**
+   * Counts a message the partitioned ingest's router settled in the bridge's place (it
+   * dead-letters and ignores before a message reaches a partition), so the counters and metrics
+   * mean the same with and without partitions.
+   */
+  countRouted(decision: RouteDecision): void;
 }
 
 export function createEventBridge(deps: {
@@ -97,7 +104,7 @@ export function createEventBridge(deps: {
   const counters: BridgeCounters = { consumed: 0, bridged: 0, deadLettered: 0, ignored: 0, requeued: 0 };
 
   /** The events with their owner; throws `EventRejection(UNKNOWN_OWNER)` when nobody is known. */
-  async function resolveOwners(normalized: NormalizedMessage): Promise<GatewayEvent[]> {
+  async function resolveOwners(normalized: NormalizedMessage, partitionKey: string | undefined): Promise<GatewayEvent[]> {
     const { drafts, route } = normalized;
     if (route.owner === 'installations') return fanOut(drafts[0] as GatewayEventDraft);
     let owner: string | undefined;
@@ -109,7 +116,10 @@ export function createEventBridge(deps: {
       }
       if (owner === undefined) {
         const deviceId = deviceIdOf(draft);
-        owner = deviceId !== undefined && readModel ? await readModel.ownerOfDevice(deviceId) : undefined;
+        // The router resolved the owner when it routed the event (in arrival order, from the
+        // device's earlier events): the same owner on every instance, without asking again.
+        owner = deviceId !== undefined ? userOfPartitionKey(partitionKey) : undefined;
+        owner ??= deviceId !== undefined && readModel ? await readModel.ownerOfDevice(deviceId) : undefined;
         if (owner === undefined) throw new EventRejection(UNKNOWN_OWNER);
       }
       events.push(withOwner(draft, owner));
@@ -176,7 +186,7 @@ export function createEventBridge(deps: {
     const draft = normalized.drafts[0] as GatewayEventDraft;
     let events: GatewayEvent[];
     try {
-      events = await resolveOwners(normalized);
+      events = await resolveOwners(normalized, message.partitionKey);
       const primary = events[0];
       if (primary && normalized.route.owner !== 'installations' && READ_MODEL_FAMILIES.has(primary.family)) await readModel?.apply(primary);
     } catch (error) {
@@ -233,7 +243,15 @@ export function createEventBridge(deps: {
     return { action: 'ack' };
   }
 
-  return { handle, counters };
+
+  const countRouted = (decision: RouteDecision) => {
+    if (decision.action === 'partition') return;
+    counters.consumed++;
+    if (decision.action === 'dead-letter') counters.deadLettered++;
+    else counters.ignored++;
+  };
+
+  return { handle, counters, countRouted };
 }
 
 /**

@@ -30,6 +30,11 @@ export interface IncomingMessage {
   readonly messageId?: string;
   /** AMQP `timestamp` property (the platform sets milliseconds). */
   readonly timestamp?: number;
+  /**
+   * The partition key header (contracts/partition.ts) the router set: for an event that names
+   * only a device, the owner the router resolved, so every instance publishes it for that user.
+   */
+  readonly partitionKey?: string;
 }
 
 /** Why a message is rejected; becomes the `x-rejection-reason` header of the dead letter. */
