@@ -1,5 +1,7 @@
 /**
- * The load generator: C raw `ws` clients speaking minimal graphql-transport-ws, and a publisher
+ * The load generator: C raw `ws` clients speaking minimal graphql-transport-ws (or, with
+ * `transport: 'sse'`, C clients of GraphQL over SSE: one `text/event-stream` GET on
+ * /graphql/stream per subscription, as a browser's EventSource opens it), and a publisher
  * that sends platform events to RabbitMQ at a fixed rate (token bucket). Publish and receive
  * times come from one clock (this process's `performance.now()`), so latency is
  * receive - publish, end to end through RabbitMQ, the server and the socket.
@@ -8,6 +10,7 @@
  * (no JSON.parse on the hot path), which gives its publish time, where it was meant to go, and
  * whether this subscription already had it.
  */
+import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Channel } from 'amqplib';
 import WebSocket from 'ws';
@@ -81,12 +84,19 @@ const QUOTE = 0x22;
 const DASH = 0x2d;
 
 interface Client {
-  readonly ws: WebSocket;
+  /** graphql-ws: the socket; SSE: its streams' requests (one per subscription). */
+  readonly ws?: WebSocket;
+  readonly requests?: http.ClientRequest[];
   readonly index: number;
 }
 
+const FRAME_END = Buffer.from('\n\n');
+
 export interface LoadOptions {
+  /** graphql-ws: `ws://host:port/graphql`; SSE: `http://host:port/graphql/stream`. */
   readonly url: string;
+  /** How the clients subscribe (default graphql-ws). */
+  readonly transport?: 'ws' | 'sse';
   readonly mode: Mode;
   readonly clients: number;
   readonly jwtSecret: string;
@@ -154,6 +164,10 @@ export class Load {
     if (this.options.mode === 'per-user') subscribes.push(`{"id":"${DEVICE_ID}","type":"subscribe","payload":{"query":${JSON.stringify(DEVICE_DOCUMENT)}}}`);
     const deadline = Date.now() + timeoutMs;
     let next = 0;
+    const documents = this.options.mode === 'per-user' ? [QUOTA_DOCUMENT, DEVICE_DOCUMENT] : [this.announcing ? NOTIFICATION_DOCUMENT : QUOTA_DOCUMENT];
+    const tokenOf = (index: number) =>
+      signHs(this.options.jwtSecret, { sub: this.userId(index), roles: admin ? ['admin'] : [], iat: now, exp: now + 7200 });
+    const openSse = (index: number) => this.openSse(index, tokenOf(index), documents);
     const openOne = (index: number) =>
       new Promise<void>((resolve, reject) => {
         const token = signHs(this.options.jwtSecret, { sub: this.userId(index), roles: admin ? ['admin'] : [], iat: now, exp: now + 7200 });
@@ -201,10 +215,71 @@ export class Load {
     const worker = async () => {
       while (next < this.options.clients) {
         if (Date.now() > deadline) throw new Error(`connecting ${this.options.clients} clients took over ${timeoutMs} ms`);
-        await openOne(next++);
+        await (this.options.transport === 'sse' ? openSse : openOne)(next++);
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, this.options.clients) }, worker));
+  }
+
+  /**
+   * One SSE client: a GET per subscription (distinct connections mode, the token as `?token=`
+   * like EventSource), resolved once every stream answered 200 and sent its opening comment.
+   * Frames are split on the blank line that ends an SSE event, so one split across TCP reads
+   * is found whole; several in one read are each counted.
+   */
+  private async openSse(index: number, token: string, documents: readonly string[]): Promise<void> {
+    const client: Client = { index, requests: [] };
+    this.clients.push(client);
+    await Promise.all(
+      documents.map(
+        (document) =>
+          new Promise<void>((resolve, reject) => {
+            const url = new URL(this.options.url);
+            url.searchParams.set('query', document);
+            url.searchParams.set('token', token);
+            let opened = false;
+            const timer = setTimeout(() => reject(new Error(`client ${index}: no SSE stream within 30 s`)), 30_000);
+            const request = http.get(url, { agent: false, headers: { accept: 'text/event-stream' } }, (response) => {
+              if (response.statusCode !== 200) {
+                clearTimeout(timer);
+                reject(new Error(`client ${index}: SSE answered ${response.statusCode}`));
+                response.resume();
+                return;
+              }
+              let pending: Buffer | undefined;
+              response.on('data', (chunk: Buffer) => {
+                if (!opened) {
+                  opened = true;
+                  clearTimeout(timer);
+                  resolve();
+                }
+                const data = pending ? Buffer.concat([pending, chunk]) : chunk;
+                const last = data.lastIndexOf(FRAME_END);
+                if (last < 0) {
+                  pending = data;
+                  return;
+                }
+                pending = last + 2 < data.length ? data.subarray(last + 2) : undefined;
+                for (let at = data.indexOf(EVENT_ID_KEY); at >= 0 && at < last; at = data.indexOf(EVENT_ID_KEY, at + 1)) {
+                  this.receive(index, data, at + EVENT_ID_KEY.length);
+                }
+                if (data.indexOf('event: complete') >= 0 && data.indexOf('event: complete') < last) {
+                  this.problem(`client ${index}: complete ${data.subarray(0, Math.min(last, 300)).toString()}`);
+                }
+              });
+              response.on('end', () => {
+                if (!this.expectedCloses) this.problem(`client ${index}: SSE stream ended by the server`);
+              });
+            });
+            request.on('error', (error) => {
+              clearTimeout(timer);
+              if (!opened) reject(error);
+              else if (!this.expectedCloses) this.problem(`client ${index}: ${error.message}`);
+            });
+            client.requests?.push(request);
+          }),
+      ),
+    );
   }
 
   /** The hot path: one delivery. */
@@ -325,7 +400,10 @@ export class Load {
 
   close(): void {
     this.expectedCloses = true;
-    for (const c of this.clients) c.ws.terminate();
+    for (const c of this.clients) {
+      c.ws?.terminate();
+      for (const request of c.requests ?? []) request.destroy();
+    }
     this.clients.length = 0;
   }
 }
