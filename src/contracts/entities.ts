@@ -21,6 +21,10 @@ export interface DeviceEntity {
   readonly memoryMB: number | null;
   readonly storageGB: number | null;
   readonly statusReason: string | null;
+  /** Failover details of the last status change. */
+  readonly failureType: string | null;
+  readonly recoveryStrategy: string | null;
+  readonly recoveryAttempts: number | null;
   readonly version: number;
   readonly createdAt: string;
   readonly updatedAt: string;
@@ -51,6 +55,7 @@ export interface OrderEntity {
   readonly planId: string | null;
   readonly completedAt: string | null;
   readonly cancelledAt: string | null;
+  readonly statusReason: string | null;
   readonly version: number;
   readonly createdAt: string;
   readonly updatedAt: string;
@@ -67,6 +72,7 @@ export interface AppInstallationEntity {
   readonly status: string;
   readonly installedAt: string | null;
   readonly uninstalledAt: string | null;
+  readonly error: string | null;
   readonly version: number;
   readonly updatedAt: string;
 }
@@ -79,4 +85,5 @@ export interface AppInstallationEntity {
  */
 export const FIELDS_NOT_ON_EVENTS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
   Device: { installations: 'query appInstallations(deviceId) or device(id) { installations } for them' },
+  Order: { statusHistory: 'query order(id) { statusHistory } for it' },
 };

@@ -121,7 +121,7 @@ describe('owner resolution and the read model', () => {
           if (applyFails) throw applyFails;
           applied.push(event);
           // What the read model hands back is what gets published: the event with its entity.
-          return event.family === 'app' ? { ...event, installation: null } : event;
+          return { ...event, installation: null } as GatewayEvent;
         },
       },
     });

@@ -6,6 +6,7 @@ export enum InstallationStatus {
   INSTALLED = 'INSTALLED',
   FAILED = 'FAILED',
   UNINSTALLED = 'UNINSTALLED',
+  UNINSTALLING = 'UNINSTALLING',
 }
 registerEnumType(InstallationStatus, { name: 'InstallationStatus', description: 'State of an app on a device' });
 
@@ -20,6 +21,8 @@ export class AppInstallation {
   @Field(() => InstallationStatus) status!: InstallationStatus;
   @Field(() => DateTimeScalar, { nullable: true }) installedAt!: Date | null;
   @Field(() => DateTimeScalar, { nullable: true }) uninstalledAt!: Date | null;
+  @Field(() => String, { nullable: true, description: 'Why the last install or uninstall failed (FAILED), as the platform said' })
+  error!: string | null;
   @Field(() => Int) version!: number;
   @Field(() => DateTimeScalar) updatedAt!: Date;
 }

@@ -38,13 +38,17 @@ export type InstallationStatus =
   | 'FAILED'
   | 'INSTALLED'
   | 'INSTALLING'
-  | 'UNINSTALLED';
+  | 'UNINSTALLED'
+  | 'UNINSTALLING';
 
 /** Lifecycle state of a billing order */
 export type OrderStatus =
   | 'CANCELLED'
   | 'COMPLETED'
-  | 'PENDING';
+  | 'FAILED'
+  | 'PAID'
+  | 'PENDING'
+  | 'REFUNDED';
 
 /** What happened to the quota; one per quota.* routing key */
 export type QuotaEventKind =
