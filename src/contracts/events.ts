@@ -410,7 +410,7 @@ export const orderStatusEventFields = z.object({
   planId: optional(entityId),
 });
 
-export type OrderStatusEventMessage = EventHeader & { readonly family: 'orderStatus' } & Readonly<z.output<typeof orderStatusEventFields>>;
+export type OrderStatusEventMessage = EventHeader & { readonly family: 'orderStatus'; readonly order?: OrderEntity | null } & Readonly<z.output<typeof orderStatusEventFields>>;
 
 // ---------------------------------------------------------------- billing
 
@@ -463,7 +463,7 @@ export const installationEventFields = z
   })
   .refine((e) => e.appId !== undefined || e.packageName !== undefined || e.installationId !== undefined, { message: 'missing appId' });
 
-export type AppInstallationEventMessage = EventHeader & { readonly family: 'installation' } & Readonly<z.output<typeof installationEventFields>>;
+export type AppInstallationEventMessage = EventHeader & { readonly family: 'installation'; readonly installation?: AppInstallationEntity | null } & Readonly<z.output<typeof installationEventFields>>;
 
 function installationAliases(routingKey: string, route: Route, p: Record<string, unknown>): Record<string, unknown> {
   let status = route.means;

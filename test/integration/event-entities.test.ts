@@ -146,4 +146,55 @@ describe.each(['postgres', 'embedded'] as const)('events carry their entity (%s)
     const redelivered = await readModel.apply(app(1, 1, {}));
     expect(redelivered.family === 'app' && redelivered.installation).toMatchObject({ id: row.id, versionName: '2.0', version: 2 });
   });
+  it('gives an order status event (order.completed feeds orderCompleted and orderStatusChanged with it) the order', async () => {
+    const userId = uniqueId('u');
+    const orderId = uniqueId('o');
+    const status = (n: number, minute: number, value: string, extra: object = {}): GatewayEvent =>
+      ({
+        family: 'orderStatus',
+        eventId: `${orderId}-s${n}`,
+        type: `order.${value.toLowerCase()}`,
+        userId,
+        occurredAt: at(minute),
+        orderId,
+        status: value,
+        ...extra,
+      }) as GatewayEvent;
+    const paid = await readModel.apply(status(1, 1, 'PAID', { amount: '12.5' }));
+    expect(paid.family === 'orderStatus' && paid.order).toMatchObject({ id: orderId, status: 'PAID', amount: '12.50', version: 1 });
+    const completed = await readModel.apply(status(2, 2, 'COMPLETED'));
+    const row = await db.prisma.order.findUniqueOrThrow({ where: { id: orderId } });
+    expect(completed).toMatchObject({ order: wire(toOrderView(row)) });
+    expect(completed.family === 'orderStatus' && completed.order).toMatchObject({ status: 'COMPLETED', version: 2 });
+    // Older than the row, and a redelivery: the newer row.
+    const late = await readModel.apply(status(3, 0, 'CANCELLED'));
+    const again = await readModel.apply(status(1, 1, 'PAID', { amount: '12.5' }));
+    for (const event of [late, again])
+      expect(event.family === 'orderStatus' && event.order).toMatchObject({ status: 'COMPLETED', version: 2 });
+  });
+
+  it('gives an installation lifecycle event (app.installed feeds appInstalled and appInstallationChanged with it) the installation', async () => {
+    const userId = uniqueId('u');
+    const deviceId = uniqueId('d');
+    const step = (n: number, minute: number, value: string): GatewayEvent =>
+      ({
+        family: 'installation',
+        eventId: `${deviceId}-i${n}`,
+        type: 'app.install.x',
+        userId,
+        occurredAt: at(minute),
+        deviceId,
+        appId: 'app-9',
+        packageName: 'com.nine',
+        status: value,
+      }) as GatewayEvent;
+    const requested = await readModel.apply(step(1, 1, 'REQUESTED'));
+    expect(requested.family === 'installation' && requested.installation).toMatchObject({ deviceId, status: 'INSTALLING', version: 1 });
+    const installed = await readModel.apply(step(2, 2, 'INSTALLED'));
+    const row = await db.prisma.appInstallation.findFirstOrThrow({ where: { deviceId } });
+    expect(installed).toMatchObject({ installation: wire(toInstallationView(row)) });
+    expect(installed.family === 'installation' && installed.installation).toMatchObject({ status: 'INSTALLED', version: 2 });
+    const redelivered = await readModel.apply(step(1, 1, 'REQUESTED'));
+    expect(redelivered.family === 'installation' && redelivered.installation).toMatchObject({ status: 'INSTALLED', version: 2 });
+  });
 });

@@ -1,6 +1,7 @@
 import { Field, ID, ObjectType, registerEnumType } from 'type-graphql';
 import { INSTALLATION_EVENT_STATUSES } from '../../contracts/events';
 import { RealtimeEvent } from '../shared/event-header.type';
+import { AppInstallation } from './app-installation.type';
 
 export const InstallationEventStatus = Object.fromEntries(INSTALLATION_EVENT_STATUSES.map((s) => [s, s])) as {
   [K in (typeof INSTALLATION_EVENT_STATUSES)[number]]: K;
@@ -20,4 +21,10 @@ export class AppInstallationEvent extends RealtimeEvent {
   @Field(() => InstallationEventStatus) status!: keyof typeof InstallationEventStatus;
   @Field(() => InstallationEventStatus, { nullable: true }) previousStatus?: keyof typeof InstallationEventStatus;
   @Field({ nullable: true, description: 'Why it failed (FAILED), as the platform sent it' }) error?: string;
+  @Field(() => AppInstallation, {
+    nullable: true,
+    description:
+      'The installation as it stands after this event, as appInstallations returns it (updates a normalized cache by itself). Null for a catalogue change (UPDATED names no device) and when the read model has none to show.',
+  })
+  installation?: AppInstallation | null;
 }

@@ -1,6 +1,6 @@
 import { Field, ID, ObjectType } from 'type-graphql';
 import { RealtimeEvent } from '../shared/event-header.type';
-import { OrderStatus } from './order.type';
+import { Order, OrderStatus } from './order.type';
 
 @ObjectType({ implements: RealtimeEvent, description: "A change of an order's status, pushed by orderStatusChanged" })
 export class OrderStatusEvent extends RealtimeEvent {
@@ -13,4 +13,10 @@ export class OrderStatusEvent extends RealtimeEvent {
   @Field({ nullable: true, description: 'Why (cancellation, refund, failure), as the platform sent it' }) reason?: string;
   @Field(() => ID, { nullable: true }) deviceId?: string;
   @Field(() => ID, { nullable: true }) planId?: string;
+  @Field(() => Order, {
+    nullable: true,
+    description:
+      'The order as it stands after this event, as order(id) returns it (updates a normalized cache by itself). statusHistory cannot be selected here. Null only without a read model.',
+  })
+  order?: Order | null;
 }

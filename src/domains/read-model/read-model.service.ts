@@ -40,8 +40,9 @@ import {
 } from '../../contracts/events';
 import type { AppInstallationEntity, DeviceEntity, OrderEntity, QuotaEntity } from '../../contracts/entities';
 import type { ReadModel } from '../../contracts/ports';
-import { Prisma, type PrismaClient } from '../../generated/prisma/client';
+import { Prisma, type Order as OrderRow, type PrismaClient } from '../../generated/prisma/client';
 import { InstallationStatus } from '../app/app-installation.type';
+import { toOrderView } from '../order/order.service';
 import { OrderStatus } from '../order/order.type';
 import { QuotaStatus } from '../quota/quota.type';
 import { isNewerThan, type EventStamp } from '../shared/event-order';
@@ -620,8 +621,13 @@ async function write(
 type InstallationRow = Parameters<typeof installationView>[0];
 
 /** The installation an app event names (by id, else the current one of the same app on the device). */
-async function findInstallation(tx: Tx, event: AppInstalledEventMessage): Promise<InstallationRow | null> {
+async function findInstallation(
+  tx: Tx,
+  event: { readonly installationId?: string; readonly deviceId?: string; readonly appId?: string; readonly packageName?: string },
+): Promise<InstallationRow | null> {
   if (event.installationId !== undefined) return tx.appInstallation.findUnique({ where: { id: event.installationId } });
+  // A catalogue event (app.updated) names no device: no one installation to show.
+  if (event.deviceId === undefined || (event.appId === undefined && event.packageName === undefined)) return null;
   return tx.appInstallation.findFirst({
     where: {
       deviceId: event.deviceId,
@@ -714,7 +720,8 @@ function orderStatusData(event: OrderStatusEventMessage) {
  * An order status change: its history row (every change, whatever the order's current state:
  * the history is what happened), then the order itself when the change is newer than its state.
  */
-async function applyOrderStatus(tx: Tx, event: OrderStatusEventMessage): Promise<void> {
+/** Applies an order status event; returns the order as it stands after it (the entity the event carries). */
+async function applyOrderStatus(tx: Tx, event: OrderStatusEventMessage): Promise<OrderRow | null> {
   const at = new Date(event.occurredAt);
   await tx.orderStatusChange.createMany({
     data: [
@@ -730,18 +737,20 @@ async function applyOrderStatus(tx: Tx, event: OrderStatusEventMessage): Promise
     ],
     skipDuplicates: true,
   });
-  const created = await tx.order.createMany({
+  const created = await tx.order.createManyAndReturn({
     data: [{ id: event.orderId, userId: event.userId, createdAt: at, ...orderStatusData(event), ...stampOf(event) }],
     skipDuplicates: true,
   });
-  if (created.count === 1) return;
+  if (created.length === 1) return created[0]!;
+  let current: OrderRow | null = null;
   const row = await lockedIfNewer(
     event,
     () => tx.$queryRaw`SELECT id FROM billing_order WHERE id = ${event.orderId} FOR UPDATE`,
-    () => tx.order.findUnique({ where: { id: event.orderId } }),
+    async () => (current = await tx.order.findUnique({ where: { id: event.orderId } })),
   );
-  if (!row) return;
-  await tx.order.update({ where: { id: event.orderId }, data: { ...orderStatusData(event), version: { increment: 1 }, ...stampOf(event) } });
+  // Older than the row: the event carries the newer state the row holds.
+  if (!row) return current;
+  return tx.order.update({ where: { id: event.orderId }, data: { ...orderStatusData(event), version: { increment: 1 }, ...stampOf(event) } });
 }
 
 /** What an installation lifecycle event makes of the row's status; undefined: not an installation change. */
@@ -757,10 +766,10 @@ const INSTALLATION_STATUS_OF: Readonly<Record<string, InstallationStatus | undef
  * The installation lifecycle on the read model, the way `applyApp` applies an install: found by
  * installation id, else the device's current installation of the same app, else created.
  */
-async function applyInstallation(tx: Tx, event: AppInstallationEventMessage): Promise<void> {
+async function applyInstallation(tx: Tx, event: AppInstallationEventMessage): Promise<InstallationRow | null> {
   const status = INSTALLATION_STATUS_OF[event.status];
   const deviceId = event.deviceId;
-  if (status === undefined || deviceId === undefined) return;
+  if (status === undefined || deviceId === undefined) return null;
   const stamp = stampOf(event);
   const at = new Date(event.occurredAt);
   const details = {
@@ -785,22 +794,23 @@ async function applyInstallation(tx: Tx, event: AppInstallationEventMessage): Pr
         })
       : null;
     // Nothing to uninstall or fail that the read model never saw installed: no row to make up.
-    if (!existing && status !== InstallationStatus.INSTALLED && status !== InstallationStatus.INSTALLING) return;
+    if (!existing && status !== InstallationStatus.INSTALLED && status !== InstallationStatus.INSTALLING) return null;
     id = existing?.id ?? randomUUID();
   }
-  const created = await tx.appInstallation.createMany({
+  const created = await tx.appInstallation.createManyAndReturn({
     data: [{ id, deviceId, userId: event.userId, createdAt: at, ...details, ...lifecycle, ...stamp }],
     skipDuplicates: true,
   });
-  if (created.count === 1) return;
+  if (created.length === 1) return created[0]!;
   const installationId = id;
+  let current: InstallationRow | null = null;
   const row = await lockedIfNewer(
     event,
     () => tx.$queryRaw`SELECT id FROM app_installation WHERE id = ${installationId} FOR UPDATE`,
-    () => tx.appInstallation.findUnique({ where: { id: installationId } }),
+    async () => (current = await tx.appInstallation.findUnique({ where: { id: installationId } })),
   );
-  if (!row) return;
-  await tx.appInstallation.update({ where: { id: installationId }, data: { ...details, ...lifecycle, version: { increment: 1 }, ...stamp } });
+  if (!row) return current;
+  return tx.appInstallation.update({ where: { id: installationId }, data: { ...details, ...lifecycle, version: { increment: 1 }, ...stamp } });
 }
 
 /** Events applied in one transaction at the most. */
@@ -936,11 +946,14 @@ async function applyBatch(prisma: PrismaClient, events: readonly GatewayEvent[],
   return prisma.$transaction(async (tx) => {
     const { fresh, current } = await applyFoldedEvents(tx, events, new Date(), retain);
     const installations = new Map<GatewayEvent, InstallationRow | null>();
+    const orders = new Map<GatewayEvent, OrderRow | null>();
     for (const event of fresh) {
       if (event.family === 'app') installations.set(event, await applyApp(tx, event));
-      else if (event.family === 'orderStatus') await applyOrderStatus(tx, event);
-      else if (event.family === 'installation') await applyInstallation(tx, event);
+      else if (event.family === 'orderStatus') orders.set(event, await applyOrderStatus(tx, event));
+      else if (event.family === 'installation') installations.set(event, await applyInstallation(tx, event));
     }
+    const byOrder = new Map<string, OrderRow>();
+    for (const row of orders.values()) if (row) byOrder.set(row.id, row);
     // Every event of the batch carries its entity as the batch leaves it, so two events of one
     // entity in a batch carry the same (latest) state, and a later batch's never an older one.
     const byInstallation = new Map<string, InstallationRow | null>();
@@ -957,11 +970,18 @@ async function applyBatch(prisma: PrismaClient, events: readonly GatewayEvent[],
         case 'order':
           out.push({ ...event, order: entityOf(current, ORDERS, event) as OrderEntity | null });
           break;
-        case 'app': {
+        case 'app':
+        case 'installation': {
           // A redelivery (not applied again) reads its installation: app events are rare and one by one anyway.
           let row = installations.has(event) ? installations.get(event)! : await findInstallation(tx, event);
           if (row) row = byInstallation.get(row.id) ?? row;
           out.push({ ...event, installation: row ? installationView(row) : null });
+          break;
+        }
+        case 'orderStatus': {
+          const row = byOrder.get(event.orderId) ?? (orders.has(event) ? orders.get(event)! : await tx.order.findUnique({ where: { id: event.orderId } }));
+          // The order travels as JSON (Redis); the same shape in-process.
+          out.push({ ...event, order: row ? (JSON.parse(JSON.stringify(toOrderView(row))) as OrderEntity) : null });
           break;
         }
         default:
