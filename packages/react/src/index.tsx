@@ -9,24 +9,32 @@
  */
 import { ApolloProvider, useQuery, useSubscription } from '@apollo/client/react';
 import {
+  AppInstallationChangedDocument,
   AppInstalledDocument,
+  BillingChangedDocument,
   DeviceDocument,
   DevicesDocument,
   DeviceStatusChangedDocument,
   OrderCompletedDocument,
+  OrderStatusChangedDocument,
   QuotaChangedDocument,
   QuotaDocument,
+  type AppInstallationChangedSubscription,
+  type AppInstallationFieldsFragment,
   type AppInstalledSubscription,
+  type BillingChangedSubscription,
   type ConnectionState,
   type DeviceFieldsFragment,
   type DevicesQuery,
   type DeviceStatusChangedSubscription,
   type OrderCompletedSubscription,
+  type OrderFieldsFragment,
+  type OrderStatusChangedSubscription,
   type QuotaChangedSubscription,
   type QuotaFieldsFragment,
   type RealtimeClient,
 } from '@cloudphone/realtime-client';
-import { createContext, useContext, useSyncExternalStore, type ReactNode } from 'react';
+import { createContext, useContext, useState, useSyncExternalStore, type ReactNode } from 'react';
 
 const ClientContext = createContext<RealtimeClient | null>(null);
 
@@ -155,24 +163,81 @@ export function useRealtimeDevice(
   };
 }
 
-/** A user's billing events (userId defaults to the caller): orderCompleted; the order carried is normalized into the cache. */
-export function useRealtimeBilling(
-  userId?: string,
-): RealtimeResult<EventOf<OrderCompletedSubscription>, EventOf<OrderCompletedSubscription>['order'] | undefined> {
-  const connection = useConnectionState();
-  const subscription = useSubscription(OrderCompletedDocument, { variables: { userId: userId ?? null } });
-  const event = subscription.data?.orderCompleted;
-  return { event, entity: event?.order, connection, loading: false, error: subscription.error };
+export interface BillingResult extends RealtimeResult<
+  EventOf<OrderCompletedSubscription> | EventOf<OrderStatusChangedSubscription> | EventOf<BillingChangedSubscription>,
+  OrderFieldsFragment | null | undefined
+> {
+  /** The latest of each subscription. */
+  readonly orderCompleted: EventOf<OrderCompletedSubscription> | undefined;
+  readonly orderStatus: EventOf<OrderStatusChangedSubscription> | undefined;
+  readonly billing: EventOf<BillingChangedSubscription> | undefined;
 }
 
-/** App installations on a user's devices, or one device's (appInstalled); the installation carried is normalized into the cache. */
-export function useRealtimeApp(
-  options: { deviceId?: string; userId?: string } = {},
-): RealtimeResult<EventOf<AppInstalledSubscription>, EventOf<AppInstalledSubscription>['installation'] | undefined> {
+/**
+ * A user's billing (userId defaults to the caller): orderCompleted, orderStatusChanged and
+ * billingChanged. `event` is the latest of the three; `entity` the order the latest order event
+ * carried (normalized into the cache: every query showing that order updates by itself).
+ */
+export function useRealtimeBilling(userId?: string): BillingResult {
   const connection = useConnectionState();
-  const subscription = useSubscription(AppInstalledDocument, {
-    variables: { userId: options.userId ?? null, deviceId: options.deviceId ?? null },
+  const variables = { userId: userId ?? null };
+  const [latest, setLatest] = useState<BillingResult['event']>();
+  const completed = useSubscription(OrderCompletedDocument, {
+    variables,
+    onData: ({ data }) => data.data && setLatest(data.data.orderCompleted),
   });
-  const event = subscription.data?.appInstalled;
-  return { event, entity: event?.installation, connection, loading: false, error: subscription.error };
+  const status = useSubscription(OrderStatusChangedDocument, {
+    variables,
+    onData: ({ data }) => data.data && setLatest(data.data.orderStatusChanged),
+  });
+  const billing = useSubscription(BillingChangedDocument, {
+    variables,
+    onData: ({ data }) => data.data && setLatest(data.data.billingChanged),
+  });
+  const order = latest && 'order' in latest ? latest.order : undefined;
+  return {
+    event: latest,
+    entity: order,
+    orderCompleted: completed.data?.orderCompleted,
+    orderStatus: status.data?.orderStatusChanged,
+    billing: billing.data?.billingChanged,
+    connection,
+    loading: false,
+    error: completed.error ?? status.error ?? billing.error,
+  };
+}
+
+export interface AppResult extends RealtimeResult<
+  EventOf<AppInstalledSubscription> | EventOf<AppInstallationChangedSubscription>,
+  AppInstallationFieldsFragment | null | undefined
+> {
+  readonly installed: EventOf<AppInstalledSubscription> | undefined;
+  readonly lifecycle: EventOf<AppInstallationChangedSubscription> | undefined;
+}
+
+/**
+ * Apps on a user's devices, or one device's: appInstalled and appInstallationChanged. `event` is
+ * the latest of the two; `entity` the installation it carried (normalized into the cache).
+ */
+export function useRealtimeApp(options: { deviceId?: string; userId?: string } = {}): AppResult {
+  const connection = useConnectionState();
+  const variables = { userId: options.userId ?? null, deviceId: options.deviceId ?? null };
+  const [latest, setLatest] = useState<AppResult['event']>();
+  const installed = useSubscription(AppInstalledDocument, {
+    variables,
+    onData: ({ data }) => data.data && setLatest(data.data.appInstalled),
+  });
+  const lifecycle = useSubscription(AppInstallationChangedDocument, {
+    variables,
+    onData: ({ data }) => data.data && setLatest(data.data.appInstallationChanged),
+  });
+  return {
+    event: latest,
+    entity: latest?.installation,
+    installed: installed.data?.appInstalled,
+    lifecycle: lifecycle.data?.appInstallationChanged,
+    connection,
+    loading: false,
+    error: installed.error ?? lifecycle.error,
+  };
 }
