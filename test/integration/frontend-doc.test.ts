@@ -27,5 +27,5 @@ it('the provider-and-hook snippet of docs/frontend.md type-checks against the pa
   await expect(run(tsc, ['-p', dir], { cwd: root })).resolves.toMatchObject({ stdout: '', stderr: '' });
   // And the check can fail: a wrong hook option does not compile.
   await writeFile(path.join(dir, 'snippet.tsx'), blocks[0]!.replace('useRealtimeDevice()', 'useRealtimeDevice({ device: 1 })'));
-  await expect(run(tsc, ['-p', dir], { cwd: root })).rejects.toMatchObject({ stdout: expect.stringContaining('error TS') });
+  await expect(run(tsc, ['-p', dir], { cwd: root })).rejects.toMatchObject({ stdout: expect.stringContaining('error TS') as unknown });
 }, 60_000);
