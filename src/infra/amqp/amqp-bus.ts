@@ -15,7 +15,7 @@
  */
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import type { Logger } from 'pino';
-import type { AmqpNames } from '../../config';
+import type { AmqpNames } from '../../contracts/options';
 import type { DependencyStatus, Disposition, EventBus, MessageHandler, OutgoingMessage } from '../../contracts/ports';
 import { QUEUE_BINDINGS } from '../../contracts/routing';
 
