@@ -172,7 +172,7 @@ export function oneOf<const V extends readonly [string, ...string[]], const S ex
     if (!(values as readonly string[]).includes(raw)) {
       throw new ConfigError(`${name} must be one of ${values.join(', ')}, got "${raw}"`);
     }
-    return raw as V[number];
+    return raw;
   });
 }
 
@@ -185,7 +185,7 @@ export function url<const S extends OptionDeclaration<string> & { protocols: rea
     } catch {
       throw new ConfigError(`${name} is not a URL`);
     }
-    if (!(spec.protocols as readonly string[]).includes(parsed.protocol)) {
+    if (!spec.protocols.includes(parsed.protocol)) {
       throw new ConfigError(`${name} must use ${spec.protocols.join(' or ')}, got "${parsed.protocol}"`);
     }
     return raw;

@@ -25,7 +25,7 @@ const MODES: Record<ConfigMode, string> = { embedded: 'embedded', services: 'rea
 
 type Named = [name: string, option: ConfigOption];
 
-const options = (): Named[] => Object.entries(OPTIONS) as Named[];
+const options = (): Named[] => Object.entries(OPTIONS);
 
 // A table cell: a pipe would end the cell, a newline the row.
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');

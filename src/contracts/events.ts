@@ -66,7 +66,7 @@ const optional = <T extends z.ZodTypeAny>(schema: T) =>
     z.unknown().transform((value) => {
       if (value === undefined || value === null) return undefined;
       const parsed = schema.safeParse(value);
-      return parsed.success ? (parsed.data as z.output<T>) : undefined;
+      return parsed.success ? parsed.data : undefined;
     }),
   );
 
@@ -428,7 +428,7 @@ function firstIssue(error: z.ZodError): string {
 function parse<S extends z.ZodTypeAny>(schema: S, value: unknown): z.output<S> {
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw new EventRejection(firstIssue(parsed.error));
-  return parsed.data as z.output<S>;
+  return parsed.data;
 }
 
 /** The payload's `userId`: undefined when absent; a malformed one is rejected. */
@@ -498,7 +498,7 @@ export function normalizeEvent(
 
 /** A draft with its owner: the event as published. */
 export function withOwner(draft: GatewayEventDraft, userId: string): GatewayEvent {
-  return { ...draft, userId } as GatewayEvent;
+  return { ...draft, userId };
 }
 
 /** True when the draft already names its user. */

@@ -80,7 +80,7 @@ export function describeClose(code: number, reason?: string): string {
 /** Why a subscription ended abnormally, as the GraphQL errors GraphiQL shows in its result pane. */
 function failureResult(error: unknown): ExecutionResult {
   // graphql-ws hands over the `error` message's payload (GraphQL errors) as is.
-  if (Array.isArray(error)) return { errors: error } as ExecutionResult;
+  if (Array.isArray(error)) return { errors: error };
   if (isCloseLike(error)) {
     return {
       errors: [

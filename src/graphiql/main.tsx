@@ -210,7 +210,7 @@ function App({ config }: { config: PageConfig }) {
       {refused && (
         <div id="cpr-socket-problem" role="alert" className="cpr-problem-bar">
           {socket.state === 'connecting' ? 'Reconnecting; the socket was closed with ' : 'The socket was closed with '}
-          <strong>{describeClose(socket.code as number, socket.reason)}</strong>
+          <strong>{describeClose(socket.code, socket.reason)}</strong>
         </div>
       )}
       {config.devTokens && (

@@ -22,6 +22,6 @@ export class AppEventResolver {
     @Arg('deviceId', () => ID, { nullable: true }) _deviceId?: string,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): AppInstalledEvent {
-    return event as unknown as AppInstalledEvent;
+    return event;
   }
 }

@@ -22,6 +22,6 @@ export class DeviceEventResolver {
     @Arg('deviceId', () => ID, { nullable: true }) _deviceId?: string,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): DeviceStatusEvent {
-    return event as unknown as DeviceStatusEvent;
+    return event;
   }
 }

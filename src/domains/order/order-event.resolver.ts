@@ -20,6 +20,6 @@ export class OrderEventResolver {
     @Arg('userId', () => ID, { nullable: true }) _userId?: string,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): OrderCompletedEvent {
-    return event as unknown as OrderCompletedEvent;
+    return event;
   }
 }

@@ -26,14 +26,14 @@
  * itself is unavailable: then the whole batch is, at once).
  */
 import { randomUUID } from 'node:crypto';
-import {
+import type {
   QUOTA_LIMIT_FIELDS,
   QUOTA_USAGE_FIELDS,
-  type AppInstalledEventMessage,
-  type DeviceStatusEventMessage,
-  type GatewayEvent,
-  type OrderCompletedEventMessage,
-  type QuotaEventMessage,
+  AppInstalledEventMessage,
+  DeviceStatusEventMessage,
+  GatewayEvent,
+  OrderCompletedEventMessage,
+  QuotaEventMessage,
 } from '../../contracts/events';
 import type { ReadModel } from '../../contracts/ports';
 import { Prisma, type PrismaClient } from '../../generated/prisma/client';
@@ -257,7 +257,7 @@ function tableWork<E extends GatewayEvent>(folding: Folding<E>, events: readonly
     else pending.set(key, [event]);
   }
   return {
-    folding: folding as unknown as Folding<never>,
+    folding,
     keys: () => [...pending.keys()],
     plan(rows, attempt, now) {
       const updates: Columns[] = [];

@@ -52,7 +52,7 @@ export function devEventsRouter(deps: {
     if (messageId !== undefined && (typeof messageId !== 'string' || messageId.trim() === '')) {
       return fail(res, 400, ErrorCode.BAD_USER_INPUT, 'messageId must be a non-empty string');
     }
-    const id = (messageId as string | undefined) ?? randomUUID();
+    const id = messageId ?? randomUUID();
     const routed = QUEUE_BINDINGS.some((binding) => topicMatches(binding, routingKey));
     try {
       bus.publishRaw(routingKey, Buffer.from(body, 'utf8'), { messageId: id, timestamp: Date.now() });

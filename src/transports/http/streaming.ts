@@ -33,7 +33,7 @@ function refuse(res: Response, status: number, errors: readonly GraphQLFormatted
 
 /** GraphQL-over-HTTP parameters from a POST body or GET query; a string when malformed. */
 function operationRequest(req: Request): OperationRequest | string {
-  const source: Record<string, unknown> = req.method === 'GET' ? (req.query as Record<string, unknown>) : (req.body ?? {});
+  const source: Record<string, unknown> = req.method === 'GET' ? req.query : (req.body ?? {});
   if (typeof source !== 'object' || source === null || Array.isArray(source)) return 'the body must be a JSON object';
   const json = (name: string): Record<string, unknown> | null | string => {
     const value = source[name];
