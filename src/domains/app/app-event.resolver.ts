@@ -1,6 +1,6 @@
 import { Arg, ID, Resolver, Root, Subscription } from 'type-graphql';
 import type { AppInstalledEventMessage } from '../../contracts/events';
-import { AFTER_DESCRIPTION, subscribeToFamily } from '../shared/subscription';
+import { AFTER_DESCRIPTION, idArg, subscribeToFamily } from '../shared/subscription';
 import { AppInstalledEvent } from './app-event.type';
 
 @Resolver()
@@ -11,9 +11,9 @@ export class AppEventResolver {
     subscribe: ({ args, context }) =>
       subscribeToFamily(context, 'app', {
         field: 'appInstalled',
-        userId: args.userId as string | null | undefined,
-        deviceId: args.deviceId as string | null | undefined,
-        after: args.after as string | null | undefined,
+        userId: idArg(args, 'userId'),
+        deviceId: idArg(args, 'deviceId'),
+        after: idArg(args, 'after'),
       }),
   })
   appInstalled(

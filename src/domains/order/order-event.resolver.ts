@@ -1,6 +1,6 @@
 import { Arg, ID, Resolver, Root, Subscription } from 'type-graphql';
 import type { OrderCompletedEventMessage } from '../../contracts/events';
-import { AFTER_DESCRIPTION, subscribeToFamily } from '../shared/subscription';
+import { AFTER_DESCRIPTION, idArg, subscribeToFamily } from '../shared/subscription';
 import { OrderCompletedEvent } from './order-event.type';
 
 @Resolver()
@@ -11,8 +11,8 @@ export class OrderEventResolver {
     subscribe: ({ args, context }) =>
       subscribeToFamily(context, 'order', {
         field: 'orderCompleted',
-        userId: args.userId as string | null | undefined,
-        after: args.after as string | null | undefined,
+        userId: idArg(args, 'userId'),
+        after: idArg(args, 'after'),
       }),
   })
   orderCompleted(

@@ -33,7 +33,7 @@ export function toOrderView(row: OrderRow): Order {
   return {
     id: row.id,
     userId: row.userId,
-    status: row.status as OrderStatus,
+    status: row.status,
     amount: row.amount === null ? null : row.amount.toFixed(2),
     deviceId: row.deviceId,
     planId: row.planId,

@@ -2,11 +2,16 @@ import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { connectionTypes } from '../shared/connection';
 import { DateTimeScalar } from '../shared/date-time.scalar';
 
-export enum OrderStatus {
-  PENDING = 'PENDING',
-  COMPLETED = 'COMPLETED',
-  CANCELLED = 'CANCELLED',
-}
+/**
+ * Lifecycle state of a billing order: a const object with a string-union type rather than a TS enum (as `DeviceStatus`),
+ * so the Prisma row's status, the same union, compares with it and needs no cast.
+ */
+export const OrderStatus = {
+  PENDING: 'PENDING',
+  COMPLETED: 'COMPLETED',
+  CANCELLED: 'CANCELLED',
+} as const;
+export type OrderStatus = (typeof OrderStatus)[keyof typeof OrderStatus];
 registerEnumType(OrderStatus, { name: 'OrderStatus', description: 'Lifecycle state of a billing order' });
 
 @ObjectType({ description: 'A billing order' })

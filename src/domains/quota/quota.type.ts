@@ -3,12 +3,17 @@ import { QUOTA_ROUTING_KEYS } from '../../contracts/routing';
 import { DateTimeScalar } from '../shared/date-time.scalar';
 import { RealtimeEvent } from '../shared/event-header.type';
 
-export enum QuotaStatus {
-  ACTIVE = 'ACTIVE',
-  EXCEEDED = 'EXCEEDED',
-  SUSPENDED = 'SUSPENDED',
-  EXPIRED = 'EXPIRED',
-}
+/**
+ * Lifecycle state of a quota: a const object with a string-union type rather than a TS enum (as `DeviceStatus`),
+ * so the Prisma row's status, the same union, compares with it and needs no cast.
+ */
+export const QuotaStatus = {
+  ACTIVE: 'ACTIVE',
+  EXCEEDED: 'EXCEEDED',
+  SUSPENDED: 'SUSPENDED',
+  EXPIRED: 'EXPIRED',
+} as const;
+export type QuotaStatus = (typeof QuotaStatus)[keyof typeof QuotaStatus];
 registerEnumType(QuotaStatus, { name: 'QuotaStatus', description: 'Lifecycle state of a quota' });
 
 /** The event kinds: one per `quota.*` routing key (docs/event-catalogue.md). */

@@ -377,7 +377,7 @@ async function claimAndLock(
       continue;
     }
     let rows = locked.get(row.tbl);
-    if (!rows) locked.set(row.tbl, (rows = new Map()));
+    if (!rows) locked.set(row.tbl, (rows = new Map<string, LockedRow>()));
     rows.set(row.key, row);
   }
   return { claimed, locked };
