@@ -48,6 +48,7 @@ const finiteNumber = z.union([
 ]).refine(Number.isFinite, 'expected a finite number');
 
 /** Control characters (NUL above all: PostgreSQL refuses it in text) never make a valid id. */
+// eslint-disable-next-line no-control-regex -- matching control characters is this pattern's whole point
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
 const entityId = z.union([

@@ -29,8 +29,8 @@ export interface FanoutPart extends Part {
   readonly revocations: RevocationStore;
   /** Delivery figures of every subscription's buffer. */
   readonly delivery: { readonly coalesced: number; readonly overflowed: number };
-  /** Reconnections of Redis since start (0 in process). */
-  reconnects(): number;
+  /** Reconnections of Redis since start (0 in process); callable detached (the metrics read it). */
+  reconnects(this: void): number;
   /**
    * The durable copy of Redis' retained log (PostgreSQL), with Redis only: the read model writes
    * it, `after` falls back to it when Redis lost the event (docs/decisions/0300).

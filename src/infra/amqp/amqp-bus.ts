@@ -210,9 +210,10 @@ export class AmqpEventBus implements EventBus {
         message.content,
         {
           persistent: true,
-          contentType: properties.contentType,
-          messageId: properties.messageId,
-          timestamp: properties.timestamp,
+          // amqplib types received properties as `any`: they are what the broker delivered, forwarded as is.
+          contentType: properties.contentType as string | undefined,
+          messageId: properties.messageId as string | undefined,
+          timestamp: properties.timestamp as number | undefined,
           headers: {
             ...(properties.headers ?? {}),
             'x-rejection-reason': reason,
@@ -220,7 +221,7 @@ export class AmqpEventBus implements EventBus {
             'x-original-routing-key': fields.routingKey,
           },
         },
-        (error) => (error ? reject(error) : resolve()),
+        (error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()),
       );
     });
   }
