@@ -96,8 +96,9 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isFinite(n) || n <= 0 || n > max) throw new Error(`--${key}: ${v} is not a number in (0, ${max}]`);
     return n;
   };
-  const scenarios = list('scenarios', ['per-user', 'fan-out']) as Mode[];
-  for (const s of scenarios) if (s !== 'per-user' && s !== 'fan-out') throw new Error(`--scenarios: unknown "${s}"`);
+  const scenarioNames = list('scenarios', ['per-user', 'fan-out']);
+  for (const s of scenarioNames) if (s !== 'per-user' && s !== 'fan-out') throw new Error(`--scenarios: unknown "${s}"`);
+  const scenarios = scenarioNames as Mode[];
   const servers = list('servers', ['gateway', 'raw', 'graphql-ws']) as ServerKind[];
   for (const s of servers) if (!['gateway', 'raw', 'graphql-ws'].includes(s)) throw new Error(`--servers: unknown "${s}"`);
   const rate = num('rate', 1000, 50_000);

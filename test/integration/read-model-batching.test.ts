@@ -50,7 +50,7 @@ function countingPrisma(): PrismaClient {
           return (target.$transaction as (...a: unknown[]) => unknown)(...args);
         };
       }
-      return Reflect.get(target, property, target);
+      return Reflect.get(target, property, target) as unknown;
     },
   });
 }

@@ -183,7 +183,7 @@ describe('loadConfig', () => {
       case 'pem':
         return key;
       case 'string':
-        return `${String(option.default ?? 'set')}-changed`;
+        return `${typeof option.default === 'string' ? option.default : 'set'}-changed`;
     }
   }
   const settable = (Object.entries(OPTIONS) as [string, ConfigOption<string | number | boolean>][]).filter(([name]) => name !== 'NODE_ENV');
