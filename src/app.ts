@@ -22,6 +22,7 @@ import { createTopics } from './contracts/topics';
 import { createAppInstallationService } from './domains/app/app-installation.service';
 import { createDeviceService } from './domains/device/device.service';
 import { createOrderService } from './domains/order/order.service';
+import { createAnnouncementService } from './domains/notification/announcement.service';
 import { createQuotaService } from './domains/quota/quota.service';
 import { createSessionService } from './domains/session/session.service';
 import type { OperationCounters, SessionCounters } from './graphql/operation-layer';
@@ -118,6 +119,7 @@ export function buildApp(config: Config, logger: Logger = createLogger(config.lo
       devices: createDeviceService(writes),
       orders: createOrderService(writes),
       apps: createAppInstallationService(writes),
+      announcements: createAnnouncementService(writes),
       sessions: createSessionService(fanout.revocations),
       pubsub: fanout.pubsub,
       topics,

@@ -277,7 +277,11 @@ export const OPTIONS = {
   }),
   AMQP_QUEUE: string({
     group: 'RabbitMQ', mode: 'services', contract: true, default: 'cloudphone-realtime.events',
-    doc: 'Durable queue all instances share (competing consumers).',
+    doc: 'Name (prefix) of the ingest queues: `<name>.router`, `<name>.p<i>` and their exchange `<name>.partitions`; with `AMQP_PARTITIONS=0`, the one queue all instances share.',
+  }),
+  AMQP_PARTITIONS: int({
+    group: 'RabbitMQ', mode: 'services', default: 16, min: 0, max: 1_024, contract: true,
+    doc: 'Per-user partitions of the ingest (a router queue, a consistent-hash exchange, one single-active-consumer queue each), so a user\'s events keep their order across instances (docs/cluster.md); 0: one shared queue, in order only on one instance.',
   }),
   JWT_SECRET: string({
     group: 'Authentication', mode: 'both', contract: true,
@@ -348,7 +352,7 @@ export const OPTIONS = {
   }),
   AMQP_PREFETCH: int({
     group: 'RabbitMQ', mode: 'services', default: 100, min: 1, max: 65_535,
-    doc: 'Unacknowledged messages in flight per instance.',
+    doc: 'Unacknowledged messages in flight per instance (per partition queue when partitioned).',
   }),
   // Held rather than nacked at once so an outage does not spin the same messages through the broker.
   AMQP_REQUEUE_DELAY_MS: duration({
@@ -656,6 +660,7 @@ export function loadConfig(env: Env = process.env): Config {
     deadLetterExchange: o.AMQP_DLX,
     deadLetterQueue: o.AMQP_DLQ,
     prefetch: o.AMQP_PREFETCH,
+    partitions: o.AMQP_PARTITIONS,
     requeueDelayMs: o.AMQP_REQUEUE_DELAY_MS,
     ownerAttempts: o.EVENT_OWNER_ATTEMPTS,
     maxMessageBytes: o.EVENT_MAX_BYTES,

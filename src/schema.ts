@@ -15,6 +15,9 @@ import { OrderResolver } from './domains/order/order.resolver';
 import { QuotaResolver } from './domains/quota/quota.resolver';
 import { SessionResolver } from './domains/session/session.resolver';
 import { MeResolver } from './domains/user/me.resolver';
+import { BillingEventResolver } from './domains/billing/billing-event.resolver';
+import { NotificationResolver } from './domains/notification/notification.resolver';
+import { SystemEventResolver } from './domains/system/system-event.resolver';
 
 /**
  * type-graphql refuses to build subscriptions without a `pubSub`. Ours never use it: each
@@ -42,6 +45,9 @@ export async function createSchema(): Promise<GraphQLSchema> {
       DeviceResolver,
       OrderResolver,
       AppInstallationResolver,
+      BillingEventResolver,
+      NotificationResolver,
+      SystemEventResolver,
       SessionResolver,
     ],
     authChecker,

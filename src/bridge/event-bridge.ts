@@ -9,26 +9,55 @@
  * key. Between validation and publishing, the read model (when wired) names the owner of events
  * that name only a device, and applies the event, so that a query made after a subscriber saw
  * the event already returns the new state.
+ *
+ * The routing table (`contracts/routing.ts`) may make one message several events: one per
+ * subscription its key feeds (`order.completed` feeds orderStatusChanged and orderCompleted), one
+ * per audience an announcement names, one per user who has an app installed for `app.updated`.
+ * The read model applies the first (when it changes an entity a query returns); every one is
+ * published before the message is acknowledged.
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   deviceIdOf,
   EventRejection,
   hasOwner,
-  normalizeEvent,
+  normalizeMessage,
   sessionsRevokedUserId,
   withOwner,
   type GatewayEvent,
   type GatewayEventDraft,
   type IncomingMessage,
+  type NormalizedMessage,
 } from '../contracts/events';
+import type { EventFamily } from '../contracts/routing';
 import type { Disposition, EventPubSub, MessageHandler, ReadModel } from '../contracts/ports';
+import { userOfPartitionKey, type RouteDecision } from '../contracts/partition';
 import { isSessionRevocationRoutingKey } from '../contracts/routing';
 import type { Topics } from '../contracts/topics';
 import { traceContextOf } from '../contracts/trace';
 
 /** Events remembered while they wait for their device's owner; past it the oldest is forgotten. */
 const MAX_OWNER_WAITS = 10_000;
+
+/** Families whose events change an entity a query returns: the others never touch the database. */
+const READ_MODEL_FAMILIES: ReadonlySet<EventFamily> = new Set<EventFamily>(['quota', 'device', 'order', 'app', 'orderStatus', 'installation']);
+
+/** Users fetched per read-model query while fanning a catalogue event out, and in all at most. */
+const FAN_OUT_PAGE = 1_000;
+const MAX_FAN_OUT = 1_000_000;
+
+/** Longest event id a client can resume after (`after`, domains/shared/subscription.ts). */
+const MAX_EVENT_ID = 200;
+
+/**
+ * The id of one user's copy of a catalogue event: stable across redeliveries and instances, so
+ * each user de-duplicates and resumes by it like any other.
+ */
+export function perUserEventId(eventId: string, userId: string): string {
+  const id = `${eventId}:${userId}`;
+  return id.length <= MAX_EVENT_ID ? id : createHash('sha256').update(id).digest('hex').slice(0, 32);
+}
 
 /** The dead-letter reason of an event naming a device nobody is known to own (docs/events.md#owner-lookup). */
 export const UNKNOWN_OWNER = 'unknown owner';
@@ -49,6 +78,12 @@ export interface BridgeCounters {
 export interface EventBridge {
   readonly handle: MessageHandler;
   readonly counters: Readonly<BridgeCounters>;
+  /**
+   * Counts a message the partitioned ingest's router settled in the bridge's place (it
+   * dead-letters and ignores before a message reaches a partition), so the counters and metrics
+   * mean the same with and without partitions.
+   */
+  countRouted(decision: RouteDecision): void;
 }
 
 export function createEventBridge(deps: {
@@ -68,21 +103,56 @@ export function createEventBridge(deps: {
   const ownerTries = new Map<string, number>();
   const counters: BridgeCounters = { consumed: 0, bridged: 0, deadLettered: 0, ignored: 0, requeued: 0 };
 
-  /** The event with its owner; throws `EventRejection(UNKNOWN_OWNER)` when nobody is known. */
-  async function resolveOwner(draft: GatewayEventDraft): Promise<GatewayEvent> {
-    if (hasOwner(draft)) return draft;
-    const deviceId = deviceIdOf(draft);
-    const owner = deviceId !== undefined && readModel ? await readModel.ownerOfDevice(deviceId) : undefined;
-    if (owner === undefined) throw new EventRejection(UNKNOWN_OWNER);
-    return withOwner(draft, owner);
+  /** The events with their owner; throws `EventRejection(UNKNOWN_OWNER)` when nobody is known. */
+  async function resolveOwners(normalized: NormalizedMessage, partitionKey: string | undefined): Promise<GatewayEvent[]> {
+    const { drafts, route } = normalized;
+    if (route.owner === 'installations') return fanOut(drafts[0] as GatewayEventDraft);
+    let owner: string | undefined;
+    const events: GatewayEvent[] = [];
+    for (const draft of drafts) {
+      if (hasOwner(draft)) {
+        events.push(draft);
+        continue;
+      }
+      if (owner === undefined) {
+        const deviceId = deviceIdOf(draft);
+        // The router resolved the owner when it routed the event (in arrival order, from the
+        // device's earlier events): the same owner on every instance, without asking again.
+        owner = deviceId !== undefined ? userOfPartitionKey(partitionKey) : undefined;
+        owner ??= deviceId !== undefined && readModel ? await readModel.ownerOfDevice(deviceId) : undefined;
+        if (owner === undefined) throw new EventRejection(UNKNOWN_OWNER);
+      }
+      events.push(withOwner(draft, owner));
+    }
+    return events;
+  }
+
+  /** A catalogue event (no user): one copy per user with the app installed, each with its own id. */
+  async function fanOut(draft: GatewayEventDraft): Promise<GatewayEvent[]> {
+    if (draft.family !== 'installation' || !readModel?.usersWithApp) return [];
+    const app = { appId: draft.appId, packageName: draft.packageName };
+    const users: string[] = [];
+    for (let after: string | undefined; users.length < MAX_FAN_OUT; ) {
+      const page = await readModel.usersWithApp(app, FAN_OUT_PAGE, after);
+      users.push(...page);
+      if (page.length < FAN_OUT_PAGE) break;
+      after = page[page.length - 1];
+    }
+    return users.map((userId) => ({ ...draft, userId, eventId: perUserEventId(draft.eventId, userId) }));
   }
 
   /**
    * The one place an event leaves the gateway for its subscribers. The pub/sub appends it to the
    * retained logs (resuming with `after`) in the same atomic step as the live publish, so the
-   * log's order is the delivery order on every instance.
+   * log's order is the delivery order on every instance. A user's events go to the user's topic;
+   * a notification to its audience's topic (one publish for everyone, a tenant or a role) and the
+   * notifications log; a system event to the administrators' topic and the system log.
    */
   function publish(event: GatewayEvent): Promise<void> {
+    if (event.family === 'notification') {
+      return pubsub.publish(topics.audience(event.audience.scope, event.audience.id), event, { log: topics.notificationLog() });
+    }
+    if (event.family === 'system') return pubsub.publish(topics.system(), event, { log: topics.systemLog() });
     return pubsub.publish(topics.user(event.family, event.userId), event);
   }
 
@@ -98,9 +168,9 @@ export function createEventBridge(deps: {
     const trace = traceContextOf(message.body, maxMessageBytes);
     const log = trace ? logger.child({ traceId: trace.traceId, traceparent: trace.traceparent }) : logger;
     if (deps.revokeSessions && isSessionRevocationRoutingKey(message.routingKey)) return revoke(message, deps.revokeSessions, log);
-    let draft: GatewayEventDraft | undefined;
+    let normalized: NormalizedMessage | undefined;
     try {
-      draft = normalizeEvent(message, maxMessageBytes);
+      normalized = normalizeMessage(message, maxMessageBytes);
     } catch (error) {
       // Only validation says "never": anything else thrown here is a defect, dead-lettered with
       // its message rather than redelivered forever.
@@ -108,15 +178,17 @@ export function createEventBridge(deps: {
         error instanceof EventRejection ? error.reason : `unprocessable: ${error instanceof Error ? error.message : String(error)}`;
       return deadLetter(reason, message, log);
     }
-    if (!draft) {
+    if (!normalized) {
       counters.ignored++;
       log.debug({ routingKey: message.routingKey }, 'event ignored: no subscription takes this routing key');
       return { action: 'ack' };
     }
-    let event: GatewayEvent;
+    const draft = normalized.drafts[0] as GatewayEventDraft;
+    let events: GatewayEvent[];
     try {
-      event = await resolveOwner(draft);
-      await readModel?.apply(event);
+      events = await resolveOwners(normalized, message.partitionKey);
+      const primary = events[0];
+      if (primary && normalized.route.owner !== 'installations' && READ_MODEL_FAMILIES.has(primary.family)) await readModel?.apply(primary);
     } catch (error) {
       if (error instanceof EventRejection && error.reason === UNKNOWN_OWNER) {
         // The device's own first event may not be applied yet (a backlog, another instance):
@@ -138,16 +210,16 @@ export function createEventBridge(deps: {
       return { action: 'requeue', reason };
     }
     try {
-      await publish(event);
+      for (const event of published(normalized, events)) await publish(event);
     } catch (error) {
       counters.requeued++;
       const reason = `fan-out publish failed: ${error instanceof Error ? error.message : String(error)}`;
-      log.warn({ eventId: event.eventId, reason }, 'event requeued');
+      log.warn({ eventId: draft.eventId, reason }, 'event requeued');
       return { action: 'requeue', reason };
     }
-    ownerTries.delete(event.eventId);
+    ownerTries.delete(draft.eventId);
     counters.bridged++;
-    log.debug({ eventId: event.eventId, type: event.type, userId: event.userId }, 'event bridged');
+    log.debug({ eventId: draft.eventId, type: draft.type, userId: draft.userId, events: events.length }, 'event bridged');
     return { action: 'ack' };
   };
 
@@ -171,5 +243,25 @@ export function createEventBridge(deps: {
     return { action: 'ack' };
   }
 
-  return { handle, counters };
+
+  const countRouted = (decision: RouteDecision) => {
+    if (decision.action === 'partition') return;
+    counters.consumed++;
+    if (decision.action === 'dead-letter') counters.deadLettered++;
+    else counters.ignored++;
+  };
+
+  return { handle, counters, countRouted };
+}
+
+/**
+ * What goes to the fan-out for a message's events: a key feeding two subscriptions is one event,
+ * the first (richer) one under the older family (`ALSO_ON` in routing.ts), on the older topic; an
+ * announcement's audiences and a catalogue event's users each get theirs, in order.
+ */
+function published(normalized: NormalizedMessage, events: readonly GatewayEvent[]): GatewayEvent[] {
+  const { feeds } = normalized.route;
+  const [first] = events;
+  if (feeds.length < 2 || !first) return [...events];
+  return [{ ...first, family: feeds[feeds.length - 1] } as GatewayEvent];
 }

@@ -9,9 +9,18 @@
  *   and usage); `quota.alert|exceeded|deleted` are not.
  * - device: per device; every status change is state-like (the latest status is the state),
  *   except `DELETED`, which ends the device and must never be replaced or overtaken.
- * - order, app: facts, never coalesced (they keep the bounded buffer, and their order).
+ *   Failover failures (`device.recovery_failed`, `device.permanent_failure`,
+ *   `device.deletion_failed`: the routing table's `coalesced: false`) are never replaced either:
+ *   a RUNNING that follows must not erase that a recovery failed.
+ * - installation: per installation (device and app); the lifecycle status is state-like
+ *   (REQUESTED, UNINSTALLING, UNINSTALLED), except FAILED (a failure), UPDATED (a catalogue fact)
+ *   and INSTALLED (it also feeds appInstalled, whose events were never coalesced).
+ * - order, app, order status, billing, device notices, notifications, system events: facts,
+ *   never coalesced (payments, failures, notices: each one matters; they keep the bounded buffer,
+ *   and their order).
  */
 import type { GatewayEvent, QuotaEventKind } from './events';
+import { routeOf } from './routing';
 
 const STATE_LIKE_QUOTA_KINDS: ReadonlySet<QuotaEventKind> = new Set<QuotaEventKind>(['UPDATED', 'DEDUCTED', 'RESTORED', 'RENEWED']);
 
@@ -43,6 +52,14 @@ export function combine(current: GatewayEvent, next: GatewayEvent): GatewayEvent
     // The status fields are the newer event's alone; names are filled in.
     return { ...newer, deviceName: newer.deviceName ?? older.deviceName, providerType: newer.providerType ?? older.providerType };
   }
+  if (newer.family === 'installation' && older.family === 'installation') {
+    return {
+      ...newer,
+      appId: newer.appId ?? older.appId,
+      packageName: newer.packageName ?? older.packageName,
+      versionName: newer.versionName ?? older.versionName,
+    };
+  }
   return newer;
 }
 
@@ -52,9 +69,17 @@ export function coalescingKey(event: GatewayEvent): { entity: string; coalesce: 
     case 'quota':
       return { entity: `quota:${event.userId}`, coalesce: STATE_LIKE_QUOTA_KINDS.has(event.kind) };
     case 'device':
-      return { entity: `device:${event.deviceId}`, coalesce: event.status !== 'DELETED' };
-    case 'order':
-    case 'app':
+      return { entity: `device:${event.deviceId}`, coalesce: event.status !== 'DELETED' && routeOf(event.type)?.coalesced !== false };
+    case 'installation': {
+      if (event.deviceId === undefined) return undefined;
+      const app = event.installationId ?? event.appId ?? event.packageName ?? '';
+      return {
+        entity: `installation:${event.deviceId}:${app}`,
+        // INSTALLED also reaches appInstalled, whose events are facts: never replaced.
+        coalesce: event.status !== 'FAILED' && event.status !== 'UPDATED' && event.status !== 'INSTALLED' && routeOf(event.type)?.coalesced !== false,
+      };
+    }
+    default:
       return undefined;
   }
 }

@@ -39,6 +39,8 @@ export interface AmqpNames {
   readonly deadLetterQueue: string;
   /** `AMQP_PREFETCH`. */
   readonly prefetch: number;
+  /** `AMQP_PARTITIONS`: 0 is the unpartitioned topology. */
+  readonly partitions: number;
   /** `EVENT_MAX_BYTES`. */
   readonly maxMessageBytes: number;
   /** `AMQP_REQUEUE_DELAY_MS`. */

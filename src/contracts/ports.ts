@@ -60,6 +60,11 @@ export interface ReadModel {
   ownerOfDevice(deviceId: string): Promise<string | undefined>;
   /** Applies an event, idempotently by `eventId`; older-than-current state is ignored. Throwing requeues. */
   apply(event: GatewayEvent): Promise<void>;
+  /**
+   * Users with an app currently installed (by app id or package name), for catalogue events that
+   * name no user (`app.updated`). At most `limit`, ordered by user id, after `afterUserId` (paging).
+   */
+  usersWithApp?(app: { readonly appId?: string; readonly packageName?: string }, limit: number, afterUserId?: string): Promise<string[]>;
 }
 
 /** Where a resumed subscription picks up (a subscription's `after` argument). */
@@ -73,6 +78,20 @@ export interface ResumeFrom {
    * skipped before they reach its bounded buffer, so only what it would have received counts.
    */
   readonly accept: (event: GatewayEvent) => boolean;
+  /**
+   * The log to read instead of a user's (`Topics.notificationLog`, `Topics.systemLog`): events of
+   * an audience rather than a user. `userId` then only says nothing is filtered by user.
+   */
+  readonly log?: string;
+}
+
+/** Where a published event is retained besides being delivered live. */
+export interface PublishOptions {
+  /**
+   * The log to append to instead of the event's user's (and not the every-user log): for events
+   * of an audience, not a user. Without it, an event without a `userId` is not retained.
+   */
+  readonly log?: string;
 }
 
 /** Fan-out to every gateway instance: Redis pub/sub, or the in-process stand-in. */
@@ -81,7 +100,7 @@ export interface EventPubSub {
    * Publishes `event` on `topic` and, when the adapter retains events, appends it to its user's
    * log and the every-user log in the same step, so the logs' order is the live order.
    */
-  publish(topic: string, event: GatewayEvent): Promise<void>;
+  publish(topic: string, event: GatewayEvent, options?: PublishOptions): Promise<void>;
   /**
    * Events on `topic` (a glob pattern when `pattern`). Resolves once the subscription is active,
    * so nothing published after it resolves is missed; `return()` releases it. Each stream is

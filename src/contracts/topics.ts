@@ -20,6 +20,18 @@ export interface Topics {
   /** The stream retaining every user's recent events (administrators resuming without `userId`). */
   allUsersLog(): string;
   /**
+   * The topic of one notification audience (docs/decisions/0101-notification-audiences.md): a user, a tenant, a role, or everyone.
+   * Each is a plain channel; an instance holds it only while one of its sockets matches it, so an
+   * announcement to everyone is one publish however many users are connected.
+   */
+  audience(scope: 'USER' | 'TENANT' | 'ROLE' | 'ALL', id?: string): string;
+  /** The administrators' system feed. */
+  system(): string;
+  /** The stream retaining every audience's notifications (resuming `notifications` with `after`). */
+  notificationLog(): string;
+  /** The stream retaining the system feed. */
+  systemLog(): string;
+  /**
    * Redis Cluster only: the sharded channels that together carry every user's events of a
    * family (administrators without `userId`; sharded pub/sub has no patterns). A user's events
    * always go to the same one of them (`allUsersFeedOf`), so their order holds there too.
@@ -81,11 +93,23 @@ export interface TopicOptions {
 export function createTopics(prefix: string, options: TopicOptions = {}): Topics {
   const allUsersSuffix = ':user:*';
   const tag = options.hashTags === true ? hashTag : escapeId;
+  // On a cluster every audience channel and the notifications log share one hash tag (one slot),
+  // so publishing and logging stay one atomic script; likewise the system feed and its log.
+  const notifications = options.hashTags === true ? '{notifications}:' : '';
+  const systemTag = options.hashTags === true ? '{system}:' : '';
   return {
     user: (family, userId) => `${prefix}${family}:user:${tag(userId)}`,
     allUsers: (family) => `${prefix}${family}${allUsersSuffix}`,
     userLog: (userId) => `${prefix}log:user:${tag(userId)}`,
     allUsersLog: () => `${prefix}log:all`,
+    audience: (scope, id) => {
+      if (scope === 'ALL') return `${prefix}notification:${notifications}all`;
+      if (id === undefined) throw new Error(`a ${scope} audience needs an id`);
+      return `${prefix}notification:${notifications}${scope.toLowerCase()}:${escapeId(id).replace(/[{}]/g, hex)}`;
+    },
+    system: () => `${prefix}system:${systemTag}all`,
+    notificationLog: () => `${prefix}log:${notifications}notifications`,
+    systemLog: () => `${prefix}log:${systemTag}system`,
     allUsersFeeds: (family) => Array.from({ length: ALL_USERS_FEEDS }, (_, b) => `${prefix}${family}:all:{feed-${b}}`),
     allUsersFeedOf: (family, userId) => `${prefix}${family}:all:{feed-${bucketOf(userId, ALL_USERS_FEEDS)}}`,
     familyOfAllUsers(topic) {

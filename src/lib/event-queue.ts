@@ -243,12 +243,15 @@ export class EventQueue<T> implements EventStream<T> {
 
   private overflow(): void {
     this.overflowed = true;
-    this.finish();
-    this.options.onOverflow?.();
+    // The listeners (the connection's slow-consumer end) first: finishing first would end the
+    // operation with a per-operation error, and a one-operation HTTP stream would then close as
+    // if completed, without SLOW_CONSUMER, its count or its socket's grace-then-destroy.
     const listeners = this.overflowListeners;
     this.overflowListeners = undefined;
     if (Array.isArray(listeners)) for (const listener of listeners) listener();
     else listeners?.();
+    this.finish();
+    this.options.onOverflow?.();
   }
 
   private delivered(entry: Entry<T>): void {

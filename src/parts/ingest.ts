@@ -6,7 +6,9 @@
  */
 import type { Logger } from 'pino';
 import { createEventBridge, type EventBridge } from '../bridge/event-bridge';
+import { PartitionRouter } from '../bridge/partition-router';
 import type { Config } from '../config';
+import type { RouteDecision } from '../contracts/partition';
 import type { EventBus, EventPubSub, RevocationStore } from '../contracts/ports';
 import type { Topics } from '../contracts/topics';
 import { createReadModelService } from '../domains/read-model/read-model.service';
@@ -38,15 +40,29 @@ export function ingestPart(
   },
   logger: Logger,
 ): IngestPart {
+  const readModel = createReadModelService({ prisma: deps.database.prisma, retainEvents: deps.retainEvents });
+  // The router stage of the partitioned ingest (docs/cluster.md): one per consuming session.
+  const router = <T>(forward: (tag: T, decision: RouteDecision) => void) =>
+    new PartitionRouter<T>({
+      forward,
+      readModel,
+      maxMessageBytes: config.amqp.maxMessageBytes,
+      ownerAttempts: config.amqp.ownerAttempts,
+      retryDelayMs: config.amqp.requeueDelayMs,
+      onError: (error: unknown) => logger.warn({ err: error }, 'router: owner lookup failed'),
+      onDecision: (decision) => bridge.countRouted(decision),
+    });
   const bus: EventBus =
-    config.amqp.kind === 'amqp' ? new AmqpEventBus(config.amqp.url, config.amqp, logger) : new MemoryEventBus(logger);
+    config.amqp.kind === 'amqp'
+      ? new AmqpEventBus(config.amqp.url, config.amqp, logger, { router })
+      : new MemoryEventBus(logger);
   const bridge = createEventBridge({
     pubsub: deps.pubsub,
     topics: deps.topics,
     maxMessageBytes: config.amqp.maxMessageBytes,
     ownerAttempts: config.amqp.ownerAttempts,
     logger,
-    readModel: createReadModelService({ prisma: deps.database.prisma, retainEvents: deps.retainEvents }),
+    readModel,
     revokeSessions: deps.revocations && ((userId) => (deps.revocations as RevocationStore).revoke(userId)),
   });
   let relay: OutboxRelay | undefined;

@@ -33,6 +33,28 @@ export const BASELINE_SDL = /* GraphQL */ `
   }
 `;
 
+/**
+ * The broadcast scenario's selection on the gateway: an announcement to everyone, received by
+ * every plain user's `notifications` (about the size of the quota event the baselines fan out).
+ */
+export const NOTIFICATION_DOCUMENT = 'subscription { notifications { eventId type userId occurredAt scope severity category title message } }';
+
+/** The routing key `broadcastAnnouncement` relays through the outbox (CONTRACT §7). */
+export const ANNOUNCEMENT_ROUTING_KEY = 'notification.announcement';
+
+/** An announcement to everyone, as the outbox relay publishes it; about 250 bytes. */
+export function announcementMessage(eventId: string, n: number): { routingKey: string; body: unknown } {
+  return {
+    routingKey: ANNOUNCEMENT_ROUTING_KEY,
+    body: {
+      eventId,
+      eventType: ANNOUNCEMENT_ROUTING_KEY,
+      timestamp: new Date().toISOString(),
+      payload: { title: `Maintenance ${n}`, message: 'The platform restarts at 02:00 UTC for about five minutes.', severity: 'warning', category: 'maintenance', audience: { all: true } },
+    },
+  };
+}
+
 export const QUOTA_ROUTING_KEY = 'quota.updated';
 export const DEVICE_ROUTING_KEY = 'device.status.changed';
 

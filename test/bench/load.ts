@@ -1,5 +1,7 @@
 /**
- * The load generator: C raw `ws` clients speaking minimal graphql-transport-ws, and a publisher
+ * The load generator: C raw `ws` clients speaking minimal graphql-transport-ws (or, with
+ * `transport: 'sse'`, C clients of GraphQL over SSE: one `text/event-stream` GET on
+ * /graphql/stream per subscription, as a browser's EventSource opens it), and a publisher
  * that sends platform events to RabbitMQ at a fixed rate (token bucket). Publish and receive
  * times come from one clock (this process's `performance.now()`), so latency is
  * receive - publish, end to end through RabbitMQ, the server and the socket.
@@ -8,13 +10,19 @@
  * (no JSON.parse on the hot path), which gives its publish time, where it was meant to go, and
  * whether this subscription already had it.
  */
+import http from 'node:http';
 import { performance } from 'node:perf_hooks';
 import type { Channel } from 'amqplib';
 import WebSocket from 'ws';
 import { signHs } from '../helpers/jwt';
-import { DEVICE_DOCUMENT, DEVICE_ID, deviceMessage, QUOTA_DOCUMENT, QUOTA_ID, quotaMessage } from './events';
+import { announcementMessage, DEVICE_DOCUMENT, DEVICE_ID, deviceMessage, NOTIFICATION_DOCUMENT, QUOTA_DOCUMENT, QUOTA_ID, quotaMessage } from './events';
 
-export type Mode = 'per-user' | 'fan-out';
+/**
+ * per-user: each socket its own events; fan-out: administrators, every event to every socket;
+ * broadcast: plain users, one announcement to everyone reaches every socket (on the baselines,
+ * which have no announcements, it runs as their fan-out: the same bytes to every socket).
+ */
+export type Mode = 'per-user' | 'fan-out' | 'broadcast';
 
 /** Latency histogram: 10 µs buckets below 1 s, 1 ms buckets up to 2 min. */
 export class Histogram {
@@ -76,12 +84,19 @@ const QUOTE = 0x22;
 const DASH = 0x2d;
 
 interface Client {
-  readonly ws: WebSocket;
+  /** graphql-ws: the socket; SSE: its streams' requests (one per subscription). */
+  readonly ws?: WebSocket;
+  readonly requests?: http.ClientRequest[];
   readonly index: number;
 }
 
+const FRAME_END = Buffer.from('\n\n');
+
 export interface LoadOptions {
+  /** graphql-ws: `ws://host:port/graphql`; SSE: `http://host:port/graphql/stream`. */
   readonly url: string;
+  /** How the clients subscribe (default graphql-ws). */
+  readonly transport?: 'ws' | 'sse';
   readonly mode: Mode;
   readonly clients: number;
   readonly jwtSecret: string;
@@ -89,6 +104,8 @@ export interface LoadOptions {
   readonly exchange: string;
   /** Unique to the run, so users never collide with another run's leftovers. */
   readonly runTag: string;
+  /** A baseline server (raw ws, plain graphql-ws): broadcast runs as its fan-out. */
+  readonly baseline?: boolean;
 }
 
 export class Load {
@@ -123,7 +140,13 @@ export class Load {
     }
   }
 
+  /** Broadcast on the gateway: plain users on notifications, announcements published. */
+  private get announcing(): boolean {
+    return this.options.mode === 'broadcast' && this.options.baseline !== true;
+  }
+
   private userId(index: number): string {
+    if (this.announcing) return `${this.options.runTag}-b${index}`;
     return this.options.mode === 'per-user' ? `${this.options.runTag}-u${index}` : `${this.options.runTag}-admin${index}`;
   }
 
@@ -134,11 +157,17 @@ export class Load {
   /** Opens every client (at most `concurrency` handshakes at a time) and subscribes it. */
   async connect(concurrency = 100, timeoutMs = 120_000): Promise<void> {
     const now = Math.floor(Date.now() / 1000);
-    const admin = this.options.mode === 'fan-out';
-    const subscribes = [`{"id":"${QUOTA_ID}","type":"subscribe","payload":{"query":${JSON.stringify(QUOTA_DOCUMENT)}}}`];
-    if (!admin) subscribes.push(`{"id":"${DEVICE_ID}","type":"subscribe","payload":{"query":${JSON.stringify(DEVICE_DOCUMENT)}}}`);
+    const admin = this.options.mode !== 'per-user' && !this.announcing;
+    const subscribes = [
+      `{"id":"${QUOTA_ID}","type":"subscribe","payload":{"query":${JSON.stringify(this.announcing ? NOTIFICATION_DOCUMENT : QUOTA_DOCUMENT)}}}`,
+    ];
+    if (this.options.mode === 'per-user') subscribes.push(`{"id":"${DEVICE_ID}","type":"subscribe","payload":{"query":${JSON.stringify(DEVICE_DOCUMENT)}}}`);
     const deadline = Date.now() + timeoutMs;
     let next = 0;
+    const documents = this.options.mode === 'per-user' ? [QUOTA_DOCUMENT, DEVICE_DOCUMENT] : [this.announcing ? NOTIFICATION_DOCUMENT : QUOTA_DOCUMENT];
+    const tokenOf = (index: number) =>
+      signHs(this.options.jwtSecret, { sub: this.userId(index), roles: admin ? ['admin'] : [], iat: now, exp: now + 7200 });
+    const openSse = (index: number) => this.openSse(index, tokenOf(index), documents);
     const openOne = (index: number) =>
       new Promise<void>((resolve, reject) => {
         const token = signHs(this.options.jwtSecret, { sub: this.userId(index), roles: admin ? ['admin'] : [], iat: now, exp: now + 7200 });
@@ -186,10 +215,71 @@ export class Load {
     const worker = async () => {
       while (next < this.options.clients) {
         if (Date.now() > deadline) throw new Error(`connecting ${this.options.clients} clients took over ${timeoutMs} ms`);
-        await openOne(next++);
+        await (this.options.transport === 'sse' ? openSse : openOne)(next++);
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, this.options.clients) }, worker));
+  }
+
+  /**
+   * One SSE client: a GET per subscription (distinct connections mode, the token as `?token=`
+   * like EventSource), resolved once every stream answered 200 and sent its opening comment.
+   * Frames are split on the blank line that ends an SSE event, so one split across TCP reads
+   * is found whole; several in one read are each counted.
+   */
+  private async openSse(index: number, token: string, documents: readonly string[]): Promise<void> {
+    const client: Client = { index, requests: [] };
+    this.clients.push(client);
+    await Promise.all(
+      documents.map(
+        (document) =>
+          new Promise<void>((resolve, reject) => {
+            const url = new URL(this.options.url);
+            url.searchParams.set('query', document);
+            url.searchParams.set('token', token);
+            let opened = false;
+            const timer = setTimeout(() => reject(new Error(`client ${index}: no SSE stream within 30 s`)), 30_000);
+            const request = http.get(url, { agent: false, headers: { accept: 'text/event-stream' } }, (response) => {
+              if (response.statusCode !== 200) {
+                clearTimeout(timer);
+                reject(new Error(`client ${index}: SSE answered ${response.statusCode}`));
+                response.resume();
+                return;
+              }
+              let pending: Buffer | undefined;
+              response.on('data', (chunk: Buffer) => {
+                if (!opened) {
+                  opened = true;
+                  clearTimeout(timer);
+                  resolve();
+                }
+                const data = pending ? Buffer.concat([pending, chunk]) : chunk;
+                const last = data.lastIndexOf(FRAME_END);
+                if (last < 0) {
+                  pending = data;
+                  return;
+                }
+                pending = last + 2 < data.length ? data.subarray(last + 2) : undefined;
+                for (let at = data.indexOf(EVENT_ID_KEY); at >= 0 && at < last; at = data.indexOf(EVENT_ID_KEY, at + 1)) {
+                  this.receive(index, data, at + EVENT_ID_KEY.length);
+                }
+                if (data.indexOf('event: complete') >= 0 && data.indexOf('event: complete') < last) {
+                  this.problem(`client ${index}: complete ${data.subarray(0, Math.min(last, 300)).toString()}`);
+                }
+              });
+              response.on('end', () => {
+                if (!this.expectedCloses) this.problem(`client ${index}: SSE stream ended by the server`);
+              });
+            });
+            request.on('error', (error) => {
+              clearTimeout(timer);
+              if (!opened) reject(error);
+              else if (!this.expectedCloses) this.problem(`client ${index}: ${error.message}`);
+            });
+            client.requests?.push(request);
+          }),
+      ),
+    );
   }
 
   /** The hot path: one delivery. */
@@ -256,6 +346,8 @@ export class Load {
         // Cycles of C events alternate quota and device: one user's events of a family are 2C apart,
         // so nothing is legitimately coalesced (EVENT_COALESCE_MS) unless rate > 20 C/s.
         message = Math.floor(seq / c) % 2 === 0 ? quotaMessage(eventId, this.userId(index), seq) : deviceMessage(eventId, this.userId(index), seq);
+      } else if (this.announcing) {
+        message = announcementMessage(eventId, seq);
       } else {
         // A different user per event: every event is about its own quota, never coalesced.
         message = quotaMessage(eventId, `${this.tag}-fan${seq}`, seq);
@@ -308,7 +400,10 @@ export class Load {
 
   close(): void {
     this.expectedCloses = true;
-    for (const c of this.clients) c.ws.terminate();
+    for (const c of this.clients) {
+      c.ws?.terminate();
+      for (const request of c.requests ?? []) request.destroy();
+    }
     this.clients.length = 0;
   }
 }

@@ -28,8 +28,11 @@ const JWT_SECRET = `bench-${randomBytes(16).toString('hex')}`;
 
 const USAGE = `npm run bench -- [flags]
   --quick                 smoke run (~2-3 min): small C, short windows
-  --scenarios a,b         per-user,fan-out (default both)
-  --servers a,b           gateway,raw,graphql-ws (default all three)
+  --scenarios a,b         per-user,fan-out,broadcast (default all three); broadcast: an announcement
+                          to everyone on the gateway (plain users on notifications) beside the
+                          baselines' fan-out (the same bytes to every socket), C and rate as fan-out
+  --servers a,b           gateway,gateway-sse,raw,graphql-ws (default gateway,raw,graphql-ws;
+                          gateway-sse: the gateway with GraphQL-over-SSE clients)
   --c 1000,5000           per-user socket counts (default 1000,5000,10000; quick 1000)
   --fanout-c 1000         fan-out socket counts (default 1000,5000; quick 300)
   --rate N                per-user events/s (default 1000)
@@ -96,11 +99,11 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isFinite(n) || n <= 0 || n > max) throw new Error(`--${key}: ${v} is not a number in (0, ${max}]`);
     return n;
   };
-  const scenarioNames = list('scenarios', ['per-user', 'fan-out']);
-  for (const s of scenarioNames) if (s !== 'per-user' && s !== 'fan-out') throw new Error(`--scenarios: unknown "${s}"`);
+  const scenarioNames = list('scenarios', ['per-user', 'fan-out', 'broadcast']);
+  for (const s of scenarioNames) if (s !== 'per-user' && s !== 'fan-out' && s !== 'broadcast') throw new Error(`--scenarios: unknown "${s}"`);
   const scenarios = scenarioNames as Mode[];
   const servers = list('servers', ['gateway', 'raw', 'graphql-ws']) as ServerKind[];
-  for (const s of servers) if (!['gateway', 'raw', 'graphql-ws'].includes(s)) throw new Error(`--servers: unknown "${s}"`);
+  for (const s of servers) if (!['gateway', 'gateway-sse', 'raw', 'graphql-ws'].includes(s)) throw new Error(`--servers: unknown "${s}"`);
   const rate = num('rate', 1000, 50_000);
   return {
     quick,
@@ -258,7 +261,7 @@ async function serverSpec(kind: ServerKind, options: Options): Promise<ServerSpe
   const queue = `${runId}.${kind}.${n}.events`;
   made.queues.push(queue);
   const base = { kind, amqpUrl: AMQP_URL, exchange, queue, jwtSecret: JWT_SECRET };
-  if (kind !== 'gateway') return base;
+  if (!isGateway(kind)) return base;
   const dlq = `${runId}.${n}.dlq`;
   const dlx = `${runId}.${n}.dlx`;
   const topicPrefix = `${runId}:${n}:`;
@@ -346,6 +349,8 @@ interface Row {
 }
 
 const cpuOf = (s: ServerStats) => s.cpu.user + s.cpu.system;
+/** The product, whatever transport its clients use (the others are baselines). */
+const isGateway = (kind: ServerKind) => kind === 'gateway' || kind === 'gateway-sse';
 
 async function waitForSubscriptions(server: ServerProcess, expected: number, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -388,7 +393,16 @@ async function measure(
 ): Promise<Row> {
   const spec = await serverSpec(kind, opts);
   const server = await ServerProcess.start(spec, pinned);
-  const loadOptions = { url: `ws://127.0.0.1:${server.port}/graphql`, mode, jwtSecret: JWT_SECRET, channel, exchange };
+  const sse = kind === 'gateway-sse';
+  const loadOptions = {
+    url: sse ? `http://127.0.0.1:${server.port}/graphql/stream` : `ws://127.0.0.1:${server.port}/graphql`,
+    transport: sse ? ('sse' as const) : ('ws' as const),
+    mode,
+    jwtSecret: JWT_SECRET,
+    channel,
+    exchange,
+    baseline: !isGateway(kind),
+  };
   const load = new Load({ ...loadOptions, clients: c, runTag: `${runId.slice(-6)}s${serial}` });
   const perSocket = mode === 'per-user' ? 2 : 1;
   try {
@@ -412,7 +426,7 @@ async function measure(
     await settle(server.kind, spec.queue, channel, load);
 
     let profile: string | undefined;
-    if (opts.profile && kind === 'gateway') {
+    if (opts.profile && isGateway(kind)) {
       mkdirSync(path.join(repoRoot(), '.tmp', 'profiles'), { recursive: true });
       profile = path.join(repoRoot(), '.tmp', 'profiles', `${mode}-c${c}-gateway-${runId}.cpuprofile`);
       await server.request('profile-start');
@@ -503,8 +517,15 @@ function ratios(rows: readonly Row[]): string[] {
   for (const r of rows) groups.set(`${r.scenario} C=${r.c}`, [...(groups.get(`${r.scenario} C=${r.c}`) ?? []), r]);
   for (const [key, group] of groups) {
     const gw = group.find((r) => r.server === 'gateway');
+    const overSse = group.find((r) => r.server === 'gateway-sse');
+    if (gw && overSse) {
+      lines.push(
+        `${key.padEnd(18)} gateway-sse/gateway CPU/delivery ${f(overSse.cpuPerDeliveryUs / gw.cpuPerDeliveryUs, 2)}x  ` +
+          `heap/socket ${f(overSse.heapPerSocketBytes / gw.heapPerSocketBytes, 2)}x  p99 ${f(overSse.fixed.p99 / gw.fixed.p99, 2)}x`,
+      );
+    }
     if (!gw) continue;
-    for (const base of group.filter((r) => r.server !== 'gateway')) {
+    for (const base of group.filter((r) => !isGateway(r.server))) {
       lines.push(
         `${key.padEnd(18)} gateway/${base.server.padEnd(10)} CPU/delivery ${f(gw.cpuPerDeliveryUs / base.cpuPerDeliveryUs, 2)}x  ` +
           `heap/socket ${f(gw.heapPerSocketBytes / base.heapPerSocketBytes, 2)}x  p99 ${f(gw.fixed.p99 / base.fixed.p99, 2)}x`,
@@ -525,6 +546,15 @@ function targets(rows: readonly Row[]): string[] {
   verdict(
     'fan-out CPU per delivery <= 1.5x raw',
     gw('fan-out').flatMap((r) => {
+      const raw = base(r, 'raw');
+      if (!raw) return [];
+      const x = r.cpuPerDeliveryUs / raw.cpuPerDeliveryUs;
+      return [{ ok: x <= 1.5, text: `C=${r.c} ${f(x, 2)}x (${f(r.cpuPerDeliveryUs, 2)} vs ${f(raw.cpuPerDeliveryUs, 2)} µs)` }];
+    }),
+  );
+  verdict(
+    'broadcast (one announcement to everyone, one Redis publish) CPU per delivery <= 1.5x raw fan-out',
+    gw('broadcast').flatMap((r) => {
       const raw = base(r, 'raw');
       if (!raw) return [];
       const x = r.cpuPerDeliveryUs / raw.cpuPerDeliveryUs;
@@ -594,6 +624,7 @@ async function main(): Promise<number> {
   const scenarios: [Mode, number][] = [
     ...(opts.scenarios.includes('per-user') ? opts.perUserC.map((c): [Mode, number] => ['per-user', c]) : []),
     ...(opts.scenarios.includes('fan-out') ? opts.fanoutC.map((c): [Mode, number] => ['fan-out', c]) : []),
+    ...(opts.scenarios.includes('broadcast') ? opts.fanoutC.map((c): [Mode, number] => ['broadcast', c]) : []),
   ];
   for (const [mode, c] of scenarios) {
     for (const kind of opts.servers) {
@@ -627,8 +658,8 @@ async function main(): Promise<number> {
     r.fixed.lost > 0 || r.fixed.duplicated > 0 || r.fixed.misrouted > 0 || r.search?.steps.some((s) => s.duplicated > 0 || s.misrouted > 0);
   // The baselines are references, not the product: their failures (plain graphql-ws terminating
   // sockets whose pong queued behind its backlog) are reported, but only the gateway's fail the run.
-  const bad = rows.filter((r) => incorrect(r) && r.server === 'gateway');
-  const baselineBad = rows.filter((r) => incorrect(r) && r.server !== 'gateway');
+  const bad = rows.filter((r) => incorrect(r) && isGateway(r.server));
+  const baselineBad = rows.filter((r) => incorrect(r) && !isGateway(r.server));
   const late = rows.filter((r) => r.fixed.late > 0);
   if (late.length > 0) {
     out.push(

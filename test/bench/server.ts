@@ -15,7 +15,8 @@ import type * as ConfigModule from '../../src/config';
 import type * as LoggerModule from '../../src/logger';
 import { startGraphqlWsServer, startRawServer, type BenchServerConfig, type RunningServer } from './baselines';
 
-export type ServerKind = 'gateway' | 'raw' | 'graphql-ws';
+/** `gateway-sse`: the same gateway, driven by GraphQL-over-SSE clients instead of graphql-ws. */
+export type ServerKind = 'gateway' | 'gateway-sse' | 'raw' | 'graphql-ws';
 
 export interface ServerSpec extends BenchServerConfig {
   readonly kind: ServerKind;
@@ -79,7 +80,9 @@ async function startGateway(spec: ServerSpec): Promise<RunningServer> {
     port: app.port,
     counts() {
       const stats = app.stats();
-      return { sockets: stats.sockets, subscriptions: Object.values(stats.subscriptions).reduce((a, b) => a + b, 0) };
+      const { sse, multipart } = stats.sessions.transports;
+      // Connections of every transport: SSE and multipart streams count as the sockets they are.
+      return { sockets: stats.sockets + sse.open + multipart.open, subscriptions: Object.values(stats.subscriptions).reduce((a, b) => a + b, 0) };
     },
     stop: () => app.stop(),
   };
@@ -90,7 +93,7 @@ async function main(): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('run with --expose-gc');
   const server =
-    spec.kind === 'gateway' ? await startGateway(spec) : spec.kind === 'raw' ? await startRawServer(spec) : await startGraphqlWsServer(spec);
+    spec.kind === 'gateway' || spec.kind === 'gateway-sse' ? await startGateway(spec) : spec.kind === 'raw' ? await startRawServer(spec) : await startGraphqlWsServer(spec);
   let session: Session | undefined;
   const post = <T>(method: string, params?: object) =>
     new Promise<T>((resolve, reject) => session?.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res as T))));

@@ -4,6 +4,37 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 /** Internal type. DO NOT USE DIRECTLY. */
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
+/** Who receives an announcement: any of these (a user matching several gets it once) */
+export type AnnouncementAudienceInput = {
+  /** Everyone connected */
+  all?: boolean | null | undefined;
+  /** Users whose token's roles include this */
+  role?: string | null | undefined;
+  /** Users whose token's tenantId is this */
+  tenantId?: string | null | undefined;
+  /** These users (at most 1000) */
+  userIds?: Array<string> | null | undefined;
+};
+
+/** An announcement to a tenant, a role, some users or everyone */
+export type AnnouncementInput = {
+  audience: AnnouncementAudienceInput;
+  category?: string | null | undefined;
+  message: string;
+  severity?: NotificationSeverity | null | undefined;
+  title: string;
+};
+
+/** What happened to a user's billing */
+export type BillingEventKind =
+  | 'INVOICE_GENERATED'
+  | 'LOW_BALANCE'
+  | 'OVERDUE'
+  | 'PAYMENT_FAILED'
+  | 'PAYMENT_SUCCEEDED'
+  | 'RECHARGED'
+  | 'REFUND_COMPLETED';
+
 /** A new cloud phone */
 export type CreateDeviceInput = {
   cpuCores?: number | null | undefined;
@@ -12,6 +43,15 @@ export type CreateDeviceInput = {
   providerType?: string | null | undefined;
   storageGB?: number | null | undefined;
 };
+
+/** What a device notice is about */
+export type DeviceNoticeKind =
+  | 'BACKUP_CREATED'
+  | 'CONNECTED'
+  | 'CONNECTION_FAILED'
+  | 'DISCONNECTED'
+  | 'EXPIRATION_WARNING'
+  | 'RECONNECTING';
 
 /** A cloud phone's lifecycle state */
 export type DeviceStatus =
@@ -33,18 +73,43 @@ export type InstallAppInput = {
   versionName?: string | null | undefined;
 };
 
+/** A step of an app's lifecycle on a device; UPDATED: a new version in the catalogue */
+export type InstallationEventStatus =
+  | 'FAILED'
+  | 'INSTALLED'
+  | 'REQUESTED'
+  | 'UNINSTALLED'
+  | 'UNINSTALLING'
+  | 'UPDATED';
+
 /** State of an app on a device */
 export type InstallationStatus =
   | 'FAILED'
   | 'INSTALLED'
   | 'INSTALLING'
-  | 'UNINSTALLED';
+  | 'UNINSTALLED'
+  | 'UNINSTALLING';
+
+/** Whom a notification was sent to: one user, a tenant, a role, or everyone */
+export type NotificationScope =
+  | 'ALL'
+  | 'ROLE'
+  | 'TENANT'
+  | 'USER';
+
+export type NotificationSeverity =
+  | 'CRITICAL'
+  | 'INFO'
+  | 'WARNING';
 
 /** Lifecycle state of a billing order */
 export type OrderStatus =
   | 'CANCELLED'
   | 'COMPLETED'
-  | 'PENDING';
+  | 'FAILED'
+  | 'PAID'
+  | 'PENDING'
+  | 'REFUNDED';
 
 /** What happened to the quota; one per quota.* routing key */
 export type QuotaEventKind =
@@ -102,6 +167,14 @@ export type RenewQuotaInput = {
   /** Days added to validUntil (or to now, when it has passed) */
   extendDays: number;
 };
+
+/** What an administrators' system event reports */
+export type SystemEventKind =
+  | 'BACKUP_CLEANUP'
+  | 'BACKUP_REPORT'
+  | 'ERROR'
+  | 'QUOTA_METRICS'
+  | 'USAGE_REPORT_FAILED';
 
 /** What updateQuota changes; at least one field */
 export type UpdateQuotaInput = {
@@ -278,6 +351,91 @@ export type AppInstalledSubscriptionVariables = Exact<{
 
 export type AppInstalledSubscription = { appInstalled: { eventId: string, type: string, userId: string, occurredAt: string, installationId: string | null, appId: string | null, deviceId: string, packageName: string | null, versionName: string | null } };
 
+export type OrderStatusChangedSubscriptionVariables = Exact<{
+  userId?: string | null | undefined;
+  orderId?: string | null | undefined;
+  after?: string | null | undefined;
+}>;
+
+
+export type OrderStatusChangedSubscription = { orderStatusChanged: { eventId: string, type: string, userId: string, occurredAt: string, orderId: string, status: OrderStatus, previousStatus: OrderStatus | null, amount: string | null, reason: string | null, deviceId: string | null, planId: string | null } };
+
+export type BillingChangedSubscriptionVariables = Exact<{
+  userId?: string | null | undefined;
+  after?: string | null | undefined;
+}>;
+
+
+export type BillingChangedSubscription = { billingChanged: { eventId: string, type: string, userId: string, occurredAt: string, kind: BillingEventKind, amount: string | null, balance: string | null, threshold: string | null, paymentId: string | null, orderId: string | null, invoiceId: string | null, paymentMethod: string | null, reason: string | null, overdueAmount: string | null, overdueDays: number | null } };
+
+export type AppInstallationChangedSubscriptionVariables = Exact<{
+  userId?: string | null | undefined;
+  deviceId?: string | null | undefined;
+  after?: string | null | undefined;
+}>;
+
+
+export type AppInstallationChangedSubscription = { appInstallationChanged: { eventId: string, type: string, userId: string, occurredAt: string, installationId: string | null, appId: string | null, deviceId: string | null, packageName: string | null, versionName: string | null, status: InstallationEventStatus, previousStatus: InstallationEventStatus | null, error: string | null } };
+
+export type DeviceNoticeSubscriptionVariables = Exact<{
+  userId?: string | null | undefined;
+  deviceId?: string | null | undefined;
+  after?: string | null | undefined;
+}>;
+
+
+export type DeviceNoticeSubscription = { deviceNotice: { eventId: string, type: string, userId: string, occurredAt: string, deviceId: string, deviceName: string | null, kind: DeviceNoticeKind, expiresAt: string | null, daysRemaining: number | null, snapshotId: string | null, snapshotName: string | null, retryCount: number | null, message: string | null } };
+
+export type DeviceFailoverSubscriptionVariables = Exact<{
+  userId?: string | null | undefined;
+  deviceId?: string | null | undefined;
+}>;
+
+
+export type DeviceFailoverSubscription = { deviceStatusChanged: { eventId: string, type: string, userId: string, occurredAt: string, deviceId: string, previousStatus: DeviceStatus | null, status: DeviceStatus, reason: string | null, failureType: string | null, recoveryStrategy: string | null, attempts: number | null } };
+
+export type NotificationsSubscriptionVariables = Exact<{
+  after?: string | null | undefined;
+}>;
+
+
+export type NotificationsSubscription = { notifications: { eventId: string, type: string, userId: string | null, occurredAt: string, scope: NotificationScope, severity: NotificationSeverity, category: string | null, title: string, message: string, data: Record<string, unknown> | null } };
+
+export type SystemEventsSubscriptionVariables = Exact<{
+  after?: string | null | undefined;
+}>;
+
+
+export type SystemEventsSubscription = { systemEvents: { eventId: string, type: string, userId: string | null, occurredAt: string, kind: SystemEventKind, severity: string | null, serviceName: string | null, errorCode: string | null, message: string | null, data: Record<string, unknown> | null } };
+
+export type BroadcastAnnouncementMutationVariables = Exact<{
+  input: AnnouncementInput;
+}>;
+
+
+export type BroadcastAnnouncementMutation = { broadcastAnnouncement: { eventId: string, createdAt: string } };
+
+export type OrderHistoryQueryVariables = Exact<{
+  id: string;
+}>;
+
+
+export type OrderHistoryQuery = { order: { id: string, status: OrderStatus, statusReason: string | null, amount: string | null, completedAt: string | null, cancelledAt: string | null, statusHistory: Array<{ eventId: string, status: OrderStatus, previousStatus: OrderStatus | null, reason: string | null, occurredAt: string }> } };
+
+export type InstallationsWithErrorQueryVariables = Exact<{
+  deviceId: string;
+}>;
+
+
+export type InstallationsWithErrorQuery = { appInstallations: Array<{ id: string, appId: string | null, packageName: string | null, versionName: string | null, status: InstallationStatus, error: string | null }> };
+
+export type DeviceFailoverStateQueryVariables = Exact<{
+  id: string;
+}>;
+
+
+export type DeviceFailoverStateQuery = { device: { id: string, status: DeviceStatus, statusReason: string | null, failureType: string | null, recoveryStrategy: string | null, recoveryAttempts: number | null } };
+
 export type QuotaLimitsFieldsFragment = { maxDevices: number | null, maxConcurrentDevices: number | null, maxCpuCoresPerDevice: number | null, maxMemoryMBPerDevice: number | null, maxStorageGBPerDevice: number | null, totalCpuCores: number | null, totalMemoryGB: number | null, totalStorageGB: number | null, maxBandwidthMbps: number | null, monthlyTrafficGB: number | null, maxUsageHoursPerDay: number | null, maxUsageHoursPerMonth: number | null };
 
 export type QuotaUsageFieldsFragment = { currentDevices: number | null, currentConcurrentDevices: number | null, usedCpuCores: number | null, usedMemoryGB: number | null, usedStorageGB: number | null, currentBandwidthMbps: number | null, monthlyTrafficUsedGB: number | null, todayUsageHours: number | null, monthlyUsageHours: number | null };
@@ -330,6 +488,17 @@ export const RenewQuotaDocument = {"kind":"Document","definitions":[{"kind":"Ope
 export const DeviceStatusChangedDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"subscription","name":{"kind":"Name","value":"DeviceStatusChanged"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"userId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}},{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"deviceId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"deviceStatusChanged"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"userId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"userId"}}},{"kind":"Argument","name":{"kind":"Name","value":"deviceId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"deviceId"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"eventId"}},{"kind":"Field","name":{"kind":"Name","value":"type"}},{"kind":"Field","name":{"kind":"Name","value":"userId"}},{"kind":"Field","name":{"kind":"Name","value":"occurredAt"}},{"kind":"Field","name":{"kind":"Name","value":"deviceId"}},{"kind":"Field","name":{"kind":"Name","value":"deviceName"}},{"kind":"Field","name":{"kind":"Name","value":"previousStatus"}},{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"reason"}},{"kind":"Field","name":{"kind":"Name","value":"providerType"}}]}}]}}]} as unknown as DocumentNode<DeviceStatusChangedSubscription, DeviceStatusChangedSubscriptionVariables>;
 export const OrderCompletedDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"subscription","name":{"kind":"Name","value":"OrderCompleted"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"userId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"orderCompleted"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"userId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"userId"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"eventId"}},{"kind":"Field","name":{"kind":"Name","value":"type"}},{"kind":"Field","name":{"kind":"Name","value":"userId"}},{"kind":"Field","name":{"kind":"Name","value":"occurredAt"}},{"kind":"Field","name":{"kind":"Name","value":"orderId"}},{"kind":"Field","name":{"kind":"Name","value":"amount"}},{"kind":"Field","name":{"kind":"Name","value":"deviceId"}},{"kind":"Field","name":{"kind":"Name","value":"planId"}}]}}]}}]} as unknown as DocumentNode<OrderCompletedSubscription, OrderCompletedSubscriptionVariables>;
 export const AppInstalledDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"subscription","name":{"kind":"Name","value":"AppInstalled"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"userId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}},{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"deviceId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"appInstalled"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"userId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"userId"}}},{"kind":"Argument","name":{"kind":"Name","value":"deviceId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"deviceId"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"eventId"}},{"kind":"Field","name":{"kind":"Name","value":"type"}},{"kind":"Field","name":{"kind":"Name","value":"userId"}},{"kind":"Field","name":{"kind":"Name","value":"occurredAt"}},{"kind":"Field","name":{"kind":"Name","value":"installationId"}},{"kind":"Field","name":{"kind":"Name","value":"appId"}},{"kind":"Field","name":{"kind":"Name","value":"deviceId"}},{"kind":"Field","name":{"kind":"Name","value":"packageName"}},{"kind":"Field","name":{"kind":"Name","value":"versionName"}}]}}]}}]} as unknown as DocumentNode<AppInstalledSubscription, AppInstalledSubscriptionVariables>;
+export const OrderStatusChangedDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"subscription","name":{"kind":"Name","value":"OrderStatusChanged"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"userId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}},{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"orderId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}},{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"after"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"orderStatusChanged"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"userId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"userId"}}},{"kind":"Argument","name":{"kind":"Name","value":"orderId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"orderId"}}},{"kind":"Argument","name":{"kind":"Name","value":"after"},"value":{"kind":"Variable","name":{"kind":"Name","value":"after"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"eventId"}},{"kind":"Field","name":{"kind":"Name","value":"type"}},{"kind":"Field","name":{"kind":"Name","value":"userId"}},{"kind":"Field","name":{"kind":"Name","value":"occurredAt"}},{"kind":"Field","name":{"kind":"Name","value":"orderId"}},{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"previousStatus"}},{"kind":"Field","name":{"kind":"Name","value":"amount"}},{"kind":"Field","name":{"kind":"Name","value":"reason"}},{"kind":"Field","name":{"kind":"Name","value":"deviceId"}},{"kind":"Field","name":{"kind":"Name","value":"planId"}}]}}]}}]} as unknown as DocumentNode<OrderStatusChangedSubscription, OrderStatusChangedSubscriptionVariables>;
+export const BillingChangedDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"subscription","name":{"kind":"Name","value":"BillingChanged"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"userId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}},{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"after"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"billingChanged"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"userId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"userId"}}},{"kind":"Argument","name":{"kind":"Name","value":"after"},"value":{"kind":"Variable","name":{"kind":"Name","value":"after"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"eventId"}},{"kind":"Field","name":{"kind":"Name","value":"type"}},{"kind":"Field","name":{"kind":"Name","value":"userId"}},{"kind":"Field","name":{"kind":"Name","value":"occurredAt"}},{"kind":"Field","name":{"kind":"Name","value":"kind"}},{"kind":"Field","name":{"kind":"Name","value":"amount"}},{"kind":"Field","name":{"kind":"Name","value":"balance"}},{"kind":"Field","name":{"kind":"Name","value":"threshold"}},{"kind":"Field","name":{"kind":"Name","value":"paymentId"}},{"kind":"Field","name":{"kind":"Name","value":"orderId"}},{"kind":"Field","name":{"kind":"Name","value":"invoiceId"}},{"kind":"Field","name":{"kind":"Name","value":"paymentMethod"}},{"kind":"Field","name":{"kind":"Name","value":"reason"}},{"kind":"Field","name":{"kind":"Name","value":"overdueAmount"}},{"kind":"Field","name":{"kind":"Name","value":"overdueDays"}}]}}]}}]} as unknown as DocumentNode<BillingChangedSubscription, BillingChangedSubscriptionVariables>;
+export const AppInstallationChangedDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"subscription","name":{"kind":"Name","value":"AppInstallationChanged"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"userId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}},{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"deviceId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}},{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"after"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"appInstallationChanged"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"userId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"userId"}}},{"kind":"Argument","name":{"kind":"Name","value":"deviceId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"deviceId"}}},{"kind":"Argument","name":{"kind":"Name","value":"after"},"value":{"kind":"Variable","name":{"kind":"Name","value":"after"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"eventId"}},{"kind":"Field","name":{"kind":"Name","value":"type"}},{"kind":"Field","name":{"kind":"Name","value":"userId"}},{"kind":"Field","name":{"kind":"Name","value":"occurredAt"}},{"kind":"Field","name":{"kind":"Name","value":"installationId"}},{"kind":"Field","name":{"kind":"Name","value":"appId"}},{"kind":"Field","name":{"kind":"Name","value":"deviceId"}},{"kind":"Field","name":{"kind":"Name","value":"packageName"}},{"kind":"Field","name":{"kind":"Name","value":"versionName"}},{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"previousStatus"}},{"kind":"Field","name":{"kind":"Name","value":"error"}}]}}]}}]} as unknown as DocumentNode<AppInstallationChangedSubscription, AppInstallationChangedSubscriptionVariables>;
+export const DeviceNoticeDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"subscription","name":{"kind":"Name","value":"DeviceNotice"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"userId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}},{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"deviceId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}},{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"after"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"deviceNotice"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"userId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"userId"}}},{"kind":"Argument","name":{"kind":"Name","value":"deviceId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"deviceId"}}},{"kind":"Argument","name":{"kind":"Name","value":"after"},"value":{"kind":"Variable","name":{"kind":"Name","value":"after"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"eventId"}},{"kind":"Field","name":{"kind":"Name","value":"type"}},{"kind":"Field","name":{"kind":"Name","value":"userId"}},{"kind":"Field","name":{"kind":"Name","value":"occurredAt"}},{"kind":"Field","name":{"kind":"Name","value":"deviceId"}},{"kind":"Field","name":{"kind":"Name","value":"deviceName"}},{"kind":"Field","name":{"kind":"Name","value":"kind"}},{"kind":"Field","name":{"kind":"Name","value":"expiresAt"}},{"kind":"Field","name":{"kind":"Name","value":"daysRemaining"}},{"kind":"Field","name":{"kind":"Name","value":"snapshotId"}},{"kind":"Field","name":{"kind":"Name","value":"snapshotName"}},{"kind":"Field","name":{"kind":"Name","value":"retryCount"}},{"kind":"Field","name":{"kind":"Name","value":"message"}}]}}]}}]} as unknown as DocumentNode<DeviceNoticeSubscription, DeviceNoticeSubscriptionVariables>;
+export const DeviceFailoverDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"subscription","name":{"kind":"Name","value":"DeviceFailover"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"userId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}},{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"deviceId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"deviceStatusChanged"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"userId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"userId"}}},{"kind":"Argument","name":{"kind":"Name","value":"deviceId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"deviceId"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"eventId"}},{"kind":"Field","name":{"kind":"Name","value":"type"}},{"kind":"Field","name":{"kind":"Name","value":"userId"}},{"kind":"Field","name":{"kind":"Name","value":"occurredAt"}},{"kind":"Field","name":{"kind":"Name","value":"deviceId"}},{"kind":"Field","name":{"kind":"Name","value":"previousStatus"}},{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"reason"}},{"kind":"Field","name":{"kind":"Name","value":"failureType"}},{"kind":"Field","name":{"kind":"Name","value":"recoveryStrategy"}},{"kind":"Field","name":{"kind":"Name","value":"attempts"}}]}}]}}]} as unknown as DocumentNode<DeviceFailoverSubscription, DeviceFailoverSubscriptionVariables>;
+export const NotificationsDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"subscription","name":{"kind":"Name","value":"Notifications"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"after"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"notifications"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"after"},"value":{"kind":"Variable","name":{"kind":"Name","value":"after"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"eventId"}},{"kind":"Field","name":{"kind":"Name","value":"type"}},{"kind":"Field","name":{"kind":"Name","value":"userId"}},{"kind":"Field","name":{"kind":"Name","value":"occurredAt"}},{"kind":"Field","name":{"kind":"Name","value":"scope"}},{"kind":"Field","name":{"kind":"Name","value":"severity"}},{"kind":"Field","name":{"kind":"Name","value":"category"}},{"kind":"Field","name":{"kind":"Name","value":"title"}},{"kind":"Field","name":{"kind":"Name","value":"message"}},{"kind":"Field","name":{"kind":"Name","value":"data"}}]}}]}}]} as unknown as DocumentNode<NotificationsSubscription, NotificationsSubscriptionVariables>;
+export const SystemEventsDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"subscription","name":{"kind":"Name","value":"SystemEvents"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"after"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"systemEvents"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"after"},"value":{"kind":"Variable","name":{"kind":"Name","value":"after"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"eventId"}},{"kind":"Field","name":{"kind":"Name","value":"type"}},{"kind":"Field","name":{"kind":"Name","value":"userId"}},{"kind":"Field","name":{"kind":"Name","value":"occurredAt"}},{"kind":"Field","name":{"kind":"Name","value":"kind"}},{"kind":"Field","name":{"kind":"Name","value":"severity"}},{"kind":"Field","name":{"kind":"Name","value":"serviceName"}},{"kind":"Field","name":{"kind":"Name","value":"errorCode"}},{"kind":"Field","name":{"kind":"Name","value":"message"}},{"kind":"Field","name":{"kind":"Name","value":"data"}}]}}]}}]} as unknown as DocumentNode<SystemEventsSubscription, SystemEventsSubscriptionVariables>;
+export const BroadcastAnnouncementDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"mutation","name":{"kind":"Name","value":"BroadcastAnnouncement"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"input"}},"type":{"kind":"NonNullType","type":{"kind":"NamedType","name":{"kind":"Name","value":"AnnouncementInput"}}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"broadcastAnnouncement"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"input"},"value":{"kind":"Variable","name":{"kind":"Name","value":"input"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"eventId"}},{"kind":"Field","name":{"kind":"Name","value":"createdAt"}}]}}]}}]} as unknown as DocumentNode<BroadcastAnnouncementMutation, BroadcastAnnouncementMutationVariables>;
+export const OrderHistoryDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"OrderHistory"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"id"}},"type":{"kind":"NonNullType","type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"order"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"id"},"value":{"kind":"Variable","name":{"kind":"Name","value":"id"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"statusReason"}},{"kind":"Field","name":{"kind":"Name","value":"amount"}},{"kind":"Field","name":{"kind":"Name","value":"completedAt"}},{"kind":"Field","name":{"kind":"Name","value":"cancelledAt"}},{"kind":"Field","name":{"kind":"Name","value":"statusHistory"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"eventId"}},{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"previousStatus"}},{"kind":"Field","name":{"kind":"Name","value":"reason"}},{"kind":"Field","name":{"kind":"Name","value":"occurredAt"}}]}}]}}]}}]} as unknown as DocumentNode<OrderHistoryQuery, OrderHistoryQueryVariables>;
+export const InstallationsWithErrorDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"InstallationsWithError"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"deviceId"}},"type":{"kind":"NonNullType","type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"appInstallations"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"deviceId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"deviceId"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"appId"}},{"kind":"Field","name":{"kind":"Name","value":"packageName"}},{"kind":"Field","name":{"kind":"Name","value":"versionName"}},{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"error"}}]}}]}}]} as unknown as DocumentNode<InstallationsWithErrorQuery, InstallationsWithErrorQueryVariables>;
+export const DeviceFailoverStateDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"DeviceFailoverState"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"id"}},"type":{"kind":"NonNullType","type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"device"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"id"},"value":{"kind":"Variable","name":{"kind":"Name","value":"id"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"statusReason"}},{"kind":"Field","name":{"kind":"Name","value":"failureType"}},{"kind":"Field","name":{"kind":"Name","value":"recoveryStrategy"}},{"kind":"Field","name":{"kind":"Name","value":"recoveryAttempts"}}]}}]}}]} as unknown as DocumentNode<DeviceFailoverStateQuery, DeviceFailoverStateQueryVariables>;
 export const QuotaChangedDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"subscription","name":{"kind":"Name","value":"QuotaChanged"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"userId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"quotaChanged"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"userId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"userId"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"eventId"}},{"kind":"Field","name":{"kind":"Name","value":"type"}},{"kind":"Field","name":{"kind":"Name","value":"userId"}},{"kind":"Field","name":{"kind":"Name","value":"occurredAt"}},{"kind":"Field","name":{"kind":"Name","value":"quotaId"}},{"kind":"Field","name":{"kind":"Name","value":"kind"}},{"kind":"Field","name":{"kind":"Name","value":"limits"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"FragmentSpread","name":{"kind":"Name","value":"QuotaLimitsFields"}}]}},{"kind":"Field","name":{"kind":"Name","value":"usage"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"FragmentSpread","name":{"kind":"Name","value":"QuotaUsageFields"}}]}},{"kind":"Field","name":{"kind":"Name","value":"usagePercent"}},{"kind":"Field","name":{"kind":"Name","value":"severity"}},{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"validUntil"}}]}}]}},{"kind":"FragmentDefinition","name":{"kind":"Name","value":"QuotaLimitsFields"},"typeCondition":{"kind":"NamedType","name":{"kind":"Name","value":"QuotaLimits"}},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"maxDevices"}},{"kind":"Field","name":{"kind":"Name","value":"maxConcurrentDevices"}},{"kind":"Field","name":{"kind":"Name","value":"maxCpuCoresPerDevice"}},{"kind":"Field","name":{"kind":"Name","value":"maxMemoryMBPerDevice"}},{"kind":"Field","name":{"kind":"Name","value":"maxStorageGBPerDevice"}},{"kind":"Field","name":{"kind":"Name","value":"totalCpuCores"}},{"kind":"Field","name":{"kind":"Name","value":"totalMemoryGB"}},{"kind":"Field","name":{"kind":"Name","value":"totalStorageGB"}},{"kind":"Field","name":{"kind":"Name","value":"maxBandwidthMbps"}},{"kind":"Field","name":{"kind":"Name","value":"monthlyTrafficGB"}},{"kind":"Field","name":{"kind":"Name","value":"maxUsageHoursPerDay"}},{"kind":"Field","name":{"kind":"Name","value":"maxUsageHoursPerMonth"}}]}},{"kind":"FragmentDefinition","name":{"kind":"Name","value":"QuotaUsageFields"},"typeCondition":{"kind":"NamedType","name":{"kind":"Name","value":"QuotaUsage"}},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"currentDevices"}},{"kind":"Field","name":{"kind":"Name","value":"currentConcurrentDevices"}},{"kind":"Field","name":{"kind":"Name","value":"usedCpuCores"}},{"kind":"Field","name":{"kind":"Name","value":"usedMemoryGB"}},{"kind":"Field","name":{"kind":"Name","value":"usedStorageGB"}},{"kind":"Field","name":{"kind":"Name","value":"currentBandwidthMbps"}},{"kind":"Field","name":{"kind":"Name","value":"monthlyTrafficUsedGB"}},{"kind":"Field","name":{"kind":"Name","value":"todayUsageHours"}},{"kind":"Field","name":{"kind":"Name","value":"monthlyUsageHours"}}]}}]} as unknown as DocumentNode<QuotaChangedSubscription, QuotaChangedSubscriptionVariables>;
 export const QuotaDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"query","name":{"kind":"Name","value":"Quota"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"userId"}},"type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"quota"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"userId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"userId"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"userId"}},{"kind":"Field","name":{"kind":"Name","value":"planId"}},{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"version"}},{"kind":"Field","name":{"kind":"Name","value":"autoRenew"}},{"kind":"Field","name":{"kind":"Name","value":"validFrom"}},{"kind":"Field","name":{"kind":"Name","value":"validUntil"}},{"kind":"Field","name":{"kind":"Name","value":"updatedAt"}},{"kind":"Field","name":{"kind":"Name","value":"limits"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"FragmentSpread","name":{"kind":"Name","value":"QuotaLimitsFields"}}]}},{"kind":"Field","name":{"kind":"Name","value":"usage"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"FragmentSpread","name":{"kind":"Name","value":"QuotaUsageFields"}}]}}]}}]}},{"kind":"FragmentDefinition","name":{"kind":"Name","value":"QuotaLimitsFields"},"typeCondition":{"kind":"NamedType","name":{"kind":"Name","value":"QuotaLimits"}},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"maxDevices"}},{"kind":"Field","name":{"kind":"Name","value":"maxConcurrentDevices"}},{"kind":"Field","name":{"kind":"Name","value":"maxCpuCoresPerDevice"}},{"kind":"Field","name":{"kind":"Name","value":"maxMemoryMBPerDevice"}},{"kind":"Field","name":{"kind":"Name","value":"maxStorageGBPerDevice"}},{"kind":"Field","name":{"kind":"Name","value":"totalCpuCores"}},{"kind":"Field","name":{"kind":"Name","value":"totalMemoryGB"}},{"kind":"Field","name":{"kind":"Name","value":"totalStorageGB"}},{"kind":"Field","name":{"kind":"Name","value":"maxBandwidthMbps"}},{"kind":"Field","name":{"kind":"Name","value":"monthlyTrafficGB"}},{"kind":"Field","name":{"kind":"Name","value":"maxUsageHoursPerDay"}},{"kind":"Field","name":{"kind":"Name","value":"maxUsageHoursPerMonth"}}]}},{"kind":"FragmentDefinition","name":{"kind":"Name","value":"QuotaUsageFields"},"typeCondition":{"kind":"NamedType","name":{"kind":"Name","value":"QuotaUsage"}},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"currentDevices"}},{"kind":"Field","name":{"kind":"Name","value":"currentConcurrentDevices"}},{"kind":"Field","name":{"kind":"Name","value":"usedCpuCores"}},{"kind":"Field","name":{"kind":"Name","value":"usedMemoryGB"}},{"kind":"Field","name":{"kind":"Name","value":"usedStorageGB"}},{"kind":"Field","name":{"kind":"Name","value":"currentBandwidthMbps"}},{"kind":"Field","name":{"kind":"Name","value":"monthlyTrafficUsedGB"}},{"kind":"Field","name":{"kind":"Name","value":"todayUsageHours"}},{"kind":"Field","name":{"kind":"Name","value":"monthlyUsageHours"}}]}}]} as unknown as DocumentNode<QuotaQuery, QuotaQueryVariables>;
 export const UpdateQuotaDocument = {"kind":"Document","definitions":[{"kind":"OperationDefinition","operation":"mutation","name":{"kind":"Name","value":"UpdateQuota"},"variableDefinitions":[{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"userId"}},"type":{"kind":"NonNullType","type":{"kind":"NamedType","name":{"kind":"Name","value":"ID"}}}},{"kind":"VariableDefinition","variable":{"kind":"Variable","name":{"kind":"Name","value":"input"}},"type":{"kind":"NonNullType","type":{"kind":"NamedType","name":{"kind":"Name","value":"UpdateQuotaInput"}}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"updateQuota"},"arguments":[{"kind":"Argument","name":{"kind":"Name","value":"userId"},"value":{"kind":"Variable","name":{"kind":"Name","value":"userId"}}},{"kind":"Argument","name":{"kind":"Name","value":"input"},"value":{"kind":"Variable","name":{"kind":"Name","value":"input"}}}],"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"id"}},{"kind":"Field","name":{"kind":"Name","value":"userId"}},{"kind":"Field","name":{"kind":"Name","value":"status"}},{"kind":"Field","name":{"kind":"Name","value":"version"}},{"kind":"Field","name":{"kind":"Name","value":"limits"},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"FragmentSpread","name":{"kind":"Name","value":"QuotaLimitsFields"}}]}}]}}]}},{"kind":"FragmentDefinition","name":{"kind":"Name","value":"QuotaLimitsFields"},"typeCondition":{"kind":"NamedType","name":{"kind":"Name","value":"QuotaLimits"}},"selectionSet":{"kind":"SelectionSet","selections":[{"kind":"Field","name":{"kind":"Name","value":"maxDevices"}},{"kind":"Field","name":{"kind":"Name","value":"maxConcurrentDevices"}},{"kind":"Field","name":{"kind":"Name","value":"maxCpuCoresPerDevice"}},{"kind":"Field","name":{"kind":"Name","value":"maxMemoryMBPerDevice"}},{"kind":"Field","name":{"kind":"Name","value":"maxStorageGBPerDevice"}},{"kind":"Field","name":{"kind":"Name","value":"totalCpuCores"}},{"kind":"Field","name":{"kind":"Name","value":"totalMemoryGB"}},{"kind":"Field","name":{"kind":"Name","value":"totalStorageGB"}},{"kind":"Field","name":{"kind":"Name","value":"maxBandwidthMbps"}},{"kind":"Field","name":{"kind":"Name","value":"monthlyTrafficGB"}},{"kind":"Field","name":{"kind":"Name","value":"maxUsageHoursPerDay"}},{"kind":"Field","name":{"kind":"Name","value":"maxUsageHoursPerMonth"}}]}}]} as unknown as DocumentNode<UpdateQuotaMutation, UpdateQuotaMutationVariables>;

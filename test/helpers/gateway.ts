@@ -7,6 +7,7 @@ import amqp from 'amqplib';
 import Redis from 'ioredis';
 import { buildApp, type App } from '../../src/app';
 import { loadConfig, type Config } from '../../src/config';
+import { partitionTopology } from '../../src/infra/amqp/partition-topology';
 import { createLogger } from '../../src/logger';
 import {
   TEST_AMQP_URL,
@@ -100,6 +101,11 @@ async function deleteRunResources(): Promise<void> {
       await channel.deleteQueue(n.queue);
       await channel.deleteQueue(n.deadLetterQueue);
       await channel.deleteExchange(n.deadLetterExchange);
+      if (n.partitions > 0) {
+        const topology = partitionTopology(n.queue, n.partitions);
+        for (const queue of [topology.router, ...topology.partitions]) await channel.deleteQueue(queue);
+        await channel.deleteExchange(topology.exchange);
+      }
     }
     // Test exchanges are this run's own; the shared production name is never deleted.
     for (const exchange of new Set(names.map((n) => n.exchange))) {

@@ -3,10 +3,10 @@
  * again without touching the shared one. Always `stop()` it in `afterAll`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import Redis from 'ioredis';
 import { track } from './teardown';
 import { waitFor } from './wait';
+import { freePort } from './ports';
 
 export interface PrivateRedis {
   readonly url: string;
@@ -17,16 +17,6 @@ export interface PrivateRedis {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function answers(port: number): Promise<boolean> {
   const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });

@@ -14,6 +14,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import { track } from './teardown';
 import { waitFor } from './wait';
+import { freePort } from './ports';
 
 export interface TestRedisCluster {
   readonly ports: readonly number[];
@@ -24,16 +25,6 @@ export interface TestRedisCluster {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Ports whose cluster bus port (port + 10000) is free too. */
 async function clusterPort(taken: Set<number>): Promise<number> {

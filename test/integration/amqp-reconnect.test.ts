@@ -7,6 +7,7 @@ import { QuotaChangedDocument } from '../generated/graphql';
 import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
 import { disposeClients, subscribe, token, wsClient } from '../helpers/clients';
 import { realServicesEnv, startGateway, stopGateways, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
+import { partitionTopology } from '../../src/infra/amqp/partition-topology';
 import { scrape } from '../helpers/metrics';
 import { createTestDatabase, uniqueId, type TestDatabase } from '../helpers/services';
 import { waitFor } from '../helpers/wait';
@@ -65,7 +66,8 @@ it('consumes again after the broker cancels its consumer (its queue deleted unde
   const { queue } = gateway.config.amqp;
   const reconnectsBefore = gateway.app.stats().reconnects.eventBus;
   // Deleting the queue makes the broker cancel the consumer: amqplib hands it a null message.
-  await peer.channel.deleteQueue(queue);
+  // Partitioned, the router queue is the one bound to the platform's exchange.
+  await peer.channel.deleteQueue(partitionTopology(queue, gateway.config.amqp.partitions).router);
   await waitFor(() => gateway.app.stats().reconnects.eventBus > reconnectsBefore, 'the gateway to reconnect');
   await waitFor(async () => (await fetch(`${gateway.app.url}/readyz`)).status === 200, '/readyz to recover', 20_000);
   // The queue was declared again, with its bindings: events flow once more.

@@ -25,7 +25,9 @@ let gateway: TestGateway;
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'cpr-embedded-entities-'));
   gateway = await startGateway({ DATA_DIR: path.join(dataDir, 'db') });
-});
+  // PGlite boots and applies every migration through the WebAssembly schema engine: slow on a
+  // loaded machine (seen past 30 s), which is start-up time, not the behaviour under test.
+}, 120_000);
 
 afterAll(async () => {
   await disposeClients();

@@ -202,6 +202,20 @@ describe('one execution path for every transport', () => {
     await socket.dispose();
   });
 
+  it("spends an EventSource's ?token= against its user's HTTP rate limit, not its address's (users behind one NAT)", async () => {
+    // Two operations of burst, one more per second: under a per-address bucket the third and
+    // fourth stream below (all from 127.0.0.1) would be refused with 429.
+    const gateway = await startGateway(realServicesEnv(suite.database.url, { HTTP_RATE_LIMIT_BURST: '2', HTTP_RATE_LIMIT_PER_SEC: '1' }));
+    const opened = [];
+    for (const user of [uniqueId('nat-a'), uniqueId('nat-b')].flatMap((u) => [u, u])) {
+      const stream = await openSse(sseUrl(gateway.httpUrl, QUOTA, { token: token(user) }));
+      opened.push(stream);
+      expect(stream.status).toBe(200);
+    }
+    for (const stream of opened) stream.close();
+    await stopGateway(gateway);
+  });
+
   it('labels /metrics by transport', async () => {
     const text = await (await fetch(`${suite.gateway.app.url}/metrics`)).text();
     expect(text).toMatch(/cloudphone_realtime_connections_opened_total\{transport="multipart"\} [1-9]/);

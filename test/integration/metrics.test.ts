@@ -3,6 +3,7 @@
  * outcomes, deliveries and their latency, the outbox backlog, and Redis reconnects (on a private
  * redis-server this test starts and whose clients it kills, never the shared one).
  */
+import { partitionTopology } from '../../src/infra/amqp/partition-topology';
 import Redis from 'ioredis';
 import pg from 'pg';
 import { QuotaChangedDocument, UpdateQuotaDocument } from '../generated/graphql';
@@ -78,7 +79,9 @@ it('counts sockets, subscriptions, every bridge outcome, deliveries and their la
 
   // The queue is bound to the catalogue's routing keys only; an operator's extra binding is how
   // another key arrives (acknowledged and counted as ignored).
-  await peer.channel.bindQueue(gateway.config.amqp.queue, gateway.config.amqp.exchange, 'quota.archived');
+  // (Partitioned, the router queue is the one bound to the platform's exchange.)
+  const { router } = partitionTopology(gateway.config.amqp.queue, gateway.config.amqp.partitions);
+  await peer.channel.bindQueue(router, gateway.config.amqp.exchange, 'quota.archived');
   const occurredAt = new Date().toISOString();
   await peer.publish('quota.updated', { userId: user, occurredAt }, { messageId: `m-${user}` });
   await peer.publish('quota.updated', 'not json', { messageId: `bad-${user}` });

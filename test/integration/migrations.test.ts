@@ -44,6 +44,7 @@ it('applies every committed migration once, recording name and checksum like pri
     'billing_order',
     'device',
     'event_log',
+    'order_status_change',
     'outbox_event',
     'processed_event',
     'quota',

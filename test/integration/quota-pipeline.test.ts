@@ -2,6 +2,7 @@
  * quotaChanged end to end on the real services: RabbitMQ (the topic exchange) -> gateway bridge ->
  * Redis pub/sub -> graphql-ws, and updateQuota -> Prisma + outbox -> relay -> RabbitMQ -> ... .
  */
+import { partitionTopology } from '../../src/infra/amqp/partition-topology';
 import Redis from 'ioredis';
 import pg from 'pg';
 import { QuotaChangedDocument, QuotaDocument, UpdateQuotaDocument } from '../generated/graphql';
@@ -369,10 +370,12 @@ describe('graceful stop', () => {
     );
     const client = wsClient(second.wsUrl, { authorization: `Bearer ${token(uniqueId('olga'))}` });
     await client.connected;
-    expect((await peer.channel.checkQueue(queue)).consumerCount).toBe(2);
+    // Partitioned, every instance consumes the router queue (one of them active).
+    const { router } = partitionTopology(queue, gateway.config.amqp.partitions);
+    expect((await peer.channel.checkQueue(router)).consumerCount).toBe(2);
     await stopGateway(second);
     await expect(client.closed).resolves.toBe(1001);
-    expect((await peer.channel.checkQueue(queue)).consumerCount).toBe(1);
+    expect((await peer.channel.checkQueue(router)).consumerCount).toBe(1);
     await expect(fetch(`${second.app.url}/healthz`)).rejects.toThrow();
 
     const peggy = uniqueId('peggy');

@@ -169,7 +169,7 @@ describe.each(['postgres', 'embedded'] as const)('on %s', (kind) => {
     const burst = manyUsers(burstUsers, tagBurst);
     await Promise.all(
       burst.map((event) =>
-        readModel.apply(event).then(() => resolved.set(event.userId, [...(resolved.get(event.userId) ?? []), event.eventId])),
+        readModel.apply(event).then(() => resolved.set(event.userId as string, [...(resolved.get(event.userId as string) ?? []), event.eventId])),
       ),
     );
     // 600 events, 500 at the most per transaction.

@@ -79,14 +79,23 @@ async function publishBridged(gateway: TestGateway, userId: string, id: string):
   }, `${id} to be bridged`);
 }
 
-/** Unacknowledged plus ready messages of the queue, as RabbitMQ counts them. */
+/**
+ * Unacknowledged plus ready messages of the ingest's queues (the router queue and every
+ * partition: `queue` is their prefix), as RabbitMQ counts them.
+ */
 function queueDepth(queue: string): number {
   const rows = execFileSync('rabbitmqctl', ['-q', 'list_queues', 'name', 'messages_unacknowledged', 'messages_ready']).toString().split('\n');
+  let depth = 0;
+  let found = false;
   for (const row of rows) {
     const [name, unacked, ready] = row.trim().split(/\s+/);
-    if (name === queue) return Number(unacked) + Number(ready);
+    if (name === undefined || !(name === queue || name.startsWith(`${queue}.`))) continue;
+    found = true;
+    depth += Number(unacked) + Number(ready);
   }
-  return 0;
+  // Not found would read as "empty" and let the wait pass for nothing.
+  if (!found) throw new Error(`no queue named ${queue} or ${queue}.*`);
+  return depth;
 }
 
 const idsOf = (results: { data?: { orderCompleted?: { eventId: string } } | null }[]) =>

@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { createSchema } from '../../src/schema';
 import {
   AppInstallationsDocument,
+  BroadcastAnnouncementDocument,
   CancelOrderDocument,
   CompleteOrderDocument,
   CreateDeviceDocument,
@@ -19,6 +20,7 @@ import {
   DevicesDocument,
   InstallAppDocument,
   MeDocument,
+  NotificationsDocument,
   OrderDocument,
   OrdersDocument,
   QuotaChangedDocument,
@@ -27,6 +29,7 @@ import {
   RestoreQuotaDocument,
   StartDeviceDocument,
   StopDeviceDocument,
+  SystemEventsDocument,
   UninstallAppDocument,
   UpdateQuotaDocument,
 } from '../generated/graphql';
@@ -421,6 +424,77 @@ describe('authorization per operation', () => {
           (userId, n) => ({ userId, deviceId: `dev-${userId}-${n}`, appId: `app-${n}`, packageName: 'com.example' }),
           true,
         ),
+    },
+    // CONTRACT §7: the same isolation for the new user subscriptions.
+    orderStatusChanged: {
+      kind: 'subscription',
+      check: () =>
+        subscriptionIsolation('orderStatusChanged', 'orderId status', 'order.paid', (userId, n) => ({ userId, orderId: `os-${userId}-${n}`, amount: '9.90' }), false),
+    },
+    billingChanged: {
+      kind: 'subscription',
+      check: () => subscriptionIsolation('billingChanged', 'kind amount', 'billing.payment_success', (userId, n) => ({ userId, paymentId: `p-${n}`, amount: '1.00' }), false),
+    },
+    appInstallationChanged: {
+      kind: 'subscription',
+      check: () =>
+        subscriptionIsolation(
+          'appInstallationChanged',
+          'status deviceId',
+          'app.install.requested',
+          (userId, n) => ({ userId, deviceId: `dev-${userId}-${n}`, appId: `app-${n}` }),
+          true,
+        ),
+    },
+    deviceNotice: {
+      kind: 'subscription',
+      check: () => subscriptionIsolation('deviceNotice', 'kind deviceId', 'device.connection.connected', (userId, n) => ({ userId, deviceId: `dev-${userId}-${n}` }), true),
+    },
+    notifications: {
+      kind: 'subscription',
+      async check() {
+        // No userId argument: what the token matches, and nothing of another user's.
+        const client = wsClient(gateway.wsUrl, bearer(token(BOB)));
+        const own = subscribe(client.client, NotificationsDocument, {});
+        await waitForSubscriptions(gateway, 1, 'notifications');
+        const bridged = bridgedByBoth();
+        await peer.publish('notification.send', { userId: ALICE, title: 'for alice', message: 'm' }, { messageId: `n-a-${ALICE}` });
+        await peer.publish('notification.send', { userId: BOB, title: 'for bob', message: 'm' }, { messageId: `n-b-${BOB}` });
+        expect((await own.next()).data?.notifications).toMatchObject({ eventId: `n-b-${BOB}`, userId: BOB });
+        await noLeakAfter(bridged + 2, () => peer.publish('notification.send', { userId: BOB, title: 'again', message: 'm' }, { messageId: `n-b2-${BOB}` }), async () =>
+          expect((await own.next()).data?.notifications).toMatchObject({ eventId: `n-b2-${BOB}` }),
+        );
+        expect(own.pending()).toBe(0);
+        own.unsubscribe();
+        await waitForSubscriptions(gateway, 0, 'notifications');
+      },
+    },
+    systemEvents: {
+      kind: 'subscription',
+      async check() {
+        for (const jwt of [token(BOB), token(ALICE)]) {
+          const denied = await subscribe(wsClient(gateway.wsUrl, bearer(jwt)).client, SystemEventsDocument, {}).next();
+          expect(denied.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
+          expect(denied.data ?? null).toBeNull();
+        }
+        const admin = subscribe(wsClient(gateway.wsUrl, bearer(asAdmin())).client, SystemEventsDocument, {});
+        await waitForSubscriptions(gateway, 1, 'systemEvents');
+        await peer.publish('system.error.low', { serviceName: 's', message: 'm' }, { messageId: `sys-${ADMIN}` });
+        expect((await admin.next()).data?.systemEvents).toMatchObject({ eventId: `sys-${ADMIN}`, kind: 'ERROR' });
+        admin.unsubscribe();
+        await waitForSubscriptions(gateway, 0, 'systemEvents');
+      },
+    },
+    broadcastAnnouncement: {
+      kind: 'mutation',
+      async check() {
+        const input = { title: 't', message: 'm', audience: { all: true } };
+        for (const jwt of [token(BOB), token(ALICE)]) {
+          await refused('FORBIDDEN', (t) => http(gateway.httpUrl, BroadcastAnnouncementDocument, { token: t, variables: { input } }), jwt);
+        }
+        const byAdmin = await http(gateway.httpUrl, BroadcastAnnouncementDocument, { token: asAdmin(), variables: { input } });
+        expect(byAdmin.body.errors).toBeUndefined();
+      },
     },
   };
 

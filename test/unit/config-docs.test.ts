@@ -77,6 +77,7 @@ describe('option declarations', () => {
       'AMQP_URL',
       'AMQP_EXCHANGE',
       'AMQP_QUEUE',
+      'AMQP_PARTITIONS',
       'JWT_SECRET',
       'JWT_PUBLIC_KEY',
       'JWT_JWKS_URL',

@@ -20,6 +20,12 @@ const events = {
   deviceStatusChanged: { ...base, family: 'device', eventId: 'd', type: 'device.started', deviceId: 'd1', previousStatus: 'IDLE', status: 'RUNNING' },
   orderCompleted: { ...base, family: 'order', eventId: 'o', type: 'order.completed', orderId: 'o1', amount: '59.90' },
   appInstalled: { ...base, family: 'app', eventId: 'a', type: 'app.installed', deviceId: 'd1', appId: 'x', packageName: 'com.x' },
+  orderStatusChanged: { ...base, family: 'orderStatus', eventId: 'os', type: 'order.refunded', orderId: 'o1', status: 'REFUNDED', previousStatus: 'COMPLETED', amount: '59.90', reason: 'asked' },
+  billingChanged: { ...base, family: 'billing', eventId: 'b', type: 'billing.payment_success', kind: 'PAYMENT_SUCCEEDED', amount: '100.00', balance: '250.50', paymentId: 'p1' },
+  appInstallationChanged: { ...base, family: 'installation', eventId: 'ai', type: 'app.install.failed', deviceId: 'd1', appId: 'x', status: 'FAILED', error: 'no space' },
+  deviceNotice: { ...base, family: 'deviceNotice', eventId: 'dn', type: 'device.expiration_warning', deviceId: 'd1', kind: 'EXPIRATION_WARNING', expiresAt: '2026-12-01T00:00:00.000Z', daysRemaining: 3 },
+  notifications: { ...base, family: 'notification', eventId: 'n', type: 'notification.send', scope: 'USER', audience: { scope: 'USER', id: 'u1' }, severity: 'INFO', title: 'Hi', message: 'Hello', data: { link: '/orders/1', n: 2, nested: { ok: true } } },
+  systemEvents: { ...base, family: 'system', eventId: 's', type: 'system.error.critical', kind: 'ERROR', severity: 'CRITICAL', serviceName: 'billing', errorCode: 'E1', message: 'db down', data: { host: 'h1' } },
 } as const;
 
 const args = (field: string, selection: string) => ({
@@ -52,6 +58,27 @@ const variants: Record<keyof typeof events, object[]> = {
   ],
   orderCompleted: [events.orderCompleted, { ...base, family: 'order', eventId: 'o2', type: 'billing.order.completed', orderId: 'o2', deviceId: 'd1', planId: 'p1' }],
   appInstalled: [events.appInstalled, { ...base, family: 'app', eventId: 'a2', type: 'app.install.completed', deviceId: 'd1', installationId: 'i1', appId: 'x', versionName: '1.2' }],
+  orderStatusChanged: [events.orderStatusChanged, { ...base, family: 'orderStatus', eventId: 'os2', type: 'billing.order.paid', orderId: 'o2', status: 'PAID', deviceId: 'd1', planId: 'p1' }],
+  billingChanged: [
+    events.billingChanged,
+    { ...base, family: 'billing', eventId: 'b2', type: 'billing.overdue', kind: 'OVERDUE', overdueAmount: '12.00', overdueDays: 7, threshold: null },
+  ],
+  appInstallationChanged: [
+    events.appInstallationChanged,
+    { ...base, family: 'installation', eventId: 'ai2', type: 'app.updated', packageName: 'com.x', versionName: '2.0', status: 'UPDATED' },
+  ],
+  deviceNotice: [
+    events.deviceNotice,
+    { ...base, family: 'deviceNotice', eventId: 'dn2', type: 'device.connection.failed', deviceId: 'd2', kind: 'CONNECTION_FAILED', retryCount: 4, message: 'timeout', snapshotId: null },
+  ],
+  notifications: [
+    events.notifications,
+    { family: 'notification', eventId: 'n2', type: 'notification.announcement', occurredAt: base.occurredAt, scope: 'ALL', audience: { scope: 'ALL' }, severity: 'CRITICAL', category: 'maintenance', title: 'Down', message: 'Tonight' },
+  ],
+  systemEvents: [
+    events.systemEvents,
+    { family: 'system', eventId: 's2', type: 'quota.metrics', occurredAt: base.occurredAt, kind: 'QUOTA_METRICS', data: { users: 3, list: [1, 'a', { b: null }] } },
+  ],
 };
 
 describe('SharedExecution', () => {

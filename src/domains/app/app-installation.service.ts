@@ -40,6 +40,7 @@ export function toInstallationView(row: InstallationRow): AppInstallation {
     status: row.status,
     installedAt: row.installedAt,
     uninstalledAt: row.uninstalledAt,
+    error: row.error,
     version: row.version,
     updatedAt: row.updatedAt,
   };

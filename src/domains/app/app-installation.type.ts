@@ -10,6 +10,7 @@ export const InstallationStatus = {
   INSTALLED: 'INSTALLED',
   FAILED: 'FAILED',
   UNINSTALLED: 'UNINSTALLED',
+  UNINSTALLING: 'UNINSTALLING',
 } as const;
 export type InstallationStatus = (typeof InstallationStatus)[keyof typeof InstallationStatus];
 registerEnumType(InstallationStatus, { name: 'InstallationStatus', description: 'State of an app on a device' });
@@ -25,6 +26,8 @@ export class AppInstallation {
   @Field(() => InstallationStatus) status!: InstallationStatus;
   @Field(() => DateTimeScalar, { nullable: true }) installedAt!: Date | null;
   @Field(() => DateTimeScalar, { nullable: true }) uninstalledAt!: Date | null;
+  @Field(() => String, { nullable: true, description: 'Why the last install or uninstall failed (FAILED), as the platform said' })
+  error!: string | null;
   @Field(() => Int) version!: number;
   @Field(() => DateTimeScalar) updatedAt!: Date;
 }

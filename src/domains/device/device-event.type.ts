@@ -1,4 +1,4 @@
-import { Field, ID, ObjectType } from 'type-graphql';
+import { Field, ID, Int, ObjectType } from 'type-graphql';
 import { RealtimeEvent } from '../shared/event-header.type';
 import { DeviceStatus } from './device-status.enum';
 
@@ -11,4 +11,7 @@ export class DeviceStatusEvent extends RealtimeEvent {
   @Field(() => DeviceStatus) status!: DeviceStatus;
   @Field({ nullable: true, description: 'Why (errors, failover), as the platform sent it' }) reason?: string;
   @Field({ nullable: true, description: 'The provider running the device, e.g. redroid' }) providerType?: string;
+  @Field({ nullable: true, description: 'Failover: what failed (device.recovery_*, device.permanent_failure)' }) failureType?: string;
+  @Field({ nullable: true, description: 'Failover: how recovery was tried' }) recoveryStrategy?: string;
+  @Field(() => Int, { nullable: true, description: 'Failover: recovery attempts so far' }) attempts?: number;
 }

@@ -17,6 +17,9 @@ export class Device {
   @Field(() => Int, { nullable: true }) storageGB!: number | null;
   @Field(() => String, { nullable: true, description: 'Why the last status change happened, as the platform said' })
   statusReason!: string | null;
+  @Field(() => String, { nullable: true, description: 'Failover: what failed with the last status change' }) failureType!: string | null;
+  @Field(() => String, { nullable: true, description: 'Failover: how recovery was tried' }) recoveryStrategy!: string | null;
+  @Field(() => Int, { nullable: true, description: 'Failover: recovery attempts with the last status change' }) recoveryAttempts!: number | null;
   @Field(() => Int, { description: 'Incremented on every change' }) version!: number;
   @Field(() => DateTimeScalar) createdAt!: Date;
   @Field(() => DateTimeScalar) updatedAt!: Date;

@@ -1,4 +1,5 @@
-import { Arg, Args, Authorized, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
+import { Arg, Args, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { OrderStatusChange } from './order-status-change.type';
 import { requireUser, resolveTargetUser } from '../../auth/authorization';
 import type { GraphQLContext } from '../../contracts/context';
 import { pageRequest, type Connection } from '../shared/connection';
@@ -19,6 +20,11 @@ export class OrderResolver {
   @Query(() => Order, { description: "One order; NOT_FOUND when it is not the caller's (administrators: anyone's)" })
   order(@Arg('id', () => ID) id: string, @Ctx() context: GraphQLContext): Promise<Order> {
     return context.services.orders.get(requireUser(context), id);
+  }
+
+  @FieldResolver(() => [OrderStatusChange], { description: 'Every status change the gateway learnt, oldest first (at most 1,000)' })
+  statusHistory(@Root() order: Order, @Ctx() context: GraphQLContext): Promise<OrderStatusChange[]> {
+    return context.services.orders.statusHistory(order.id);
   }
 
   @Authorized('admin')

@@ -9,6 +9,7 @@ import type { Order as OrderRow, Prisma, PrismaClient } from '../../generated/pr
 import { visibleTo } from '../shared/access';
 import { afterPosition, PAGE_ORDER, toConnection, type Connection, type PageRequest } from '../shared/connection';
 import { eventStamp, newEventRef, writeOutbox, TRANSACTION_OPTIONS } from '../shared/outbox';
+import type { OrderStatusChange } from './order-status-change.type';
 import { OrderStatus, type Order } from './order.type';
 
 export interface OrderFilter {
@@ -27,6 +28,8 @@ export interface OrderService {
   get(actor: AuthUser, id: string): Promise<Order>;
   complete(actor: AuthUser, id: string): Promise<Order>;
   cancel(actor: AuthUser, id: string): Promise<Order>;
+  /** An order's status changes, oldest first (the caller already saw the order). */
+  statusHistory(orderId: string): Promise<OrderStatusChange[]>;
 }
 
 export function toOrderView(row: OrderRow): Order {
@@ -39,6 +42,7 @@ export function toOrderView(row: OrderRow): Order {
     planId: row.planId,
     completedAt: row.completedAt,
     cancelledAt: row.cancelledAt,
+    statusReason: row.statusReason,
     version: row.version,
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
@@ -75,7 +79,11 @@ export function createOrderService(deps: { prisma: PrismaClient; onOutboxWrite: 
         where: { id },
         data: { status: rule.to, [rule.timeField]: ref.at, version: { increment: 1 }, ...eventStamp(ref) },
       });
-      await writeOutbox(tx, rule.routingKey, ref, orderPayload(saved, { [rule.timeField]: ref.at.toISOString() }));
+      await writeOutbox(tx, rule.routingKey, ref, orderPayload(saved, { [rule.timeField]: ref.at.toISOString(), previousStatus: current.status.toLowerCase() }));
+      // The echo of the outbox event is not applied again (its id is processed): the history row is written here.
+      await tx.orderStatusChange.create({
+        data: { eventId: ref.eventId, orderId: id, userId: saved.userId, status: rule.to, previousStatus: current.status, occurredAt: ref.at },
+      });
       return saved;
     }, TRANSACTION_OPTIONS);
     onOutboxWrite();
@@ -94,6 +102,16 @@ export function createOrderService(deps: { prisma: PrismaClient; onOutboxWrite: 
     },
     async get(actor, id) {
       return toOrderView(visibleTo(actor, await prisma.order.findUnique({ where: { id } }), 'order', id));
+    },
+    async statusHistory(orderId) {
+      const rows = await prisma.orderStatusChange.findMany({ where: { orderId }, orderBy: [{ occurredAt: 'asc' }, { eventId: 'asc' }], take: 1_000 });
+      return rows.map((row) => ({
+        eventId: row.eventId,
+        status: row.status as OrderStatus,
+        previousStatus: (row.previousStatus as OrderStatus | null) ?? null,
+        reason: row.reason,
+        occurredAt: row.occurredAt,
+      }));
     },
     complete: (actor, id) => transition(actor, id, 'complete'),
     cancel: (actor, id) => transition(actor, id, 'cancel'),

@@ -10,6 +10,9 @@ export const OrderStatus = {
   PENDING: 'PENDING',
   COMPLETED: 'COMPLETED',
   CANCELLED: 'CANCELLED',
+  PAID: 'PAID',
+  REFUNDED: 'REFUNDED',
+  FAILED: 'FAILED',
 } as const;
 export type OrderStatus = (typeof OrderStatus)[keyof typeof OrderStatus];
 registerEnumType(OrderStatus, { name: 'OrderStatus', description: 'Lifecycle state of a billing order' });
@@ -25,6 +28,8 @@ export class Order {
   @Field(() => ID, { nullable: true }) planId!: string | null;
   @Field(() => DateTimeScalar, { nullable: true }) completedAt!: Date | null;
   @Field(() => DateTimeScalar, { nullable: true }) cancelledAt!: Date | null;
+  @Field(() => String, { nullable: true, description: 'Why the last status change happened (cancellation, refund, failure)' })
+  statusReason!: string | null;
   @Field(() => Int) version!: number;
   @Field(() => DateTimeScalar) createdAt!: Date;
   @Field(() => DateTimeScalar) updatedAt!: Date;

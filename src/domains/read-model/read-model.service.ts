@@ -20,7 +20,8 @@
  * and locks the quota, device and order rows the events name; one updates the rows that exist and
  * inserts the others, with each row's events (arrival order) folded in memory into one write.
  * App events, rare and matched to an installation by app when they carry no id, go one by one in
- * the same transaction. A burst therefore costs a few statements, not a transaction per event.
+ * the same transaction; so do order status changes (a history row each) and the installation
+ * lifecycle (orderStatusChanged, appInstallationChanged). A burst therefore costs a few statements, not a transaction per event.
  * The result is the same as applying the events one by one; a batch that fails is retried one
  * event at a time, so only the event that cannot be applied is requeued (unless the database
  * itself is unavailable: then the whole batch is, at once).
@@ -29,8 +30,10 @@ import { randomUUID } from 'node:crypto';
 import type {
   QUOTA_LIMIT_FIELDS,
   QUOTA_USAGE_FIELDS,
+  AppInstallationEventMessage,
   AppInstalledEventMessage,
   DeviceStatusEventMessage,
+  OrderStatusEventMessage,
   GatewayEvent,
   OrderCompletedEventMessage,
   QuotaEventMessage,
@@ -183,6 +186,10 @@ function deviceColumns(event: DeviceStatusEventMessage): Columns {
     status_reason: event.reason ?? null,
     ...(event.deviceName ? { name: event.deviceName } : {}),
     ...(event.providerType ? { provider_type: event.providerType } : {}),
+    // Failover details belong to the status they came with: a later status clears them.
+    failure_type: event.failureType ?? null,
+    recovery_strategy: event.recoveryStrategy ?? null,
+    recovery_attempts: event.attempts ?? null,
   };
 }
 
@@ -198,10 +205,13 @@ const DEVICES: Folding<DeviceStatusEventMessage> = {
     status: event.status,
     provider_type: event.providerType ?? null,
     status_reason: event.reason ?? null,
+    failure_type: event.failureType ?? null,
+    recovery_strategy: event.recoveryStrategy ?? null,
+    recovery_attempts: event.attempts ?? null,
     created_at: new Date(event.occurredAt),
   }),
-  updatable: ['status', 'status_reason', 'name', 'provider_type', ...WRITE_COLUMNS],
-  insertable: ['id', 'user_id', 'name', 'status', 'provider_type', 'status_reason', 'created_at', ...WRITE_COLUMNS],
+  updatable: ['status', 'status_reason', 'name', 'provider_type', 'failure_type', 'recovery_strategy', 'recovery_attempts', ...WRITE_COLUMNS],
+  insertable: ['id', 'user_id', 'name', 'status', 'provider_type', 'status_reason', 'failure_type', 'recovery_strategy', 'recovery_attempts', 'created_at', ...WRITE_COLUMNS],
 };
 
 function orderColumns(event: OrderCompletedEventMessage): Columns {
@@ -505,6 +515,114 @@ async function applyApp(tx: Tx, event: AppInstalledEventMessage): Promise<void> 
   });
 }
 
+/** The order columns a status change sets (completed_at / cancelled_at with their status). */
+function orderStatusData(event: OrderStatusEventMessage) {
+  const at = new Date(event.occurredAt);
+  const amount = event.amount !== undefined && STORABLE_AMOUNT.test(event.amount) ? event.amount : undefined;
+  return {
+    status: event.status as OrderStatus,
+    statusReason: event.reason ?? null,
+    ...(event.status === 'COMPLETED' ? { completedAt: at } : {}),
+    ...(event.status === 'CANCELLED' ? { cancelledAt: at } : {}),
+    ...(amount !== undefined ? { amount } : {}),
+    ...(event.deviceId ? { deviceId: event.deviceId } : {}),
+    ...(event.planId ? { planId: event.planId } : {}),
+  };
+}
+
+/**
+ * An order status change: its history row (every change, whatever the order's current state:
+ * the history is what happened), then the order itself when the change is newer than its state.
+ */
+async function applyOrderStatus(tx: Tx, event: OrderStatusEventMessage): Promise<void> {
+  const at = new Date(event.occurredAt);
+  await tx.orderStatusChange.createMany({
+    data: [
+      {
+        eventId: event.eventId,
+        orderId: event.orderId,
+        userId: event.userId,
+        status: event.status as OrderStatus,
+        previousStatus: (event.previousStatus as OrderStatus | undefined) ?? null,
+        reason: event.reason ?? null,
+        occurredAt: at,
+      },
+    ],
+    skipDuplicates: true,
+  });
+  const created = await tx.order.createMany({
+    data: [{ id: event.orderId, userId: event.userId, createdAt: at, ...orderStatusData(event), ...stampOf(event) }],
+    skipDuplicates: true,
+  });
+  if (created.count === 1) return;
+  const row = await lockedIfNewer(
+    event,
+    () => tx.$queryRaw`SELECT id FROM billing_order WHERE id = ${event.orderId} FOR UPDATE`,
+    () => tx.order.findUnique({ where: { id: event.orderId } }),
+  );
+  if (!row) return;
+  await tx.order.update({ where: { id: event.orderId }, data: { ...orderStatusData(event), version: { increment: 1 }, ...stampOf(event) } });
+}
+
+/** What an installation lifecycle event makes of the row's status; undefined: not an installation change. */
+const INSTALLATION_STATUS_OF: Readonly<Record<string, InstallationStatus | undefined>> = {
+  REQUESTED: InstallationStatus.INSTALLING,
+  INSTALLED: InstallationStatus.INSTALLED,
+  FAILED: InstallationStatus.FAILED,
+  UNINSTALLING: InstallationStatus.UNINSTALLING,
+  UNINSTALLED: InstallationStatus.UNINSTALLED,
+};
+
+/**
+ * The installation lifecycle on the read model, the way `applyApp` applies an install: found by
+ * installation id, else the device's current installation of the same app, else created.
+ */
+async function applyInstallation(tx: Tx, event: AppInstallationEventMessage): Promise<void> {
+  const status = INSTALLATION_STATUS_OF[event.status];
+  const deviceId = event.deviceId;
+  if (status === undefined || deviceId === undefined) return;
+  const stamp = stampOf(event);
+  const at = new Date(event.occurredAt);
+  const details = {
+    ...(event.appId ? { appId: event.appId } : {}),
+    ...(event.packageName ? { packageName: event.packageName } : {}),
+    ...(event.versionName ? { versionName: event.versionName } : {}),
+  };
+  const lifecycle = {
+    status,
+    error: status === InstallationStatus.FAILED ? (event.error ?? null) : null,
+    ...(status === InstallationStatus.INSTALLED ? { installedAt: at, uninstalledAt: null } : {}),
+    ...(status === InstallationStatus.UNINSTALLED ? { uninstalledAt: at } : {}),
+  };
+  let id = event.installationId;
+  if (id === undefined) {
+    await tx.$executeRaw`SELECT pg_advisory_xact_lock(hashtext(${deviceId}))`;
+    const match = [...(event.appId ? [{ appId: event.appId }] : []), ...(event.packageName ? [{ packageName: event.packageName }] : [])];
+    const existing = match.length
+      ? await tx.appInstallation.findFirst({
+          where: { deviceId, status: { not: InstallationStatus.UNINSTALLED }, OR: match },
+          orderBy: { createdAt: 'desc' },
+        })
+      : null;
+    // Nothing to uninstall or fail that the read model never saw installed: no row to make up.
+    if (!existing && status !== InstallationStatus.INSTALLED && status !== InstallationStatus.INSTALLING) return;
+    id = existing?.id ?? randomUUID();
+  }
+  const created = await tx.appInstallation.createMany({
+    data: [{ id, deviceId, userId: event.userId, createdAt: at, ...details, ...lifecycle, ...stamp }],
+    skipDuplicates: true,
+  });
+  if (created.count === 1) return;
+  const installationId = id;
+  const row = await lockedIfNewer(
+    event,
+    () => tx.$queryRaw`SELECT id FROM app_installation WHERE id = ${installationId} FOR UPDATE`,
+    () => tx.appInstallation.findUnique({ where: { id: installationId } }),
+  );
+  if (!row) return;
+  await tx.appInstallation.update({ where: { id: installationId }, data: { ...details, ...lifecycle, version: { increment: 1 }, ...stamp } });
+}
+
 /** Events applied in one transaction at the most. */
 const MAX_BATCH = 500;
 
@@ -611,6 +729,19 @@ export function createReadModelService(deps: {
     apply(event) {
       return commits.add(event);
     },
+
+    async usersWithApp(app, limit, afterUserId) {
+      const match = [...(app.appId ? [{ appId: app.appId }] : []), ...(app.packageName ? [{ packageName: app.packageName }] : [])];
+      if (match.length === 0) return [];
+      const rows = await deps.prisma().appInstallation.findMany({
+        where: { status: InstallationStatus.INSTALLED, OR: match, ...(afterUserId !== undefined ? { userId: { gt: afterUserId } } : {}) },
+        distinct: ['userId'],
+        select: { userId: true },
+        orderBy: { userId: 'asc' },
+        take: limit,
+      });
+      return rows.map((row) => row.userId);
+    },
   };
 }
 
@@ -624,6 +755,10 @@ export function createReadModelService(deps: {
 async function applyBatch(prisma: PrismaClient, events: readonly GatewayEvent[], retain: boolean): Promise<void> {
   await prisma.$transaction(async (tx) => {
     const fresh = await applyFoldedEvents(tx, events, new Date(), retain);
-    for (const event of fresh) if (event.family === 'app') await applyApp(tx, event);
+    for (const event of fresh) {
+      if (event.family === 'app') await applyApp(tx, event);
+      else if (event.family === 'orderStatus') await applyOrderStatus(tx, event);
+      else if (event.family === 'installation') await applyInstallation(tx, event);
+    }
   }, TRANSACTION_OPTIONS);
 }

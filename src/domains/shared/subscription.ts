@@ -12,7 +12,8 @@ import type { ConnectionControl, GraphQLContext, Services } from '../../contract
 import { BadUserInputError } from '../../contracts/errors';
 import type { EventOfFamily, GatewayEvent } from '../../contracts/events';
 import type { ResumeFrom } from '../../contracts/ports';
-import type { EventFamily } from '../../contracts/routing';
+import { ALSO_ON, deliversTo, type EventFamily } from '../../contracts/routing';
+import { MergedStream } from './merged-stream';
 import type { EventStream, Sink } from '../../lib/event-queue';
 
 /** A subscription's events, pulled (`next`) or pushed to a sink (the socket layer's fast path). */
@@ -40,27 +41,52 @@ export async function subscribeToFamily<F extends EventFamily>(
     userId: string | null | undefined;
     /** Narrows device and app events to one device. */
     deviceId?: string | null;
+    /** Narrows order status events to one order. */
+    orderId?: string | null;
     /** Resume after this eventId: first the retained events that followed it, then live ones. */
     after?: string | null;
   },
 ): Promise<SubscriptionStream<EventOfFamily[F]>> {
-  const { deviceId } = options;
+  const { deviceId, orderId } = options;
   const ctx = context as GraphQLContext;
   const target = resolveTargetUser(ctx, options.userId, { allowAll: true });
   const { pubsub, topics } = ctx.services;
-  // The same narrowing as GuardedSubscription's, applied to the replay before it is buffered.
-  const resume = resumeFrom(options.after, target, (event) =>
-    event.family === family && (deviceId == null || ('deviceId' in event && event.deviceId === deviceId)),
-  );
-  const source =
+  const narrowed = (event: GatewayEvent) =>
+    (deviceId == null || ('deviceId' in event && event.deviceId === deviceId)) &&
+    (orderId == null || ('orderId' in event && event.orderId === orderId));
+  const subscribeTo = (topicFamily: EventFamily, resume?: ResumeFrom) =>
     target === null
-      ? await pubsub.subscribe(topics.allUsers(family), { pattern: true, resume })
-      : await pubsub.subscribe(topics.user(family, target), { resume });
-  return new GuardedSubscription<EventOfFamily[F]>(source, {
+      ? pubsub.subscribe(topics.allUsers(topicFamily), { pattern: true, resume })
+      : pubsub.subscribe(topics.user(topicFamily, target), { resume });
+  const also = ALSO_ON[family];
+  if (also === undefined) {
+    // The same narrowing as GuardedSubscription's, applied to the replay before it is buffered.
+    const resume = resumeFrom(options.after, target, (event) => deliversTo(event.family, event.type, family) && narrowed(event));
+    return new GuardedSubscription<EventOfFamily[F]>(await subscribeTo(family, resume), {
+      field: options.field,
+      userId: target,
+      family,
+      deviceId: deviceId ?? undefined,
+      orderId: orderId ?? undefined,
+      services: ctx.services,
+      connection: ctx.connection,
+    });
+  }
+  // Some of this family's keys arrive on the older family's topic (ALSO_ON): both topics, merged.
+  // Resuming, the older topic is subscribed first (plain), then this family's with the replay of
+  // both from the one log, in order; what also arrived live is dropped by eventId.
+  const accepts = (event: GatewayEvent) =>
+    (target === null || event.userId === target) && deliversTo(event.family, event.type, family) && narrowed(event);
+  const older = await subscribeTo(also);
+  let own: EventStream<GatewayEvent>;
+  try {
+    own = await subscribeTo(family, resumeFrom(options.after, target, accepts));
+  } catch (error) {
+    await older.return?.();
+    throw error;
+  }
+  return new MergedStream<EventOfFamily[F]>([own, older], accepts, {
     field: options.field,
-    userId: target,
-    family,
-    deviceId: deviceId ?? undefined,
     services: ctx.services,
     connection: ctx.connection,
   });
@@ -69,12 +95,17 @@ export async function subscribeToFamily<F extends EventFamily>(
 /** Longest `after` accepted: event ids are at most 200 characters (contracts/events.ts). */
 const MAX_AFTER_LENGTH = 200;
 
-function resumeFrom(after: string | null | undefined, userId: string | null, accept: (event: GatewayEvent) => boolean): ResumeFrom | undefined {
+export function resumeFrom(
+  after: string | null | undefined,
+  userId: string | null,
+  accept: (event: GatewayEvent) => boolean,
+  log?: string,
+): ResumeFrom | undefined {
   if (after == null) return undefined;
   if (after.length === 0 || after.length > MAX_AFTER_LENGTH) {
     throw new BadUserInputError(`after must be an eventId of 1 to ${MAX_AFTER_LENGTH} characters`);
   }
-  return { after, userId, accept };
+  return log === undefined ? { after, userId, accept } : { after, userId, accept, log };
 }
 
 /**
@@ -88,6 +119,7 @@ export class GuardedSubscription<T extends GatewayEvent> implements Subscription
   private readonly userId: string | null;
   private readonly family: EventFamily;
   private readonly deviceId: string | undefined;
+  private readonly orderId: string | undefined;
   private readonly services: Services;
 
   constructor(
@@ -97,6 +129,7 @@ export class GuardedSubscription<T extends GatewayEvent> implements Subscription
       userId: string | null;
       family: EventFamily;
       deviceId?: string;
+      orderId?: string;
       services: Services;
       /** The operation's socket (`context.connection`): closed with 1013 when the buffer overflows. */
       connection?: ConnectionControl;
@@ -106,6 +139,7 @@ export class GuardedSubscription<T extends GatewayEvent> implements Subscription
     this.userId = options.userId;
     this.family = options.family;
     this.deviceId = options.deviceId;
+    this.orderId = options.orderId;
     this.services = options.services;
     this.services.onSubscriptionChange(this.field, 1);
     const { connection, field } = options;
@@ -115,8 +149,9 @@ export class GuardedSubscription<T extends GatewayEvent> implements Subscription
   private wanted(event: GatewayEvent): event is T {
     return (
       (this.userId === null || event.userId === this.userId) &&
-      event.family === this.family &&
-      (this.deviceId === undefined || ('deviceId' in event && event.deviceId === this.deviceId))
+      deliversTo(event.family, event.type, this.family) &&
+      (this.deviceId === undefined || ('deviceId' in event && event.deviceId === this.deviceId)) &&
+      (this.orderId === undefined || ('orderId' in event && event.orderId === this.orderId))
     );
   }
 

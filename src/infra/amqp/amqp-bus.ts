@@ -1,6 +1,16 @@
 /**
- * RabbitMQ through amqplib: topology, the competing consumer on the shared durable queue, the
- * confirm-channel publisher (outbox relay, dead letters), and reconnection.
+ * RabbitMQ through amqplib: topology, consumers, the confirm-channel publisher (outbox relay,
+ * dead letters, the router's republishing), and reconnection.
+ *
+ * Partitioned (`AMQP_PARTITIONS` > 0, docs/cluster.md): the router queue (single active consumer)
+ * feeds the router stage, which republishes each message with its partition key to the
+ * consistent-hash exchange, acknowledging it only once the broker confirmed the republish; every
+ * instance consumes every partition queue (single active consumer each), and hands the bridge a
+ * partition's messages one user at a time: a user's next message is handled only once the
+ * previous one is settled, while different users' messages go concurrently (up to the prefetch),
+ * so the read model's group commit still batches across users. A message the fan-out could not
+ * take is retried in place (held `requeueDelayMs`), never returned to the queue behind its
+ * user's later messages. Unpartitioned (`AMQP_PARTITIONS=0`): competing consumers on one queue.
  *
  * Delivery: a message is acknowledged only after the handler says so, i.e. after its event was
  * published to the fan-out (at-least-once). A rejected message is first published to the
@@ -16,17 +26,39 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import type { Logger } from 'pino';
 import type { AmqpNames } from '../../contracts/options';
+import type { IncomingMessage } from '../../contracts/events';
+import { PARTITION_KEY_HEADER, type IngestRouter, type IngestRouterFactory, type RouteDecision } from '../../contracts/partition';
 import type { DependencyStatus, Disposition, EventBus, MessageHandler, OutgoingMessage } from '../../contracts/ports';
 import { QUEUE_BINDINGS } from '../../contracts/routing';
+import { PARTITION_WEIGHT, partitionTopology, type PartitionTopology } from './partition-topology';
 
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 10_000;
+/** Router messages in flight (decided, republished, not yet confirmed). */
+const ROUTER_PREFETCH = 1_000;
+/** How often a draining instance looks whether the old shared queue is empty and unconsumed. */
+const LEGACY_POLL_MS = 1_000;
+
+export interface AmqpBusOptions {
+  /** The router stage; required when `names.partitions` > 0. */
+  readonly router?: IngestRouterFactory;
+}
 
 export class AmqpEventBus implements EventBus {
   private connection: ChannelModel | undefined;
   private publishChannel: ConfirmChannel | undefined;
   private consumeChannel: Channel | undefined;
   private consumerTag: string | undefined;
+  /** Partitioned: the router's channel and stage, and the consumers of the session. */
+  private routerChannel: Channel | undefined;
+  private router: IngestRouter<ConsumeMessage> | undefined;
+  private consumers: { channel: Channel; tag: string }[] = [];
+  private legacyTimer: NodeJS.Timeout | undefined;
+  /** Messages of the old shared queue taken by this session and not yet settled. */
+  private readonly legacyUnsettled = new Set<ConsumeMessage>();
+  /** Per partition-key chains of the current consuming session. */
+  private chains = new Map<string, Promise<void>>();
+  readonly topology: PartitionTopology | undefined;
   private handler: MessageHandler | undefined;
   private readonly inFlight = new Set<Promise<void>>();
   private closing = false;
@@ -44,7 +76,13 @@ export class AmqpEventBus implements EventBus {
     private readonly url: string,
     private readonly names: AmqpNames,
     private readonly logger: Logger,
-  ) {}
+    private readonly options: AmqpBusOptions = {},
+  ) {
+    if (names.partitions > 0) {
+      if (!options.router) throw new Error('a partitioned AMQP bus needs the router stage (options.router)');
+      this.topology = partitionTopology(names.queue, names.partitions);
+    }
+  }
 
   /**
    * Connects and declares the topology. When the broker cannot be reached (or refuses the
@@ -83,7 +121,8 @@ export class AmqpEventBus implements EventBus {
     try {
       const publishChannel = await connection.createConfirmChannel();
       const consumeChannel = await connection.createChannel();
-      for (const channel of [publishChannel, consumeChannel]) {
+      const routerChannel = this.topology ? await connection.createChannel() : undefined;
+      for (const channel of [publishChannel, consumeChannel, ...(routerChannel ? [routerChannel] : [])]) {
         channel.on('error', (error: Error) => {
           this.lastError = error.message;
           this.logger.warn({ err: error }, 'amqp channel error');
@@ -94,9 +133,11 @@ export class AmqpEventBus implements EventBus {
         });
       }
       await this.declareTopology(publishChannel);
+      if (this.topology) await this.retireLegacyBindings(connection);
       this.connection = connection;
       this.publishChannel = publishChannel;
       this.consumeChannel = consumeChannel;
+      this.routerChannel = routerChannel;
       this.lastError = undefined;
     } catch (error) {
       await connection.close().catch(() => undefined);
@@ -110,13 +151,57 @@ export class AmqpEventBus implements EventBus {
     await channel.assertExchange(deadLetterExchange, 'direct', { durable: true });
     await channel.assertQueue(deadLetterQueue, { durable: true });
     await channel.bindQueue(deadLetterQueue, deadLetterExchange, deadLetterQueue);
-    await channel.assertQueue(queue, {
+    // Anything the broker itself dead-letters (e.g. a consumer nacking without requeue) lands
+    // in the same DLQ as the gateway's own rejections.
+    const deadLettering = { 'x-dead-letter-exchange': deadLetterExchange, 'x-dead-letter-routing-key': deadLetterQueue };
+    const { topology } = this;
+    if (!topology) {
+      await channel.assertQueue(queue, { durable: true, arguments: deadLettering });
+      for (const binding of QUEUE_BINDINGS) await channel.bindQueue(queue, exchange, binding);
+      return;
+    }
+    const ordered = { ...deadLettering, 'x-single-active-consumer': true };
+    await channel.assertExchange(topology.exchange, 'x-consistent-hash', {
       durable: true,
-      // Anything the broker itself dead-letters (e.g. a consumer nacking without requeue) lands
-      // in the same DLQ as the gateway's own rejections.
-      arguments: { 'x-dead-letter-exchange': deadLetterExchange, 'x-dead-letter-routing-key': deadLetterQueue },
+      arguments: { 'hash-header': PARTITION_KEY_HEADER },
     });
-    for (const binding of QUEUE_BINDINGS) await channel.bindQueue(queue, exchange, binding);
+    for (const partition of topology.partitions) {
+      await channel.assertQueue(partition, { durable: true, arguments: ordered });
+      await channel.bindQueue(partition, topology.exchange, PARTITION_WEIGHT);
+    }
+    await channel.assertQueue(topology.router, { durable: true, arguments: ordered });
+    for (const binding of QUEUE_BINDINGS) await channel.bindQueue(topology.router, exchange, binding);
+  }
+
+  /**
+   * Migration from the shared queue: it stops receiving (its bindings go; the router queue has
+   * them), and what it holds is drained through the router before the router queue is read
+   * (`drainLegacy`). Checked on a throwaway channel: a missing queue closes the channel.
+   */
+  private async retireLegacyBindings(connection: ChannelModel): Promise<boolean> {
+    const legacy = await this.inspectLegacy(connection);
+    if (!legacy) return false;
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    try {
+      for (const binding of QUEUE_BINDINGS) await channel.unbindQueue(this.names.queue, this.names.exchange, binding);
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+    return true;
+  }
+
+  /** The shared queue's counts, or undefined when it does not exist. */
+  private async inspectLegacy(connection: ChannelModel): Promise<{ messageCount: number; consumerCount: number } | undefined> {
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    try {
+      return await channel.checkQueue(this.names.queue);
+    } catch {
+      return undefined;
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
   }
 
   async consume(handler: MessageHandler): Promise<void> {
@@ -125,6 +210,7 @@ export class AmqpEventBus implements EventBus {
   }
 
   private async startConsumer(): Promise<void> {
+    if (this.topology) return this.startPartitionedConsumers();
     const channel = this.consumeChannel;
     if (!channel || !this.handler) return;
     await channel.prefetch(this.names.prefetch);
@@ -140,6 +226,218 @@ export class AmqpEventBus implements EventBus {
     this.consumerTag = consumerTag;
   }
 
+  private onCancelled(queue: string): void {
+    // The broker cancelled a consumer (queue deleted, node failover: amqplib #176).
+    this.logger.warn({ queue }, 'amqp consumer cancelled by the broker; reconnecting');
+    if (this.connection) void this.connection.close().catch(() => undefined);
+  }
+
+  private async startPartitionedConsumers(): Promise<void> {
+    const topology = this.topology as PartitionTopology;
+    const { consumeChannel: channel, routerChannel, connection } = this;
+    if (!channel || !routerChannel || !connection || !this.handler) return;
+    this.chains = new Map();
+    // Per consumer (not per channel): each partition has this many messages in flight at most.
+    await channel.prefetch(this.names.prefetch, false);
+    for (const queue of topology.partitions) {
+      const { consumerTag } = await channel.consume(queue, (message) => {
+        if (message === null) return this.onCancelled(queue);
+        this.deliverInOrder(channel, message);
+      });
+      this.consumers.push({ channel, tag: consumerTag });
+    }
+    const router = this.createRouter(routerChannel);
+    this.router = router;
+    await routerChannel.prefetch(ROUTER_PREFETCH, false);
+    const take = (queue: string) => async () => {
+      const { consumerTag } = await routerChannel.consume(queue, (message) => {
+        if (message === null) return this.onCancelled(queue);
+        if (queue === topology.legacy) this.legacyUnsettled.add(message);
+        router.push(incomingOf(message), message);
+      });
+      this.consumers.push({ channel: routerChannel, tag: consumerTag });
+      return consumerTag;
+    };
+    if (await this.inspectLegacy(connection)) {
+      const legacyTag = await take(topology.legacy)();
+      this.logger.info({ queue: topology.legacy }, 'draining the unpartitioned queue through the router before reading the router queue');
+      this.drainLegacy(connection, routerChannel, legacyTag, take(topology.router));
+    } else {
+      await take(topology.router)();
+    }
+    this.consumerTag = this.consumers[0]?.tag;
+  }
+
+  /**
+   * Reads the router queue only once the shared queue is empty and nobody consumes it any more
+   * (every new instance drains it; an instance of the unpartitioned version still running keeps
+   * it consumed, so the router waits for the rollout to finish), then deletes it.
+   */
+  private drainLegacy(connection: ChannelModel, channel: Channel, legacyTag: string, readRouter: () => Promise<string>): void {
+    let cancelled = false;
+    const poll = async () => {
+      this.legacyTimer = undefined;
+      if (this.closing || this.connection !== connection) return;
+      const legacy = await this.inspectLegacy(connection);
+      // Cancelled only with nothing of it unsettled here: once nobody consumes it, nobody holds
+      // an unacknowledged message of it either, and deleting it cannot lose one.
+      if (legacy && !cancelled && legacy.messageCount === 0 && this.legacyUnsettled.size === 0) {
+        await channel.cancel(legacyTag);
+        cancelled = true;
+        this.consumers = this.consumers.filter((c) => c.tag !== legacyTag);
+      }
+      const after = cancelled ? await this.inspectLegacy(connection) : legacy;
+      if (!after || (cancelled && after.messageCount === 0 && after.consumerCount === 0)) {
+        if (after) {
+          const admin = await connection.createChannel();
+          admin.on('error', () => undefined);
+          await admin.deleteQueue(this.names.queue, { ifEmpty: true }).catch(() => undefined);
+          await admin.close().catch(() => undefined);
+        }
+        if (!cancelled) await channel.cancel(legacyTag).catch(() => undefined);
+        await readRouter();
+        this.logger.info({ queue: this.names.queue }, 'unpartitioned queue drained; reading the router queue');
+        return;
+      }
+      this.legacyTimer = setTimeout(() => void poll().catch(onError), LEGACY_POLL_MS);
+    };
+    const onError = (error: unknown) => {
+      this.logger.warn({ err: error }, 'draining the unpartitioned queue failed; reconnecting');
+      if (this.connection === connection) void connection.close().catch(() => undefined);
+    };
+    this.legacyTimer = setTimeout(() => void poll().catch(onError), LEGACY_POLL_MS);
+  }
+
+  /** The router of one consuming session: decisions come back in arrival order. */
+  private createRouter(channel: Channel): IngestRouter<ConsumeMessage> {
+    const factory = this.options.router as IngestRouterFactory;
+    return factory<ConsumeMessage>((message, decision) => this.settleRouted(channel, message, decision));
+  }
+
+  private settleRouted(channel: Channel, message: ConsumeMessage, decision: RouteDecision): void {
+    const settle = (work: Promise<void>) =>
+      this.track(
+        work.then(
+          () => {
+            channel.ack(message);
+            this.legacyUnsettled.delete(message);
+          },
+          (error: unknown) => {
+            // Not confirmed: the message must come again, and nothing routed after it may be
+            // acknowledged first, so the whole session goes; the broker redelivers in order.
+            this.logger.warn({ err: error }, 'router republish not confirmed; reconnecting');
+            if (this.connection) void this.connection.close().catch(() => undefined);
+          },
+        ).catch(() => undefined),
+      );
+    if (decision.action === 'ignore') {
+      try {
+        channel.ack(message);
+        this.legacyUnsettled.delete(message);
+      } catch {
+        // channel gone: redelivered
+      }
+      return;
+    }
+    if (decision.action === 'dead-letter') {
+      this.logger.warn({ routingKey: message.fields.routingKey, reason: decision.reason }, 'event dead-lettered by the router');
+      settle(this.deadLetter(message, decision.reason));
+      return;
+    }
+    settle(this.republish(message, decision.key));
+  }
+
+  private republish(message: ConsumeMessage, key: string): Promise<void> {
+    const channel = this.publishChannel;
+    const topology = this.topology as PartitionTopology;
+    if (!channel) return Promise.reject(new Error('amqp publish channel is down'));
+    const { properties } = message;
+    return new Promise<void>((resolve, reject) => {
+      try {
+        channel.publish(
+          topology.exchange,
+          message.fields.routingKey,
+          message.content,
+          {
+            persistent: true,
+            contentType: properties.contentType,
+            contentEncoding: properties.contentEncoding,
+            messageId: properties.messageId,
+            timestamp: properties.timestamp,
+            headers: { ...(properties.headers ?? {}), [PARTITION_KEY_HEADER]: key },
+          },
+          (error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()),
+        );
+      } catch (error) {
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    });
+  }
+
+  /**
+   * A partition's message, after the previous one of its key (its user) is settled. Messages
+   * without the header (a publisher bypassing the router without setting it) share one chain.
+   */
+  private deliverInOrder(channel: Channel, message: ConsumeMessage): void {
+    const key = partitionKeyOf(message) ?? '';
+    const chains = this.chains;
+    const previous = chains.get(key);
+    const work = (previous ?? Promise.resolve()).then(() => this.deliverPartitioned(channel, message));
+    chains.set(key, work);
+    this.track(
+      work.finally(() => {
+        if (chains.get(key) === work) chains.delete(key);
+      }),
+    );
+  }
+
+  private async deliverPartitioned(channel: Channel, message: ConsumeMessage): Promise<void> {
+    const handler = this.handler as MessageHandler;
+    const incoming = incomingOf(message);
+    for (let attempt = 1; ; attempt++) {
+      // The channel is gone: this message and the user's later ones come again, in order, to
+      // whoever consumes the partition now; handling them here could only put them out of order.
+      if (this.closing || this.consumeChannel !== channel) return;
+      let disposition: Disposition;
+      try {
+        disposition = await handler(incoming);
+      } catch (error) {
+        disposition = { action: 'requeue', reason: error instanceof Error ? error.message : String(error) };
+      }
+      if (disposition.action !== 'requeue') {
+        try {
+          await this.settle(channel, message, disposition);
+        } catch (error) {
+          this.logger.warn({ err: error }, 'could not settle message; it will be redelivered');
+        }
+        return;
+      }
+      if (attempt === 1 || attempt % 10 === 0) {
+        this.logger.warn(
+          { reason: disposition.reason, routingKey: message.fields.routingKey, delayMs: this.names.requeueDelayMs, attempt },
+          'retrying event in place (its user\'s later events wait)',
+        );
+      }
+      await this.hold(Math.max(this.names.requeueDelayMs, 10));
+    }
+  }
+
+  private async settle(channel: Channel, message: ConsumeMessage, disposition: Disposition): Promise<void> {
+    if (disposition.action === 'ack') {
+      channel.ack(message);
+    } else if (disposition.action === 'dead-letter') {
+      try {
+        await this.deadLetter(message, disposition.reason);
+        channel.ack(message);
+      } catch (error) {
+        // Our own dead letter failed: let the broker dead-letter it through the queue's
+        // x-dead-letter-exchange (same DLQ, `x-death` instead of our reason header).
+        this.logger.warn({ err: error, reason: disposition.reason }, 'dead-letter publish failed; rejecting to the DLX');
+        channel.nack(message, false, false);
+      }
+    }
+  }
+
   private track(work: Promise<void>): void {
     this.inFlight.add(work);
     void work.finally(() => this.inFlight.delete(work));
@@ -147,31 +445,16 @@ export class AmqpEventBus implements EventBus {
 
   private async deliver(channel: Channel, message: ConsumeMessage): Promise<void> {
     const handler = this.handler as MessageHandler;
-    const timestamp = message.properties.timestamp as unknown;
     let disposition: Disposition;
     try {
-      disposition = await handler({
-        routingKey: message.fields.routingKey,
-        body: message.content,
-        messageId: typeof message.properties.messageId === 'string' ? message.properties.messageId : undefined,
-        timestamp: typeof timestamp === 'number' ? timestamp : undefined,
-      });
+      // Unpartitioned: a partition header on the shared queue was set by no router of ours.
+      disposition = await handler({ ...incomingOf(message), partitionKey: undefined });
     } catch (error) {
       disposition = { action: 'requeue', reason: error instanceof Error ? error.message : String(error) };
     }
     try {
-      if (disposition.action === 'ack') {
-        channel.ack(message);
-      } else if (disposition.action === 'dead-letter') {
-        try {
-          await this.deadLetter(message, disposition.reason);
-          channel.ack(message);
-        } catch (error) {
-          // Our own dead letter failed: let the broker dead-letter it through the queue's
-          // x-dead-letter-exchange (same DLQ, `x-death` instead of our reason header).
-          this.logger.warn({ err: error, reason: disposition.reason }, 'dead-letter publish failed; rejecting to the DLX');
-          channel.nack(message, false, false);
-        }
+      if (disposition.action !== 'requeue') {
+        await this.settle(channel, message, disposition);
       } else {
         this.logger.warn(
           { reason: disposition.reason, routingKey: message.fields.routingKey, delayMs: this.names.requeueDelayMs },
@@ -251,6 +534,7 @@ export class AmqpEventBus implements EventBus {
     this.publishChannel = undefined;
     this.consumeChannel = undefined;
     this.consumerTag = undefined;
+    this.endSession();
     this.blocked = undefined;
     if (this.closing) return;
     this.lastError = error?.message ?? 'connection closed';
@@ -278,6 +562,7 @@ export class AmqpEventBus implements EventBus {
             this.connection = undefined;
             this.publishChannel = undefined;
             this.consumeChannel = undefined;
+            this.endSession();
             await connection?.close().catch(() => undefined);
             throw error;
           }
@@ -296,6 +581,18 @@ export class AmqpEventBus implements EventBus {
     }, delay);
   }
 
+  /** Forgets the consuming session of a lost connection (its unsettled messages come again). */
+  private endSession(): void {
+    this.router?.close();
+    this.router = undefined;
+    this.routerChannel = undefined;
+    this.consumers = [];
+    clearTimeout(this.legacyTimer);
+    this.legacyTimer = undefined;
+    // Unsettled messages of a lost session go back to the queue with it.
+    this.legacyUnsettled.clear();
+  }
+
   status(): DependencyStatus {
     const consuming = this.handler === undefined || this.consumerTag !== undefined;
     const up = this.connection !== undefined && this.publishChannel !== undefined && consuming;
@@ -308,8 +605,14 @@ export class AmqpEventBus implements EventBus {
     clearTimeout(this.reconnectTimer);
     for (const release of [...this.holds]) release();
     const { connection, consumeChannel, consumerTag } = this;
-    if (consumeChannel && consumerTag) await consumeChannel.cancel(consumerTag).catch(() => undefined);
+    if (this.topology) {
+      clearTimeout(this.legacyTimer);
+      for (const { channel, tag } of this.consumers) await channel.cancel(tag).catch(() => undefined);
+      // What the router decided is republished and confirmed, or comes again.
+      this.router?.close();
+    } else if (consumeChannel && consumerTag) await consumeChannel.cancel(consumerTag).catch(() => undefined);
     await Promise.allSettled([...this.inFlight]);
+    this.endSession();
     await connection?.close().catch(() => undefined);
     this.connection = undefined;
     this.publishChannel = undefined;
@@ -329,4 +632,23 @@ function withHeartbeat(url: string): string {
   } catch {
     return url;
   }
+}
+
+function partitionKeyOf(message: ConsumeMessage): string | undefined {
+  const value = (message.properties.headers as Record<string, unknown> | undefined)?.[PARTITION_KEY_HEADER];
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  if (typeof value === 'number') return String(value);
+  return undefined;
+}
+
+function incomingOf(message: ConsumeMessage): IncomingMessage {
+  const timestamp = message.properties.timestamp as unknown;
+  return {
+    routingKey: message.fields.routingKey,
+    body: message.content,
+    messageId: typeof message.properties.messageId === 'string' ? message.properties.messageId : undefined,
+    timestamp: typeof timestamp === 'number' ? timestamp : undefined,
+    partitionKey: partitionKeyOf(message),
+  };
 }

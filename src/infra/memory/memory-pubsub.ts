@@ -7,7 +7,7 @@
  */
 import { HistoryExpiredError } from '../../contracts/errors';
 import type { GatewayEvent } from '../../contracts/events';
-import type { DependencyStatus, EventPubSub, ResumeFrom } from '../../contracts/ports';
+import type { DependencyStatus, EventPubSub, PublishOptions, ResumeFrom } from '../../contracts/ports';
 import { createEventQueue, type EventStream, type QueueOptions } from '../../lib/event-queue';
 import type { EventLogOptions } from '../redis/event-log';
 
@@ -32,6 +32,8 @@ export class MemoryPubSub implements EventPubSub {
   /** Retained events per user, oldest first (only with `log`). */
   private readonly userLogs = new Map<string, LogEntry[]>();
   private readonly allLog: LogEntry[] = [];
+  /** Retained events of audiences (`PublishOptions.log`), by log name. */
+  private readonly namedLogs = new Map<string, LogEntry[]>();
   private lastSweep = 0;
 
   constructor(
@@ -41,9 +43,12 @@ export class MemoryPubSub implements EventPubSub {
     private readonly log?: EventLogOptions,
   ) {}
 
-  async publish(topic: string, event: GatewayEvent): Promise<void> {
+  async publish(topic: string, event: GatewayEvent, options: PublishOptions = {}): Promise<void> {
     const wire = JSON.stringify(event);
-    if (this.log && this.log.maxEvents > 0) this.retain(event, wire, this.log);
+    if (this.log && this.log.maxEvents > 0) {
+      if (options.log !== undefined) this.retainNamed(options.log, event, wire, this.log);
+      else if (event.userId !== undefined) this.retain(event, event.userId, wire, this.log);
+    }
     for (const listener of this.listeners) {
       if (listener.matches(topic)) listener.push(JSON.parse(wire) as GatewayEvent);
     }
@@ -72,7 +77,14 @@ export class MemoryPubSub implements EventPubSub {
 
   /** The retained events after `resume.after` that the subscription takes; throws when not retained. */
   private replayAfter(resume: ResumeFrom): GatewayEvent[] {
-    const log = resume.userId === null ? (this.log && this.log.maxAllEvents > 0 ? this.allLog : undefined) : this.userLogs.get(resume.userId);
+    const log =
+      resume.log !== undefined
+        ? this.namedLogs.get(resume.log)
+        : resume.userId === null
+          ? this.log && this.log.maxAllEvents > 0
+            ? this.allLog
+            : undefined
+          : this.userLogs.get(resume.userId);
     const oldest = Date.now() - (this.log?.maxAgeMs ?? 0);
     // The oldest retained occurrence, as in Redis: a redelivered event is logged twice.
     const start = log?.findIndex((entry) => entry.eventId === resume.after && entry.at >= oldest) ?? -1;
@@ -89,17 +101,19 @@ export class MemoryPubSub implements EventPubSub {
     return events;
   }
 
-  private retain(event: GatewayEvent, wire: string, log: EventLogOptions): void {
+  /** An audience's event: its log alone, sized like the every-user log (as in Redis). */
+  private retainNamed(name: string, event: GatewayEvent, wire: string, log: EventLogOptions): void {
+    const entries = this.namedLogs.get(name) ?? [];
+    this.namedLogs.set(name, entries);
+    trimmed(entries, { at: Date.now(), eventId: event.eventId, wire }, Math.max(log.maxEvents, log.maxAllEvents), log.maxAgeMs);
+  }
+
+  private retain(event: GatewayEvent, userId: string, wire: string, log: EventLogOptions): void {
     const now = Date.now();
     const entry: LogEntry = { at: now, eventId: event.eventId, wire };
-    const trim = (entries: LogEntry[], max: number) => {
-      entries.push(entry);
-      let drop = Math.max(0, entries.length - max);
-      while (drop < entries.length && (entries[drop] as LogEntry).at < now - log.maxAgeMs) drop++;
-      if (drop > 0) entries.splice(0, drop);
-    };
-    const userLog = this.userLogs.get(event.userId) ?? [];
-    this.userLogs.set(event.userId, userLog);
+    const trim = (entries: LogEntry[], max: number) => trimmed(entries, entry, max, log.maxAgeMs);
+    const userLog = this.userLogs.get(userId) ?? [];
+    this.userLogs.set(userId, userLog);
     trim(userLog, log.maxEvents);
     if (log.maxAllEvents > 0) trim(this.allLog, log.maxAllEvents);
     // Idle users' logs go, as Redis expires their keys.
@@ -123,4 +137,12 @@ export class MemoryPubSub implements EventPubSub {
   async close(): Promise<void> {
     this.listeners.clear();
   }
+}
+
+/** Appends `entry`, then drops what exceeds `max` entries or `maxAgeMs`. */
+function trimmed(entries: LogEntry[], entry: LogEntry, max: number, maxAgeMs: number): void {
+  entries.push(entry);
+  let drop = Math.max(0, entries.length - max);
+  while (drop < entries.length && (entries[drop] as LogEntry).at < entry.at - maxAgeMs) drop++;
+  if (drop > 0) entries.splice(0, drop);
 }

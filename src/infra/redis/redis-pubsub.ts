@@ -11,7 +11,7 @@ import type { Cluster } from 'ioredis';
 import type { Logger } from 'pino';
 import type { GatewayEvent } from '../../contracts/events';
 import { HistoryExpiredError, HistoryUnavailableError } from '../../contracts/errors';
-import type { DependencyStatus, DurableEventLog, EventPubSub, ResumeFrom } from '../../contracts/ports';
+import type { DependencyStatus, DurableEventLog, EventPubSub, PublishOptions, ResumeFrom } from '../../contracts/ports';
 import { createTopics, type Topics } from '../../contracts/topics';
 import { redisClientName } from './client-name';
 import { connectRedis, isCluster, type RedisClient } from './redis-connection';
@@ -163,23 +163,25 @@ export class RedisEventPubSub implements EventPubSub {
    * resubscribing: its sockets would miss the event, so the bridge requeues it instead and
    * publishes it again once this instance listens.
    */
-  async publish(topic: string, event: GatewayEvent): Promise<void> {
+  async publish(topic: string, event: GatewayEvent, options: PublishOptions = {}): Promise<void> {
     if (!this.subscriberLive) throw new Error('redis subscriber is reconnecting');
-    if (this.cluster) return this.publishSharded(this.cluster, topic, event);
+    // An audience's event (options.log) goes to that log alone, sized like the every-user log.
+    const logKey = options.log ?? (event.userId !== undefined ? this.topics.userLog(event.userId) : undefined);
+    if (this.cluster) return this.publishSharded(this.cluster, topic, event, logKey, options.log === undefined);
     const { singleLog: log, logOptions } = this;
-    if (!log || !logOptions) {
+    if (!log || !logOptions || logKey === undefined) {
       await (this.pubsub as unknown as RedisPubSub).publish(topic, event);
       return;
     }
     // One script, one round trip: appended to both logs and published as one atomic step.
     await log.cprLogPublish(
-      this.topics.userLog(event.userId),
+      logKey,
       this.topics.allUsersLog(),
       topic,
       event.eventId,
       JSON.stringify(event),
-      logOptions.maxEvents,
-      logOptions.maxAllEvents,
+      options.log ? Math.max(logOptions.maxEvents, logOptions.maxAllEvents) : logOptions.maxEvents,
+      options.log ? 0 : logOptions.maxAllEvents,
       logOptions.maxAgeMs,
     );
   }
@@ -196,14 +198,18 @@ export class RedisEventPubSub implements EventPubSub {
     cluster: NonNullable<RedisEventPubSub['cluster']>,
     topic: string,
     event: GatewayEvent,
+    /** The log to append to (an audience's shares its channel's hash tag, see topics.ts). */
+    logKey: string | undefined,
+    /** A user's event also goes to its family's every-user feed; an audience's does not. */
+    toFeed: boolean,
   ): Promise<void> {
     const { logOptions } = this;
     const json = JSON.stringify(event);
     const message =
-      cluster.commands && logOptions
-        ? await cluster.commands.cprClusterLogPublish(this.topics.userLog(event.userId), topic, event.eventId, json, logOptions.maxEvents, logOptions.maxAgeMs)
+      cluster.commands && logOptions && logKey !== undefined
+        ? await cluster.commands.cprClusterLogPublish(logKey, topic, event.eventId, json, logOptions.maxEvents, logOptions.maxAgeMs)
         : (await cluster.publisher.spublish(topic, json), json);
-    await cluster.publisher.spublish(this.topics.allUsersFeedOf(event.family, event.userId), message);
+    if (toFeed && event.userId !== undefined) await cluster.publisher.spublish(this.topics.allUsersFeedOf(event.family, event.userId), message);
   }
 
   /**
@@ -266,11 +272,11 @@ export class RedisEventPubSub implements EventPubSub {
    */
   private async subscribeResumed(topic: string, pattern: boolean, resume: ResumeFrom): Promise<EventStream<GatewayEvent>> {
     const { log } = this;
-    if (!log || (resume.userId === null && !(this.logOptions && this.logOptions.maxAllEvents > 0))) {
+    if (!log || (resume.log === undefined && resume.userId === null && !(this.logOptions && this.logOptions.maxAllEvents > 0))) {
       throw new HistoryExpiredError();
     }
     // A cluster has no every-user stream: administrators resume from the durable log alone.
-    const fastLog = resume.userId === null && this.cluster ? undefined : log;
+    const fastLog = resume.userId === null && resume.log === undefined && this.cluster ? undefined : log;
     const maxBuffered = this.delivery?.maxBuffered ?? Number.POSITIVE_INFINITY;
     // Replayed events are exactly what the client missed: never coalesced (a WeakSet, so the
     // plain subscriptions' options and the queue's hot path stay untouched).
@@ -294,8 +300,9 @@ export class RedisEventPubSub implements EventPubSub {
         this.logger.warn({ err: error, topic }, 'redis message could not be queued; dropped');
       }
     };
+    const byUser = resume.log === undefined;
     const position: (event: LoggedEvent) => string | undefined =
-      resume.userId === null ? (event) => event.allLogId : (event) => event.logId;
+      byUser && resume.userId === null ? (event) => event.allLogId : (event) => event.logId;
     const gate = new ResumeGate<LoggedEvent>(position, push, maxBuffered, this.seam);
     try {
       subscriptionId = await this.pubsub.subscribe(
@@ -307,10 +314,10 @@ export class RedisEventPubSub implements EventPubSub {
         unsubscribe(subscriptionId);
         return queue.iterator;
       }
-      const logKey = resume.userId === null ? this.topics.allUsersLog() : this.topics.userLog(resume.userId);
+      const logKey = resume.log ?? (resume.userId === null ? this.topics.allUsersLog() : this.topics.userLog(resume.userId));
       const found = fastLog ? await readAfter(fastLog, logKey, resume.after) : undefined;
       const takes = (event: unknown): event is GatewayEvent =>
-        isGatewayEvent(event) && (resume.userId === null || event.userId === resume.userId) && resume.accept(event);
+        isGatewayEvent(event) && (!byUser || resume.userId === null || event.userId === resume.userId) && resume.accept(event);
       const pushReplayed = (event: GatewayEvent) => {
         replayed.add(event);
         push(event);
@@ -331,6 +338,8 @@ export class RedisEventPubSub implements EventPubSub {
       } else {
         // Redis does not hold `after`: lost with a restart or failover, or truly not retained.
         // Only the durable log can tell, and without it there is no continuity to prove.
+        // The durable log holds users' events, never an audience's (notifications, system).
+        if (resume.log !== undefined) throw new HistoryExpiredError();
         const durable = await this.readDurable(resume);
         const events = durable.filter(takes);
         refuseOverflow(events.length, maxBuffered);

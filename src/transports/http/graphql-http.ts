@@ -36,9 +36,13 @@ export function graphqlHttpRouter(deps: {
 
   async function authenticate(req: Request): Promise<Authentication> {
     const header = req.headers.authorization;
-    if (!header) return { user: null };
+    // EventSource cannot send headers: /graphql/stream's `?token=` names the caller too, so its
+    // rate limit is the user's own bucket, not one shared by everyone behind the same address.
+    const queryToken = !header && req.path === '/stream' && typeof req.query.token === 'string' ? req.query.token : undefined;
+    const token = header ? stripBearer(header) : queryToken;
+    if (!token) return { user: null };
     try {
-      return { user: await verifier.verify(stripBearer(header)) };
+      return { user: await verifier.verify(token) };
     } catch (error) {
       const message = error instanceof TokenError ? `Unauthenticated: ${error.message}` : 'Unauthenticated';
       return { user: null, error: new UnauthenticatedError(message) };

@@ -64,6 +64,7 @@ export abstract class HttpStream implements OperationSink, SessionTransport {
   private heartbeat: NodeJS.Timeout | undefined;
   private destroyTimer: NodeJS.Timeout | undefined;
   private drainArmed = false;
+  private measuring = false;
   private finished = false;
 
   constructor(
@@ -116,9 +117,23 @@ export abstract class HttpStream implements OperationSink, SessionTransport {
   private write(text: string): void {
     if (this.finished || this.res.destroyed) return;
     this.res.write(text);
-    const buffered = (this.res.socket?.writableLength ?? 0) + this.res.writableLength;
-    if (buffered > this.options.maxBufferedBytes) this.session?.slowConsumer(`${buffered} unsent bytes`);
+    if (this.measuring) return;
+    this.measuring = true;
+    process.nextTick(this.measure);
   }
+
+  /**
+   * Node corks a response for the rest of the tick it is written in, so right after `write` the
+   * whole frame looks unsent (an event bigger than the bound would end a reader that keeps up).
+   * Measured once the cork is released, only what the kernel did not take counts. The response's
+   * `writableLength` already includes its socket's.
+   */
+  private readonly measure = (): void => {
+    this.measuring = false;
+    if (this.finished || this.res.destroyed) return;
+    const unsent = this.res.writableLength;
+    if (unsent > this.options.maxBufferedBytes) this.session?.slowConsumer(`${unsent} unsent bytes`);
+  };
 
   private finish(text: string): void {
     if (this.finished) return;
