@@ -43,6 +43,6 @@ export class AppEventResolver {
     @Arg('deviceId', () => ID, { nullable: true }) _deviceId?: string,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): AppInstallationEvent {
-    return event as unknown as AppInstallationEvent;
+    return event;
   }
 }

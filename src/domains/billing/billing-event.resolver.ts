@@ -20,6 +20,6 @@ export class BillingEventResolver {
     @Arg('userId', () => ID, { nullable: true }) _userId?: string,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): BillingEvent {
-    return event as unknown as BillingEvent;
+    return event;
   }
 }

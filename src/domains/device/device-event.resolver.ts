@@ -43,6 +43,6 @@ export class DeviceEventResolver {
     @Arg('deviceId', () => ID, { nullable: true }) _deviceId?: string,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): DeviceNoticeEvent {
-    return event as unknown as DeviceNoticeEvent;
+    return event;
   }
 }

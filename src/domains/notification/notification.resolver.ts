@@ -19,7 +19,7 @@ export class NotificationResolver {
     @Root() event: NotificationEventMessage,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): NotificationEvent {
-    return event as unknown as NotificationEvent;
+    return event;
   }
 
   @Authorized('admin')

@@ -41,6 +41,6 @@ export class OrderEventResolver {
     @Arg('orderId', () => ID, { nullable: true }) _orderId?: string,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): OrderStatusEvent {
-    return event as unknown as OrderStatusEvent;
+    return event;
   }
 }

@@ -107,8 +107,8 @@ export function createOrderService(deps: { prisma: PrismaClient; onOutboxWrite: 
       const rows = await prisma.orderStatusChange.findMany({ where: { orderId }, orderBy: [{ occurredAt: 'asc' }, { eventId: 'asc' }], take: 1_000 });
       return rows.map((row) => ({
         eventId: row.eventId,
-        status: row.status as OrderStatus,
-        previousStatus: (row.previousStatus as OrderStatus | null) ?? null,
+        status: row.status,
+        previousStatus: row.previousStatus ?? null,
         reason: row.reason,
         occurredAt: row.occurredAt,
       }));

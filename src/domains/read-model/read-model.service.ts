@@ -520,7 +520,7 @@ function orderStatusData(event: OrderStatusEventMessage) {
   const at = new Date(event.occurredAt);
   const amount = event.amount !== undefined && STORABLE_AMOUNT.test(event.amount) ? event.amount : undefined;
   return {
-    status: event.status as OrderStatus,
+    status: event.status,
     statusReason: event.reason ?? null,
     ...(event.status === 'COMPLETED' ? { completedAt: at } : {}),
     ...(event.status === 'CANCELLED' ? { cancelledAt: at } : {}),
@@ -542,8 +542,8 @@ async function applyOrderStatus(tx: Tx, event: OrderStatusEventMessage): Promise
         eventId: event.eventId,
         orderId: event.orderId,
         userId: event.userId,
-        status: event.status as OrderStatus,
-        previousStatus: (event.previousStatus as OrderStatus | undefined) ?? null,
+        status: event.status,
+        previousStatus: event.previousStatus ?? null,
         reason: event.reason ?? null,
         occurredAt: at,
       },

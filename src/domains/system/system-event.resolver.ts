@@ -32,6 +32,6 @@ export class SystemEventResolver {
     @Root() event: SystemEventMessage,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): SystemEvent {
-    return event as unknown as SystemEvent;
+    return event;
   }
 }
