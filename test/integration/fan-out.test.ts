@@ -171,7 +171,7 @@ describe('Redis subscriptions', () => {
       .map((line) => new RegExp(`name=cloudphone-realtime/([\\w-]+)/${prefix}/pid${process.pid} `).exec(line)?.[1])
       .filter((role): role is string => role !== undefined)
       .sort();
-    expect(roles).toEqual(['publisher', 'rate-limit', 'socket-registry', 'subscriber']);
+    expect(roles).toEqual(['publisher', 'rate-limit', 'revocations', 'revocations-sub', 'socket-registry', 'subscriber']);
   });
 
   it('holds one SUBSCRIBE per topic however many subscribers share it, and releases all when they go', async () => {
