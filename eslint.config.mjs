@@ -84,6 +84,9 @@ export default tseslint.config(
       ],
       // Template literals with numbers are everywhere in log and error messages and are fine.
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true, allowNullish: true }],
+      // A `let` that a closure reads before its one assignment (an unsubscribe callback that may run
+      // while SUBSCRIBE is in flight) must stay `let`: as a `const` the closure would hit its TDZ.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
     },
   },
   {

@@ -17,12 +17,13 @@
  *      (`default: derived('<what the docs say>', (o) => ...)` for a default computed from other
  *      options; `whenUnset: '<what happens>'` instead of a default for an optional one, whose
  *      value is then `T | undefined`);
- *   2. add the field to `Config` (or `AmqpNames`, ...) and map it in `loadConfig`
+ *   2. add the field to `Config` (or to `AmqpNames`, ... in contracts/options.ts) and map it in `loadConfig`
  *      (`partitions: o.AMQP_PARTITIONS`);
  *   3. run `npm run docs:config` and commit the regenerated tables.
  */
 import { createPublicKey } from 'node:crypto';
 import path from 'node:path';
+import type { AmqpNames, DatabaseTarget, JwtOptions } from './contracts/options';
 import { isRedisClusterUrl, parseRedisClusterUrl } from './lib/redis-url';
 
 /** A bad or missing value; the message names the variable and what it must be. */
@@ -171,7 +172,7 @@ export function oneOf<const V extends readonly [string, ...string[]], const S ex
     if (!(values as readonly string[]).includes(raw)) {
       throw new ConfigError(`${name} must be one of ${values.join(', ')}, got "${raw}"`);
     }
-    return raw as V[number];
+    return raw;
   });
 }
 
@@ -184,7 +185,7 @@ export function url<const S extends OptionDeclaration<string> & { protocols: rea
     } catch {
       throw new ConfigError(`${name} is not a URL`);
     }
-    if (!(spec.protocols as readonly string[]).includes(parsed.protocol)) {
+    if (!spec.protocols.includes(parsed.protocol)) {
       throw new ConfigError(`${name} must use ${spec.protocols.join(' or ')}, got "${parsed.protocol}"`);
     }
     return raw;
@@ -545,49 +546,10 @@ function missingInProduction(values: ConfigValues): string[] {
 
 // ---------------------------------------------------------------- the typed configuration
 
-/** How tokens are verified: `JWT_*` (see `OPTIONS` for each). */
-export interface JwtConfig {
-  /** `JWT_SECRET`, or the development secret outside production; undefined with a key or JWKS. */
-  readonly secret?: string;
-  /** `JWT_PUBLIC_KEY` (takes precedence over the secret; undefined with a JWKS URL). */
-  readonly publicKey?: string;
-  /** `JWT_JWKS_URL` (takes precedence over key and secret). */
-  readonly jwksUrl?: string;
-  /** `JWT_JWKS_CACHE_MS`. */
-  readonly jwksCacheMs: number;
-  /** `JWT_JWKS_COOLDOWN_MS`. */
-  readonly jwksCooldownMs: number;
-  /** `JWT_ISSUER`. */
-  readonly issuer?: string;
-  /** `JWT_AUDIENCE`. */
-  readonly audience?: string;
-  /** `JWT_CLOCK_TOLERANCE_SEC`. */
-  readonly clockToleranceSec: number;
-  /** True when the secret is the built-in development one (never in production). */
-  readonly usingDevelopmentSecret: boolean;
-}
+/** How tokens are verified: `JWT_*` (the type lives in contracts/, where auth/ can see it). */
+export type JwtConfig = JwtOptions;
 
-/** The broker's names and ingest limits, the same with the in-process bus. */
-export interface AmqpNames {
-  /** `AMQP_EXCHANGE`. */
-  readonly exchange: string;
-  /** `AMQP_QUEUE`. */
-  readonly queue: string;
-  /** `AMQP_DLX`. */
-  readonly deadLetterExchange: string;
-  /** `AMQP_DLQ`. */
-  readonly deadLetterQueue: string;
-  /** `AMQP_PREFETCH`. */
-  readonly prefetch: number;
-  /** `AMQP_PARTITIONS`: 0 is the unpartitioned topology. */
-  readonly partitions: number;
-  /** `EVENT_MAX_BYTES`. */
-  readonly maxMessageBytes: number;
-  /** `AMQP_REQUEUE_DELAY_MS`. */
-  readonly requeueDelayMs: number;
-  /** `EVENT_OWNER_ATTEMPTS`. */
-  readonly ownerAttempts: number;
-}
+export type { AmqpNames, DatabaseTarget, JwtOptions };
 
 /**
  * The validated, frozen configuration. Each field names its variable; its type, range, default
@@ -606,11 +568,8 @@ export interface Config {
   readonly logFormat: LogFormat;
   /** `NO_COLOR` set: readable log lines without colours. */
   readonly noColor: boolean;
-  readonly database:
-    /** `DATABASE_URL` set. */
-    | { readonly kind: 'postgres'; readonly url: string }
-    /** No `DATABASE_URL`: embedded PostgreSQL (PGlite) in `DATA_DIR`, resolved to an absolute path. */
-    | { readonly kind: 'embedded'; readonly dataDir: string };
+  /** `DATABASE_URL`, or the embedded PostgreSQL in `DATA_DIR`. */
+  readonly database: DatabaseTarget;
   readonly redis:
     /** `REDIS_URL` set; `topicPrefix` is `REDIS_TOPIC_PREFIX`. */
     | { readonly kind: 'redis'; readonly url: string; readonly topicPrefix: string }
@@ -621,7 +580,7 @@ export interface Config {
     | ({ readonly kind: 'amqp'; readonly url: string } & AmqpNames)
     /** No `AMQP_URL`: in-process event bus with the same routing, validation and dead-lettering. */
     | ({ readonly kind: 'memory' } & AmqpNames);
-  readonly jwt: JwtConfig;
+  readonly jwt: JwtOptions;
   readonly graphql: {
     /** `GRAPHQL_INTROSPECTION`. */
     readonly introspection: boolean;

@@ -3,6 +3,7 @@
  * the lines below. A pino destination of our own (not pino-pretty) so that production installs no
  * extra package and the JSON path stays pino's untouched fast path.
  */
+import { inspect } from 'node:util';
 
 /** pino's numeric levels. */
 const LEVELS: Readonly<Record<number, { label: string; colour: string }>> = {
@@ -35,7 +36,24 @@ function formatValue(value: unknown): string {
   try {
     return JSON.stringify(value);
   } catch {
-    return String(value);
+    // Not JSON (a cycle, a BigInt): only when called with live objects, never with a parsed line.
+    return inspect(value, { breakLength: Number.POSITIVE_INFINITY });
+  }
+}
+
+/** A value shown as a word (level, message, error type): a primitive as `String` writes it, anything else as JSON. */
+function asText(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return value;
+    case 'number':
+    case 'boolean':
+    case 'bigint':
+    case 'symbol':
+    case 'undefined':
+      return String(value);
+    default:
+      return formatValue(value);
   }
 }
 
@@ -63,16 +81,16 @@ const isSerializedError = (value: unknown): value is SerializedError =>
  */
 export function formatLogRecord(record: Record<string, unknown>, options: PrettyOptions): string {
   const colour = options.colour;
-  const level = LEVELS[record.level as number] ?? { label: String(record.level ?? 'LOG').toUpperCase(), colour: '0' };
+  const level = LEVELS[record.level as number] ?? { label: asText(record.level ?? 'LOG').toUpperCase(), colour: '0' };
   const parts = [paint(colour, '2', clock(record.time)), paint(colour, level.colour, level.label.padEnd(5))];
-  if (record.msg !== undefined && record.msg !== '') parts.push(String(record.msg));
+  if (record.msg !== undefined && record.msg !== '') parts.push(asText(record.msg));
   const stacks: string[] = [];
   for (const [key, value] of Object.entries(record)) {
     if (SHOWN_ELSEWHERE.has(key)) continue;
     let shown: string;
     if (isSerializedError(value)) {
       const { type, message, stack, ...rest } = value;
-      shown = formatValue(`${String(type ?? 'Error')}: ${String(message ?? '')}`);
+      shown = formatValue(`${asText(type ?? 'Error')}: ${asText(message ?? '')}`);
       // Extra error properties (code, errno, ...) help diagnose; keep them on the line.
       for (const [extraKey, extra] of Object.entries(rest)) shown += ` ${key}.${extraKey}=${formatValue(extra)}`;
       stacks.push(String(stack));

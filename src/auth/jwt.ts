@@ -15,7 +15,7 @@
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import type { JwtConfig } from '../config';
+import type { JwtOptions } from '../contracts/options';
 import { isAdminClaims, type AuthUser } from './auth-user';
 import { createJwksKeyResolver } from './jwks';
 
@@ -56,7 +56,7 @@ function algorithmsForKey(key: KeyObject): string[] {
   }
 }
 
-export function createTokenVerifier(config: JwtConfig): TokenVerifier {
+export function createTokenVerifier(config: JwtOptions): TokenVerifier {
   let key: Uint8Array | KeyObject | JWTVerifyGetKey;
   let algorithms: string[];
   if (config.jwksUrl) {

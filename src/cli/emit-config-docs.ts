@@ -23,16 +23,19 @@ const CONTRACT_NOTE = 'Variables in **bold** are named in the public contract: t
 
 const MODES: Record<ConfigMode, string> = { embedded: 'embedded', services: 'real services', both: 'both' };
 
-type Named = [name: string, option: ConfigOption];
+/** Every declared option parses to one of these (see `readOptions`). */
+type Option = ConfigOption<string | number | boolean>;
 
-const options = (): Named[] => Object.entries(OPTIONS) as Named[];
+type Named = [name: string, option: Option];
+
+const options = (): Named[] => Object.entries(OPTIONS);
 
 // A table cell: a pipe would end the cell, a newline the row.
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
 
 const variable = ([name, option]: Named) => (option.contract ? `**\`${name}\`**` : `\`${name}\``);
 
-function defaultText(option: ConfigOption): string {
+function defaultText(option: Option): string {
   const fallback = option.default;
   if (fallback === undefined) return option.whenUnset ?? 'unset';
   if (isDerivedDefault(fallback)) return fallback.describe;
@@ -47,7 +50,7 @@ function modeText([name, option]: Named): string {
 }
 
 // Without a type column, the compact table still says which values an enumeration takes.
-const compactDoc = (option: ConfigOption) =>
+const compactDoc = (option: Option) =>
   option.kind === 'enum' ? `${option.doc} ${option.type.charAt(0).toUpperCase()}${option.type.slice(1)}.` : option.doc;
 
 const row = (cells: string[]) => `| ${cells.map(cell).join(' | ')} |`;

@@ -9,13 +9,18 @@
  * whose installation the read model never learnt, or a gateway without a read model.
  * docs/decisions/0500-events-carry-their-entity.md.
  */
+import type { DeviceStatus, QuotaStatus } from './events';
+
+/** The states of the read model's rows, as the entity types' GraphQL enums name them. */
+export type OrderEntityStatus = 'PENDING' | 'COMPLETED' | 'CANCELLED' | 'PAID' | 'REFUNDED' | 'FAILED';
+export type InstallationEntityStatus = 'INSTALLING' | 'INSTALLED' | 'FAILED' | 'UNINSTALLED' | 'UNINSTALLING';
 
 /** The read model's `Device` (the type `device(id)` returns). */
 export interface DeviceEntity {
   readonly id: string;
   readonly userId: string;
   readonly name: string;
-  readonly status: string;
+  readonly status: DeviceStatus;
   readonly providerType: string | null;
   readonly cpuCores: number | null;
   readonly memoryMB: number | null;
@@ -35,7 +40,7 @@ export interface QuotaEntity {
   readonly id: string;
   readonly userId: string;
   readonly planId: string | null;
-  readonly status: string;
+  readonly status: QuotaStatus;
   readonly limits: Readonly<Record<string, number>>;
   readonly usage: Readonly<Record<string, number>>;
   readonly validFrom: string | null;
@@ -49,7 +54,7 @@ export interface QuotaEntity {
 export interface OrderEntity {
   readonly id: string;
   readonly userId: string;
-  readonly status: string;
+  readonly status: OrderEntityStatus;
   readonly amount: string | null;
   readonly deviceId: string | null;
   readonly planId: string | null;
@@ -69,7 +74,7 @@ export interface AppInstallationEntity {
   readonly appId: string | null;
   readonly packageName: string | null;
   readonly versionName: string | null;
-  readonly status: string;
+  readonly status: InstallationEntityStatus;
   readonly installedAt: string | null;
   readonly uninstalledAt: string | null;
   readonly error: string | null;

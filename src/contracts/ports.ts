@@ -41,6 +41,16 @@ export interface EventBus {
 }
 
 /**
+ * Puts raw bytes on the in-process bus exactly as the broker would deliver them, so they go
+ * through the same bridge, validation and dead-lettering (`POST /dev/events`, the CLI, tests).
+ * Only the in-process bus has it: with RabbitMQ, messages come from the platform.
+ */
+export interface RawMessageInjector {
+  /** Throws once the bus is closed; a routing key no binding takes is dropped, as RabbitMQ would. */
+  publishRaw(routingKey: string, body: Buffer, properties?: { messageId?: string; timestamp?: number }): void;
+}
+
+/**
  * The gateway's own tables, kept up to date from the events (`domains/read-model`). The bridge
  * asks it for the owner of events that name only a device, and applies every event to it before
  * publishing, so a query made after a subscriber saw an event returns what the event announced.

@@ -11,7 +11,7 @@
  * become the operation's error and the socket status.
  */
 import type { Fetcher, FetcherOpts, FetcherParams } from '@graphiql/toolkit';
-import { parse, type ExecutionResult, type OperationDefinitionNode } from 'graphql';
+import { Kind, parse, type ExecutionResult, type OperationDefinitionNode } from 'graphql';
 import { createClient, type Client } from 'graphql-ws';
 
 export type SocketState = 'idle' | 'connecting' | 'connected' | 'closed';
@@ -56,7 +56,7 @@ export function normalizeToken(raw: string): string {
 export function operationType(query: string, operationName?: string | null): string | undefined {
   let operations: OperationDefinitionNode[];
   try {
-    operations = parse(query).definitions.filter((d): d is OperationDefinitionNode => d.kind === 'OperationDefinition');
+    operations = parse(query).definitions.filter((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
   } catch {
     return undefined; // let the server report the syntax error
   }
@@ -80,7 +80,7 @@ export function describeClose(code: number, reason?: string): string {
 /** Why a subscription ended abnormally, as the GraphQL errors GraphiQL shows in its result pane. */
 function failureResult(error: unknown): ExecutionResult {
   // graphql-ws hands over the `error` message's payload (GraphQL errors) as is.
-  if (Array.isArray(error)) return { errors: error } as ExecutionResult;
+  if (Array.isArray(error)) return { errors: error };
   if (isCloseLike(error)) {
     return {
       errors: [
@@ -207,7 +207,8 @@ export function createGatewayFetcher(options: {
       const inner = socketFor(token).iterate({
         query: params.query,
         operationName: params.operationName ?? undefined,
-        variables: params.variables ?? undefined,
+        // @graphiql/toolkit types the variables `any`: GraphiQL hands over the parsed JSON object.
+        variables: (params.variables ?? undefined) as Record<string, unknown> | undefined,
       }) as AsyncIterator<ExecutionResult>;
       return explainingFailures(inner);
     }

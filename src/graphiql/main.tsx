@@ -63,7 +63,9 @@ function readConfig(): PageConfig {
   const element = document.getElementById('graphiql-config');
   const defaults: PageConfig = { tokenHint: false, embedded: false, devTokens: false };
   try {
-    return { ...defaults, ...(element ? JSON.parse(element.textContent ?? '{}') : {}) };
+    // The server writes this element (transports/http/graphiql.ts): an object of PageConfig's fields.
+    const parsed: unknown = element ? JSON.parse(element.textContent ?? '{}') : {};
+    return { ...defaults, ...(typeof parsed === 'object' && parsed !== null ? (parsed as Partial<PageConfig>) : {}) };
   } catch {
     return defaults;
   }
@@ -139,26 +141,29 @@ function App({ config }: { config: PageConfig }) {
   const [draft, setDraft] = useState(() => localStorage.getItem(TOKEN_KEY) ?? '');
   const [token, setToken] = useState(() => normalizeToken(draft));
   const [socket, setSocket] = useState<SocketStatus>({ state: 'idle' });
-  // The fetcher lives as long as the page and reads the box at every Run, not at render time.
+  // The fetcher lives as long as the page and reads the box at every Run, not at render time:
+  // the ref follows the box after each commit (never written during render).
   const draftRef = useRef(draft);
-  draftRef.current = draft;
+  useEffect(() => {
+    draftRef.current = draft;
+  }, [draft]);
+  // Only setToken (stable) and localStorage: the first render's copy serves the page's life.
   const remember = (next: string) => {
     setToken(next);
     if (next) localStorage.setItem(TOKEN_KEY, next);
     else localStorage.removeItem(TOKEN_KEY);
   };
-  const rememberRef = useRef(remember);
-  rememberRef.current = remember;
   const gateway = useMemo(
     () =>
+      // eslint-disable-next-line react-hooks/refs -- the fetcher reads the ref only when an operation runs, never during render
       createGatewayFetcher({
         httpUrl: `${origin.origin}/graphql`,
         wsUrl: `${origin.protocol === 'https:' ? 'wss:' : 'ws:'}//${origin.host}/graphql`,
         currentToken: () => draftRef.current,
-        onTokenUsed: (used) => rememberRef.current(used),
+        onTokenUsed: remember,
         onSocketStatus: setSocket,
       }),
-    // One fetcher for the page's life; it reads the token through the refs above.
+    // One fetcher for the page's life; it reads the token through the ref above.
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [],
   );
@@ -210,7 +215,7 @@ function App({ config }: { config: PageConfig }) {
       {refused && (
         <div id="cpr-socket-problem" role="alert" className="cpr-problem-bar">
           {socket.state === 'connecting' ? 'Reconnecting; the socket was closed with ' : 'The socket was closed with '}
-          <strong>{describeClose(socket.code as number, socket.reason)}</strong>
+          <strong>{describeClose(socket.code, socket.reason)}</strong>
         </div>
       )}
       {config.devTokens && (

@@ -29,7 +29,7 @@ import {
   printSchema,
   visit,
   type ASTNode,
-  GraphQLSchema,
+  type GraphQLSchema,
   type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,

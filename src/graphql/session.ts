@@ -10,6 +10,7 @@ import {
   getOperationAST,
   GraphQLError,
   Kind,
+  OperationTypeNode,
   type ArgumentNode,
   type DocumentNode,
   type FieldNode,
@@ -170,7 +171,7 @@ export class Session implements ConnectionControl {
     }
     const prepared = layer.prepare(request);
     if (!('document' in prepared)) return refuse(prepared);
-    if (prepared.operation !== 'subscription') {
+    if (prepared.operation !== OperationTypeNode.SUBSCRIPTION) {
       const limited = await layer.rateLimited(this.user);
       if (limited) return refuse([limited]);
       if (!this.live(operation)) return;
@@ -178,14 +179,14 @@ export class Session implements ConnectionControl {
     const args: ExecutionArgs = {
       schema: layer.schema,
       document:
-        request.resumeAfter !== undefined && prepared.operation === 'subscription'
+        request.resumeAfter !== undefined && prepared.operation === OperationTypeNode.SUBSCRIPTION
           ? withAfter(prepared.document, request.operationName, request.resumeAfter, layer.schema)
           : prepared.document,
       operationName: request.operationName,
       variableValues: request.variables,
       contextValue: layer.context(this.user, this),
     };
-    if (prepared.operation !== 'subscription') return answer(await execute(args));
+    if (prepared.operation !== OperationTypeNode.SUBSCRIPTION) return answer(await execute(args));
 
     const source = await createSourceEventStream(args);
     if (!isAsyncIterable(source)) return answer(source); // the field refused: its errors, then complete

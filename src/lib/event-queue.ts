@@ -184,6 +184,7 @@ export class EventQueue<T> implements EventStream<T> {
 
   throw(error?: unknown): Promise<IteratorResult<T>> {
     this.finish();
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the iterator protocol: throw(e) rejects with e itself, as a generator's does
     return Promise.reject(error);
   }
 
@@ -257,7 +258,7 @@ export class EventQueue<T> implements EventStream<T> {
     if (entry.entity === undefined || this.done) return;
     if (this.pending?.get(entry.entity) === entry) this.pending.delete(entry.entity);
     const now = Date.now();
-    const lastSent = (this.lastSent ??= new Map());
+    const lastSent = (this.lastSent ??= new Map<string, { at: number; value: T }>());
     lastSent.set(entry.entity, { at: now, value: entry.value });
     if (now - this.lastPrune > this.options.coalesceMs) {
       this.lastPrune = now;

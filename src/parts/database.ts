@@ -8,8 +8,8 @@ import type { Part } from './part';
 export interface DatabasePart extends Part {
   /** The open database; throws before `start`. */
   readonly db: Database;
-  /** The Prisma client, for parts that are built before the database opens (read lazily). */
-  prisma(): PrismaClient;
+  /** The Prisma client, for parts that are built before the database opens (read lazily; callable detached). */
+  prisma(this: void): PrismaClient;
 }
 
 export function databasePart(config: Config['database'], logger: Logger): DatabasePart {

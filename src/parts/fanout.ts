@@ -29,8 +29,8 @@ export interface FanoutPart extends Part {
   readonly revocations: RevocationStore;
   /** Delivery figures of every subscription's buffer. */
   readonly delivery: { readonly coalesced: number; readonly overflowed: number };
-  /** Reconnections of Redis since start (0 in process). */
-  reconnects(): number;
+  /** Reconnections of Redis since start (0 in process); callable detached (the metrics read it). */
+  reconnects(this: void): number;
   /**
    * The durable copy of Redis' retained log (PostgreSQL), with Redis only: the read model writes
    * it, `after` falls back to it when Redis lost the event (docs/decisions/0300).
@@ -58,7 +58,7 @@ export function fanoutPart(config: Config, logger: Logger, database: Pick<Databa
   const rateOptions = { perSec: config.graphql.rateLimitPerSec, burst: config.graphql.rateLimitBurst };
   const { redis } = config;
   // Redis' streams live in memory: their durable copy lets `after` survive a Redis restart.
-  const durableLog = redis.kind === 'redis' && eventLog.maxEvents > 0 ? new PostgresEventLog(database.prisma, eventLog, logger) : undefined;
+  const durableLog = redis.kind === 'redis' && eventLog.maxEvents > 0 ? new PostgresEventLog(database.prisma, { ...eventLog, reorderWindow: Math.max(1, config.amqp.partitions) * config.amqp.prefetch }, logger) : undefined;
   const pubsub =
     redis.kind === 'redis'
       ? new RedisEventPubSub(redis.url, redis.topicPrefix, logger, queueOptions, eventLog, durableLog)

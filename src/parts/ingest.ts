@@ -23,8 +23,8 @@ export interface IngestPart extends Part {
   readonly bridge: EventBridge;
   /** The relay, once started. */
   readonly relay: OutboxRelay | undefined;
-  /** Reconnections of RabbitMQ since start (0 in process). */
-  reconnects(): number;
+  /** Reconnections of RabbitMQ since start (0 in process); callable detached (the metrics read it). */
+  reconnects(this: void): number;
 }
 
 export function ingestPart(

@@ -119,7 +119,7 @@ export async function startRawServer(config: BenchServerConfig): Promise<Running
     ws.on('message', (data) => {
       let msg: { type?: string; id?: string; payload?: { query?: string; variables?: { userId?: string } } & Record<string, unknown> };
       try {
-        msg = JSON.parse(String(data));
+        msg = JSON.parse((data as Buffer).toString('utf8')) as typeof msg; // a Buffer: the default binaryType
       } catch {
         ws.close(4400, 'Invalid message received');
         return;

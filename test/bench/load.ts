@@ -194,7 +194,7 @@ export class Load {
           }
           let msg: { type?: string; id?: string; payload?: unknown };
           try {
-            msg = JSON.parse(data.toString('utf8'));
+            msg = JSON.parse(data.toString('utf8')) as typeof msg;
           } catch {
             this.problem(`client ${index}: unparsable frame`);
             return;

@@ -26,7 +26,7 @@ function events(round: number): GatewayEvent[] {
     const userId = `user-${i}`;
     out.push(
       i % 2
-        ? ({ family: 'device', eventId: `r${round}-${i}`, type: 'device.status.changed', userId, occurredAt: at, deviceId: `dev-${i}`, status: round % 2 ? 'RUNNING' : 'STOPPED' } as GatewayEvent)
+        ? ({ family: 'device', eventId: `r${round}-${i}`, type: 'device.status.changed', userId, occurredAt: at, deviceId: `dev-${i}`, status: round % 2 ? 'RUNNING' : 'STOPPED' })
         : ({ family: 'quota', eventId: `r${round}-${i}`, type: 'quota.updated', userId, occurredAt: at, kind: 'UPDATED', quotaId: `q-${i}`, usage: { currentDevices: round }, limits: { maxDevices: 5 } } as GatewayEvent),
     );
   }

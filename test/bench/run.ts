@@ -108,8 +108,9 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isFinite(n) || n <= 0 || n > max) throw new Error(`--${key}: ${v} is not a number in (0, ${max}]`);
     return n;
   };
-  const scenarios = list('scenarios', ['per-user', 'fan-out', 'broadcast']) as Scenario[];
-  for (const s of scenarios) if (s !== 'per-user' && s !== 'fan-out' && s !== 'broadcast' && s !== 'frontend') throw new Error(`--scenarios: unknown "${s}"`);
+  const scenarioNames = list('scenarios', ['per-user', 'fan-out', 'broadcast']);
+  for (const s of scenarioNames) if (s !== 'per-user' && s !== 'fan-out' && s !== 'broadcast' && s !== 'frontend') throw new Error(`--scenarios: unknown "${s}"`);
+  const scenarios = scenarioNames as Scenario[];
   const servers = list('servers', ['gateway', 'raw', 'graphql-ws']) as ServerKind[];
   for (const s of servers) if (!['gateway', 'gateway-sse', 'raw', 'graphql-ws'].includes(s)) throw new Error(`--servers: unknown "${s}"`);
   const rate = num('rate', 1000, 50_000);

@@ -7,8 +7,12 @@
  * The configuration arrives as JSON in BENCH_SERVER (kind + names unique to the run).
  */
 import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Session } from 'node:inspector';
 import path from 'node:path';
+import type * as AppModule from '../../src/app';
+import type * as ConfigModule from '../../src/config';
+import type * as LoggerModule from '../../src/logger';
 import { startGraphqlWsServer, startRawServer, type BenchServerConfig, type RunningServer } from './baselines';
 
 /** `gateway-sse`: the same gateway, driven by GraphQL-over-SSE clients instead of graphql-ws. */
@@ -50,9 +54,11 @@ export function repoRoot(): string {
  */
 async function startGateway(spec: ServerSpec): Promise<RunningServer> {
   const dist = path.join(repoRoot(), 'dist');
-  const { buildApp } = require(path.join(dist, 'app.js')) as typeof import('../../src/app');
-  const { loadConfig } = require(path.join(dist, 'config.js')) as typeof import('../../src/config');
-  const { createLogger } = require(path.join(dist, 'logger.js')) as typeof import('../../src/logger');
+  // Loaded by path at run time (dist/ is built just before), typed as the sources it was built from.
+  const fromDist = createRequire(path.join(dist, 'index.js'));
+  const { buildApp } = fromDist('./app.js') as typeof AppModule;
+  const { loadConfig } = fromDist('./config.js') as typeof ConfigModule;
+  const { createLogger } = fromDist('./logger.js') as typeof LoggerModule;
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',

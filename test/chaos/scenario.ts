@@ -161,7 +161,8 @@ export async function runScenario(services: ChaosServices, spec: ScenarioSpec, l
             next(result) {
               const code = result.errors?.[0]?.extensions?.code;
               if (code) {
-                errors[String(code)] = (errors[String(code)] ?? 0) + 1;
+                const key = typeof code === 'string' ? code : JSON.stringify(code);
+                errors[key] = (errors[key] ?? 0) + 1;
                 return;
               }
               const eventId = result.data?.quotaChanged.eventId;
@@ -197,7 +198,7 @@ export async function runScenario(services: ChaosServices, spec: ScenarioSpec, l
 
     // Every client is subscribed once its warm-up event arrives (retried: a subscription may not be live yet).
     const warmDeadline = Date.now() + 60_000;
-    let pendingWarm = new Set(users.map((u) => u.id));
+    const pendingWarm = new Set(users.map((u) => u.id));
     warmed.forEach((p, i) => void p.then(() => pendingWarm.delete(users[i]!.id)));
     for (let round = 0; pendingWarm.size > 0 && Date.now() < warmDeadline && round < 600; round++) {
       for (const id of pendingWarm) await publisher.publish('quota.updated', { userId: id }, `${id}:warm`);
@@ -267,13 +268,13 @@ export async function runScenario(services: ChaosServices, spec: ScenarioSpec, l
         faultAt === undefined
           ? undefined
           : recovered.every((t) => t !== undefined)
-            ? Math.max(...(recovered as number[])) - faultAt
+            ? Math.max(...recovered) - faultAt
             : Number.POSITIVE_INFINITY,
       errors,
       publishedPerSec,
     };
   } finally {
-    await Promise.all(clients.map((c) => c.dispose()));
+    await Promise.all(clients.map(async (c) => c.dispose()));
     await publisher?.close();
     for (const instance of instances) {
       if (dead.has(instance)) continue;

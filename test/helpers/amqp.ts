@@ -41,7 +41,7 @@ export async function openPlatformPeer(): Promise<PlatformPeer> {
           routingKey,
           content,
           { persistent: true, contentType: 'application/json', messageId: properties.messageId, timestamp: properties.timestamp },
-          (error) => (error ? reject(error) : resolve()),
+          (error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()),
         ),
       );
     },

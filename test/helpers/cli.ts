@@ -53,7 +53,10 @@ export async function runCli(name: string, args: string[], env: Record<string, s
       [file, ...args],
       { cwd: root, env: { PATH: process.env.PATH ?? '', ...env }, timeout: timeoutMs },
       (error, stdout, stderr) => {
-        if (error && typeof error.code !== 'number') return reject(error);
+        if (error && typeof error.code !== 'number') {
+          const failure: Error = error; // an Error, though @types/node's ExecFileException omits from it
+          return reject(failure);
+        }
         resolve({ code: error ? (error.code as number) : 0, stdout, stderr });
       },
     );

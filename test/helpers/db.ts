@@ -18,12 +18,12 @@ export async function openSql(url: string): Promise<TestSql> {
   const tracked = track(`SQL client on ${new URL(url).pathname.slice(1)}`, () => client.end().catch(() => undefined));
   await client.connect();
   return {
-    async query(sql, params) {
-      return (await client.query(sql, params)).rows;
+    async query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]) {
+      return (await client.query<R>(sql, params)).rows;
     },
     async outboxFor(field, id) {
       return (
-        await client.query(
+        await client.query<Awaited<ReturnType<TestSql['outboxFor']>>[number]>(
           `SELECT id, routing_key, payload, published_at FROM outbox_event WHERE payload->'payload'->>$1 = $2 ORDER BY created_at, id`,
           [field, id],
         )

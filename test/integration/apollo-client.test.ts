@@ -6,6 +6,8 @@
  * the event the mutation caused (outbox -> RabbitMQ -> bridge -> Redis -> socket). docs/resuming.md's
  * resuming link (GraphQLWsLink over withResume) reconnects after a 4403 with `after`.
  */
+// Typed matchers: @types/jest's expect.stringMatching()/objectContaining() return `any`.
+import { expect } from '@jest/globals';
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache } from '@apollo/client';
 import { SetContextLink } from '@apollo/client/link/context';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
@@ -46,7 +48,7 @@ function frontendClient(getToken: () => string): { apollo: ApolloClient; socket:
     connectionParams: () => ({ authorization: `Bearer ${getToken()}` }),
   });
   const http = new SetContextLink(({ headers }) => ({
-    headers: { ...headers, authorization: `Bearer ${getToken()}` },
+    headers: { ...(headers as Record<string, string> | undefined), authorization: `Bearer ${getToken()}` },
   })).concat(new HttpLink({ uri: gateway.httpUrl }));
   const link = ApolloLink.split(
     ({ operationType }) => operationType === OperationTypeNode.SUBSCRIPTION,

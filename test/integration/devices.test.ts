@@ -3,6 +3,8 @@
  * one transaction; the relay publishes the event to RabbitMQ and it reaches deviceStatusChanged
  * through the bridge and Redis. Impossible transitions change nothing; users only see their own.
  */
+// Typed matchers: @types/jest's expect.stringMatching()/objectContaining() return `any`.
+import { expect } from '@jest/globals';
 import {
   AppInstallationsDocument,
   CreateDeviceDocument,

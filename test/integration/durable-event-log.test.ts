@@ -32,7 +32,7 @@ afterAll(async () => {
 });
 
 const order = (userId: string, id: string): GatewayEvent =>
-  ({ family: 'order', eventId: id, type: 'order.completed', userId, occurredAt: new Date().toISOString(), orderId: `o-${id}` }) as GatewayEvent;
+  ({ family: 'order', eventId: id, type: 'order.completed', userId, occurredAt: new Date().toISOString(), orderId: `o-${id}` });
 
 const ids = (events: readonly GatewayEvent[] | undefined) => events?.map((e) => e.eventId);
 
@@ -61,8 +61,13 @@ it('logs what the read model applies, in arrival order, once; reads after an id 
   // The replayed event is the event as published.
   expect((await log.readAfter(alice, `${alice}-7`))?.[0]).toMatchObject({ family: 'order', eventId: `${alice}-8`, userId: alice, orderId: `o-${alice}-8` });
 
-  // Every user's log (administrators): the last seven of all (alice 2, 3, bob 1, alice 4..8), across users.
+  // Every user's log (administrators): the last seven of all (alice 3, bob 1, alice 4..8), across users.
   expect(ids(await log.readAfter(null, `${alice}-3`))).toEqual([`${bob}-1`, ...[4, 5, 6, 7, 8].map((n) => `${alice}-${n}`)]);
+  // Across users the log's order can differ from the publish order (partitions run users
+  // concurrently), so what was logged just before the anchor is replayed too, retained rows only:
+  // after bob 1, alice 3 (logged before it) comes again; an administrator may get again what it
+  // had, never miss one.
+  expect(ids(await log.readAfter(null, `${bob}-1`))).toEqual([3, 4, 5, 6, 7, 8].map((n) => `${alice}-${n}`));
   expect(await log.readAfter(null, `${alice}-1`)).toBeUndefined();
 });
 

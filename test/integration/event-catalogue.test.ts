@@ -34,10 +34,10 @@ beforeAll(async () => {
   tap.on('pmessage', (_pattern: string, _channel: string, message: string) => crossedRedis.push(message));
   await tap.psubscribe(`${gateway.config.redis.topicPrefix}*`);
   const client = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(user)}` }).client;
-  subs.quota = subscribe(client, QuotaChangedDocument, {}) as unknown as Subscription<Record<string, unknown>>;
-  subs.device = subscribe(client, DeviceStatusChangedDocument, {}) as unknown as Subscription<Record<string, unknown>>;
-  subs.order = subscribe(client, OrderCompletedDocument, {}) as unknown as Subscription<Record<string, unknown>>;
-  subs.app = subscribe(client, AppInstalledDocument, {}) as unknown as Subscription<Record<string, unknown>>;
+  subs.quota = subscribe(client, QuotaChangedDocument, {});
+  subs.device = subscribe(client, DeviceStatusChangedDocument, {});
+  subs.order = subscribe(client, OrderCompletedDocument, {});
+  subs.app = subscribe(client, AppInstalledDocument, {});
   for (const field of ['quotaChanged', 'deviceStatusChanged', 'orderCompleted', 'appInstalled']) {
     await waitForSubscriptions(gateway, 1, field);
   }

@@ -45,7 +45,7 @@ afterAll(async () => {
 });
 
 const order = (userId: string, id: string): GatewayEvent =>
-  ({ family: 'order', eventId: id, type: 'order.completed', userId, occurredAt: new Date().toISOString(), orderId: `o-${id}` }) as GatewayEvent;
+  ({ family: 'order', eventId: id, type: 'order.completed', userId, occurredAt: new Date().toISOString(), orderId: `o-${id}` });
 
 const quotaUpdated = (userId: string, id: string, n: number): GatewayEvent =>
   ({

@@ -6,10 +6,12 @@
  * and HISTORY_EXPIRED are `after`'s, and the hostile cases end cleanly: no streaming Accept, no
  * token, a huge Last-Event-ID, a token that expires mid-stream, shutdown.
  */
+// Typed matchers: @types/jest's expect.stringMatching()/objectContaining() return `any`.
+import { expect } from '@jest/globals';
 import { execFile, spawn } from 'node:child_process';
 import { ApolloClient, HttpLink, InMemoryCache, gql } from '@apollo/client';
 import { createClient as createSseClient } from 'graphql-sse';
-import { token, wsClient, subscribe } from '../helpers/clients';
+import { token, wsClient } from '../helpers/clients';
 import { gatewaySuite } from '../helpers/suite';
 import { realServicesEnv, startGateway, stopGateway, waitForSubscriptions } from '../helpers/gateway';
 import { openMultipart, openSse, sseUrl } from '../helpers/http-streams';
@@ -237,5 +239,5 @@ describe('one execution path for every transport', () => {
 });
 
 it('curl is installed for the docs example', async () => {
-  await new Promise<void>((resolve, reject) => execFile('curl', ['--version'], (error) => (error ? reject(error) : resolve())));
+  await new Promise<void>((resolve, reject) => execFile('curl', ['--version'], (error: Error | null) => (error ? reject(error) : resolve())));
 });

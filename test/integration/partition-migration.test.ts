@@ -39,7 +39,7 @@ it('drains the old shared queue through the router before the router queue, then
   for (let i = 1; i <= 20; i++) await peer.publish('quota.updated', { userId: user, usage: { currentDevices: i } }, { messageId: `${user}:${i}` });
   expect((await peer.channel.checkQueue(env.AMQP_QUEUE as string)).messageCount).toBe(20);
 
-  const gateway = await startGateway(env);
+  await startGateway(env);
   // Published after the switch: these land in the router queue only (the old queue is unbound).
   for (let i = 21; i <= 30; i++) await peer.publish('quota.updated', { userId: user, usage: { currentDevices: i } }, { messageId: `${user}:${i}` });
   // The user's retained log is the order every subscriber and every resume sees.

@@ -211,10 +211,13 @@ describe('mutation -> outbox -> RabbitMQ -> Redis -> subscriber', () => {
     const db = new pg.Client({ connectionString: database.url });
     await db.connect();
     try {
-      const { rows } = await db.query('SELECT routing_key, published_at FROM outbox_event WHERE id = $1', [pushed.eventId]);
+      const { rows } = await db.query<{ routing_key: string; published_at: Date | null }>(
+        'SELECT routing_key, published_at FROM outbox_event WHERE id = $1',
+        [pushed.eventId],
+      );
       expect(rows).toHaveLength(1);
-      expect(rows[0].routing_key).toBe('quota.updated');
-      expect(rows[0].published_at).not.toBeNull();
+      expect(rows[0]?.routing_key).toBe('quota.updated');
+      expect(rows[0]?.published_at).not.toBeNull();
     } finally {
       await db.end();
     }

@@ -50,7 +50,7 @@ function countingPrisma(): PrismaClient {
           return (target.$transaction as (...a: unknown[]) => unknown)(...args);
         };
       }
-      return Reflect.get(target, property, target);
+      return Reflect.get(target, property, target) as unknown;
     },
   });
 }
@@ -102,10 +102,10 @@ function manyUsers(users: readonly string[], tag: string): GatewayEvent[] {
     const id = (n: number) => `${tag}-${String(i).padStart(3, '0')}-${n}`;
     events.push(
       { family: 'quota', eventId: id(1), type: 'quota.updated', userId, occurredAt: at(1), kind: 'UPDATED', quotaId: `q-${tag}-${Math.floor(i / 2)}`, limits: { maxDevices: i }, usage: { currentDevices: 1 } } as GatewayEvent,
-      { family: 'device', eventId: id(2), type: 'device.created', userId, occurredAt: at(2), deviceId: `${tag}-dev-${i}`, status: 'CREATING', deviceName: `phone ${i}` } as GatewayEvent,
+      { family: 'device', eventId: id(2), type: 'device.created', userId, occurredAt: at(2), deviceId: `${tag}-dev-${i}`, status: 'CREATING', deviceName: `phone ${i}` },
       i % 3
-        ? ({ family: 'device', eventId: id(3), type: 'device.started', userId, occurredAt: at(3), deviceId: `${tag}-dev-${i}`, status: 'RUNNING', providerType: 'redroid' } as GatewayEvent)
-        : ({ family: 'order', eventId: id(3), type: 'order.completed', userId, occurredAt: at(3), orderId: `${tag}-order-${i}`, amount: '59.90', planId: 'pro' } as GatewayEvent),
+        ? ({ family: 'device', eventId: id(3), type: 'device.started', userId, occurredAt: at(3), deviceId: `${tag}-dev-${i}`, status: 'RUNNING', providerType: 'redroid' })
+        : ({ family: 'order', eventId: id(3), type: 'order.completed', userId, occurredAt: at(3), orderId: `${tag}-order-${i}`, amount: '59.90', planId: 'pro' }),
     );
   });
   return events;

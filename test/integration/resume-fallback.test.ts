@@ -22,7 +22,7 @@ const topics = createTopics(prefix);
 const LOG = { maxEvents: 50, maxAllEvents: 50, maxAgeMs: 60_000 };
 
 const order = (userId: string, id: string): GatewayEvent =>
-  ({ family: 'order', eventId: id, type: 'order.completed', userId, occurredAt: new Date().toISOString(), orderId: `o-${id}` }) as GatewayEvent;
+  ({ family: 'order', eventId: id, type: 'order.completed', userId, occurredAt: new Date().toISOString(), orderId: `o-${id}` });
 
 function open(durable: DurableEventLog): RedisEventPubSub {
   const pubsub = new RedisEventPubSub(TEST_REDIS_URL, prefix, silent, { maxBuffered: 100, coalesceMs: 0 }, LOG, durable);

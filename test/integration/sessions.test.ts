@@ -47,7 +47,7 @@ describe('renewSession (in-band token renewal on graphql-ws)', () => {
   it("keeps a subscription alive across the old token's exp; the expiry timer moves", async () => {
     const user = uniqueId('renew');
     const short = token(user, { expiresInSec: 2 });
-    const oldExp = JSON.parse(Buffer.from(short.split('.')[1] as string, 'base64url').toString()).exp * 1000;
+    const oldExp = (JSON.parse(Buffer.from(short.split('.')[1] as string, 'base64url').toString()) as { exp: number }).exp * 1000;
     const { client, closed } = socketClient(suite.gateway.wsUrl, short);
     const sub = subscribe(client, QUOTA);
     await waitForSubscriptions(suite.gateway, 1);

@@ -4,6 +4,8 @@
  * and delivers. The outages are simulated without touching the shared services: RabbitMQ is
  * reached through a loopback TCP relay this test opens late, Redis is a private server started late.
  */
+// Typed matchers: @types/jest's expect.stringMatching()/objectContaining() return `any`.
+import { expect } from '@jest/globals';
 import net from 'node:net';
 import { QuotaChangedDocument } from '../generated/graphql';
 import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';

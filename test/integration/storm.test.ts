@@ -13,7 +13,7 @@ import { runInNewContext } from 'node:vm';
 import Redis from 'ioredis';
 import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
 import { disposeClients, subscribe, token, wsClient } from '../helpers/clients';
-import { realServicesEnv, startGateway, stopGateways, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
+import { realServicesEnv, startGateway, stopGateways, waitForSubscriptions } from '../helpers/gateway';
 import { connectRaw, type RawWs } from '../helpers/raw-ws';
 import { createTestDatabase, TEST_REDIS_URL, uniqueId, type TestDatabase } from '../helpers/services';
 import { deferred, waitFor, within } from '../helpers/wait';

@@ -20,16 +20,18 @@ for (const [url, name] of [
   if (port) refused.set(port, name);
 }
 
+// eslint-disable-next-line @typescript-eslint/unbound-method -- the original, called below with the socket as `this` (apply)
 const connect = net.Socket.prototype.connect;
 net.Socket.prototype.connect = function guardedConnect(this: net.Socket, ...args: unknown[]) {
   const [first, second] = args;
   const port = Number(typeof first === 'object' && first !== null ? (first as { port?: unknown }).port : first);
   const service = refused.get(port);
   if (service) {
-    const host = typeof first === 'object' && first !== null ? (first as { host?: unknown }).host : second;
+    const named = typeof first === 'object' && first !== null ? (first as { host?: unknown }).host : second;
+    const host = typeof named === 'string' ? named : 'localhost';
     throw new Error(
-      `a unit test connected to ${service} (${String(host ?? 'localhost')}:${port}): unit tests run without services; move it to test/integration/`,
+      `a unit test connected to ${service} (${host}:${port}): unit tests run without services; move it to test/integration/`,
     );
   }
   return (connect as (...a: unknown[]) => net.Socket).apply(this, args);
-} as typeof net.Socket.prototype.connect;
+};

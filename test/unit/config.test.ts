@@ -164,7 +164,10 @@ describe('loadConfig', () => {
     'amqp:': 'amqp://mq',
     'https:': 'https://id.example/jwks',
   };
-  function sample(name: string, option: ConfigOption & { min?: number; max?: number; protocols?: readonly string[] }): string {
+  function sample(
+    name: string,
+    option: ConfigOption<string | number | boolean> & { min?: number; max?: number; protocols?: readonly string[] },
+  ): string {
     switch (option.kind) {
       case 'int':
       case 'duration': {
@@ -180,10 +183,10 @@ describe('loadConfig', () => {
       case 'pem':
         return key;
       case 'string':
-        return `${String(option.default ?? 'set')}-changed`;
+        return `${typeof option.default === 'string' ? option.default : 'set'}-changed`;
     }
   }
-  const settable = (Object.entries(OPTIONS) as [string, ConfigOption][]).filter(([name]) => name !== 'NODE_ENV');
+  const settable = (Object.entries(OPTIONS) as [string, ConfigOption<string | number | boolean>][]).filter(([name]) => name !== 'NODE_ENV');
   it.each(settable)('%s reaches the typed config', (name, option) => {
     const value = sample(name, option);
     expect(option.parse(value, name)).toBeDefined();

@@ -1,4 +1,6 @@
 /** Pure pieces of the entity domains: event ordering, cursors and page bounds, the batch loader. */
+// Typed matchers: @types/jest's expect.objectContaining()/any() return `any`.
+import { expect } from '@jest/globals';
 import 'reflect-metadata';
 import { BatchLoader, loaderFor } from '../../src/domains/shared/batch-loader';
 import { encodeCursor, pageRequest, toConnection } from '../../src/domains/shared/connection';

@@ -67,7 +67,8 @@ describe('event queue: bound', () => {
     for (let i = 0; i < 1_000; i++) {
       const next = q.iterator.next();
       q.push({ id: i });
-      expect((await next).value?.id).toBe(i);
+      const result = await next;
+      expect(result.done ? undefined : result.value.id).toBe(i);
     }
     expect(q.counts.overflowed).toBe(0);
   });

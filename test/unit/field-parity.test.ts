@@ -10,8 +10,8 @@ import { createSchema } from '../../src/schema';
 
 const kinds = (type: GraphQLObjectType | GraphQLInputObjectType) =>
   Object.fromEntries(
-    Object.values(type.getFields()).map((f) => {
-      const named = getNamedType(f.type as GraphQLType);
+    Object.values<{ name: string; type: GraphQLType }>(type.getFields()).map((f) => {
+      const named = getNamedType(f.type);
       return [f.name, named === GraphQLInt ? 'int' : named === GraphQLFloat ? 'float' : named.name];
     }),
   );

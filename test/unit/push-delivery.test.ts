@@ -2,6 +2,8 @@
  * The delivery fast path's shared execution: every subscription field's payload is produced
  * synchronously (order depends on it), once per event and selection, errors formatted.
  */
+// Typed matchers: @types/jest's expect.objectContaining()/any() return `any`.
+import { expect } from '@jest/globals';
 import 'reflect-metadata';
 import { execute, getNamedType, GraphQLError, isObjectType, parse, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
 import { createSchema } from '../../src/schema';
@@ -394,7 +396,7 @@ describe('SharedExecution', () => {
     }));
     const a = args('quotaChanged', 'eventId kind');
     // kind is non-null: a malformed event gives a field error, not a thrown exception.
-    const payload = JSON.parse(execution.payload({ ...events.quotaChanged, kind: null }, execution.selectionKey(a), a));
+    const payload = JSON.parse(execution.payload({ ...events.quotaChanged, kind: null }, execution.selectionKey(a), a)) as { errors?: unknown };
     expect(payload.errors).toEqual([{ message: 'formatted', extensions: { code: 'X', original: true } }]);
   });
 });

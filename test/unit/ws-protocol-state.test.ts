@@ -5,7 +5,7 @@
  * graphql-ws' PROTOCOL.md the server side owns is checked, and the operation lifecycle is checked
  * by identity (complete + subscribe with the same id in one write).
  */
-import { buildSchema, GraphQLError } from 'graphql';
+import { buildSchema } from 'graphql';
 import pino from 'pino';
 import type { AuthUser, Services } from '../../src/contracts/context';
 import { createErrorFormatter } from '../../src/graphql/format-error';

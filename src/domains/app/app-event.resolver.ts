@@ -1,7 +1,7 @@
 import { Arg, ID, Resolver, Root, Subscription } from 'type-graphql';
 import type { AppInstallationEventMessage, AppInstalledEventMessage } from '../../contracts/events';
 import { AppInstallationEvent } from './app-installation-event.type';
-import { AFTER_DESCRIPTION, subscribeToFamily } from '../shared/subscription';
+import { AFTER_DESCRIPTION, idArg, subscribeToFamily } from '../shared/subscription';
 import { AppInstalledEvent } from './app-event.type';
 
 @Resolver()
@@ -12,9 +12,9 @@ export class AppEventResolver {
     subscribe: ({ args, context }) =>
       subscribeToFamily(context, 'app', {
         field: 'appInstalled',
-        userId: args.userId as string | null | undefined,
-        deviceId: args.deviceId as string | null | undefined,
-        after: args.after as string | null | undefined,
+        userId: idArg(args, 'userId'),
+        deviceId: idArg(args, 'deviceId'),
+        after: idArg(args, 'after'),
       }),
   })
   appInstalled(
@@ -23,7 +23,7 @@ export class AppEventResolver {
     @Arg('deviceId', () => ID, { nullable: true }) _deviceId?: string,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): AppInstalledEvent {
-    return event as unknown as AppInstalledEvent;
+    return event;
   }
 
   @Subscription(() => AppInstallationEvent, {
@@ -32,9 +32,9 @@ export class AppEventResolver {
     subscribe: ({ args, context }) =>
       subscribeToFamily(context, 'installation', {
         field: 'appInstallationChanged',
-        userId: args.userId as string | null | undefined,
-        deviceId: args.deviceId as string | null | undefined,
-        after: args.after as string | null | undefined,
+        userId: idArg(args, 'userId'),
+        deviceId: idArg(args, 'deviceId'),
+        after: idArg(args, 'after'),
       }),
   })
   appInstallationChanged(
@@ -43,6 +43,6 @@ export class AppEventResolver {
     @Arg('deviceId', () => ID, { nullable: true }) _deviceId?: string,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): AppInstallationEvent {
-    return event as unknown as AppInstallationEvent;
+    return event;
   }
 }

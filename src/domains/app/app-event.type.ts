@@ -1,4 +1,5 @@
 import { Field, ID, ObjectType } from 'type-graphql';
+import type { AppInstallationEntity } from '../../contracts/entities';
 import { RealtimeEvent } from '../shared/event-header.type';
 import { AppInstallation } from './app-installation.type';
 
@@ -14,5 +15,6 @@ export class AppInstalledEvent extends RealtimeEvent {
     description:
       'The installation as it stands after this event, as appInstallations returns it (updates a normalized cache by itself). Null when the read model has none to show: a redelivered event naming no installation id whose app is no longer on the device, or no read model.',
   })
-  installation?: AppInstallation | null;
+  // The read model's row as JSON (contracts/entities.ts), the GraphQL type AppInstallation.
+  installation?: AppInstallationEntity | null;
 }

@@ -1,4 +1,5 @@
 import { Field, ID, ObjectType, registerEnumType } from 'type-graphql';
+import type { AppInstallationEntity } from '../../contracts/entities';
 import { INSTALLATION_EVENT_STATUSES } from '../../contracts/events';
 import { RealtimeEvent } from '../shared/event-header.type';
 import { AppInstallation } from './app-installation.type';
@@ -26,5 +27,6 @@ export class AppInstallationEvent extends RealtimeEvent {
     description:
       'The installation as it stands after this event, as appInstallations returns it (updates a normalized cache by itself). Null for a catalogue change (UPDATED names no device) and when the read model has none to show.',
   })
-  installation?: AppInstallation | null;
+  // The read model's row as JSON (contracts/entities.ts), the GraphQL type AppInstallation.
+  installation?: AppInstallationEntity | null;
 }

@@ -37,7 +37,7 @@ export function toInstallationView(row: InstallationRow): AppInstallation {
     appId: row.appId,
     packageName: row.packageName,
     versionName: row.versionName,
-    status: row.status as InstallationStatus,
+    status: row.status,
     installedAt: row.installedAt,
     uninstalledAt: row.uninstalledAt,
     error: row.error,

@@ -1,13 +1,18 @@
 import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { DateTimeScalar } from '../shared/date-time.scalar';
 
-export enum InstallationStatus {
-  INSTALLING = 'INSTALLING',
-  INSTALLED = 'INSTALLED',
-  FAILED = 'FAILED',
-  UNINSTALLED = 'UNINSTALLED',
-  UNINSTALLING = 'UNINSTALLING',
-}
+/**
+ * State of an app on a device: a const object with a string-union type rather than a TS enum (as `DeviceStatus`),
+ * so the Prisma row's status, the same union, compares with it and needs no cast.
+ */
+export const InstallationStatus = {
+  INSTALLING: 'INSTALLING',
+  INSTALLED: 'INSTALLED',
+  FAILED: 'FAILED',
+  UNINSTALLED: 'UNINSTALLED',
+  UNINSTALLING: 'UNINSTALLING',
+} as const;
+export type InstallationStatus = (typeof InstallationStatus)[keyof typeof InstallationStatus];
 registerEnumType(InstallationStatus, { name: 'InstallationStatus', description: 'State of an app on a device' });
 
 @ObjectType({ description: 'An app on a device' })

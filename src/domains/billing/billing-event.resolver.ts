@@ -1,6 +1,6 @@
 import { Arg, ID, Resolver, Root, Subscription } from 'type-graphql';
 import type { BillingEventMessage } from '../../contracts/events';
-import { AFTER_DESCRIPTION, subscribeToFamily } from '../shared/subscription';
+import { AFTER_DESCRIPTION, idArg, subscribeToFamily } from '../shared/subscription';
 import { BillingEvent } from './billing-event.type';
 
 @Resolver()
@@ -11,8 +11,8 @@ export class BillingEventResolver {
     subscribe: ({ args, context }) =>
       subscribeToFamily(context, 'billing', {
         field: 'billingChanged',
-        userId: args.userId as string | null | undefined,
-        after: args.after as string | null | undefined,
+        userId: idArg(args, 'userId'),
+        after: idArg(args, 'after'),
       }),
   })
   billingChanged(
@@ -20,6 +20,6 @@ export class BillingEventResolver {
     @Arg('userId', () => ID, { nullable: true }) _userId?: string,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): BillingEvent {
-    return event as unknown as BillingEvent;
+    return event;
   }
 }

@@ -1,7 +1,7 @@
 import { Arg, ID, Resolver, Root, Subscription } from 'type-graphql';
 import type { DeviceNoticeEventMessage, DeviceStatusEventMessage } from '../../contracts/events';
 import { DeviceNoticeEvent } from './device-notice.type';
-import { AFTER_DESCRIPTION, subscribeToFamily } from '../shared/subscription';
+import { AFTER_DESCRIPTION, idArg, subscribeToFamily } from '../shared/subscription';
 import { DeviceStatusEvent } from './device-event.type';
 
 @Resolver()
@@ -12,9 +12,9 @@ export class DeviceEventResolver {
     subscribe: ({ args, context }) =>
       subscribeToFamily(context, 'device', {
         field: 'deviceStatusChanged',
-        userId: args.userId as string | null | undefined,
-        deviceId: args.deviceId as string | null | undefined,
-        after: args.after as string | null | undefined,
+        userId: idArg(args, 'userId'),
+        deviceId: idArg(args, 'deviceId'),
+        after: idArg(args, 'after'),
       }),
   })
   deviceStatusChanged(
@@ -23,7 +23,7 @@ export class DeviceEventResolver {
     @Arg('deviceId', () => ID, { nullable: true }) _deviceId?: string,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): DeviceStatusEvent {
-    return event as unknown as DeviceStatusEvent;
+    return event;
   }
 
   @Subscription(() => DeviceNoticeEvent, {
@@ -32,9 +32,9 @@ export class DeviceEventResolver {
     subscribe: ({ args, context }) =>
       subscribeToFamily(context, 'deviceNotice', {
         field: 'deviceNotice',
-        userId: args.userId as string | null | undefined,
-        deviceId: args.deviceId as string | null | undefined,
-        after: args.after as string | null | undefined,
+        userId: idArg(args, 'userId'),
+        deviceId: idArg(args, 'deviceId'),
+        after: idArg(args, 'after'),
       }),
   })
   deviceNotice(
@@ -43,6 +43,6 @@ export class DeviceEventResolver {
     @Arg('deviceId', () => ID, { nullable: true }) _deviceId?: string,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): DeviceNoticeEvent {
-    return event as unknown as DeviceNoticeEvent;
+    return event;
   }
 }

@@ -1,4 +1,5 @@
 import { Field, ID, Int, ObjectType } from 'type-graphql';
+import type { DeviceEntity } from '../../contracts/entities';
 import { RealtimeEvent } from '../shared/event-header.type';
 import { DeviceStatus } from './device-status.enum';
 import { Device } from './device.type';
@@ -20,5 +21,6 @@ export class DeviceStatusEvent extends RealtimeEvent {
     description:
       'The device as it stands after this event, as device(id) returns it (updates a normalized cache by itself); never older than one already pushed. installations cannot be selected here. Null only without a read model.',
   })
-  device?: Device | null;
+  // The read model's row as JSON (contracts/entities.ts), the GraphQL type Device.
+  device?: DeviceEntity | null;
 }

@@ -38,7 +38,7 @@ export function toDeviceView(row: DeviceRow): Device {
     id: row.id,
     userId: row.userId,
     name: row.name,
-    status: row.status as DeviceStatus,
+    status: row.status,
     providerType: row.providerType,
     cpuCores: row.cpuCores,
     memoryMB: row.memoryMB,

@@ -12,7 +12,7 @@
  * See docs/decisions/0101-notification-audiences.md.
  */
 import { requireUser } from '../../auth/authorization';
-import type { ConnectionControl, GraphQLContext, Services } from '../../contracts/context';
+import type { GraphQLContext } from '../../contracts/context';
 import type { GatewayEvent, NotificationAudience, NotificationEventMessage } from '../../contracts/events';
 import type { EventStream } from '../../lib/event-queue';
 import { MergedStream } from '../shared/merged-stream';
@@ -58,7 +58,7 @@ export async function subscribeToNotifications(
     topics.notificationLog(),
   );
   const sources: EventStream<GatewayEvent>[] = [];
-  const release = () => Promise.allSettled(sources.map((source) => source.return?.()));
+  const release = () => Promise.allSettled(sources.map(async (source) => source.return?.()));
   try {
     const settled = await Promise.allSettled(own.map((audience) => pubsub.subscribe(topics.audience(audience.scope, audience.id))));
     for (const result of settled) if (result.status === 'fulfilled') sources.push(result.value);

@@ -2,7 +2,7 @@ import { Arg, Authorized, Ctx, ID, Mutation, Resolver, Root, Subscription } from
 import { requireUser } from '../../auth/authorization';
 import type { GraphQLContext } from '../../contracts/context';
 import type { NotificationEventMessage } from '../../contracts/events';
-import { AFTER_DESCRIPTION } from '../shared/subscription';
+import { AFTER_DESCRIPTION, idArg } from '../shared/subscription';
 import { AnnouncementInput } from './announcement.input';
 import { Announcement } from './announcement.type';
 import { NotificationEvent } from './notification-event.type';
@@ -13,13 +13,13 @@ export class NotificationResolver {
   @Subscription(() => NotificationEvent, {
     description:
       "What this caller should see: personal notifications (notification.send) and announcements to its tenant, one of its roles, itself, or everyone, each once. Never coalesced. after resumes after the last eventId received.",
-    subscribe: ({ args, context }) => subscribeToNotifications(context, { field: 'notifications', after: args.after as string | null | undefined }),
+    subscribe: ({ args, context }) => subscribeToNotifications(context, { field: 'notifications', after: idArg(args, 'after') }),
   })
   notifications(
     @Root() event: NotificationEventMessage,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): NotificationEvent {
-    return event as unknown as NotificationEvent;
+    return event;
   }
 
   @Authorized('admin')

@@ -1,7 +1,7 @@
 import { Arg, ID, Resolver, Root, Subscription } from 'type-graphql';
 import type { OrderCompletedEventMessage, OrderStatusEventMessage } from '../../contracts/events';
 import { OrderStatusEvent } from './order-status-event.type';
-import { AFTER_DESCRIPTION, subscribeToFamily } from '../shared/subscription';
+import { AFTER_DESCRIPTION, idArg, subscribeToFamily } from '../shared/subscription';
 import { OrderCompletedEvent } from './order-event.type';
 
 @Resolver()
@@ -12,8 +12,8 @@ export class OrderEventResolver {
     subscribe: ({ args, context }) =>
       subscribeToFamily(context, 'order', {
         field: 'orderCompleted',
-        userId: args.userId as string | null | undefined,
-        after: args.after as string | null | undefined,
+        userId: idArg(args, 'userId'),
+        after: idArg(args, 'after'),
       }),
   })
   orderCompleted(
@@ -21,7 +21,7 @@ export class OrderEventResolver {
     @Arg('userId', () => ID, { nullable: true }) _userId?: string,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): OrderCompletedEvent {
-    return event as unknown as OrderCompletedEvent;
+    return event;
   }
 
   @Subscription(() => OrderStatusEvent, {
@@ -30,9 +30,9 @@ export class OrderEventResolver {
     subscribe: ({ args, context }) =>
       subscribeToFamily(context, 'orderStatus', {
         field: 'orderStatusChanged',
-        userId: args.userId as string | null | undefined,
-        orderId: args.orderId as string | null | undefined,
-        after: args.after as string | null | undefined,
+        userId: idArg(args, 'userId'),
+        orderId: idArg(args, 'orderId'),
+        after: idArg(args, 'after'),
       }),
   })
   orderStatusChanged(
@@ -41,6 +41,6 @@ export class OrderEventResolver {
     @Arg('orderId', () => ID, { nullable: true }) _orderId?: string,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): OrderStatusEvent {
-    return event as unknown as OrderStatusEvent;
+    return event;
   }
 }

@@ -1,4 +1,5 @@
 import { Field, ID, ObjectType } from 'type-graphql';
+import type { OrderEntity } from '../../contracts/entities';
 import { RealtimeEvent } from '../shared/event-header.type';
 import { Order } from './order.type';
 
@@ -14,5 +15,6 @@ export class OrderCompletedEvent extends RealtimeEvent {
     description:
       'The order as it stands after this event, as order(id) returns it (updates a normalized cache by itself). Null only without a read model.',
   })
-  order?: Order | null;
+  // The read model's row as JSON (contracts/entities.ts), the GraphQL type Order.
+  order?: OrderEntity | null;
 }

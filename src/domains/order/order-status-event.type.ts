@@ -1,4 +1,5 @@
 import { Field, ID, ObjectType } from 'type-graphql';
+import type { OrderEntity } from '../../contracts/entities';
 import { RealtimeEvent } from '../shared/event-header.type';
 import { Order, OrderStatus } from './order.type';
 
@@ -18,5 +19,6 @@ export class OrderStatusEvent extends RealtimeEvent {
     description:
       'The order as it stands after this event, as order(id) returns it (updates a normalized cache by itself). statusHistory cannot be selected here. Null only without a read model.',
   })
-  order?: Order | null;
+  // The read model's row as JSON (contracts/entities.ts), the GraphQL type Order.
+  order?: OrderEntity | null;
 }

@@ -36,7 +36,7 @@ export function toOrderView(row: OrderRow): Order {
   return {
     id: row.id,
     userId: row.userId,
-    status: row.status as OrderStatus,
+    status: row.status,
     amount: row.amount === null ? null : row.amount.toFixed(2),
     deviceId: row.deviceId,
     planId: row.planId,
@@ -107,8 +107,8 @@ export function createOrderService(deps: { prisma: PrismaClient; onOutboxWrite: 
       const rows = await prisma.orderStatusChange.findMany({ where: { orderId }, orderBy: [{ occurredAt: 'asc' }, { eventId: 'asc' }], take: 1_000 });
       return rows.map((row) => ({
         eventId: row.eventId,
-        status: row.status as OrderStatus,
-        previousStatus: (row.previousStatus as OrderStatus | null) ?? null,
+        status: row.status,
+        previousStatus: row.previousStatus ?? null,
         reason: row.reason,
         occurredAt: row.occurredAt,
       }));

@@ -2,14 +2,19 @@ import { Field, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { connectionTypes } from '../shared/connection';
 import { DateTimeScalar } from '../shared/date-time.scalar';
 
-export enum OrderStatus {
-  PENDING = 'PENDING',
-  COMPLETED = 'COMPLETED',
-  CANCELLED = 'CANCELLED',
-  PAID = 'PAID',
-  REFUNDED = 'REFUNDED',
-  FAILED = 'FAILED',
-}
+/**
+ * Lifecycle state of a billing order: a const object with a string-union type rather than a TS enum (as `DeviceStatus`),
+ * so the Prisma row's status, the same union, compares with it and needs no cast.
+ */
+export const OrderStatus = {
+  PENDING: 'PENDING',
+  COMPLETED: 'COMPLETED',
+  CANCELLED: 'CANCELLED',
+  PAID: 'PAID',
+  REFUNDED: 'REFUNDED',
+  FAILED: 'FAILED',
+} as const;
+export type OrderStatus = (typeof OrderStatus)[keyof typeof OrderStatus];
 registerEnumType(OrderStatus, { name: 'OrderStatus', description: 'Lifecycle state of a billing order' });
 
 @ObjectType({ description: 'A billing order' })

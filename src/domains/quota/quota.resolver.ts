@@ -2,7 +2,7 @@ import { Arg, Authorized, Ctx, ID, Mutation, Query, Resolver, Root, Subscription
 import { resolveTargetUser } from '../../auth/authorization';
 import type { GraphQLContext } from '../../contracts/context';
 import type { QuotaEventMessage } from '../../contracts/events';
-import { AFTER_DESCRIPTION, subscribeToFamily } from '../shared/subscription';
+import { AFTER_DESCRIPTION, idArg, subscribeToFamily } from '../shared/subscription';
 import { QuotaUsageDeltaInput, RenewQuotaInput, UpdateQuotaInput } from './quota.input';
 import { Quota, QuotaEvent } from './quota.type';
 
@@ -69,8 +69,8 @@ export class QuotaResolver {
     subscribe: ({ args, context }) =>
       subscribeToFamily(context, 'quota', {
         field: 'quotaChanged',
-        userId: args.userId as string | null | undefined,
-        after: args.after as string | null | undefined,
+        userId: idArg(args, 'userId'),
+        after: idArg(args, 'after'),
       }),
   })
   quotaChanged(
@@ -78,6 +78,6 @@ export class QuotaResolver {
     @Arg('userId', () => ID, { nullable: true }) _userId?: string,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): QuotaEvent {
-    return event as unknown as QuotaEvent;
+    return event;
   }
 }

@@ -15,7 +15,7 @@ import { QUOTA_LIMIT_FIELDS, QUOTA_USAGE_FIELDS } from '../../contracts/events';
 import type { Prisma, PrismaClient, Quota as QuotaRow } from '../../generated/prisma/client';
 import { eventStamp, newEventRef, writeOutbox, type OutboxEventRef, TRANSACTION_OPTIONS } from '../shared/outbox';
 import type { QuotaUsageDeltaInput, RenewQuotaInput, UpdateQuotaInput } from './quota.input';
-import { QuotaStatus, type Quota, type QuotaLimits, type QuotaUsage } from './quota.type';
+import { QuotaStatus, type Quota } from './quota.type';
 
 declare module '../../contracts/context' {
   interface DomainServices {
@@ -80,9 +80,9 @@ export function toQuotaView(row: QuotaRow): Quota {
     id: row.id,
     userId: row.userId,
     planId: row.planId,
-    status: row.status as QuotaStatus,
-    limits: pick(row, QUOTA_LIMIT_FIELDS) as QuotaLimits,
-    usage: pick(row, QUOTA_USAGE_FIELDS) as QuotaUsage,
+    status: row.status,
+    limits: pick(row, QUOTA_LIMIT_FIELDS),
+    usage: pick(row, QUOTA_USAGE_FIELDS),
     validFrom: row.validFrom,
     validUntil: row.validUntil,
     autoRenew: row.autoRenew,

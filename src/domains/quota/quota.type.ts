@@ -1,14 +1,20 @@
 import { Field, Float, ID, Int, ObjectType, registerEnumType } from 'type-graphql';
+import type { QuotaEntity } from '../../contracts/entities';
 import { QUOTA_ROUTING_KEYS } from '../../contracts/routing';
 import { DateTimeScalar } from '../shared/date-time.scalar';
 import { RealtimeEvent } from '../shared/event-header.type';
 
-export enum QuotaStatus {
-  ACTIVE = 'ACTIVE',
-  EXCEEDED = 'EXCEEDED',
-  SUSPENDED = 'SUSPENDED',
-  EXPIRED = 'EXPIRED',
-}
+/**
+ * Lifecycle state of a quota: a const object with a string-union type rather than a TS enum (as `DeviceStatus`),
+ * so the Prisma row's status, the same union, compares with it and needs no cast.
+ */
+export const QuotaStatus = {
+  ACTIVE: 'ACTIVE',
+  EXCEEDED: 'EXCEEDED',
+  SUSPENDED: 'SUSPENDED',
+  EXPIRED: 'EXPIRED',
+} as const;
+export type QuotaStatus = (typeof QuotaStatus)[keyof typeof QuotaStatus];
 registerEnumType(QuotaStatus, { name: 'QuotaStatus', description: 'Lifecycle state of a quota' });
 
 /** The event kinds: one per `quota.*` routing key (docs/event-catalogue.md). */
@@ -79,5 +85,6 @@ export class QuotaEvent extends RealtimeEvent {
     nullable: true,
     description: 'The quota as it stands after this event, as quota returns it (updates a normalized cache by itself); null once deleted',
   })
-  quota?: Quota | null;
+  // The read model's row as JSON (contracts/entities.ts), the GraphQL type Quota.
+  quota?: QuotaEntity | null;
 }

@@ -27,16 +27,16 @@
  * itself is unavailable: then the whole batch is, at once).
  */
 import { randomUUID } from 'node:crypto';
-import {
+import type {
   QUOTA_LIMIT_FIELDS,
   QUOTA_USAGE_FIELDS,
-  type AppInstallationEventMessage,
-  type AppInstalledEventMessage,
-  type DeviceStatusEventMessage,
-  type OrderStatusEventMessage,
-  type GatewayEvent,
-  type OrderCompletedEventMessage,
-  type QuotaEventMessage,
+  AppInstallationEventMessage,
+  AppInstalledEventMessage,
+  DeviceStatusEventMessage,
+  OrderStatusEventMessage,
+  GatewayEvent,
+  OrderCompletedEventMessage,
+  QuotaEventMessage,
 } from '../../contracts/events';
 import type { AppInstallationEntity, DeviceEntity, OrderEntity, QuotaEntity } from '../../contracts/entities';
 import type { ReadModel } from '../../contracts/ports';
@@ -128,7 +128,7 @@ function deviceView(row: Columns): DeviceEntity {
     id: String(row.id),
     userId: String(row.user_id),
     name: String(row.name),
-    status: String(row.status),
+    status: String(row.status) as DeviceEntity['status'],
     providerType: str(row.provider_type),
     cpuCores: num(row.cpu_cores),
     memoryMB: num(row.memory_mb),
@@ -154,7 +154,7 @@ function quotaView(row: Columns): QuotaEntity | null {
     id: String(row.id),
     userId: String(row.user_id),
     planId: str(row.plan_id),
-    status: String(row.status),
+    status: String(row.status) as QuotaEntity['status'],
     limits,
     usage,
     validFrom: iso(row.valid_from),
@@ -169,7 +169,7 @@ function orderView(row: Columns): OrderEntity {
   return {
     id: String(row.id),
     userId: String(row.user_id),
-    status: String(row.status),
+    status: String(row.status) as OrderEntity['status'],
     // As text from SQL (see ORDERS.rowJson): numeric(14, 2) prints two places, exactly.
     amount: str(row.amount),
     deviceId: str(row.device_id),
@@ -205,7 +205,7 @@ function installationView(row: {
     appId: row.appId,
     packageName: row.packageName,
     versionName: row.versionName,
-    status: row.status,
+    status: row.status as AppInstallationEntity['status'],
     installedAt: row.installedAt?.toISOString() ?? null,
     uninstalledAt: row.uninstalledAt?.toISOString() ?? null,
     error: row.error,
@@ -402,7 +402,7 @@ function tableWork<E extends GatewayEvent>(folding: Folding<E>, events: readonly
     else pending.set(key, [event]);
   }
   return {
-    folding: folding as unknown as Folding<never>,
+    folding,
     keys: () => [...pending.keys()],
     plan(rows, attempt, now) {
       const updates: Columns[] = [];
@@ -542,7 +542,7 @@ async function claimAndLock(
       continue;
     }
     let rows = locked.get(row.tbl);
-    if (!rows) locked.set(row.tbl, (rows = new Map()));
+    if (!rows) locked.set(row.tbl, (rows = new Map<string, LockedRow>()));
     rows.set(row.key, row);
   }
   return { claimed, locked };
@@ -706,7 +706,7 @@ function orderStatusData(event: OrderStatusEventMessage) {
   const at = new Date(event.occurredAt);
   const amount = event.amount !== undefined && STORABLE_AMOUNT.test(event.amount) ? event.amount : undefined;
   return {
-    status: event.status as OrderStatus,
+    status: event.status,
     statusReason: event.reason ?? null,
     ...(event.status === 'COMPLETED' ? { completedAt: at } : {}),
     ...(event.status === 'CANCELLED' ? { cancelledAt: at } : {}),
@@ -729,8 +729,8 @@ async function applyOrderStatus(tx: Tx, event: OrderStatusEventMessage): Promise
         eventId: event.eventId,
         orderId: event.orderId,
         userId: event.userId,
-        status: event.status as OrderStatus,
-        previousStatus: (event.previousStatus as OrderStatus | undefined) ?? null,
+        status: event.status,
+        previousStatus: event.previousStatus ?? null,
         reason: event.reason ?? null,
         occurredAt: at,
       },

@@ -42,7 +42,7 @@ const loaders = new WeakMap<object, Map<string, unknown>>();
 /** The loader named `name` for this GraphQL context, created on first use. */
 export function loaderFor<K, V>(context: object, name: string, create: () => BatchLoader<K, V>): BatchLoader<K, V> {
   let byName = loaders.get(context);
-  if (!byName) loaders.set(context, (byName = new Map()));
+  if (!byName) loaders.set(context, (byName = new Map<string, unknown>()));
   let loader = byName.get(name) as BatchLoader<K, V> | undefined;
   if (!loader) byName.set(name, (loader = create()));
   return loader;

@@ -169,7 +169,7 @@ export class MergedStream<T extends GatewayEvent> implements SubscriptionStream<
 
   async return(): Promise<IteratorResult<T>> {
     this.end();
-    await Promise.allSettled(this.sources.map((source) => source.return?.()));
+    await Promise.allSettled(this.sources.map(async (source) => source.return?.()));
     return { value: undefined, done: true };
   }
 

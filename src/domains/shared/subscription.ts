@@ -23,6 +23,15 @@ export type SubscriptionStream<T> = AsyncIterableIterator<T> & Pick<EventStream<
 export const AFTER_DESCRIPTION =
   'The eventId this client last received: the retained events that followed it come first, in order, then the live ones, none twice. HISTORY_EXPIRED when it is no longer retained (refetch with queries, then subscribe without after).';
 
+/**
+ * An optional `ID` argument of a subscription field, from type-graphql's `args` (typed `any`):
+ * GraphQL has coerced it to a string by then, or it is null (passed null) or absent.
+ */
+export function idArg(args: unknown, name: string): string | null | undefined {
+  const value: unknown = typeof args === 'object' && args !== null ? (args as Record<string, unknown>)[name] : undefined;
+  return typeof value === 'string' || value === null ? value : undefined;
+}
+
 /** The `subscribe` of a subscription field over one event family. */
 export async function subscribeToFamily<F extends EventFamily>(
   context: unknown,

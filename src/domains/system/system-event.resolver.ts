@@ -2,7 +2,7 @@ import { Arg, ID, Resolver, Root, Subscription } from 'type-graphql';
 import { requireAdmin } from '../../auth/authorization';
 import type { GraphQLContext } from '../../contracts/context';
 import type { SystemEventMessage } from '../../contracts/events';
-import { AFTER_DESCRIPTION, GuardedSubscription, resumeFrom, type SubscriptionStream } from '../shared/subscription';
+import { AFTER_DESCRIPTION, GuardedSubscription, idArg, resumeFrom, type SubscriptionStream } from '../shared/subscription';
 import { SystemEvent } from './system-event.type';
 
 /** The administrators' feed: one topic, retained in its own log. FORBIDDEN for anyone else. */
@@ -26,12 +26,12 @@ export class SystemEventResolver {
   @Subscription(() => SystemEvent, {
     description:
       'Administrators only (FORBIDDEN otherwise): platform errors (system.error.*), backup and cleanup reports, quota metrics, failed usage reports. Stack traces never reach it. after resumes after the last eventId received.',
-    subscribe: ({ args, context }) => subscribeToSystemEvents(context, args.after as string | null | undefined),
+    subscribe: ({ args, context }) => subscribeToSystemEvents(context, idArg(args, 'after')),
   })
   systemEvents(
     @Root() event: SystemEventMessage,
     @Arg('after', () => ID, { nullable: true, description: AFTER_DESCRIPTION }) _after?: string,
   ): SystemEvent {
-    return event as unknown as SystemEvent;
+    return event;
   }
 }

@@ -25,7 +25,7 @@
  */
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import type { Logger } from 'pino';
-import type { AmqpNames } from '../../config';
+import type { AmqpNames } from '../../contracts/options';
 import type { IncomingMessage } from '../../contracts/events';
 import { PARTITION_KEY_HEADER, type IngestRouter, type IngestRouterFactory, type RouteDecision } from '../../contracts/partition';
 import type { DependencyStatus, Disposition, EventBus, MessageHandler, OutgoingMessage } from '../../contracts/ports';
@@ -360,10 +360,11 @@ export class AmqpEventBus implements EventBus {
           message.content,
           {
             persistent: true,
-            contentType: properties.contentType,
-            contentEncoding: properties.contentEncoding,
-            messageId: properties.messageId,
-            timestamp: properties.timestamp,
+            // amqplib types received properties as `any`: they are what the broker delivered, forwarded as is.
+            contentType: properties.contentType as string | undefined,
+            contentEncoding: properties.contentEncoding as string | undefined,
+            messageId: properties.messageId as string | undefined,
+            timestamp: properties.timestamp as number | undefined,
             headers: { ...(properties.headers ?? {}), [PARTITION_KEY_HEADER]: key },
           },
           (error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()),
@@ -493,9 +494,10 @@ export class AmqpEventBus implements EventBus {
         message.content,
         {
           persistent: true,
-          contentType: properties.contentType,
-          messageId: properties.messageId,
-          timestamp: properties.timestamp,
+          // amqplib types received properties as `any`: they are what the broker delivered, forwarded as is.
+          contentType: properties.contentType as string | undefined,
+          messageId: properties.messageId as string | undefined,
+          timestamp: properties.timestamp as number | undefined,
           headers: {
             ...(properties.headers ?? {}),
             'x-rejection-reason': reason,
@@ -503,7 +505,7 @@ export class AmqpEventBus implements EventBus {
             'x-original-routing-key': fields.routingKey,
           },
         },
-        (error) => (error ? reject(error) : resolve()),
+        (error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()),
       );
     });
   }
@@ -634,7 +636,7 @@ function withHeartbeat(url: string): string {
 }
 
 function partitionKeyOf(message: ConsumeMessage): string | undefined {
-  const value = (message.properties.headers as Record<string, unknown> | undefined)?.[PARTITION_KEY_HEADER];
+  const value: unknown = message.properties.headers?.[PARTITION_KEY_HEADER];
   if (typeof value === 'string') return value;
   if (Buffer.isBuffer(value)) return value.toString('utf8');
   if (typeof value === 'number') return String(value);

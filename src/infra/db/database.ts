@@ -10,7 +10,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { Logger } from 'pino';
-import type { Config } from '../../config';
+import type { DatabaseTarget } from '../../contracts/options';
 import type { DependencyStatus } from '../../contracts/ports';
 import { PrismaClient } from '../../generated/prisma/client';
 import { applyMigrations } from './migrate';
@@ -22,7 +22,7 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export async function openDatabase(config: Config['database'], logger: Logger): Promise<Database> {
+export async function openDatabase(config: DatabaseTarget, logger: Logger): Promise<Database> {
   if (config.kind === 'postgres') {
     const client = new pg.Client({ connectionString: config.url });
     client.on('error', (error) => logger.warn({ err: error }, 'migration connection error'));

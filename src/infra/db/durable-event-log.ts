@@ -18,6 +18,13 @@ import { Prisma, type PrismaClient } from '../../generated/prisma/client';
 /** Sweeps run this often at most (and at least every tenth of the age bound). */
 const MAX_SWEEP_INTERVAL_MS = 300_000;
 
+/**
+ * Rows before an every-user anchor that are replayed too, at least: the events one instance has
+ * in flight at once are `AMQP_PREFETCH` per partition consumer (`reorderWindow` in the bounds),
+ * so a cross-user difference between log order and publish order cannot hide an event.
+ */
+const MIN_REORDER_WINDOW = 1_000;
+
 export class PostgresEventLog implements DurableEventLog {
   private timer: NodeJS.Timeout | undefined;
   /** Rows deleted by sweeps since start (tests, operators). */
@@ -26,26 +33,47 @@ export class PostgresEventLog implements DurableEventLog {
   constructor(
     /** A getter: the log exists before the database is opened (at start). */
     private readonly prisma: () => PrismaClient,
-    private readonly bounds: { readonly maxEvents: number; readonly maxAllEvents: number; readonly maxAgeMs: number },
+    private readonly bounds: {
+      readonly maxEvents: number;
+      readonly maxAllEvents: number;
+      readonly maxAgeMs: number;
+      /** Events one instance may have in flight at once (partitions x prefetch). */
+      readonly reorderWindow?: number;
+    },
     private readonly logger: Logger,
   ) {}
 
+  /**
+   * What followed `after`, oldest first. For one user the log's order is that user's publish order
+   * (a user's events are handled one at a time). Across users it is not: partitions apply
+   * different users' events concurrently, so the order rows were logged in can differ from the
+   * order they were published in, by up to the events in flight at once. An every-user resume
+   * therefore also replays the rows logged just before the anchor, as many as can be in flight: an
+   * event published after `after` but logged before it is not lost; the price is that an
+   * administrator may receive again events it already had (at-least-once, de-duplicated by
+   * `eventId`; docs/resuming.md).
+   */
   async readAfter(userId: string | null, after: string): Promise<GatewayEvent[] | undefined> {
     const max = userId === null ? this.bounds.maxAllEvents : this.bounds.maxEvents;
     if (max <= 0) return undefined;
     const ageMs = this.bounds.maxAgeMs;
+    const window = Math.max(MIN_REORDER_WINDOW, this.bounds.reorderWindow ?? 0);
     // One round trip: the anchor (`after`, within both bounds), then what followed it in order.
     // No anchor: no rows. An anchor and nothing after it: one row whose seq is NULL.
     const rows =
       userId === null
         ? await this.prisma().$queryRaw<{ seq: bigint | null; event: unknown }[]>(Prisma.sql`
-            WITH anchor AS (
-              SELECT a.seq FROM event_log a
+            WITH retained AS (
+              SELECT COALESCE((SELECT h.seq FROM event_log h ORDER BY h.seq DESC OFFSET ${max - 1}::int LIMIT 1), 0) AS floor),
+            anchor AS (
+              SELECT a.seq, retained.floor FROM event_log a, retained
               WHERE a.event_id = ${after} AND a.logged_at >= now() - make_interval(secs => ${ageMs / 1000}::float8)
-                AND a.seq >= COALESCE((SELECT h.seq FROM event_log h ORDER BY h.seq DESC OFFSET ${max - 1}::int LIMIT 1), 0)
+                AND a.seq >= retained.floor
               ORDER BY a.seq LIMIT 1)
             SELECT l.seq, l.event FROM anchor LEFT JOIN LATERAL (
-              SELECT seq, event FROM event_log WHERE seq > anchor.seq ORDER BY seq LIMIT ${max}::int) l ON true
+              SELECT seq, event FROM event_log
+              WHERE seq > anchor.seq - ${window}::int AND seq >= anchor.floor AND seq <> anchor.seq
+              ORDER BY seq LIMIT ${max + window}::int) l ON true
             ORDER BY l.seq`)
         : await this.prisma().$queryRaw<{ seq: bigint | null; event: unknown }[]>(Prisma.sql`
             WITH anchor AS (

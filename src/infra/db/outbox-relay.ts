@@ -119,7 +119,7 @@ export class OutboxRelay {
   private async pass(): Promise<boolean> {
     // The bus knows it is down: nothing would go out, so leave the rows (and their attempts) alone.
     if (!this.bus.status().up) return false;
-    let failed: unknown;
+    let failed: Error | undefined;
     const count = await this.prisma.$transaction(
       async (tx) => {
         // One relay pass at a time across every instance, so events go out in the order they were
@@ -149,7 +149,7 @@ export class OutboxRelay {
             done.push(row.id);
           } catch (error) {
             // Keep order: stop at the first failure; later rows wait for the retry.
-            failed = error;
+            failed = error instanceof Error ? error : new Error(String(error));
             await tx.$executeRaw`
               UPDATE outbox_event SET attempts = attempts + 1,
                 last_error = ${error instanceof Error ? error.message : String(error)}

@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { IncomingMessage } from '../../contracts/events';
-import type { DependencyStatus, EventBus, MessageHandler, OutgoingMessage } from '../../contracts/ports';
+import type { DependencyStatus, EventBus, MessageHandler, OutgoingMessage, RawMessageInjector } from '../../contracts/ports';
 import { QUEUE_BINDINGS, topicMatches } from '../../contracts/routing';
 
 export interface DeadLetter {
@@ -18,7 +18,7 @@ export interface DeadLetter {
 const MAX_DEAD_LETTERS = 1_000;
 const REQUEUE_DELAY_MS = 200;
 
-export class MemoryEventBus implements EventBus {
+export class MemoryEventBus implements EventBus, RawMessageInjector {
   readonly deadLetters: DeadLetter[] = [];
   private handler: MessageHandler | undefined;
   private readonly pending: IncomingMessage[] = [];

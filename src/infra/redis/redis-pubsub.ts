@@ -142,7 +142,7 @@ export class RedisEventPubSub implements EventPubSub {
       return;
     }
     this.cluster = undefined;
-    this.pubsub = new RedisPubSub({ publisher: this.publisher, subscriber: this.subscriber }) as unknown as ChannelHub;
+    this.pubsub = new RedisPubSub({ publisher: this.publisher, subscriber: this.subscriber });
     this.singleLog = retaining ? eventLogCommands(this.publisher) : undefined;
     this.log = this.singleLog;
     // RedisPubSub.unsubscribe() fires UNSUBSCRIBE/PUNSUBSCRIBE and drops the promises; while Redis
@@ -307,7 +307,7 @@ export class RedisEventPubSub implements EventPubSub {
     try {
       subscriptionId = await this.pubsub.subscribe(
         topic,
-        this.listener(topic, (event) => gate.live(event as LoggedEvent)),
+        this.listener(topic, (event) => gate.live(event)),
         { pattern },
       );
       if (released) {

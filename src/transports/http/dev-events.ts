@@ -13,15 +13,15 @@ import express, { type Router } from 'express';
 import type { Logger } from 'pino';
 import { stripBearer, type TokenVerifier } from '../../auth/jwt';
 import { ErrorCode } from '../../contracts/errors';
+import type { RawMessageInjector } from '../../contracts/ports';
 import { QUEUE_BINDINGS, topicMatches } from '../../contracts/routing';
-import type { MemoryEventBus } from '../../infra/memory/memory-bus';
 
 export const DEV_EVENTS_PATH = '/dev/events';
 
 const ROUTING_KEY = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 
 export function devEventsRouter(deps: {
-  bus: MemoryEventBus;
+  bus: RawMessageInjector;
   verifier: TokenVerifier;
   maxMessageBytes: number;
   logger: Logger;
@@ -52,7 +52,7 @@ export function devEventsRouter(deps: {
     if (messageId !== undefined && (typeof messageId !== 'string' || messageId.trim() === '')) {
       return fail(res, 400, ErrorCode.BAD_USER_INPUT, 'messageId must be a non-empty string');
     }
-    const id = (messageId as string | undefined) ?? randomUUID();
+    const id = messageId ?? randomUUID();
     const routed = QUEUE_BINDINGS.some((binding) => topicMatches(binding, routingKey));
     try {
       bus.publishRaw(routingKey, Buffer.from(body, 'utf8'), { messageId: id, timestamp: Date.now() });

@@ -83,9 +83,11 @@ export function graphqlHttpRouter(deps: {
 
 /** Body-parser failures (too large, not JSON) as GraphQL-shaped JSON, never an HTML stack page. */
 export function jsonErrors(logger: Logger): ErrorRequestHandler {
-  return (error, _req, res, next) => {
+  return (error: unknown, _req, res, next) => {
     if (res.headersSent) return next(error);
-    const status = typeof error?.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500;
+    // body-parser's errors carry the HTTP status they mean (413, 400); anything else is ours: 500.
+    const reported = typeof error === 'object' && error !== null && 'status' in error ? error.status : undefined;
+    const status = typeof reported === 'number' && reported >= 400 && reported < 500 ? reported : 500;
     if (status === 500) logger.error({ err: error }, 'http request failed');
     const message = status === 413 ? 'Request body too large' : status === 500 ? 'Internal server error' : 'Malformed request body';
     res.status(status).json({

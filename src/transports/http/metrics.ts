@@ -46,8 +46,8 @@ export interface MetricsSources {
 export interface GatewayMetrics {
   readonly registry: Registry;
   readonly router: Router;
-  /** One event handed to one subscriber's socket (`field` is the subscription field). */
-  eventDelivered(field: string, event: { readonly occurredAt: string }): void;
+  /** One event handed to one subscriber's socket (`field` is the subscription field); callable detached. */
+  eventDelivered(this: void, field: string, event: { readonly occurredAt: string }): void;
 }
 
 /** `deadLettered` -> `dead_lettered`. */

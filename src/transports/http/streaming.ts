@@ -14,7 +14,7 @@
  *   query parameter (never logged: nothing here logs a URL).
  */
 import type { Request, RequestHandler, Response } from 'express';
-import type { GraphQLFormattedError } from 'graphql';
+import { OperationTypeNode, type GraphQLFormattedError } from 'graphql';
 import { stripBearer } from '../../auth/jwt';
 import { ErrorCode, StreamingTransportRequiredError, type UnauthenticatedError } from '../../contracts/errors';
 import type { OperationLayer, OperationRequest } from '../../graphql/operation-layer';
@@ -33,8 +33,10 @@ function refuse(res: Response, status: number, errors: readonly GraphQLFormatted
 
 /** GraphQL-over-HTTP parameters from a POST body or GET query; a string when malformed. */
 function operationRequest(req: Request): OperationRequest | string {
-  const source: Record<string, unknown> = req.method === 'GET' ? (req.query as Record<string, unknown>) : (req.body ?? {});
-  if (typeof source !== 'object' || source === null || Array.isArray(source)) return 'the body must be a JSON object';
+  // express types a parsed body as `any`: unknown until it is known to be an object.
+  const raw: unknown = req.method === 'GET' ? req.query : (req.body ?? {});
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return 'the body must be a JSON object';
+  const source = raw as Record<string, unknown>;
   const json = (name: string): Record<string, unknown> | null | string => {
     const value = source[name];
     if (value === undefined || value === null || value === '') return null;
@@ -75,12 +77,12 @@ export function streamingHandler(deps: {
     if (typeof request === 'string') return stream ? bad(res, request) : next();
     const prepared = layer.prepare(request);
     if (!('document' in prepared)) return stream ? refuse(res, 400, layer.formatErrors(prepared)) : next();
-    if (!stream && prepared.operation !== 'subscription') {
+    if (!stream && prepared.operation !== OperationTypeNode.SUBSCRIPTION) {
       // Apollo answers queries and mutations; an Accept naming only the stream type still gets JSON.
       if ((multipart || sse) && !/json/i.test(accept ?? '')) req.headers.accept = 'application/json';
       return next();
     }
-    if (req.method === 'GET' && prepared.operation === 'mutation') {
+    if (req.method === 'GET' && prepared.operation === OperationTypeNode.MUTATION) {
       return refuse(res, 405, [streamError(ErrorCode.BAD_REQUEST, 'Mutations are not allowed over GET: use POST')]);
     }
 

@@ -117,7 +117,7 @@ export function startGraphQLWsServer(deps: {
   wss.on('error', (error) => logger.warn({ err: error }, 'websocket server error'));
 
   function onMessage(this: WebSocket, data: RawData): void {
-    void connections.get(this)?.receive(String(data));
+    void connections.get(this)?.receive(messageText(data));
   }
   function onPong(this: WebSocket): void {
     const connection = connections.get(this);
@@ -178,4 +178,10 @@ export function startGraphQLWsServer(deps: {
       }
     },
   };
+}
+
+/** A frame's text. `ws` hands a Buffer with the default `binaryType`; the other shapes are decoded alike. */
+function messageText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  return (Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)).toString('utf8');
 }
