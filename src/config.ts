@@ -93,8 +93,7 @@ export interface OptionDeclaration<T> {
 }
 
 /** A declared option: its declaration plus a human type description and a parser. */
-export interface ConfigOption<T = unknown, HasDefault extends boolean = boolean>
-  extends Omit<OptionDeclaration<T>, 'default'> {
+export interface ConfigOption<T = unknown, HasDefault extends boolean = boolean> extends Omit<OptionDeclaration<T>, 'default'> {
   readonly kind: 'int' | 'duration' | 'bool' | 'string' | 'enum' | 'url' | 'pem';
   /** Type and range as the full docs table shows it, e.g. "integer, 0–65535". */
   readonly type: string;
@@ -141,12 +140,8 @@ export function int<const S extends OptionDeclaration<number> & Range>(spec: S) 
 }
 
 /** A duration, as an integer number of `unit`s (the unit is in the variable's name). */
-export function duration<const S extends OptionDeclaration<number> & Range & { unit: 'ms' | 's' | 'days' }>(
-  spec: S,
-) {
-  return declare<number, S>(spec, 'duration', `duration (${spec.unit}), ${rangeText(spec)}`, (raw, name) =>
-    parseInteger(raw, name, spec),
-  );
+export function duration<const S extends OptionDeclaration<number> & Range & { unit: 'ms' | 's' | 'days' }>(spec: S) {
+  return declare<number, S>(spec, 'duration', `duration (${spec.unit}), ${rangeText(spec)}`, (raw, name) => parseInteger(raw, name, spec));
 }
 
 /** `true`/`false`, also `1`/`0`, `yes`/`no`, `on`/`off`, any case. */
@@ -164,10 +159,7 @@ export function string<const S extends OptionDeclaration<string>>(spec: S) {
 }
 
 /** One of `values`, exactly. */
-export function oneOf<const V extends readonly [string, ...string[]], const S extends OptionDeclaration<V[number]>>(
-  values: V,
-  spec: S,
-) {
+export function oneOf<const V extends readonly [string, ...string[]], const S extends OptionDeclaration<V[number]>>(values: V, spec: S) {
   return declare<V[number], S>(spec, 'enum', `one of ${values.map((v) => `\`${v}\``).join(', ')}`, (raw, name) => {
     if (!(values as readonly string[]).includes(raw)) {
       throw new ConfigError(`${name} must be one of ${values.join(', ')}, got "${raw}"`);
@@ -200,15 +192,20 @@ export function redisUrl<const S extends OptionDeclaration<string>>(spec: S) {
   const single = url({ ...spec, protocols: ['redis:', 'rediss:'] });
   // `protocols` as `url` options carry them (the single-server ones first: tests sample `redis:`).
   const declared = { ...spec, protocols: ['redis:', 'rediss:', 'redis+cluster:', 'rediss+cluster:'] } as S;
-  return declare<string, S>(declared, 'url', 'URL (`redis:`, `rediss:`) or cluster seed list (`redis+cluster://host:port,...`)', (raw, name) => {
-    if (!isRedisClusterUrl(raw)) return single.parse(raw, name);
-    try {
-      parseRedisClusterUrl(raw);
-    } catch (error) {
-      throw new ConfigError(`${name}: ${(error as Error).message}`);
-    }
-    return raw;
-  });
+  return declare<string, S>(
+    declared,
+    'url',
+    'URL (`redis:`, `rediss:`) or cluster seed list (`redis+cluster://host:port,...`)',
+    (raw, name) => {
+      if (!isRedisClusterUrl(raw)) return single.parse(raw, name);
+      try {
+        parseRedisClusterUrl(raw);
+      } catch (error) {
+        throw new ConfigError(`${name}: ${(error as Error).message}`);
+      }
+      return raw;
+    },
+  );
 }
 
 /** A PEM public key; literal `\n` escapes become newlines (one-line environment files). */
@@ -249,216 +246,372 @@ const PRODUCTION_JWT = 'JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL';
 export const OPTIONS = {
   // ------------------------------------------------ the contract's variables
   PORT: int({
-    group: 'Server', mode: 'both', contract: true, default: 4000, min: 0, max: 65_535,
+    group: 'Server',
+    mode: 'both',
+    contract: true,
+    default: 4000,
+    min: 0,
+    max: 65_535,
     doc: 'TCP port to listen on; 0 picks a free port (as the tests do).',
   }),
   HOST: string({
-    group: 'Server', mode: 'both', contract: true, default: '0.0.0.0',
+    group: 'Server',
+    mode: 'both',
+    contract: true,
+    default: '0.0.0.0',
     doc: 'Address to listen on.',
   }),
   DATABASE_URL: url({
-    group: 'Database', mode: 'services', contract: true, protocols: ['postgres:', 'postgresql:'],
-    requiredInProduction: 'DATABASE_URL', whenUnset: 'embedded PostgreSQL (PGlite) in `DATA_DIR`',
+    group: 'Database',
+    mode: 'services',
+    contract: true,
+    protocols: ['postgres:', 'postgresql:'],
+    requiredInProduction: 'DATABASE_URL',
+    whenUnset: 'embedded PostgreSQL (PGlite) in `DATA_DIR`',
     doc: 'PostgreSQL URL (Prisma, `@prisma/adapter-pg`).',
   }),
   REDIS_URL: redisUrl({
-    group: 'Redis', mode: 'services', contract: true,
-    requiredInProduction: 'REDIS_URL', whenUnset: 'in-process pub/sub (one instance)',
+    group: 'Redis',
+    mode: 'services',
+    contract: true,
+    requiredInProduction: 'REDIS_URL',
+    whenUnset: 'in-process pub/sub (one instance)',
     doc: 'Redis for pub/sub fan-out, per-user socket counts and rate limits across instances; a Redis Cluster as `redis+cluster://host:port,host:port,...` (a few seed nodes; fan-out then uses sharded pub/sub, docs/decisions/0301-redis-cluster.md).',
   }),
   AMQP_URL: url({
-    group: 'RabbitMQ', mode: 'services', contract: true, protocols: ['amqp:', 'amqps:'],
-    requiredInProduction: 'AMQP_URL', whenUnset: 'in-process event bus (no broker)',
+    group: 'RabbitMQ',
+    mode: 'services',
+    contract: true,
+    protocols: ['amqp:', 'amqps:'],
+    requiredInProduction: 'AMQP_URL',
+    whenUnset: 'in-process event bus (no broker)',
     doc: 'RabbitMQ the platform publishes its events to.',
   }),
   AMQP_EXCHANGE: string({
-    group: 'RabbitMQ', mode: 'services', contract: true, default: 'cloudphone.events',
+    group: 'RabbitMQ',
+    mode: 'services',
+    contract: true,
+    default: 'cloudphone.events',
     doc: 'Topic exchange the platform publishes to.',
   }),
   AMQP_QUEUE: string({
-    group: 'RabbitMQ', mode: 'services', contract: true, default: 'cloudphone-realtime.events',
+    group: 'RabbitMQ',
+    mode: 'services',
+    contract: true,
+    default: 'cloudphone-realtime.events',
     doc: 'Name (prefix) of the ingest queues: `<name>.router`, `<name>.p<i>` and their exchange `<name>.partitions`; with `AMQP_PARTITIONS=0`, the one queue all instances share.',
   }),
   AMQP_PARTITIONS: int({
-    group: 'RabbitMQ', mode: 'services', default: 16, min: 0, max: 1_024, contract: true,
-    doc: 'Per-user partitions of the ingest (a router queue, a consistent-hash exchange, one single-active-consumer queue each), so a user\'s events keep their order across instances (docs/cluster.md); 0: one shared queue, in order only on one instance.',
+    group: 'RabbitMQ',
+    mode: 'services',
+    default: 16,
+    min: 0,
+    max: 1_024,
+    contract: true,
+    doc: "Per-user partitions of the ingest (a router queue, a consistent-hash exchange, one single-active-consumer queue each), so a user's events keep their order across instances (docs/cluster.md); 0: one shared queue, in order only on one instance.",
   }),
   JWT_SECRET: string({
-    group: 'Authentication', mode: 'both', contract: true,
-    requiredInProduction: PRODUCTION_JWT, whenUnset: 'a development secret outside production',
+    group: 'Authentication',
+    mode: 'both',
+    contract: true,
+    requiredInProduction: PRODUCTION_JWT,
+    whenUnset: 'a development secret outside production',
     doc: 'HS256 shared secret.',
   }),
   JWT_PUBLIC_KEY: pem({
-    group: 'Authentication', mode: 'both', contract: true,
-    requiredInProduction: PRODUCTION_JWT, whenUnset: 'unset',
+    group: 'Authentication',
+    mode: 'both',
+    contract: true,
+    requiredInProduction: PRODUCTION_JWT,
+    whenUnset: 'unset',
     doc: 'PEM public key for RS256/ES256 tokens; replaces the secret.',
   }),
   JWT_JWKS_URL: url({
-    group: 'Authentication', mode: 'both', contract: true, protocols: ['https:', 'http:'],
-    requiredInProduction: PRODUCTION_JWT, whenUnset: 'unset',
+    group: 'Authentication',
+    mode: 'both',
+    contract: true,
+    protocols: ['https:', 'http:'],
+    requiredInProduction: PRODUCTION_JWT,
+    whenUnset: 'unset',
     doc: 'JWKS endpoint for RS256/ES256 tokens, keys picked by `kid`; replaces key and secret.',
   }),
   JWT_ISSUER: string({
-    group: 'Authentication', mode: 'both', contract: true, whenUnset: 'unset (not checked)',
-    doc: 'Checked against the token\'s `iss` when set.',
+    group: 'Authentication',
+    mode: 'both',
+    contract: true,
+    whenUnset: 'unset (not checked)',
+    doc: "Checked against the token's `iss` when set.",
   }),
   JWT_AUDIENCE: string({
-    group: 'Authentication', mode: 'both', contract: true, whenUnset: 'unset (not checked)',
-    doc: 'Checked against the token\'s `aud` when set.',
+    group: 'Authentication',
+    mode: 'both',
+    contract: true,
+    whenUnset: 'unset (not checked)',
+    doc: "Checked against the token's `aud` when set.",
   }),
   LOG_LEVEL: oneOf(LOG_LEVELS, {
-    group: 'Server', mode: 'both', contract: true, default: 'info',
+    group: 'Server',
+    mode: 'both',
+    contract: true,
+    default: 'info',
     doc: 'pino log level.',
   }),
 
   // ------------------------------------------------ Server
   NODE_ENV: string({
-    group: 'Server', mode: 'both', whenUnset: 'unset (development)',
+    group: 'Server',
+    mode: 'both',
+    whenUnset: 'unset (development)',
     doc: '`production` refuses embedded defaults and the development JWT secret, naming what is missing, disables introspection by default and masks unexpected error messages.',
   }),
   LOG_FORMAT: oneOf(LOG_FORMATS, {
-    group: 'Server', mode: 'both', default: 'auto',
+    group: 'Server',
+    mode: 'both',
+    default: 'auto',
     doc: 'Log lines as JSON, or as coloured text for people; `auto` is pretty when stdout is a terminal outside production and JSON otherwise.',
   }),
   NO_COLOR: string({
-    group: 'Server', mode: 'both', whenUnset: 'colours in readable log lines on a terminal',
+    group: 'Server',
+    mode: 'both',
+    whenUnset: 'colours in readable log lines on a terminal',
     doc: 'Any non-empty value: readable log lines without ANSI colours (https://no-color.org).',
   }),
   SHUTDOWN_TIMEOUT_MS: duration({
-    group: 'Server', mode: 'both', unit: 'ms', default: 10_000, min: 0,
+    group: 'Server',
+    mode: 'both',
+    unit: 'ms',
+    default: 10_000,
+    min: 0,
     doc: 'Longest a graceful stop waits for sockets and in-flight work.',
   }),
 
   // ------------------------------------------------ Database
   DATA_DIR: string({
-    group: 'Database', mode: 'embedded', default: './.data',
+    group: 'Database',
+    mode: 'embedded',
+    default: './.data',
     doc: 'Where the embedded database lives (resolved against the working directory).',
   }),
 
   // ------------------------------------------------ Redis
   REDIS_TOPIC_PREFIX: string({
-    group: 'Redis', mode: 'both', default: 'cloudphone-realtime:',
-    doc: 'Prefix of every pub/sub channel and Redis key the gateway uses; no `{` or `}` (on a Redis Cluster the user id is the keys\' hash tag).',
+    group: 'Redis',
+    mode: 'both',
+    default: 'cloudphone-realtime:',
+    doc: "Prefix of every pub/sub channel and Redis key the gateway uses; no `{` or `}` (on a Redis Cluster the user id is the keys' hash tag).",
   }),
 
   // ------------------------------------------------ RabbitMQ
   AMQP_DLX: string({
-    group: 'RabbitMQ', mode: 'services', default: 'cloudphone-realtime.dlx',
+    group: 'RabbitMQ',
+    mode: 'services',
+    default: 'cloudphone-realtime.dlx',
     doc: 'Exchange dead letters are published to.',
   }),
   AMQP_DLQ: string({
-    group: 'RabbitMQ', mode: 'services', default: 'cloudphone-realtime.dlq',
+    group: 'RabbitMQ',
+    mode: 'services',
+    default: 'cloudphone-realtime.dlq',
     doc: 'Durable queue holding dead letters, each with its `x-rejection-reason`.',
   }),
   AMQP_PREFETCH: int({
-    group: 'RabbitMQ', mode: 'services', default: 100, min: 1, max: 65_535,
+    group: 'RabbitMQ',
+    mode: 'services',
+    default: 100,
+    min: 1,
+    max: 65_535,
     doc: 'Unacknowledged messages in flight per instance (per partition queue when partitioned).',
   }),
   // Held rather than nacked at once so an outage does not spin the same messages through the broker.
   AMQP_REQUEUE_DELAY_MS: duration({
-    group: 'RabbitMQ', mode: 'services', unit: 'ms', default: 1_000, min: 0, max: 60_000,
+    group: 'RabbitMQ',
+    mode: 'services',
+    unit: 'ms',
+    default: 1_000,
+    min: 0,
+    max: 60_000,
     doc: 'How long a message that could not reach the fan-out (Redis or the read model down) is held before it returns to the queue.',
   }),
 
   // ------------------------------------------------ Ingest
   EVENT_MAX_BYTES: int({
-    group: 'Ingest', mode: 'both', default: 262_144, min: 256,
+    group: 'Ingest',
+    mode: 'both',
+    default: 262_144,
+    min: 256,
     doc: 'Larger event bodies are dead-lettered unread.',
   }),
   // The device's own first event may still be on its way when an event naming only the device arrives.
   EVENT_OWNER_ATTEMPTS: int({
-    group: 'Ingest', mode: 'both', default: 5, min: 1, max: 100,
+    group: 'Ingest',
+    mode: 'both',
+    default: 5,
+    min: 1,
+    max: 100,
     doc: 'How many times an event naming only a device the read model does not know yet is tried (`AMQP_REQUEUE_DELAY_MS` apart) before it is dead-lettered as `unknown owner`.',
   }),
 
   // ------------------------------------------------ Authentication
   JWT_JWKS_CACHE_MS: duration({
-    group: 'Authentication', mode: 'both', unit: 'ms', default: 600_000, min: 1_000,
+    group: 'Authentication',
+    mode: 'both',
+    unit: 'ms',
+    default: 600_000,
+    min: 1_000,
     doc: 'How long a fetched JWKS is used before it is fetched again.',
   }),
   // So forged `kid`s cannot hammer the identity service.
   JWT_JWKS_COOLDOWN_MS: duration({
-    group: 'Authentication', mode: 'both', unit: 'ms', default: 30_000, min: 0,
+    group: 'Authentication',
+    mode: 'both',
+    unit: 'ms',
+    default: 30_000,
+    min: 0,
     doc: 'A token with an unknown `kid` refetches the JWKS at most once per this interval.',
   }),
   JWT_CLOCK_TOLERANCE_SEC: duration({
-    group: 'Authentication', mode: 'both', unit: 's', default: 5, min: 0, max: 300,
+    group: 'Authentication',
+    mode: 'both',
+    unit: 's',
+    default: 5,
+    min: 0,
+    max: 300,
     doc: 'Leeway on `exp` and `nbf`.',
   }),
 
   // ------------------------------------------------ GraphQL limits
   GRAPHQL_INTROSPECTION: bool({
-    group: 'GraphQL limits', mode: 'both',
+    group: 'GraphQL limits',
+    mode: 'both',
     default: derived('`true` outside production, `false` in production', (o) => o.NODE_ENV !== 'production'),
     doc: 'Allow introspection queries.',
   }),
   HTTP_BODY_LIMIT_BYTES: int({
-    group: 'GraphQL limits', mode: 'both', default: 1_048_576, min: 1_024,
+    group: 'GraphQL limits',
+    mode: 'both',
+    default: 1_048_576,
+    min: 1_024,
     doc: 'Largest HTTP request body (413 beyond).',
   }),
   HTTP_RATE_LIMIT_PER_SEC: int({
-    group: 'GraphQL limits', mode: 'both', default: 20, min: 0, max: 1_000_000,
+    group: 'GraphQL limits',
+    mode: 'both',
+    default: 20,
+    min: 0,
+    max: 1_000_000,
     doc: 'HTTP operations per second per user (token-bucket refill; per client address without a token); 0 disables.',
   }),
   HTTP_RATE_LIMIT_BURST: int({
-    group: 'GraphQL limits', mode: 'both', default: 40, min: 1, max: 1_000_000,
+    group: 'GraphQL limits',
+    mode: 'both',
+    default: 40,
+    min: 1,
+    max: 1_000_000,
     doc: 'HTTP operations a user may send at once (bucket size); beyond: 429 `RATE_LIMITED` with `Retry-After`.',
   }),
   GRAPHQL_MAX_DEPTH: int({
-    group: 'GraphQL limits', mode: 'both', default: 10, min: 1, max: 1_000,
-    doc: 'Deepest field nesting of a document, HTTP and WebSocket (introspection\'s `ofType` chains do not count).',
+    group: 'GraphQL limits',
+    mode: 'both',
+    default: 10,
+    min: 1,
+    max: 1_000,
+    doc: "Deepest field nesting of a document, HTTP and WebSocket (introspection's `ofType` chains do not count).",
   }),
   GRAPHQL_MAX_COMPLEXITY: int({
-    group: 'GraphQL limits', mode: 'both', default: 1_000, min: 1,
+    group: 'GraphQL limits',
+    mode: 'both',
+    default: 1_000,
+    min: 1,
     doc: 'Most fields a document selects, fragments expanded and aliases counted.',
   }),
   GRAPHQL_MAX_TOKENS: int({
-    group: 'GraphQL limits', mode: 'both', default: 5_000, min: 100,
+    group: 'GraphQL limits',
+    mode: 'both',
+    default: 5_000,
+    min: 100,
     doc: 'Most lexical tokens of a document (the parser stops there).',
   }),
 
   // ------------------------------------------------ WebSocket
   WS_CONNECTION_INIT_TIMEOUT_MS: duration({
-    group: 'WebSocket', mode: 'both', unit: 'ms', default: 10_000, min: 100,
+    group: 'WebSocket',
+    mode: 'both',
+    unit: 'ms',
+    default: 10_000,
+    min: 100,
     doc: 'Time a socket has to send `connection_init`.',
   }),
   WS_MAX_PAYLOAD_BYTES: int({
-    group: 'WebSocket', mode: 'both', default: 65_536, min: 1_024,
+    group: 'WebSocket',
+    mode: 'both',
+    default: 65_536,
+    min: 1_024,
     doc: 'Largest WebSocket message accepted (closed with 1009 beyond).',
   }),
   WS_KEEPALIVE_MS: duration({
-    group: 'WebSocket', mode: 'both', unit: 'ms', default: 12_000, min: 0,
+    group: 'WebSocket',
+    mode: 'both',
+    unit: 'ms',
+    default: 12_000,
+    min: 0,
     doc: 'Ping interval that detects dead peers; 0 disables.',
   }),
   WS_MAX_SUBSCRIPTIONS_PER_SOCKET: int({
-    group: 'WebSocket', mode: 'both', default: 25, min: 1, max: 10_000,
+    group: 'WebSocket',
+    mode: 'both',
+    default: 25,
+    min: 1,
+    max: 10_000,
     doc: 'Live operations per socket; one more is refused with `TOO_MANY_SUBSCRIPTIONS`.',
   }),
   WS_MAX_SOCKETS_PER_USER: int({
-    group: 'WebSocket', mode: 'both', default: 10, min: 1, max: 100_000,
+    group: 'WebSocket',
+    mode: 'both',
+    default: 10,
+    min: 1,
+    max: 100_000,
     doc: 'Open sockets per user across all instances; one more is closed with 1008.',
   }),
   // Live sockets refresh their entry every third of the lease, so only a crashed instance's expire.
   WS_SOCKET_LEASE_MS: duration({
-    group: 'WebSocket', mode: 'services', unit: 'ms', default: 60_000, min: 1_000,
-    doc: 'How long a socket counts toward its user\'s total in Redis without being refreshed, so a crashed instance\'s sockets stop counting.',
+    group: 'WebSocket',
+    mode: 'services',
+    unit: 'ms',
+    default: 60_000,
+    min: 1_000,
+    doc: "How long a socket counts toward its user's total in Redis without being refreshed, so a crashed instance's sockets stop counting.",
   }),
   WS_MAX_BUFFERED_BYTES: int({
-    group: 'WebSocket', mode: 'both', default: 1_048_576, min: 1_024,
+    group: 'WebSocket',
+    mode: 'both',
+    default: 1_048_576,
+    min: 1_024,
     doc: 'Unsent bytes a socket may hold before it is closed with 1013.',
   }),
   WS_SLOW_CLOSE_GRACE_MS: duration({
-    group: 'WebSocket', mode: 'both', unit: 'ms', default: 5_000, min: 0,
+    group: 'WebSocket',
+    mode: 'both',
+    unit: 'ms',
+    default: 5_000,
+    min: 0,
     doc: 'After a 1013 close, how long the peer has to complete the close handshake before the socket is destroyed.',
   }),
 
   // ------------------------------------------------ Delivery
   EVENT_BUFFER_MAX: int({
-    group: 'Delivery', mode: 'both', default: 1_000, min: 1,
+    group: 'Delivery',
+    mode: 'both',
+    default: 1_000,
+    min: 1,
     doc: 'Events waiting per subscription; one more and the client is too slow (1013).',
   }),
   EVENT_COALESCE_MS: duration({
-    group: 'Delivery', mode: 'both', unit: 'ms', default: 100, min: 0, max: 60_000,
+    group: 'Delivery',
+    mode: 'both',
+    unit: 'ms',
+    default: 100,
+    min: 0,
+    max: 60_000,
     doc: 'State-like events of one entity within this window are coalesced to the latest; 0 disables.',
   }),
 
@@ -469,32 +622,58 @@ export const OPTIONS = {
   // reconnect or a deploy even during a burst (coalescing does not apply to the log), at ~150 KB
   // for a user that busy.
   EVENT_LOG_MAX_EVENTS: int({
-    group: 'Retained log', mode: 'both', default: 500, min: 0, max: 100_000,
+    group: 'Retained log',
+    mode: 'both',
+    default: 500,
+    min: 0,
+    max: 100_000,
     doc: 'Events retained per user (all families together) for resuming with `after`; 0 turns the log off (every `after` is then `HISTORY_EXPIRED`).',
   }),
   // ~3 MB at the default.
   EVENT_LOG_MAX_ALL: int({
-    group: 'Retained log', mode: 'both', default: 10_000, min: 0, max: 1_000_000,
-    doc: 'Events retained for administrators\' every-user subscriptions (no `userId`); 0: those cannot resume.',
+    group: 'Retained log',
+    mode: 'both',
+    default: 10_000,
+    min: 0,
+    max: 1_000_000,
+    doc: "Events retained for administrators' every-user subscriptions (no `userId`); 0: those cannot resume.",
   }),
   // An hour: past it, refetching state is cheaper than replaying.
   EVENT_LOG_MAX_AGE_SEC: duration({
-    group: 'Retained log', mode: 'both', unit: 's', default: 3_600, min: 1, max: 604_800,
-    doc: 'Oldest retained event, and how long a user\'s log outlives the user\'s last event.',
+    group: 'Retained log',
+    mode: 'both',
+    unit: 's',
+    default: 3_600,
+    min: 1,
+    max: 604_800,
+    doc: "Oldest retained event, and how long a user's log outlives the user's last event.",
   }),
 
   // ------------------------------------------------ Outbox
   OUTBOX_POLL_MS: duration({
-    group: 'Outbox', mode: 'both', unit: 'ms', default: 1_000, min: 10,
+    group: 'Outbox',
+    mode: 'both',
+    unit: 'ms',
+    default: 1_000,
+    min: 10,
     doc: 'How often the outbox relay looks for unpublished rows (it also runs right after each mutation).',
   }),
   OUTBOX_BATCH_SIZE: int({
-    group: 'Outbox', mode: 'both', default: 100, min: 1, max: 10_000,
+    group: 'Outbox',
+    mode: 'both',
+    default: 100,
+    min: 1,
+    max: 10_000,
     doc: 'Outbox rows published per relay pass.',
   }),
   // A redelivery older than this would be applied again, harmlessly: the read model orders by event time.
   OUTBOX_RETENTION_DAYS: duration({
-    group: 'Outbox', mode: 'both', unit: 'days', default: 7, min: 1, max: 3_650,
+    group: 'Outbox',
+    mode: 'both',
+    unit: 'days',
+    default: 7,
+    min: 1,
+    max: 3_650,
     doc: 'How long published outbox rows and the ids of events the read model applied are kept (deleted hourly past it; unpublished rows never).',
   }),
 } as const satisfies Record<string, ConfigOption>;
@@ -679,9 +858,7 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: o.LOG_LEVEL,
     logFormat: o.LOG_FORMAT,
     noColor: o.NO_COLOR !== undefined,
-    database: o.DATABASE_URL
-      ? { kind: 'postgres', url: o.DATABASE_URL }
-      : { kind: 'embedded', dataDir: path.resolve(o.DATA_DIR) },
+    database: o.DATABASE_URL ? { kind: 'postgres', url: o.DATABASE_URL } : { kind: 'embedded', dataDir: path.resolve(o.DATA_DIR) },
     redis: o.REDIS_URL ? { kind: 'redis', url: o.REDIS_URL, topicPrefix } : { kind: 'memory', topicPrefix },
     amqp: o.AMQP_URL ? { kind: 'amqp', url: o.AMQP_URL, ...names } : { kind: 'memory', ...names },
     jwt: {

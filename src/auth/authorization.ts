@@ -33,7 +33,7 @@ export function resolveTargetUser(
     return user.isAdmin && options.allowAll ? null : user.id;
   }
   if (requested !== user.id && !user.isAdmin) {
-    throw new ForbiddenError("You may only access your own data; omit userId or pass your own id");
+    throw new ForbiddenError('You may only access your own data; omit userId or pass your own id');
   }
   return requested;
 }

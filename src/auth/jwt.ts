@@ -85,8 +85,7 @@ export function createTokenVerifier(config: JwtOptions): TokenVerifier {
       let claims: JWTPayload;
       try {
         // One call per key kind keeps jose's overloads (static key vs key resolver) typed.
-        ({ payload: claims } =
-          typeof key === 'function' ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options));
+        ({ payload: claims } = typeof key === 'function' ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options));
       } catch (error) {
         throw new TokenError(describe(error));
       }
@@ -110,7 +109,8 @@ export function createTokenVerifier(config: JwtOptions): TokenVerifier {
 /** A short, client-safe reason (no key material, no stack). */
 function describe(error: unknown): string {
   if (error instanceof joseErrors.JWTExpired) return 'token expired';
-  if (error instanceof joseErrors.JWTClaimValidationFailed) return `invalid token: ${error.claim} claim ${error.reason === 'missing' ? 'missing' : 'check failed'}`;
+  if (error instanceof joseErrors.JWTClaimValidationFailed)
+    return `invalid token: ${error.claim} claim ${error.reason === 'missing' ? 'missing' : 'check failed'}`;
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'invalid token: algorithm not allowed';
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'invalid token: bad signature';
   if (error instanceof joseErrors.JWKSNoMatchingKey) return 'invalid token: no key matches its kid';

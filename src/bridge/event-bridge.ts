@@ -41,7 +41,14 @@ import { traceContextOf } from '../contracts/trace';
 const MAX_OWNER_WAITS = 10_000;
 
 /** Families whose events change an entity a query returns: the others never touch the database. */
-const READ_MODEL_FAMILIES: ReadonlySet<EventFamily> = new Set<EventFamily>(['quota', 'device', 'order', 'app', 'orderStatus', 'installation']);
+const READ_MODEL_FAMILIES: ReadonlySet<EventFamily> = new Set<EventFamily>([
+  'quota',
+  'device',
+  'order',
+  'app',
+  'orderStatus',
+  'installation',
+]);
 
 /** Users fetched per read-model query while fanning a catalogue event out, and in all at most. */
 const FAN_OUT_PAGE = 1_000;
@@ -132,7 +139,7 @@ export function createEventBridge(deps: {
     if (draft.family !== 'installation' || !readModel?.usersWithApp) return [];
     const app = { appId: draft.appId, packageName: draft.packageName };
     const users: string[] = [];
-    for (let after: string | undefined; users.length < MAX_FAN_OUT; ) {
+    for (let after: string | undefined; users.length < MAX_FAN_OUT;) {
       const page = await readModel.usersWithApp(app, FAN_OUT_PAGE, after);
       users.push(...page);
       if (page.length < FAN_OUT_PAGE) break;
@@ -245,7 +252,6 @@ export function createEventBridge(deps: {
     log.info({ userId, type: message.routingKey }, 'sessions revoked by a platform event');
     return { action: 'ack' };
   }
-
 
   const countRouted = (decision: RouteDecision) => {
     if (decision.action === 'partition') return;

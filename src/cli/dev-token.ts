@@ -30,7 +30,10 @@ export async function mintDevelopmentToken(
     process.stderr.write(`usage: ${command} -- --sub <userId> [--roles admin,user]\n`);
     process.exit(2);
   }
-  const roles = claims.roles.split(',').map((r) => r.trim()).filter(Boolean);
+  const roles = claims.roles
+    .split(',')
+    .map((r) => r.trim())
+    .filter(Boolean);
   return signDevelopmentToken(
     config.jwt.secret,
     { sub: claims.sub, roles, username: claims.username },

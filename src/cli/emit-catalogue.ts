@@ -5,7 +5,14 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ANNOUNCEMENT_ROUTE, ANNOUNCEMENT_ROUTING_KEY, ROUTES, SUBSCRIPTION_OF_FAMILY, type OwnerLookup, type Route } from '../contracts/routing';
+import {
+  ANNOUNCEMENT_ROUTE,
+  ANNOUNCEMENT_ROUTING_KEY,
+  ROUTES,
+  SUBSCRIPTION_OF_FAMILY,
+  type OwnerLookup,
+  type Route,
+} from '../contracts/routing';
 
 export const CATALOGUE_FILE = path.resolve(__dirname, '../../docs/event-catalogue.md');
 

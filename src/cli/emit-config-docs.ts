@@ -17,8 +17,7 @@ export const CONFIG_DOCS_COMMAND = 'npm run docs:config';
 
 const ROOT = path.resolve(__dirname, '../..');
 
-const GENERATED_NOTE =
-  '<!-- generated from the declarations in src/config.ts by `npm run docs:config`: edit those, not this table -->';
+const GENERATED_NOTE = '<!-- generated from the declarations in src/config.ts by `npm run docs:config`: edit those, not this table -->';
 const CONTRACT_NOTE = 'Variables in **bold** are named in the public contract: their names do not change.';
 
 const MODES: Record<ConfigMode, string> = { embedded: 'embedded', services: 'real services', both: 'both' };
@@ -80,9 +79,7 @@ export function renderFullTable(): string {
       '',
       '| variable | type and range | default | mode | description |',
       '|---|---|---|---|---|',
-      ...members.map((entry) =>
-        row([variable(entry), entry[1].type, defaultText(entry[1]), modeText(entry), entry[1].doc]),
-      ),
+      ...members.map((entry) => row([variable(entry), entry[1].type, defaultText(entry[1]), modeText(entry), entry[1].doc])),
     );
   }
   return `\n${lines.join('\n')}\n`;

@@ -76,7 +76,11 @@ export function coalescingKey(event: GatewayEvent): { entity: string; coalesce: 
       return {
         entity: `installation:${event.deviceId}:${app}`,
         // INSTALLED also reaches appInstalled, whose events are facts: never replaced.
-        coalesce: event.status !== 'FAILED' && event.status !== 'UPDATED' && event.status !== 'INSTALLED' && routeOf(event.type)?.coalesced !== false,
+        coalesce:
+          event.status !== 'FAILED' &&
+          event.status !== 'UPDATED' &&
+          event.status !== 'INSTALLED' &&
+          routeOf(event.type)?.coalesced !== false,
       };
     }
     default:

@@ -296,7 +296,8 @@ function deviceAliases(routingKey: DeviceRoutingKey, p: Record<string, unknown>)
 
 /** `reason` from `reason` / `error` (a string, or an object's message) / `errorMessage`. */
 function reasonOf(p: Record<string, unknown>): unknown {
-  const error = typeof p.error === 'string' ? p.error : isPlainObject(p.error) && typeof p.error.message === 'string' ? p.error.message : undefined;
+  const error =
+    typeof p.error === 'string' ? p.error : isPlainObject(p.error) && typeof p.error.message === 'string' ? p.error.message : undefined;
   const reason = p.reason ?? error ?? p.errorMessage;
   return typeof reason === 'string' ? scrubText(reason) : reason;
 }
@@ -353,7 +354,8 @@ export function scrubText(value: string): string {
 }
 
 /** Keys a `JSON` field never carries, whatever their value (case-insensitive). */
-const SCRUBBED_KEYS = /^(stack|stacktrace|stack_trace|_trace|trace|traceparent|tracestate|email|e-mail|mail|password|token|secret|authorization)$|email/i;
+const SCRUBBED_KEYS =
+  /^(stack|stacktrace|stack_trace|_trace|trace|traceparent|tracestate|email|e-mail|mail|password|token|secret|authorization)$|email/i;
 /** Past this depth a JSON field's value is dropped: free-form data, not a document store. */
 const MAX_JSON_DEPTH = 6;
 /** The largest `JSON` field kept, serialized; a larger one is dropped rather than cut. */
@@ -411,11 +413,21 @@ export const orderStatusEventFields = z.object({
   planId: optional(entityId),
 });
 
-export type OrderStatusEventMessage = EventHeader & { readonly family: 'orderStatus'; readonly order?: OrderEntity | null } & Readonly<z.output<typeof orderStatusEventFields>>;
+export type OrderStatusEventMessage = EventHeader & { readonly family: 'orderStatus'; readonly order?: OrderEntity | null } & Readonly<
+    z.output<typeof orderStatusEventFields>
+  >;
 
 // ---------------------------------------------------------------- billing
 
-export const BILLING_KINDS = ['PAYMENT_SUCCEEDED', 'PAYMENT_FAILED', 'REFUND_COMPLETED', 'INVOICE_GENERATED', 'LOW_BALANCE', 'OVERDUE', 'RECHARGED'] as const;
+export const BILLING_KINDS = [
+  'PAYMENT_SUCCEEDED',
+  'PAYMENT_FAILED',
+  'REFUND_COMPLETED',
+  'INVOICE_GENERATED',
+  'LOW_BALANCE',
+  'OVERDUE',
+  'RECHARGED',
+] as const;
 export type BillingKind = (typeof BILLING_KINDS)[number];
 
 /** The domain fields of a `billingChanged` event: money as decimal strings exactly as sent. */
@@ -464,7 +476,10 @@ export const installationEventFields = z
   })
   .refine((e) => e.appId !== undefined || e.packageName !== undefined || e.installationId !== undefined, { message: 'missing appId' });
 
-export type AppInstallationEventMessage = EventHeader & { readonly family: 'installation'; readonly installation?: AppInstallationEntity | null } & Readonly<z.output<typeof installationEventFields>>;
+export type AppInstallationEventMessage = EventHeader & {
+  readonly family: 'installation';
+  readonly installation?: AppInstallationEntity | null;
+} & Readonly<z.output<typeof installationEventFields>>;
 
 function installationAliases(routingKey: string, route: Route, p: Record<string, unknown>): Record<string, unknown> {
   let status = route.means;
@@ -483,7 +498,14 @@ function installationAliases(routingKey: string, route: Route, p: Record<string,
 
 // ---------------------------------------------------------------- device notices
 
-export const DEVICE_NOTICE_KINDS = ['EXPIRATION_WARNING', 'BACKUP_CREATED', 'CONNECTED', 'DISCONNECTED', 'CONNECTION_FAILED', 'RECONNECTING'] as const;
+export const DEVICE_NOTICE_KINDS = [
+  'EXPIRATION_WARNING',
+  'BACKUP_CREATED',
+  'CONNECTED',
+  'DISCONNECTED',
+  'CONNECTION_FAILED',
+  'RECONNECTING',
+] as const;
 export type DeviceNoticeKind = (typeof DEVICE_NOTICE_KINDS)[number];
 
 /** The domain fields of a `deviceNotice` event. */
@@ -499,7 +521,9 @@ export const deviceNoticeEventFields = z.object({
   message: optional(clientText(1000)),
 });
 
-export type DeviceNoticeEventMessage = EventHeader & { readonly family: 'deviceNotice' } & Readonly<z.output<typeof deviceNoticeEventFields>>;
+export type DeviceNoticeEventMessage = EventHeader & { readonly family: 'deviceNotice' } & Readonly<
+    z.output<typeof deviceNoticeEventFields>
+  >;
 
 function noticeAliases(p: Record<string, unknown>): Record<string, unknown> {
   return {
@@ -526,15 +550,12 @@ export const MAX_NOTIFICATION_MESSAGE = 4_000;
 
 /** The domain fields of a `notifications` event. */
 export const notificationEventFields = z.object({
-  severity: z.preprocess(
-    (v) => {
-      const s = upper(v);
-      if (s === 'HIGH' || s === 'URGENT' || s === 'ERROR') return 'CRITICAL';
-      if (s === 'MEDIUM' || s === 'WARN') return 'WARNING';
-      return (NOTIFICATION_SEVERITIES as readonly unknown[]).includes(s) ? s : 'INFO';
-    },
-    z.enum(NOTIFICATION_SEVERITIES),
-  ),
+  severity: z.preprocess((v) => {
+    const s = upper(v);
+    if (s === 'HIGH' || s === 'URGENT' || s === 'ERROR') return 'CRITICAL';
+    if (s === 'MEDIUM' || s === 'WARN') return 'WARNING';
+    return (NOTIFICATION_SEVERITIES as readonly unknown[]).includes(s) ? s : 'INFO';
+  }, z.enum(NOTIFICATION_SEVERITIES)),
   category: optional(text(100)),
   title: z.unknown().transform((v, ctx) => requiredText(v, 'title', MAX_NOTIFICATION_TITLE, ctx)),
   message: z.unknown().transform((v, ctx) => requiredText(v, 'message', MAX_NOTIFICATION_MESSAGE, ctx)),
@@ -548,7 +569,10 @@ function requiredText(v: unknown, name: string, max: number, ctx: z.RefinementCt
   }
   const parsed = clientText(max).safeParse(v);
   if (!parsed.success) {
-    ctx.addIssue({ code: 'custom', message: `invalid ${name}: ${v.length > max ? `longer than ${max} characters` : 'not printable text'}` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `invalid ${name}: ${v.length > max ? `longer than ${max} characters` : 'not printable text'}`,
+    });
     return z.NEVER;
   }
   return parsed.data;
@@ -599,7 +623,14 @@ export type SystemEventKind = (typeof SYSTEM_EVENT_KINDS)[number];
 /** The domain fields of a `systemEvents` event: `stackTrace` is never among them. */
 export const systemEventFields = z.object({
   kind: z.enum(SYSTEM_EVENT_KINDS),
-  severity: optional(z.string().trim().min(1).max(20).transform((s) => s.toUpperCase())),
+  severity: optional(
+    z
+      .string()
+      .trim()
+      .min(1)
+      .max(20)
+      .transform((s) => s.toUpperCase()),
+  ),
   serviceName: optional(text(100)),
   errorCode: optional(text(100)),
   message: optional(clientText(2_000)),
@@ -612,7 +643,23 @@ export type SystemEventMessage = Omit<EventHeader, 'userId'> & {
   readonly userId?: string;
 } & Readonly<z.output<typeof systemEventFields>>;
 
-const SYSTEM_HEADER_FIELDS = new Set(['type', 'timestamp', 'eventId', 'eventType', 'version', 'source', 'serviceName', 'service', 'errorCode', 'code', 'message', 'errorMessage', 'severity', 'userId', 'data']);
+const SYSTEM_HEADER_FIELDS = new Set([
+  'type',
+  'timestamp',
+  'eventId',
+  'eventType',
+  'version',
+  'source',
+  'serviceName',
+  'service',
+  'errorCode',
+  'code',
+  'message',
+  'errorMessage',
+  'severity',
+  'userId',
+  'data',
+]);
 
 function systemAliases(routingKey: string, route: Route, p: Record<string, unknown>): Record<string, unknown> {
   const fromKey = routingKey.startsWith('system.error.') ? routingKey.slice('system.error.'.length) : undefined;
@@ -815,7 +862,11 @@ export interface NormalizedMessage {
  * their `userId` (the bridge resolves the owner). Throws `EventRejection` with the dead-letter
  * reason when any family's fields are missing or malformed: a message is taken whole or not at all.
  */
-export function normalizeMessage(message: IncomingMessage, maxBytes: number, now: () => Date = () => new Date()): NormalizedMessage | undefined {
+export function normalizeMessage(
+  message: IncomingMessage,
+  maxBytes: number,
+  now: () => Date = () => new Date(),
+): NormalizedMessage | undefined {
   const route = routeOf(message.routingKey);
   if (!route) return undefined;
   const decoded = decodeMessage(message, maxBytes, now);
@@ -831,7 +882,11 @@ export function normalizeMessage(message: IncomingMessage, maxBytes: number, now
  * The event of the first four subscriptions' family a key feeds (docs/event-catalogue.md), else of its only
  * family: `normalizeMessage` for callers that want one event.
  */
-export function normalizeEvent(message: IncomingMessage, maxBytes: number, now: () => Date = () => new Date()): GatewayEventDraft | undefined {
+export function normalizeEvent(
+  message: IncomingMessage,
+  maxBytes: number,
+  now: () => Date = () => new Date(),
+): GatewayEventDraft | undefined {
   const family = familyOf(message.routingKey);
   const normalized = normalizeMessage(message, maxBytes, now);
   return normalized?.drafts.find((draft) => draft.family === family) ?? normalized?.drafts[0];
@@ -839,7 +894,13 @@ export function normalizeEvent(message: IncomingMessage, maxBytes: number, now: 
 
 type Header = { readonly eventId: string; readonly type: string; readonly occurredAt: string };
 
-function draftOf(family: EventFamily, routingKey: string, route: Route, payload: Record<string, unknown>, header: Header): GatewayEventDraft {
+function draftOf(
+  family: EventFamily,
+  routingKey: string,
+  route: Route,
+  payload: Record<string, unknown>,
+  header: Header,
+): GatewayEventDraft {
   switch (family) {
     case 'quota': {
       const userId = requireUserId(payload);
@@ -886,17 +947,30 @@ function draftOf(family: EventFamily, routingKey: string, route: Route, payload:
       const fields = parse(installationEventFields, installationAliases(routingKey, route, payload));
       if (route.owner !== 'installations' && fields.deviceId === undefined) throw new EventRejection('missing deviceId');
       // A catalogue change names no user and no device: whose it is comes from the installations.
-      if (route.owner === 'installations') return stripUndefined({ family, ...header, ...fields, deviceId: undefined, installationId: undefined });
+      if (route.owner === 'installations')
+        return stripUndefined({ family, ...header, ...fields, deviceId: undefined, installationId: undefined });
       return stripUndefined({ family, ...header, userId, ...fields });
     }
     case 'deviceNotice': {
       const userId = userIdOf(payload);
-      return stripUndefined({ family, ...header, userId, ...parse(deviceNoticeEventFields, { ...noticeAliases(payload), kind: route.means }) });
+      return stripUndefined({
+        family,
+        ...header,
+        userId,
+        ...parse(deviceNoticeEventFields, { ...noticeAliases(payload), kind: route.means }),
+      });
     }
     case 'notification': {
       const userId = requireUserId(payload);
       const fields = parse(notificationEventFields, notificationAliases(payload));
-      return stripUndefined({ family, ...header, userId, scope: 'USER' as const, audience: { scope: 'USER' as const, id: userId }, ...fields });
+      return stripUndefined({
+        family,
+        ...header,
+        userId,
+        scope: 'USER' as const,
+        audience: { scope: 'USER' as const, id: userId },
+        ...fields,
+      });
     }
     case 'system': {
       const userId = userIdOf(payload);

@@ -10,16 +10,7 @@
 
 /** The event families: one per subscription. */
 export type EventFamily =
-  | 'quota'
-  | 'device'
-  | 'order'
-  | 'app'
-  | 'orderStatus'
-  | 'billing'
-  | 'installation'
-  | 'deviceNotice'
-  | 'notification'
-  | 'system';
+  'quota' | 'device' | 'order' | 'app' | 'orderStatus' | 'billing' | 'installation' | 'deviceNotice' | 'notification' | 'system';
 
 /** The subscription field each family feeds. */
 export const SUBSCRIPTION_OF_FAMILY: Readonly<Record<EventFamily, string>> = {
@@ -86,8 +77,20 @@ const installation = (status: string | null, mapping: string, alsoInstalled = fa
   coalesced: true,
   mapping,
 });
-const notice = (kind: string, mapping: string): Route => ({ feeds: ['deviceNotice'], means: kind, owner: 'device', coalesced: false, mapping });
-const system = (kind: string, mapping: string): Route => ({ feeds: ['system'], means: kind, owner: 'administrators', coalesced: false, mapping });
+const notice = (kind: string, mapping: string): Route => ({
+  feeds: ['deviceNotice'],
+  means: kind,
+  owner: 'device',
+  coalesced: false,
+  mapping,
+});
+const system = (kind: string, mapping: string): Route => ({
+  feeds: ['system'],
+  means: kind,
+  owner: 'administrators',
+  coalesced: false,
+  mapping,
+});
 
 const MONEY = 'money as decimal strings exactly as sent';
 
@@ -111,7 +114,11 @@ export const ROUTES = {
   'device.allocated': device('ALLOCATED', 'status ALLOCATED'),
   'device.released': device('IDLE', 'status IDLE'),
   'device.recovery_success': device('RUNNING', 'status RUNNING; failureType, recoveryStrategy, attempts'),
-  'device.recovery_failed': device('ERROR', 'status ERROR; failureType, recoveryStrategy, attempts, reason (a failure: never coalesced)', false),
+  'device.recovery_failed': device(
+    'ERROR',
+    'status ERROR; failureType, recoveryStrategy, attempts, reason (a failure: never coalesced)',
+    false,
+  ),
   'device.permanent_failure': device('ERROR', 'status ERROR; failureType, attempts, reason (a failure: never coalesced)', false),
   'device.cleaned': device(null, 'status DELETED when deleted is true, else STOPPED'),
   'device.expired': device('STOPPED', 'status STOPPED; reason'),
@@ -128,7 +135,10 @@ export const ROUTES = {
   'billing.order.refunded': order('REFUNDED', false),
   'billing.order.failed': order('FAILED', false),
 
-  'billing.payment_success': billing('PAYMENT_SUCCEEDED', `kind PAYMENT_SUCCEEDED; amount, paymentId, orderId, paymentMethod, balance (newBalance / currentBalance); ${MONEY}`),
+  'billing.payment_success': billing(
+    'PAYMENT_SUCCEEDED',
+    `kind PAYMENT_SUCCEEDED; amount, paymentId, orderId, paymentMethod, balance (newBalance / currentBalance); ${MONEY}`,
+  ),
   'billing.payment_failed': billing('PAYMENT_FAILED', `kind PAYMENT_FAILED; amount, paymentId, orderId, paymentMethod, reason; ${MONEY}`),
   'billing.refund_completed': billing('REFUND_COMPLETED', `kind REFUND_COMPLETED; amount, paymentId, orderId, balance; ${MONEY}`),
   'billing.invoice_generated': billing('INVOICE_GENERATED', `kind INVOICE_GENERATED; invoiceId, amount, orderId; ${MONEY}`),
@@ -170,14 +180,20 @@ export const ROUTES = {
     mapping: 'scope USER; severity (info/warning/critical, also from priority), category (type), title, message, data (scrubbed)',
   },
 
-  'system.error.critical': system('ERROR', 'kind ERROR, severity CRITICAL; serviceName, errorCode, message, data (scrubbed: no stackTrace)'),
+  'system.error.critical': system(
+    'ERROR',
+    'kind ERROR, severity CRITICAL; serviceName, errorCode, message, data (scrubbed: no stackTrace)',
+  ),
   'system.error.high': system('ERROR', 'kind ERROR, severity HIGH; serviceName, errorCode, message, data (scrubbed: no stackTrace)'),
   'system.error.medium': system('ERROR', 'kind ERROR, severity MEDIUM; serviceName, errorCode, message, data (scrubbed: no stackTrace)'),
   'system.error.low': system('ERROR', 'kind ERROR, severity LOW; serviceName, errorCode, message, data (scrubbed: no stackTrace)'),
   'device.backup_completed': system('BACKUP_REPORT', 'kind BACKUP_REPORT; message, data (the report, scrubbed)'),
   'device.backup_cleanup_completed': system('BACKUP_CLEANUP', 'kind BACKUP_CLEANUP; message, data (scrubbed)'),
   'quota.metrics': system('QUOTA_METRICS', 'kind QUOTA_METRICS; data (the metrics, scrubbed)'),
-  'billing.usage_report_failed': system('USAGE_REPORT_FAILED', 'kind USAGE_REPORT_FAILED; serviceName, errorCode, message, data (scrubbed)'),
+  'billing.usage_report_failed': system(
+    'USAGE_REPORT_FAILED',
+    'kind USAGE_REPORT_FAILED; serviceName, errorCode, message, data (scrubbed)',
+  ),
 } as const satisfies Record<string, Route>;
 
 export type RoutingKey = keyof typeof ROUTES;
@@ -233,7 +249,8 @@ const keysFeeding = (family: EventFamily) =>
 /** Routing keys that feed `quotaChanged`, with the `kind` each one means. */
 export const QUOTA_ROUTING_KEYS = keysFeeding('quota') as Readonly<Record<QuotaRoutingKey, QuotaKind>>;
 type QuotaKind = 'UPDATED' | 'ALERT' | 'EXCEEDED' | 'RENEWED' | 'DEDUCTED' | 'RESTORED' | 'DELETED';
-export type QuotaRoutingKey = 'quota.updated' | 'quota.alert' | 'quota.exceeded' | 'quota.renewed' | 'quota.deducted' | 'quota.restored' | 'quota.deleted';
+export type QuotaRoutingKey =
+  'quota.updated' | 'quota.alert' | 'quota.exceeded' | 'quota.renewed' | 'quota.deducted' | 'quota.restored' | 'quota.deleted';
 
 /**
  * Routing keys that feed `deviceStatusChanged`, with the status each one implies

@@ -131,14 +131,18 @@ async function postOverHttp(url: string, params: FetcherParams, headers: Record<
   try {
     response = await fetch(url, { method: 'POST', headers, body: JSON.stringify(params) });
   } catch (error) {
-    return { errors: [{ message: `Could not reach ${url}: ${error instanceof Error ? error.message : String(error)}` }] } as unknown as ExecutionResult;
+    return {
+      errors: [{ message: `Could not reach ${url}: ${error instanceof Error ? error.message : String(error)}` }],
+    } as unknown as ExecutionResult;
   }
   const text = await response.text();
   try {
     return JSON.parse(text) as ExecutionResult;
   } catch {
     const status = `${response.status} ${response.statusText}`.trim();
-    return { errors: [{ message: `HTTP ${status} from ${url}, not a GraphQL response: ${text.slice(0, 300)}` }] } as unknown as ExecutionResult;
+    return {
+      errors: [{ message: `HTTP ${status} from ${url}, not a GraphQL response: ${text.slice(0, 300)}` }],
+    } as unknown as ExecutionResult;
   }
 }
 
@@ -168,9 +172,7 @@ export function createGatewayFetcher(options: {
     const current = () => socket?.client === client;
     let lastClose: CloseLike | undefined;
     const withLastClose = (state: SocketState): SocketStatus =>
-      lastClose
-        ? { state, code: lastClose.code, reason: lastClose.reason, explanation: CLOSE_EXPLANATIONS[lastClose.code] }
-        : { state };
+      lastClose ? { state, code: lastClose.code, reason: lastClose.reason, explanation: CLOSE_EXPLANATIONS[lastClose.code] } : { state };
     const client = createClient({
       url: options.wsUrl,
       lazy: true,

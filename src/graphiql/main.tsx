@@ -91,21 +91,13 @@ function ActAs({ onToken }: { onToken: (token: string) => void }) {
   const [problem, setProblem] = useState<string | undefined>();
   const act = (admin: boolean) => {
     setProblem(undefined);
-    fetchDevToken(user.trim(), admin).then(onToken, (error: unknown) =>
-      setProblem(error instanceof Error ? error.message : String(error)),
-    );
+    fetchDevToken(user.trim(), admin).then(onToken, (error: unknown) => setProblem(error instanceof Error ? error.message : String(error)));
   };
   return (
     <div id="cpr-act-as" className="cpr-act-as">
       <span className="cpr-dev-badge">development only</span>
       <label htmlFor="cpr-act-as-user">act as</label>
-      <input
-        id="cpr-act-as-user"
-        value={user}
-        spellCheck={false}
-        autoComplete="off"
-        onChange={(event) => setUser(event.target.value)}
-      />
+      <input id="cpr-act-as-user" value={user} spellCheck={false} autoComplete="off" onChange={(event) => setUser(event.target.value)} />
       <button id="cpr-act-as-as-user" type="button" onClick={() => act(false)}>
         as user
       </button>
@@ -202,12 +194,7 @@ function App({ config }: { config: PageConfig }) {
         <span id="cpr-token-who" className="cpr-muted">
           {describeToken(token)}
         </span>
-        <span
-          id="cpr-socket"
-          data-state={socket.state}
-          data-code={socket.code}
-          className={`cpr-socket cpr-socket-${socket.state}`}
-        >
+        <span id="cpr-socket" data-state={socket.state} data-code={socket.code} className={`cpr-socket cpr-socket-${socket.state}`}>
           socket: {socket.state}
           {socket.code !== undefined ? ` (${socket.code}${socket.reason ? ` ${socket.reason}` : ''})` : ''}
         </span>
@@ -230,9 +217,12 @@ function App({ config }: { config: PageConfig }) {
         <div id="cpr-token-hint" className="cpr-hint">
           {config.embedded ? 'Embedded mode (no DATABASE_URL, REDIS_URL or AMQP_URL). ' : ''}
           {config.devTokens ? 'Development token: "act as" above, or ' : 'Development token: '}
-          <code>npm run token -- --sub &lt;userId&gt;</code>, or{' '}
-          <code>npm run token -- --sub &lt;userId&gt; --roles admin</code> for an administrator. Publish a test
-          event with <code>npm run publish-event -- quota.updated '{'{'}"userId":"&lt;userId&gt;"{'}'}'</code>.
+          <code>npm run token -- --sub &lt;userId&gt;</code>, or <code>npm run token -- --sub &lt;userId&gt; --roles admin</code> for an
+          administrator. Publish a test event with{' '}
+          <code>
+            npm run publish-event -- quota.updated '{'{'}"userId":"&lt;userId&gt;"{'}'}'
+          </code>
+          .
         </div>
       )}
       <div className="cpr-graphiql">

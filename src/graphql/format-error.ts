@@ -24,8 +24,7 @@ export function createErrorFormatter(options: { production: boolean; logger: Log
       else if (original === undefined) code = ErrorCode.GRAPHQL_VALIDATION_FAILED;
     }
     if (code !== undefined && CLIENT_CODES.has(code)) {
-      const { stacktrace: _stack, http: _http, exception: _exception, validationErrors, ...rest } =
-        formatted.extensions ?? {};
+      const { stacktrace: _stack, http: _http, exception: _exception, validationErrors, ...rest } = formatted.extensions ?? {};
       return {
         message: formatted.message,
         ...(formatted.locations ? { locations: formatted.locations } : {}),

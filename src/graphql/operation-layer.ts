@@ -21,12 +21,7 @@
  * the new operation answered and nothing more of the cancelled one (a shared placeholder would
  * let the cancelled one take the new one's place).
  */
-import {
-  GraphQLError,
-  type ExecutionResult,
-  type GraphQLFormattedError,
-  type GraphQLSchema,
-} from 'graphql';
+import { GraphQLError, type ExecutionResult, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import type { Logger } from 'pino';
 import { issuedBeforeRevocation } from '../auth/revocation';
 import type { AuthUser, ConnectionControl, GraphQLContext, Services, TransportName } from '../contracts/context';
@@ -224,11 +219,7 @@ export class OperationLayer {
    * Authenticates a connection and takes its slot in the per-user count. The caller ends the
    * session when its connection closes (also when it closed while this was pending).
    */
-  async openSession(
-    token: string | undefined,
-    transport: SessionTransport,
-    name: TransportName = 'ws',
-  ): Promise<Session | SessionRefusal> {
+  async openSession(token: string | undefined, transport: SessionTransport, name: TransportName = 'ws'): Promise<Session | SessionRefusal> {
     if (!token) return { refused: 'forbidden', reason: 'Forbidden' };
     let user: AuthUser;
     try {

@@ -291,7 +291,10 @@ function withAfter(document: DocumentNode, operationName: string | null | undefi
       name: { kind: Kind.NAME, value: 'after' },
       value: { kind: Kind.STRING, value: after },
     };
-    const field: FieldNode = { ...selection, arguments: [...(selection.arguments ?? []).filter((arg) => arg.name.value !== 'after'), argument] };
+    const field: FieldNode = {
+      ...selection,
+      arguments: [...(selection.arguments ?? []).filter((arg) => arg.name.value !== 'after'), argument],
+    };
     return field;
   });
   const rewritten: OperationDefinitionNode = { ...operation, selectionSet: { ...operation.selectionSet, selections } };

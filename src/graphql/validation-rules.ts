@@ -34,10 +34,7 @@ interface Cost {
 }
 
 /** Depth and complexity of a selection set, fragments expanded. */
-export function measureSelectionSet(
-  selectionSet: SelectionSetNode,
-  fragments: ReadonlyMap<string, FragmentDefinitionNode>,
-): Cost {
+export function measureSelectionSet(selectionSet: SelectionSetNode, fragments: ReadonlyMap<string, FragmentDefinitionNode>): Cost {
   const memo = new Map<string, Cost>();
   const visiting = new Set<string>();
 
@@ -104,10 +101,10 @@ export function costLimitRule(limits: CostLimits): ValidationRule {
         }
         if (complexity > limits.maxComplexity) {
           context.reportError(
-            new GraphQLError(
-              `Query is too complex: it selects ${complexity} fields, more than the limit of ${limits.maxComplexity}`,
-              { nodes: [node], extensions: { limit: 'complexity', max: limits.maxComplexity, actual: complexity } },
-            ),
+            new GraphQLError(`Query is too complex: it selects ${complexity} fields, more than the limit of ${limits.maxComplexity}`, {
+              nodes: [node],
+              extensions: { limit: 'complexity', max: limits.maxComplexity, actual: complexity },
+            }),
           );
         }
         return false; // fragments were measured where they are spread

@@ -58,7 +58,14 @@ export function fanoutPart(config: Config, logger: Logger, database: Pick<Databa
   const rateOptions = { perSec: config.graphql.rateLimitPerSec, burst: config.graphql.rateLimitBurst };
   const { redis } = config;
   // Redis' streams live in memory: their durable copy lets `after` survive a Redis restart.
-  const durableLog = redis.kind === 'redis' && eventLog.maxEvents > 0 ? new PostgresEventLog(database.prisma, { ...eventLog, reorderWindow: Math.max(1, config.amqp.partitions) * config.amqp.prefetch }, logger) : undefined;
+  const durableLog =
+    redis.kind === 'redis' && eventLog.maxEvents > 0
+      ? new PostgresEventLog(
+          database.prisma,
+          { ...eventLog, reorderWindow: Math.max(1, config.amqp.partitions) * config.amqp.prefetch },
+          logger,
+        )
+      : undefined;
   const pubsub =
     redis.kind === 'redis'
       ? new RedisEventPubSub(redis.url, redis.topicPrefix, logger, queueOptions, eventLog, durableLog)

@@ -53,9 +53,7 @@ export function ingestPart(
       onDecision: (decision) => bridge.countRouted(decision),
     });
   const bus: EventBus =
-    config.amqp.kind === 'amqp'
-      ? new AmqpEventBus(config.amqp.url, config.amqp, logger, { router })
-      : new MemoryEventBus(logger);
+    config.amqp.kind === 'amqp' ? new AmqpEventBus(config.amqp.url, config.amqp, logger, { router }) : new MemoryEventBus(logger);
   const bridge = createEventBridge({
     pubsub: deps.pubsub,
     topics: deps.topics,

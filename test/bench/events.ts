@@ -16,17 +16,42 @@ export const DEVICE_DOCUMENT =
 
 /** The SDL the graphql-ws baseline builds: the same types, trimmed to what the clients select. */
 export const BASELINE_SDL = /* GraphQL */ `
-  type QuotaLimits { maxDevices: Int totalCpuCores: Int totalMemoryGB: Float }
-  type QuotaUsage { currentDevices: Int usedCpuCores: Int usedMemoryGB: Float }
+  type QuotaLimits {
+    maxDevices: Int
+    totalCpuCores: Int
+    totalMemoryGB: Float
+  }
+  type QuotaUsage {
+    currentDevices: Int
+    usedCpuCores: Int
+    usedMemoryGB: Float
+  }
   type QuotaEvent {
-    eventId: ID! type: String! userId: ID! occurredAt: String! quotaId: ID kind: String!
-    usagePercent: Float limits: QuotaLimits usage: QuotaUsage
+    eventId: ID!
+    type: String!
+    userId: ID!
+    occurredAt: String!
+    quotaId: ID
+    kind: String!
+    usagePercent: Float
+    limits: QuotaLimits
+    usage: QuotaUsage
   }
   type DeviceStatusEvent {
-    eventId: ID! type: String! userId: ID! occurredAt: String! deviceId: ID! deviceName: String
-    previousStatus: String status: String! reason: String providerType: String
+    eventId: ID!
+    type: String!
+    userId: ID!
+    occurredAt: String!
+    deviceId: ID!
+    deviceName: String
+    previousStatus: String
+    status: String!
+    reason: String
+    providerType: String
   }
-  type Query { ok: Boolean }
+  type Query {
+    ok: Boolean
+  }
   type Subscription {
     quotaChanged(userId: ID): QuotaEvent!
     deviceStatusChanged(userId: ID, deviceId: ID): DeviceStatusEvent!
@@ -37,7 +62,8 @@ export const BASELINE_SDL = /* GraphQL */ `
  * The broadcast scenario's selection on the gateway: an announcement to everyone, received by
  * every plain user's `notifications` (about the size of the quota event the baselines fan out).
  */
-export const NOTIFICATION_DOCUMENT = 'subscription { notifications { eventId type userId occurredAt scope severity category title message } }';
+export const NOTIFICATION_DOCUMENT =
+  'subscription { notifications { eventId type userId occurredAt scope severity category title message } }';
 
 /** The routing key `broadcastAnnouncement` relays through the outbox (CONTRACT §7). */
 export const ANNOUNCEMENT_ROUTING_KEY = 'notification.announcement';
@@ -50,7 +76,13 @@ export function announcementMessage(eventId: string, n: number): { routingKey: s
       eventId,
       eventType: ANNOUNCEMENT_ROUTING_KEY,
       timestamp: new Date().toISOString(),
-      payload: { title: `Maintenance ${n}`, message: 'The platform restarts at 02:00 UTC for about five minutes.', severity: 'warning', category: 'maintenance', audience: { all: true } },
+      payload: {
+        title: `Maintenance ${n}`,
+        message: 'The platform restarts at 02:00 UTC for about five minutes.',
+        severity: 'warning',
+        category: 'maintenance',
+        audience: { all: true },
+      },
     },
   };
 }
@@ -129,8 +161,16 @@ export function baselineEvent(
         quotaId: p.quotaId ?? null,
         kind: 'UPDATED',
         usagePercent: p.usagePercent ?? null,
-        limits: { maxDevices: limits.maxDevices ?? null, totalCpuCores: limits.totalCpuCores ?? null, totalMemoryGB: limits.totalMemoryGB ?? null },
-        usage: { currentDevices: usage.currentDevices ?? null, usedCpuCores: usage.usedCpuCores ?? null, usedMemoryGB: usage.usedMemoryGB ?? null },
+        limits: {
+          maxDevices: limits.maxDevices ?? null,
+          totalCpuCores: limits.totalCpuCores ?? null,
+          totalMemoryGB: limits.totalMemoryGB ?? null,
+        },
+        usage: {
+          currentDevices: usage.currentDevices ?? null,
+          usedCpuCores: usage.usedCpuCores ?? null,
+          usedMemoryGB: usage.usedMemoryGB ?? null,
+        },
       },
     };
   }

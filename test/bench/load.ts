@@ -15,7 +15,16 @@ import { performance } from 'node:perf_hooks';
 import type { Channel } from 'amqplib';
 import WebSocket from 'ws';
 import { signHs } from '../helpers/jwt';
-import { announcementMessage, DEVICE_DOCUMENT, DEVICE_ID, deviceMessage, NOTIFICATION_DOCUMENT, QUOTA_DOCUMENT, QUOTA_ID, quotaMessage } from './events';
+import {
+  announcementMessage,
+  DEVICE_DOCUMENT,
+  DEVICE_ID,
+  deviceMessage,
+  NOTIFICATION_DOCUMENT,
+  QUOTA_DOCUMENT,
+  QUOTA_ID,
+  quotaMessage,
+} from './events';
 
 /**
  * per-user: each socket its own events; fan-out: administrators, every event to every socket;
@@ -161,10 +170,12 @@ export class Load {
     const subscribes = [
       `{"id":"${QUOTA_ID}","type":"subscribe","payload":{"query":${JSON.stringify(this.announcing ? NOTIFICATION_DOCUMENT : QUOTA_DOCUMENT)}}}`,
     ];
-    if (this.options.mode === 'per-user') subscribes.push(`{"id":"${DEVICE_ID}","type":"subscribe","payload":{"query":${JSON.stringify(DEVICE_DOCUMENT)}}}`);
+    if (this.options.mode === 'per-user')
+      subscribes.push(`{"id":"${DEVICE_ID}","type":"subscribe","payload":{"query":${JSON.stringify(DEVICE_DOCUMENT)}}}`);
     const deadline = Date.now() + timeoutMs;
     let next = 0;
-    const documents = this.options.mode === 'per-user' ? [QUOTA_DOCUMENT, DEVICE_DOCUMENT] : [this.announcing ? NOTIFICATION_DOCUMENT : QUOTA_DOCUMENT];
+    const documents =
+      this.options.mode === 'per-user' ? [QUOTA_DOCUMENT, DEVICE_DOCUMENT] : [this.announcing ? NOTIFICATION_DOCUMENT : QUOTA_DOCUMENT];
     const tokenOf = (index: number) =>
       signHs(this.options.jwtSecret, { sub: this.userId(index), roles: admin ? ['admin'] : [], iat: now, exp: now + 7200 });
     const openSse = (index: number) => this.openSse(index, tokenOf(index), documents);
@@ -288,7 +299,12 @@ export class Load {
     this.lastAnyReceive = now;
     const end = data.indexOf(QUOTE, start);
     const dash = data.lastIndexOf(DASH, end);
-    if (end < 0 || dash < start || dash - start !== this.tagBytes.length || data.compare(this.tagBytes, 0, this.tagBytes.length, start, dash) !== 0) {
+    if (
+      end < 0 ||
+      dash < start ||
+      dash - start !== this.tagBytes.length ||
+      data.compare(this.tagBytes, 0, this.tagBytes.length, start, dash) !== 0
+    ) {
       return; // an earlier phase's straggler (a previous step's backlog): not this phase's business
     }
     let seq = 0;
@@ -334,7 +350,8 @@ export class Load {
     this.misrouted = 0;
     this.lastReceive = 0;
     const c = this.options.clients;
-    this.seen = this.options.mode === 'per-user' ? [new Uint8Array(events)] : Array.from({ length: c }, () => new Uint8Array((events >> 3) + 1));
+    this.seen =
+      this.options.mode === 'per-user' ? [new Uint8Array(events)] : Array.from({ length: c }, () => new Uint8Array((events >> 3) + 1));
 
     const { channel, exchange } = this.options;
     const publishOne = (seq: number) => {
@@ -345,7 +362,8 @@ export class Load {
         this.target[seq] = index;
         // Cycles of C events alternate quota and device: one user's events of a family are 2C apart,
         // so nothing is legitimately coalesced (EVENT_COALESCE_MS) unless rate > 20 C/s.
-        message = Math.floor(seq / c) % 2 === 0 ? quotaMessage(eventId, this.userId(index), seq) : deviceMessage(eventId, this.userId(index), seq);
+        message =
+          Math.floor(seq / c) % 2 === 0 ? quotaMessage(eventId, this.userId(index), seq) : deviceMessage(eventId, this.userId(index), seq);
       } else if (this.announcing) {
         message = announcementMessage(eventId, seq);
       } else {
@@ -371,7 +389,11 @@ export class Load {
     const publishRate = sent / Math.max(0.001, (published - start) / 1000);
     const expectedNow = this.options.mode === 'per-user' ? sent : sent * this.clients.length;
     const drainCap = published + Math.max(drainMs, maxDrainMs);
-    while (this.delivered < expectedNow && performance.now() - Math.max(published, this.lastReceive) < drainMs && performance.now() < drainCap) {
+    while (
+      this.delivered < expectedNow &&
+      performance.now() - Math.max(published, this.lastReceive) < drainMs &&
+      performance.now() < drainCap
+    ) {
       await new Promise<void>((resolve) => setTimeout(resolve, 10));
     }
     const stillArriving = this.delivered < expectedNow && performance.now() - Math.max(published, this.lastReceive) < drainMs;

@@ -36,7 +36,12 @@ function owner(url: string): string {
   }
   if (url.startsWith('node:')) return 'node';
   const dist = url.indexOf('/dist/');
-  if (dist >= 0) return `gateway ${url.slice(dist + 1).split('/').slice(0, 2).join('/')}`;
+  if (dist >= 0)
+    return `gateway ${url
+      .slice(dist + 1)
+      .split('/')
+      .slice(0, 2)
+      .join('/')}`;
   return url.replace(/^file:\/\//, '');
 }
 
@@ -130,7 +135,8 @@ export function formatSummary(file: string, top = 25): string {
   lines.push(`  by package:`);
   for (const p of packages) lines.push(`  ${p.selfMs.toFixed(1).padStart(7)} ${p.percent.toFixed(1).padStart(6)}  ${p.name}`);
   lines.push(`  gateway functions (dist/) by total time, synchronous callees included (work after an await is not counted to its caller):`);
-  for (const g of gatewayInclusive) lines.push(`  ${g.selfMs.toFixed(1).padStart(7)} ${g.percent.toFixed(1).padStart(6)}  ${g.name}  ${g.where}`);
+  for (const g of gatewayInclusive)
+    lines.push(`  ${g.selfMs.toFixed(1).padStart(7)} ${g.percent.toFixed(1).padStart(6)}  ${g.name}  ${g.where}`);
   return lines.join('\n');
 }
 

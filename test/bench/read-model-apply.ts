@@ -26,8 +26,26 @@ function events(round: number): GatewayEvent[] {
     const userId = `user-${i}`;
     out.push(
       i % 2
-        ? ({ family: 'device', eventId: `r${round}-${i}`, type: 'device.status.changed', userId, occurredAt: at, deviceId: `dev-${i}`, status: round % 2 ? 'RUNNING' : 'STOPPED' })
-        : ({ family: 'quota', eventId: `r${round}-${i}`, type: 'quota.updated', userId, occurredAt: at, kind: 'UPDATED', quotaId: `q-${i}`, usage: { currentDevices: round }, limits: { maxDevices: 5 } } as GatewayEvent),
+        ? {
+            family: 'device',
+            eventId: `r${round}-${i}`,
+            type: 'device.status.changed',
+            userId,
+            occurredAt: at,
+            deviceId: `dev-${i}`,
+            status: round % 2 ? 'RUNNING' : 'STOPPED',
+          }
+        : ({
+            family: 'quota',
+            eventId: `r${round}-${i}`,
+            type: 'quota.updated',
+            userId,
+            occurredAt: at,
+            kind: 'UPDATED',
+            quotaId: `q-${i}`,
+            usage: { currentDevices: round },
+            limits: { maxDevices: 5 },
+          } as GatewayEvent),
     );
   }
   return out;
@@ -59,7 +77,15 @@ async function main(): Promise<void> {
       const used = process.cpuUsage(cpu);
       const cpuUs = used.user + used.system;
       console.log(
-        JSON.stringify({ round: round === 1 ? 'create' : 'update', events: N, window: WINDOW, failed, wallMs: Math.round(wallMs), eventsPerSecond: Math.round((N / wallMs) * 1000), cpuUsPerEvent: Math.round(cpuUs / N) }),
+        JSON.stringify({
+          round: round === 1 ? 'create' : 'update',
+          events: N,
+          window: WINDOW,
+          failed,
+          wallMs: Math.round(wallMs),
+          eventsPerSecond: Math.round((N / wallMs) * 1000),
+          cpuUsPerEvent: Math.round(cpuUs / N),
+        }),
       );
     }
   } finally {

@@ -27,7 +27,9 @@ function cpuUs(pid: number): number {
 
 async function main(): Promise<void> {
   const port = await freePort();
-  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
   try {
     const pubsub = new RedisEventPubSub(`redis://127.0.0.1:${port}`, 'bench:', pino({ level: 'silent' }), undefined, {
       maxEvents: 500,
@@ -44,7 +46,17 @@ async function main(): Promise<void> {
     }
     const topics = createTopics('bench:');
     const event = (i: number): GatewayEvent =>
-      ({ family: 'quota', eventId: `e-${i}`, type: 'quota.updated', userId: `user-${i % 1_000}`, occurredAt: new Date().toISOString(), kind: 'UPDATED', quotaId: `q-${i % 1_000}`, usage: { currentDevices: i % 7, usedCpuCores: 2 }, limits: { maxDevices: 5 } }) as GatewayEvent;
+      ({
+        family: 'quota',
+        eventId: `e-${i}`,
+        type: 'quota.updated',
+        userId: `user-${i % 1_000}`,
+        occurredAt: new Date().toISOString(),
+        kind: 'UPDATED',
+        quotaId: `q-${i % 1_000}`,
+        usage: { currentDevices: i % 7, usedCpuCores: 2 },
+        limits: { maxDevices: 5 },
+      }) as GatewayEvent;
     const cpu0 = cpuUs(server.pid as number);
     const began = Date.now();
     let next = 0;
@@ -58,7 +70,17 @@ async function main(): Promise<void> {
     );
     const wallMs = Date.now() - began;
     const usPerEvent = (cpuUs(server.pid as number) - cpu0) / N;
-    console.log(JSON.stringify({ stage: 'redis-shard', events: N, inFlight: W, wallMs, eventsPerSec: Math.round((N / wallMs) * 1_000), redisCpuUsPerEvent: +usPerEvent.toFixed(1), eventsPerSecOneCore: Math.round(1e6 / usPerEvent) }));
+    console.log(
+      JSON.stringify({
+        stage: 'redis-shard',
+        events: N,
+        inFlight: W,
+        wallMs,
+        eventsPerSec: Math.round((N / wallMs) * 1_000),
+        redisCpuUsPerEvent: +usPerEvent.toFixed(1),
+        eventsPerSecOneCore: Math.round(1e6 / usPerEvent),
+      }),
+    );
     await pubsub.close();
   } finally {
     server.kill('SIGTERM');

@@ -31,13 +31,37 @@ function body(i: number): { routingKey: string; body: Buffer } {
   const device = `dev-${i % USERS}`;
   switch (i % 4) {
     case 0:
-      return { routingKey: 'quota.updated', body: Buffer.from(JSON.stringify({ userId: user, quotaId: `q-${user}`, usage: { currentDevices: i % 7, usedCpuCores: 2 }, limits: { maxDevices: 5 }, timestamp: Date.now() })) };
+      return {
+        routingKey: 'quota.updated',
+        body: Buffer.from(
+          JSON.stringify({
+            userId: user,
+            quotaId: `q-${user}`,
+            usage: { currentDevices: i % 7, usedCpuCores: 2 },
+            limits: { maxDevices: 5 },
+            timestamp: Date.now(),
+          }),
+        ),
+      };
     case 1:
-      return { routingKey: 'device.status.changed', body: Buffer.from(JSON.stringify({ eventId: `e-${i}`, eventType: 'device.status.changed', timestamp: new Date().toISOString(), payload: { userId: user, deviceId: device, oldStatus: 'running', newStatus: 'stopped' } })) };
+      return {
+        routingKey: 'device.status.changed',
+        body: Buffer.from(
+          JSON.stringify({
+            eventId: `e-${i}`,
+            eventType: 'device.status.changed',
+            timestamp: new Date().toISOString(),
+            payload: { userId: user, deviceId: device, oldStatus: 'running', newStatus: 'stopped' },
+          }),
+        ),
+      };
     case 2:
       return { routingKey: 'device.started', body: Buffer.from(JSON.stringify({ deviceId: device, startedAt: new Date().toISOString() })) };
     default:
-      return { routingKey: 'order.completed', body: Buffer.from(JSON.stringify({ userId: user, orderId: `o-${i}`, amount: '59.90', timestamp: Date.now() })) };
+      return {
+        routingKey: 'order.completed',
+        body: Buffer.from(JSON.stringify({ userId: user, orderId: `o-${i}`, amount: '59.90', timestamp: Date.now() })),
+      };
   }
 }
 
@@ -46,14 +70,24 @@ function decideOnly(): void {
   let forwarded = 0;
   const router = new PartitionRouter<number>({ forward: () => void forwarded++, maxMessageBytes: 262_144 });
   // Teach the owners first, as the devices' earlier events would have.
-  for (let i = 0; i < USERS; i++) router.push({ routingKey: 'device.created', body: Buffer.from(JSON.stringify({ userId: `user-${i}`, deviceId: `dev-${i}` })) }, -1);
+  for (let i = 0; i < USERS; i++)
+    router.push({ routingKey: 'device.created', body: Buffer.from(JSON.stringify({ userId: `user-${i}`, deviceId: `dev-${i}` })) }, -1);
   const cpu = process.cpuUsage();
   const began = process.hrtime.bigint();
   for (let i = 0; i < messages.length; i++) router.push(messages[i] as IncomingMessage, i);
   const wallMs = Number(process.hrtime.bigint() - began) / 1e6;
   const used = process.cpuUsage(cpu);
   const usPerEvent = (used.user + used.system) / N;
-  console.log(JSON.stringify({ stage: 'decide', events: N, forwarded: forwarded - USERS, wallMs: Math.round(wallMs), cpuUsPerEvent: +usPerEvent.toFixed(2), eventsPerSecOneCore: Math.round(1e6 / usPerEvent) }));
+  console.log(
+    JSON.stringify({
+      stage: 'decide',
+      events: N,
+      forwarded: forwarded - USERS,
+      wallMs: Math.round(wallMs),
+      cpuUsPerEvent: +usPerEvent.toFixed(2),
+      eventsPerSecOneCore: Math.round(1e6 / usPerEvent),
+    }),
+  );
 }
 
 async function throughAmqp(): Promise<void> {
@@ -72,13 +106,17 @@ async function throughAmqp(): Promise<void> {
   const topology = partitionTopology(names.queue, names.partitions);
   const logger = pino({ level: 'warn' });
   // Declare the topology once (no consumer), so the events wait in the router queue.
-  const declare = new AmqpEventBus(AMQP_URL, names, logger, { router: (forward) => new PartitionRouter({ forward, maxMessageBytes: 262_144 }) });
+  const declare = new AmqpEventBus(AMQP_URL, names, logger, {
+    router: (forward) => new PartitionRouter({ forward, maxMessageBytes: 262_144 }),
+  });
   await declare.connect();
   await declare.close();
   const connection = await amqp.connect(AMQP_URL);
   const channel = await connection.createConfirmChannel();
   for (let i = 0; i < USERS; i++) {
-    channel.publish(names.exchange, 'device.created', Buffer.from(JSON.stringify({ userId: `user-${i}`, deviceId: `dev-${i}` })), { persistent: true });
+    channel.publish(names.exchange, 'device.created', Buffer.from(JSON.stringify({ userId: `user-${i}`, deviceId: `dev-${i}` })), {
+      persistent: true,
+    });
   }
   for (let i = 0; i < N; i++) {
     const { routingKey, body: content } = body(i);
@@ -91,7 +129,9 @@ async function throughAmqp(): Promise<void> {
   let received = 0;
   let resolveDone: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (resolveDone = resolve));
-  const bus = new AmqpEventBus(AMQP_URL, names, logger, { router: (forward) => new PartitionRouter({ forward, maxMessageBytes: 262_144 }) });
+  const bus = new AmqpEventBus(AMQP_URL, names, logger, {
+    router: (forward) => new PartitionRouter({ forward, maxMessageBytes: 262_144 }),
+  });
   await bus.connect();
   const cpu = process.cpuUsage();
   const began = Date.now();

@@ -109,7 +109,8 @@ function parseOptions(argv: string[]): Options {
     return n;
   };
   const scenarioNames = list('scenarios', ['per-user', 'fan-out', 'broadcast']);
-  for (const s of scenarioNames) if (s !== 'per-user' && s !== 'fan-out' && s !== 'broadcast' && s !== 'frontend') throw new Error(`--scenarios: unknown "${s}"`);
+  for (const s of scenarioNames)
+    if (s !== 'per-user' && s !== 'fan-out' && s !== 'broadcast' && s !== 'frontend') throw new Error(`--scenarios: unknown "${s}"`);
   const scenarios = scenarioNames as Scenario[];
   const servers = list('servers', ['gateway', 'raw', 'graphql-ws']) as ServerKind[];
   for (const s of servers) if (!['gateway', 'gateway-sse', 'raw', 'graphql-ws'].includes(s)) throw new Error(`--servers: unknown "${s}"`);

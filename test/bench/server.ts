@@ -82,7 +82,10 @@ async function startGateway(spec: ServerSpec): Promise<RunningServer> {
       const stats = app.stats();
       const { sse, multipart } = stats.sessions.transports;
       // Connections of every transport: SSE and multipart streams count as the sockets they are.
-      return { sockets: stats.sockets + sse.open + multipart.open, subscriptions: Object.values(stats.subscriptions).reduce((a, b) => a + b, 0) };
+      return {
+        sockets: stats.sockets + sse.open + multipart.open,
+        subscriptions: Object.values(stats.subscriptions).reduce((a, b) => a + b, 0),
+      };
     },
     stop: () => app.stop(),
   };
@@ -93,7 +96,11 @@ async function main(): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error('run with --expose-gc');
   const server =
-    spec.kind === 'gateway' || spec.kind === 'gateway-sse' ? await startGateway(spec) : spec.kind === 'raw' ? await startRawServer(spec) : await startGraphqlWsServer(spec);
+    spec.kind === 'gateway' || spec.kind === 'gateway-sse'
+      ? await startGateway(spec)
+      : spec.kind === 'raw'
+        ? await startRawServer(spec)
+        : await startGraphqlWsServer(spec);
   let session: Session | undefined;
   const post = <T>(method: string, params?: object) =>
     new Promise<T>((resolve, reject) => session?.post(method, params ?? {}, (err, res) => (err ? reject(err) : resolve(res as T))));

@@ -19,7 +19,9 @@ const say = (line: string) => void process.stdout.write(`[chaos ${new Date().toI
 beforeAll(async () => {
   const began = Date.now();
   privateServices = await startPrivateServices();
-  say(`private services up in ${((Date.now() - began) / 1_000).toFixed(1)} s: ${privateServices.rabbit.url}, ${privateServices.redis.url}, ${privateServices.postgres.url}`);
+  say(
+    `private services up in ${((Date.now() - began) / 1_000).toFixed(1)} s: ${privateServices.rabbit.url}, ${privateServices.redis.url}, ${privateServices.postgres.url}`,
+  );
 }, 180_000);
 
 afterAll(async () => {
@@ -67,7 +69,7 @@ const SCENARIOS: ScenarioSpec[] = [
   },
 ];
 
-it('loses nothing and keeps every user\'s order in every scenario', async () => {
+it("loses nothing and keeps every user's order in every scenario", async () => {
   const only = process.env.CHAOS_ONLY;
   for (const spec of SCENARIOS) {
     if (only && !spec.name.toLowerCase().includes(only.toLowerCase())) continue;

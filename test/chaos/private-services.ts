@@ -19,7 +19,6 @@ export { freePort };
 
 const run = promisify(execFile);
 
-
 /** Polls `check` every 100 ms until it is true, or throws after `timeoutMs`. */
 async function until(check: () => Promise<boolean>, what: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -175,7 +174,8 @@ async function startPostgres(dir: string): Promise<PrivatePostgres> {
     uid >= 0 ? run('runuser', ['-u', 'postgres', '--', cmd, ...args], { timeout: 120_000 }) : run(cmd, args, { timeout: 120_000 });
   await asPostgres(path.join(PG_BIN, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   const options = `-p ${port} -k ${sockets} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
-  const ctl = (...args: string[]) => asPostgres(path.join(PG_BIN, 'pg_ctl'), ['-D', data, '-w', '-t', '60', '-l', path.join(base, 'log'), ...args]);
+  const ctl = (...args: string[]) =>
+    asPostgres(path.join(PG_BIN, 'pg_ctl'), ['-D', data, '-w', '-t', '60', '-l', path.join(base, 'log'), ...args]);
   await ctl('-o', options, 'start');
   const url = `postgresql://postgres@127.0.0.1:${port}/postgres`;
   return {

@@ -80,7 +80,11 @@ const pause = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 const SUBSCRIPTION = 'subscription Q($after: ID) { quotaChanged(after: $after) { eventId } }';
 
-export async function runScenario(services: ChaosServices, spec: ScenarioSpec, log: (line: string) => void = () => undefined): Promise<ScenarioResult> {
+export async function runScenario(
+  services: ChaosServices,
+  spec: ScenarioSpec,
+  log: (line: string) => void = () => undefined,
+): Promise<ScenarioResult> {
   const run = uniqueId('chaos');
   const exchange = `${run}.x`;
   const env: Record<string, string> = {
@@ -184,7 +188,8 @@ export async function runScenario(services: ChaosServices, spec: ScenarioSpec, l
             },
             error(error) {
               const code =
-                (Array.isArray(error) ? (error[0] as { extensions?: { code?: string } })?.extensions?.code : undefined) ?? 'SUBSCRIPTION_ERROR';
+                (Array.isArray(error) ? (error[0] as { extensions?: { code?: string } })?.extensions?.code : undefined) ??
+                'SUBSCRIPTION_ERROR';
               errors[code] = (errors[code] ?? 0) + 1;
               // Continuity could not be proven: start again from now (what a frontend does after a refetch).
               setTimeout(subscribeOnce, 100);
@@ -293,7 +298,8 @@ async function removeTopology(services: ChaosServices, env: Record<string, strin
   try {
     const channel = await connection.createChannel();
     const topology = partitionTopology(env.AMQP_QUEUE as string, Number(env.AMQP_PARTITIONS ?? 16));
-    for (const queue of [topology.router, ...topology.partitions, topology.legacy, env.AMQP_DLQ as string]) await channel.deleteQueue(queue);
+    for (const queue of [topology.router, ...topology.partitions, topology.legacy, env.AMQP_DLQ as string])
+      await channel.deleteQueue(queue);
     for (const exchange of [topology.exchange, env.AMQP_DLX as string, env.AMQP_EXCHANGE as string]) await channel.deleteExchange(exchange);
     await channel.close();
   } finally {
@@ -379,11 +385,17 @@ class Publisher {
     if (!channel) return;
     const generation = this.generation;
     try {
-      channel.publish(this.exchange, entry.routingKey, entry.content, { persistent: true, contentType: 'application/json', messageId }, (error) => {
-        if (error || generation !== this.generation || this.pending.get(messageId) !== entry) return;
-        this.pending.delete(messageId);
-        entry.confirmed();
-      });
+      channel.publish(
+        this.exchange,
+        entry.routingKey,
+        entry.content,
+        { persistent: true, contentType: 'application/json', messageId },
+        (error) => {
+          if (error || generation !== this.generation || this.pending.get(messageId) !== entry) return;
+          this.pending.delete(messageId);
+          entry.confirmed();
+        },
+      );
     } catch {
       // the channel closed under us: `lost` re-sends
     }
@@ -433,7 +445,9 @@ export function formatResults(results: readonly ScenarioResult[]): string {
     String(r.duplicated),
     String(r.outOfOrder),
     r.recoverMs === undefined ? '-' : Number.isFinite(r.recoverMs) ? `${(r.recoverMs / 1_000).toFixed(1)} s` : 'never',
-    Object.entries(r.errors).map(([code, n]) => `${code} ×${n}`).join(', ') || '-',
+    Object.entries(r.errors)
+      .map(([code, n]) => `${code} ×${n}`)
+      .join(', ') || '-',
   ]);
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');

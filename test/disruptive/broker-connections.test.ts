@@ -57,14 +57,15 @@ it('recovers from close_all_connections on its own and loses no event published 
   peers.push(peer);
   const N = 20;
   const ids = Array.from({ length: N }, (_, i) => `away-${user}-${i}`);
-  for (const id of ids) await peer.publish('device.status.changed', { userId: user, deviceId: 'd', newStatus: 'running' }, { messageId: id, exchange });
+  for (const id of ids)
+    await peer.publish('device.status.changed', { userId: user, deviceId: 'd', newStatus: 'running' }, { messageId: id, exchange });
 
   await waitFor(async () => (await ready(first)) && (await ready(second)), 'both instances to recover by themselves', 30_000);
   [first, second].forEach((g, i) => expect(g.app.stats().reconnects.eventBus).toBeGreaterThan(reconnectsBefore[i] as number));
 
   for (const sub of subs) {
     const got: string[] = [];
-    for (let i = 0; i < N; i++) got.push(((await sub.next(20_000)).data?.deviceStatusChanged.eventId) as string);
+    for (let i = 0; i < N; i++) got.push((await sub.next(20_000)).data?.deviceStatusChanged.eventId as string);
     expect([...got].sort()).toEqual([...ids].sort());
   }
   await peer.publish('device.stopped', { userId: user, deviceId: 'd' }, { messageId: `last-${user}`, exchange });

@@ -134,7 +134,10 @@ it('clients resuming with after across a Redis restart lose nothing, repeat noth
   expect(admin.errors).toEqual([]);
   expect(new Set(admin.received).size).toBe(admin.received.length);
   for (const user of users) {
-    const t = tally(expected.get(user) ?? [], admin.received.filter((id) => id.startsWith(`${user}-`)));
+    const t = tally(
+      expected.get(user) ?? [],
+      admin.received.filter((id) => id.startsWith(`${user}-`)),
+    );
     lost += t.lost;
     reordered += t.reordered;
     expect(admin.received.filter((id) => id.startsWith(`${user}-`))).toEqual(expected.get(user));

@@ -7,11 +7,7 @@ import { waitFor } from './wait';
 export interface PlatformPeer {
   readonly channel: ConfirmChannel;
   /** Publishes to `exchange` (default: this test file's own exchange, TEST_EXCHANGE) and waits for the broker's confirm. */
-  publish(
-    routingKey: string,
-    body: unknown,
-    properties?: { messageId?: string; timestamp?: number; exchange?: string },
-  ): Promise<void>;
+  publish(routingKey: string, body: unknown, properties?: { messageId?: string; timestamp?: number; exchange?: string }): Promise<void>;
   /** Waits until `queue` holds a message matching `predicate`; acks what it reads. */
   take(queue: string, predicate: (message: GetMessage) => boolean, what: string): Promise<GetMessage>;
   /** Declares a temporary queue bound to this test file's exchange (TEST_EXCHANGE) with `binding` (a wiretap). */
@@ -49,20 +45,17 @@ export async function openPlatformPeer(): Promise<PlatformPeer> {
       const buffer = seen.get(queue) ?? [];
       seen.set(queue, buffer);
       let found: GetMessage | undefined;
-      await waitFor(
-        async () => {
-          found = buffer.find(predicate);
-          if (found) return true;
-          for (let i = 0; i < 100; i++) {
-            const message = await reader.get(queue, { noAck: true });
-            if (!message) break;
-            buffer.push(message);
-          }
-          found = buffer.find(predicate);
-          return found !== undefined;
-        },
-        what,
-      );
+      await waitFor(async () => {
+        found = buffer.find(predicate);
+        if (found) return true;
+        for (let i = 0; i < 100; i++) {
+          const message = await reader.get(queue, { noAck: true });
+          if (!message) break;
+          buffer.push(message);
+        }
+        found = buffer.find(predicate);
+        return found !== undefined;
+      }, what);
       buffer.splice(buffer.indexOf(found as GetMessage), 1);
       return found as GetMessage;
     },

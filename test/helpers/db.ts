@@ -6,7 +6,12 @@ import { track } from './teardown';
 export interface TestSql {
   query<R extends pg.QueryResultRow = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<R[]>;
   /** Outbox rows (routing key, payload) written for an entity id named in the payload. */
-  outboxFor(field: string, id: string): Promise<{ id: string; routing_key: string; payload: { eventId: string; payload: Record<string, unknown> }; published_at: Date | null }[]>;
+  outboxFor(
+    field: string,
+    id: string,
+  ): Promise<
+    { id: string; routing_key: string; payload: { eventId: string; payload: Record<string, unknown> }; published_at: Date | null }[]
+  >;
   /** A PENDING order, as the platform's billing service would create it. */
   seedOrder(order: { userId: string; amount?: string; deviceId?: string; planId?: string; id?: string; createdAt?: Date }): Promise<string>;
   close(): Promise<void>;

@@ -9,13 +9,7 @@ import { buildApp, type App } from '../../src/app';
 import { loadConfig, type Config } from '../../src/config';
 import { partitionTopology } from '../../src/infra/amqp/partition-topology';
 import { createLogger } from '../../src/logger';
-import {
-  TEST_AMQP_URL,
-  TEST_EXCHANGE,
-  TEST_JWT_SECRET,
-  TEST_REDIS_URL,
-  uniqueId,
-} from './services';
+import { TEST_AMQP_URL, TEST_EXCHANGE, TEST_JWT_SECRET, TEST_REDIS_URL, uniqueId } from './services';
 import { track, type Tracked } from './teardown';
 import { waitFor } from './wait';
 
@@ -64,12 +58,15 @@ export async function startGateway(env: Env): Promise<TestGateway> {
     ...env,
   });
   // Registered first, so it is deleted after the gateways that use it have stopped (newest first).
-  resources ??= track('AMQP queues and exchanges, Redis logs of this file\'s gateways', deleteRunResources);
+  resources ??= track("AMQP queues and exchanges, Redis logs of this file's gateways", deleteRunResources);
   if (config.amqp.kind === 'amqp') topologies.push(config.amqp);
   if (config.redis.kind === 'redis') logPrefixes.add(config.redis.topicPrefix);
   const app = buildApp(config, createLogger(config.logLevel));
   // Before start(): a start that fails half way (the broker refuses) still gets its stop().
-  running.set(app, track(`gateway (${config.amqp.kind === 'amqp' ? config.amqp.queue : 'embedded'})`, () => app.stop()));
+  running.set(
+    app,
+    track(`gateway (${config.amqp.kind === 'amqp' ? config.amqp.queue : 'embedded'})`, () => app.stop()),
+  );
   await app.start();
   return { app, config, httpUrl: `${app.url}/graphql`, wsUrl: `ws://127.0.0.1:${app.port}/graphql` };
 }

@@ -109,11 +109,13 @@ export async function startJwksServer(pairs: readonly KeyPair[]): Promise<JwksSe
     });
     res.writeHead(200, { 'content-type': 'application/json' }).end(body);
   });
-  const tracked = track('JWKS server', () =>
-    new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+  const tracked = track(
+    'JWKS server',
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

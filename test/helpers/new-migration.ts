@@ -13,12 +13,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
-import {
-  createMigrationSql,
-  migrationLockfileContent,
-  repoRoot,
-  type CreateMigrationSqlOptions,
-} from './schema-drift';
+import { createMigrationSql, migrationLockfileContent, repoRoot, type CreateMigrationSqlOptions } from './schema-drift';
 
 export interface NewMigrationOptions extends CreateMigrationSqlOptions {
   /** Human name; slugified like the Prisma CLI does (`Add note` -> `add_note`). */
@@ -86,10 +81,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write('usage: new-migration <name> [--dry-run]\n');
     return 64;
   }
-  const databaseUrl =
-    process.env.TEST_DATABASE_URL ??
-    process.env.DATABASE_URL ??
-    'postgresql://postgres@127.0.0.1:5432/postgres';
+  const databaseUrl = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
   const result = await newMigration({ name, databaseUrl, dryRun });
   if (result.sql === '') {
     process.stdout.write('Already in sync: prisma/migrations matches prisma/schema.prisma.\n');

@@ -17,7 +17,6 @@ export interface PrivateRedis {
   stop(): Promise<void>;
 }
 
-
 async function answers(port: number): Promise<boolean> {
   const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   client.on('error', () => undefined);

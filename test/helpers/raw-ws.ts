@@ -117,8 +117,7 @@ export async function connectRaw(url: string, protocol = 'graphql-transport-ws',
         closed.resolve(payload.length >= 2 ? payload.readUInt16BE(0) : 1005);
         sendFrame(0x8, payload.subarray(0, 2));
         socket.end();
-      }
-      else if (opcode === 0x9 && options.answerPings) sendFrame(0xa, payload);
+      } else if (opcode === 0x9 && options.answerPings) sendFrame(0xa, payload);
       else if (opcode === 0x1) {
         const message = JSON.parse(payload.toString()) as Record<string, unknown>;
         const waiter = waiters.shift();

@@ -25,7 +25,6 @@ export interface TestRedisCluster {
   stop(): Promise<void>;
 }
 
-
 /** Ports whose cluster bus port (port + 10000) is free too. */
 async function clusterPort(taken: Set<number>): Promise<number> {
   for (let i = 0; i < 50; i++) {
@@ -43,7 +42,9 @@ async function clusterPort(taken: Set<number>): Promise<number> {
 
 const run = (file: string, args: string[], timeoutMs: number) =>
   new Promise<string>((resolve, reject) =>
-    execFile(file, args, { timeout: timeoutMs }, (error, stdout, stderr) => (error ? reject(new Error(`${file} ${args.join(' ')}: ${stderr || error.message}`)) : resolve(stdout))),
+    execFile(file, args, { timeout: timeoutMs }, (error, stdout, stderr) =>
+      error ? reject(new Error(`${file} ${args.join(' ')}: ${stderr || error.message}`)) : resolve(stdout),
+    ),
   );
 
 export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> {
@@ -84,9 +85,22 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
       const child = spawn(
         'redis-server',
         [
-          '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
-          '--cluster-config-file', path.join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000',
-          '--save', '', '--appendonly', 'no', '--dir', dir,
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          path.join(dir, `nodes-${port}.conf`),
+          '--cluster-node-timeout',
+          '2000',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--dir',
+          dir,
         ],
         { stdio: 'ignore' },
       );
@@ -113,9 +127,14 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
     };
     await waitFor(async () => (await Promise.all(ports.map(answers))).every(Boolean), 'cluster nodes to answer', 15_000);
     const probes = ports.map(node);
-    await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], 30_000);
+    await run(
+      'redis-cli',
+      ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'],
+      30_000,
+    );
     await waitFor(
-      async () => (await Promise.all(probes.map((p) => p.cluster('INFO').catch(() => '')))).every((info) => /cluster_state:ok/.test(String(info))),
+      async () =>
+        (await Promise.all(probes.map((p) => p.cluster('INFO').catch(() => '')))).every((info) => /cluster_state:ok/.test(String(info))),
       'the cluster to be ok on every node',
       20_000,
     );

@@ -50,11 +50,14 @@ export function resumingClient(url: () => string, user: string, options: { roles
       on: { closed: (event) => void closes.push((event as { code: number }).code) },
     }),
   );
-  opened.push({ client, tracked: track(`resuming client of ${user}`, () => {
+  opened.push({
+    client,
+    tracked: track(`resuming client of ${user}`, () => {
       // A held reconnect would keep dispose() waiting: open the gate first.
       gate?.resolve();
       return client.dispose();
-    }) });
+    }),
+  });
   client.subscribe(
     { query: SUBSCRIPTION },
     {

@@ -128,10 +128,7 @@ interface MigrationList {
     };
   }>;
 }
-type DiffTarget =
-  | { tag: 'empty' }
-  | ({ tag: 'schemaDatamodel' } & { files: SchemaContainer[] })
-  | ({ tag: 'migrations' } & MigrationList);
+type DiffTarget = { tag: 'empty' } | ({ tag: 'schemaDatamodel' } & { files: SchemaContainer[] }) | ({ tag: 'migrations' } & MigrationList);
 interface DiffParams {
   from: DiffTarget;
   to: DiffTarget;
@@ -199,9 +196,7 @@ function loadSchemaEngineWasm(): SchemaEngineWasmModule {
   }
   // `module` is referenced by the glue (`module.require`) when it looks for node:crypto.
   // eslint-disable-next-line @typescript-eslint/no-implied-eval
-  const factory = new Function('module', `${body}\nreturn { ${exported.join(', ')} };`) as (
-    m: NodeJS.Module,
-  ) => Record<string, unknown>;
+  const factory = new Function('module', `${body}\nreturn { ${exported.join(', ')} };`) as (m: NodeJS.Module) => Record<string, unknown>;
   const glue = factory(module);
 
   // The engine reports Rust panics through this global (see prisma-engines' engine.rs).
@@ -352,9 +347,7 @@ class ScratchPgAdapterFactory implements SqlMigrationAwareDriverAdapterFactory {
       await adapter.dispose().catch((e: unknown) => errors.push(e));
     }
     for (const name of this.createdDatabases.splice(0).reverse()) {
-      await adminExec(this.baseUrl, `DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`).catch(
-        (e: unknown) => errors.push(e),
-      );
+      await adminExec(this.baseUrl, `DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`).catch((e: unknown) => errors.push(e));
     }
     if (errors.length > 0) {
       throw new Error(`schema-drift: cleanup failed: ${errors.map(String).join('; ')}`);

@@ -94,7 +94,13 @@ describe('audiences, across two instances', () => {
     const input = { title: 'Tenant maintenance', message: 'Tonight 22:00', severity: 'WARNING' as const, audience: { tenantId: T1 } };
     const eventId = await announce(input);
     sent.push({ eventId, input });
-    await expectReceived(['u1', 'u2'], eventId, { scope: 'TENANT', severity: 'WARNING', title: 'Tenant maintenance', message: 'Tonight 22:00', userId: null });
+    await expectReceived(['u1', 'u2'], eventId, {
+      scope: 'TENANT',
+      severity: 'WARNING',
+      title: 'Tenant maintenance',
+      message: 'Tonight 22:00',
+      userId: null,
+    });
   });
 
   it('a role: every user with it, whatever the tenant', async () => {
@@ -103,12 +109,21 @@ describe('audiences, across two instances', () => {
   });
 
   it('named users', async () => {
-    const eventId = await announce({ title: 'Hello', message: 'Just you two', category: 'personal', audience: { userIds: [users.u4.id, users.u2.id, users.u4.id] } });
+    const eventId = await announce({
+      title: 'Hello',
+      message: 'Just you two',
+      category: 'personal',
+      audience: { userIds: [users.u4.id, users.u2.id, users.u4.id] },
+    });
     await expectReceived(['u4', 'u2'], eventId, { scope: 'USER', category: 'personal' });
   });
 
   it('a user matching several audiences of one announcement gets it once', async () => {
-    const eventId = await announce({ title: 'Both', message: 'Tenant and role', audience: { tenantId: T1, role: OPS, userIds: [users.u1.id] } });
+    const eventId = await announce({
+      title: 'Both',
+      message: 'Tenant and role',
+      audience: { tenantId: T1, role: OPS, userIds: [users.u1.id] },
+    });
     // u1 matches all three; u2 the tenant; u3 the role.
     await expectReceived(['u1', 'u2', 'u3'], eventId, { title: 'Both' });
   });
@@ -132,13 +147,17 @@ describe('audiences, across two instances', () => {
     const [row] = await suite.sql.query('SELECT routing_key, payload FROM outbox_event WHERE id = $1', [sent[0]?.eventId]);
     expect(row).toMatchObject({
       routing_key: 'notification.announcement',
-      payload: { eventId: sent[0]?.eventId, eventType: 'notification.announcement', payload: { title: 'Tenant maintenance', audience: { tenantId: T1 } } },
+      payload: {
+        eventId: sent[0]?.eventId,
+        eventType: 'notification.announcement',
+        payload: { title: 'Tenant maintenance', audience: { tenantId: T1 } },
+      },
     });
   });
 });
 
 describe('resuming and personal notifications', () => {
-  it('after: what followed, for this caller\'s audiences only, in order, once', async () => {
+  it("after: what followed, for this caller's audiences only, in order, once", async () => {
     // A user of tenant T1 with the role, subscribing late: resumes after the first announcement.
     const late = listen(second, { tenantId: T1, roles: [OPS] }, { after: sent[0]?.eventId });
     const titles: string[] = [];
@@ -154,8 +173,25 @@ describe('resuming and personal notifications', () => {
 
   it('notification.send from the platform reaches that user alone', async () => {
     const id = uniqueId('n');
-    await suite.peer.publish('notification.send', { userId: users.u3.id, title: 'Invoice', message: 'Your invoice is ready', type: 'billing', timestamp: '2026-12-01T00:00:00Z', _trace: { traceparent: 'x' } }, { messageId: id });
-    expect((await users.u3.sub.next()).data?.notifications).toMatchObject({ eventId: id, type: 'notification.send', scope: 'USER', userId: users.u3.id, title: 'Invoice' });
+    await suite.peer.publish(
+      'notification.send',
+      {
+        userId: users.u3.id,
+        title: 'Invoice',
+        message: 'Your invoice is ready',
+        type: 'billing',
+        timestamp: '2026-12-01T00:00:00Z',
+        _trace: { traceparent: 'x' },
+      },
+      { messageId: id },
+    );
+    expect((await users.u3.sub.next()).data?.notifications).toMatchObject({
+      eventId: id,
+      type: 'notification.send',
+      scope: 'USER',
+      userId: users.u3.id,
+      title: 'Invoice',
+    });
     const marker = await announce({ title: 'Marker', message: 'm', audience: { all: true } });
     await expectReceived(['u1', 'u2', 'u4'], marker, { title: 'Marker' });
     expect((await users.u3.sub.next()).data?.notifications).toMatchObject({ eventId: marker });
@@ -176,7 +212,7 @@ describe('channels', () => {
       expect(await redis.pubsub('CHANNELS', `${prefix}notification:tenant:*`)).toContain(channel);
       await handle.dispose();
       await waitForSubscriptions(second, 3, 'notifications');
-      await waitFor(async () => !(await redis.pubsub('CHANNELS', channel) as string[]).includes(channel), 'the tenant channel released');
+      await waitFor(async () => !((await redis.pubsub('CHANNELS', channel)) as string[]).includes(channel), 'the tenant channel released');
       // Everyone's channel stays: other sockets still match it.
       expect(await redis.pubsub('CHANNELS', `${prefix}notification:all`)).toEqual([`${prefix}notification:all`]);
     } finally {
@@ -202,7 +238,9 @@ describe('refusals', () => {
       const result = await broadcast(input);
       expect(result.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     }
-    expect(await suite.sql.query(`SELECT count(*)::int AS n FROM outbox_event WHERE routing_key = 'notification.announcement'`)).toEqual(before);
+    expect(await suite.sql.query(`SELECT count(*)::int AS n FROM outbox_event WHERE routing_key = 'notification.announcement'`)).toEqual(
+      before,
+    );
   });
 
   it('a 10 MB message is refused with a clear error; the gateway keeps serving', async () => {

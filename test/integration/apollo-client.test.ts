@@ -50,13 +50,12 @@ function frontendClient(getToken: () => string): { apollo: ApolloClient; socket:
   const http = new SetContextLink(({ headers }) => ({
     headers: { ...(headers as Record<string, string> | undefined), authorization: `Bearer ${getToken()}` },
   })).concat(new HttpLink({ uri: gateway.httpUrl }));
-  const link = ApolloLink.split(
-    ({ operationType }) => operationType === OperationTypeNode.SUBSCRIPTION,
-    new GraphQLWsLink(socket),
-    http,
-  );
+  const link = ApolloLink.split(({ operationType }) => operationType === OperationTypeNode.SUBSCRIPTION, new GraphQLWsLink(socket), http);
   const apollo = new ApolloClient({ link, cache: new InMemoryCache() });
-  cleanups.push(() => apollo.stop(), () => socket.dispose());
+  cleanups.push(
+    () => apollo.stop(),
+    () => socket.dispose(),
+  );
   return { apollo, socket };
 }
 

@@ -109,7 +109,7 @@ describe('npm run publish-event', () => {
     });
   });
 
-  it('without AMQP_URL, posts to the running gateway\'s in-process bus; subscribers get it', async () => {
+  it("without AMQP_URL, posts to the running gateway's in-process bus; subscribers get it", async () => {
     const user = uniqueId('lou');
     const client = wsClient(embeddedGateway.wsUrl, { authorization: `Bearer ${token(user)}` });
     const sub = subscribe(client.client, QuotaChangedDocument, {});

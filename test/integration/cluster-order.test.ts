@@ -24,7 +24,7 @@ afterAll(async () => {
   for (const database of databases) await database.drop();
 });
 
-it('keeps every user\'s order across two instances (no fault)', async () => {
+it("keeps every user's order across two instances (no fault)", async () => {
   const result = await runScenario(services, { name: 'no fault', instances: 2, users: 20, events: 600, intervalMs: 5 });
   expect(result).toMatchObject({ lost: 0, outOfOrder: 0, duplicated: 0, expected: 600, received: 600 });
 }, 180_000);
@@ -37,11 +37,14 @@ it('loses nothing and reorders nothing when the instance holding the partitions 
     events: 600,
     intervalMs: 5,
     // The first instance subscribed first: it reads the router queue and every partition.
-    fault: { atEvent: 300, play: async ({ instances }) => {
-      const first = instances[0]!;
-      first.kill('SIGKILL');
-      await first.exited;
-    } },
+    fault: {
+      atEvent: 300,
+      play: async ({ instances }) => {
+        const first = instances[0]!;
+        first.kill('SIGKILL');
+        await first.exited;
+      },
+    },
   });
   expect(result.lost).toBe(0);
   expect(result.outOfOrder).toBe(0);

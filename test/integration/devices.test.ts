@@ -51,7 +51,7 @@ async function createDevice(owner: string, name = 'Pixel', asToken = token(owner
 }
 
 describe('me', () => {
-  it('answers the caller\'s id, roles and whether they are an administrator', async () => {
+  it("answers the caller's id, roles and whether they are an administrator", async () => {
     const user = uniqueId('meg');
     const plain = await http(gateway.httpUrl, MeDocument, { token: token(user, { roles: ['user'] }) });
     expect(plain.body.data?.me).toEqual({ id: user, roles: ['user'], isAdmin: false, tenantId: null, username: null });
@@ -77,21 +77,25 @@ describe('device mutations', () => {
       ['device.created', async () => created, 'IDLE', '', 'IDLE'],
       [
         'device.started',
-        async () => (await http(gateway.httpUrl, StartDeviceDocument, { token: token(alice), variables: { id: created.id } })).body.data!.startDevice,
+        async () =>
+          (await http(gateway.httpUrl, StartDeviceDocument, { token: token(alice), variables: { id: created.id } })).body.data!.startDevice,
         'RUNNING',
         'IDLE',
         'RUNNING',
       ],
       [
         'device.stopped',
-        async () => (await http(gateway.httpUrl, StopDeviceDocument, { token: token(alice), variables: { id: created.id } })).body.data!.stopDevice,
+        async () =>
+          (await http(gateway.httpUrl, StopDeviceDocument, { token: token(alice), variables: { id: created.id } })).body.data!.stopDevice,
         'STOPPED',
         'RUNNING',
         'STOPPED',
       ],
       [
         'device.deleted',
-        async () => (await http(gateway.httpUrl, DeleteDeviceDocument, { token: token(alice), variables: { id: created.id } })).body.data!.deleteDevice,
+        async () =>
+          (await http(gateway.httpUrl, DeleteDeviceDocument, { token: token(alice), variables: { id: created.id } })).body.data!
+            .deleteDevice,
         'DELETED',
         'STOPPED',
         'DELETED',
@@ -134,7 +138,10 @@ describe('device mutations', () => {
 
     await http(gateway.httpUrl, DeleteDeviceDocument, { token: token(bob), variables: { id: device.id } });
     const before = await sql.query('SELECT status, version, updated_at FROM device WHERE id = $1', [device.id]);
-    for (const document of [StartDeviceDocument, StopDeviceDocument, DeleteDeviceDocument] as TypedDocumentNode<unknown, { id: string }>[]) {
+    for (const document of [StartDeviceDocument, StopDeviceDocument, DeleteDeviceDocument] as TypedDocumentNode<
+      unknown,
+      { id: string }
+    >[]) {
       const result = await http(gateway.httpUrl, document, { token: token(bob), variables: { id: device.id } });
       expect(result.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
       expect(result.body.data ?? null).toBeNull();
@@ -142,14 +149,17 @@ describe('device mutations', () => {
     expect(await sql.query('SELECT status, version, updated_at FROM device WHERE id = $1', [device.id])).toEqual(before);
     expect((await sql.outboxFor('deviceId', device.id)).map((r) => r.routing_key)).toEqual(['device.created', 'device.deleted']);
 
-    const invalid = await http(gateway.httpUrl, CreateDeviceDocument, { token: token(bob), variables: { input: { name: '', cpuCores: 999 } } });
+    const invalid = await http(gateway.httpUrl, CreateDeviceDocument, {
+      token: token(bob),
+      variables: { input: { name: '', cpuCores: 999 } },
+    });
     expect(invalid.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     expect(await sql.query('SELECT id FROM device WHERE user_id = $1', [bob])).toHaveLength(1);
   });
 });
 
 describe('authorization', () => {
-  it('hides another user\'s devices (NOT_FOUND, as for a missing id), forbids another userId, lets administrators act', async () => {
+  it("hides another user's devices (NOT_FOUND, as for a missing id), forbids another userId, lets administrators act", async () => {
     const carol = uniqueId('carol');
     const mallory = uniqueId('mallory');
     const device = await createDevice(carol);
@@ -159,7 +169,10 @@ describe('authorization', () => {
     expect(missing.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
     expect(foreign.body.errors?.[0]?.message).toBe(`No device with id ${device.id}`);
 
-    for (const document of [StartDeviceDocument, StopDeviceDocument, DeleteDeviceDocument] as TypedDocumentNode<unknown, { id: string }>[]) {
+    for (const document of [StartDeviceDocument, StopDeviceDocument, DeleteDeviceDocument] as TypedDocumentNode<
+      unknown,
+      { id: string }
+    >[]) {
       const result = await http(gateway.httpUrl, document, { token: token(mallory), variables: { id: device.id } });
       expect(result.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
     }
@@ -194,16 +207,22 @@ describe('devices connection', () => {
     for (let i = 0; i < 7; i++) {
       const id = `dev-${dan}-${i}`;
       ids.push(id);
-      await sql.query(
-        `INSERT INTO device (id, user_id, name, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, now())`,
-        [id, dan, `d${i}`, i === 6 ? 'DELETED' : i % 2 === 0 ? 'RUNNING' : 'STOPPED', new Date(base + Math.min(i, 5) * 1000)],
-      );
+      await sql.query(`INSERT INTO device (id, user_id, name, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, now())`, [
+        id,
+        dan,
+        `d${i}`,
+        i === 6 ? 'DELETED' : i % 2 === 0 ? 'RUNNING' : 'STOPPED',
+        new Date(base + Math.min(i, 5) * 1000),
+      ]);
     }
     const seen: string[] = [];
     let after: string | null = null;
     const pages: boolean[] = [];
     for (let page = 0; page < 5; page++) {
-      const result: HttpResult<DevicesQuery> = await http(gateway.httpUrl, DevicesDocument, { token: token(dan), variables: { first: 2, after } });
+      const result: HttpResult<DevicesQuery> = await http(gateway.httpUrl, DevicesDocument, {
+        token: token(dan),
+        variables: { first: 2, after },
+      });
       expect(result.body.errors).toBeUndefined();
       const connection = result.body.data!.devices;
       seen.push(...connection.edges.map((e) => e.node.id));
@@ -287,7 +306,10 @@ describe('inputs PostgreSQL cannot take, and existence probes', () => {
     expect(nulId.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     // In the document itself: refused by validation, as any malformed document is.
     const inline = await http(gateway.httpUrl, '{ device(id: "a\\u0000b") { id } }', { token: token(ula) });
-    expect(inline.body.errors?.[0]).toMatchObject({ message: expect.stringMatching(/NUL/), extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } });
+    expect(inline.body.errors?.[0]).toMatchObject({
+      message: expect.stringMatching(/NUL/),
+      extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
+    });
     for (const cursor of [
       ['-010000-01-01T00:00:00.000Z', 'x'],
       ['0000-01-01T00:00:00.000Z', 'x'],
@@ -305,7 +327,10 @@ describe('inputs PostgreSQL cannot take, and existence probes', () => {
     const [owner, prober] = [uniqueId('vic'), uniqueId('wes')];
     const device = await createDevice(owner);
     const foreign = await http(gateway.httpUrl, AppInstallationsDocument, { token: token(prober), variables: { deviceId: device.id } });
-    const missing = await http(gateway.httpUrl, AppInstallationsDocument, { token: token(prober), variables: { deviceId: uniqueId('nodev') } });
+    const missing = await http(gateway.httpUrl, AppInstallationsDocument, {
+      token: token(prober),
+      variables: { deviceId: uniqueId('nodev') },
+    });
     expect(foreign.body).toEqual(missing.body);
     expect(foreign.body).toEqual({ data: { appInstallations: [] } });
   });

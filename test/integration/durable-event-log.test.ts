@@ -31,8 +31,14 @@ afterAll(async () => {
   await testDb?.drop();
 });
 
-const order = (userId: string, id: string): GatewayEvent =>
-  ({ family: 'order', eventId: id, type: 'order.completed', userId, occurredAt: new Date().toISOString(), orderId: `o-${id}` });
+const order = (userId: string, id: string): GatewayEvent => ({
+  family: 'order',
+  eventId: id,
+  type: 'order.completed',
+  userId,
+  occurredAt: new Date().toISOString(),
+  orderId: `o-${id}`,
+});
 
 const ids = (events: readonly GatewayEvent[] | undefined) => events?.map((e) => e.eventId);
 
@@ -59,7 +65,12 @@ it('logs what the read model applies, in arrival order, once; reads after an id 
   expect(await log.readAfter(alice, 'no-such-event')).toBeUndefined();
   expect(await log.readAfter(bob, `${alice}-6`)).toBeUndefined();
   // The replayed event is the event as published.
-  expect((await log.readAfter(alice, `${alice}-7`))?.[0]).toMatchObject({ family: 'order', eventId: `${alice}-8`, userId: alice, orderId: `o-${alice}-8` });
+  expect((await log.readAfter(alice, `${alice}-7`))?.[0]).toMatchObject({
+    family: 'order',
+    eventId: `${alice}-8`,
+    userId: alice,
+    orderId: `o-${alice}-8`,
+  });
 
   // Every user's log (administrators): the last seven of all (alice 3, bob 1, alice 4..8), across users.
   expect(ids(await log.readAfter(null, `${alice}-3`))).toEqual([`${bob}-1`, ...[4, 5, 6, 7, 8].map((n) => `${alice}-${n}`)]);

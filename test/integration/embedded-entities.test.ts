@@ -49,17 +49,25 @@ it('runs device mutations through the outbox and resolves owners from the read m
   expect((await devices.next()).data?.deviceStatusChanged).toMatchObject({ type: 'device.created', deviceId: id, status: 'IDLE' });
   const started = await http(gateway.httpUrl, StartDeviceDocument, { token: token(user), variables: { id } });
   expect(started.body.data?.startDevice.status).toBe('RUNNING');
-  expect((await devices.next()).data?.deviceStatusChanged).toMatchObject({ type: 'device.started', status: 'RUNNING', previousStatus: 'IDLE' });
+  expect((await devices.next()).data?.deviceStatusChanged).toMatchObject({
+    type: 'device.started',
+    status: 'RUNNING',
+    previousStatus: 'IDLE',
+  });
 
   const bus = gateway.app.bus as MemoryEventBus;
-  bus.publishRaw('app.install.completed', Buffer.from(JSON.stringify({ deviceId: id, packageName: 'com.example.local' })), { messageId: `inst-${id}` });
+  bus.publishRaw('app.install.completed', Buffer.from(JSON.stringify({ deviceId: id, packageName: 'com.example.local' })), {
+    messageId: `inst-${id}`,
+  });
   expect((await apps.next()).data?.appInstalled).toMatchObject({ eventId: `inst-${id}`, userId: user, deviceId: id });
   const listed = await http(gateway.httpUrl, AppInstallationsDocument, { token: token(user), variables: { deviceId: id } });
   expect(listed.body.data?.appInstallations.map((i) => i.packageName)).toEqual(['com.example.local']);
   const read = await http(gateway.httpUrl, DeviceDocument, { token: token(user), variables: { id } });
   expect(read.body.data?.device).toMatchObject({ status: 'RUNNING', version: 2, installations: [{ packageName: 'com.example.local' }] });
 
-  bus.publishRaw('app.install.completed', Buffer.from(JSON.stringify({ deviceId: 'nobody-knows', packageName: 'com.example.x' })), { messageId: 'ghost' });
+  bus.publishRaw('app.install.completed', Buffer.from(JSON.stringify({ deviceId: 'nobody-knows', packageName: 'com.example.x' })), {
+    messageId: 'ghost',
+  });
   await waitForDeadLetter(bus, 'ghost');
   expect(bus.deadLetters.find((d) => d.message.messageId === 'ghost')?.reason).toBe('unknown owner');
 });

@@ -59,7 +59,12 @@ it('delivers a platform event, dead-letters a bad one, and pushes updateQuota th
   });
   expect(updated.body.errors).toBeUndefined();
   const pushed = (await sub.next()).data?.quotaChanged;
-  expect(pushed).toMatchObject({ type: 'quota.updated', userId: user, limits: { maxDevices: 3 }, quotaId: updated.body.data?.updateQuota.id });
+  expect(pushed).toMatchObject({
+    type: 'quota.updated',
+    userId: user,
+    limits: { maxDevices: 3 },
+    quotaId: updated.body.data?.updateQuota.id,
+  });
 
   const read = await http(gateway.httpUrl, QuotaDocument, { token: token(user), variables: {} });
   expect(read.body.data?.quota?.limits.maxDevices).toBe(3);

@@ -4,12 +4,7 @@
  * dead-lettered instead. Also proves that what crosses Redis carries no field outside the types.
  */
 import Redis from 'ioredis';
-import {
-  AppInstalledDocument,
-  DeviceStatusChangedDocument,
-  OrderCompletedDocument,
-  QuotaChangedDocument,
-} from '../generated/graphql';
+import { AppInstalledDocument, DeviceStatusChangedDocument, OrderCompletedDocument, QuotaChangedDocument } from '../generated/graphql';
 import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
 import { disposeClients, subscribe, token, wsClient, type Subscription } from '../helpers/clients';
 import { realServicesEnv, startGateway, stopGateways, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
@@ -72,28 +67,72 @@ const T1 = '2026-11-20T09:30:00.000Z';
 /** [routing key, family, platform payload, the event's domain fields the subscriber must get] */
 type Case = [string, Family, Record<string, unknown>, Record<string, unknown>];
 const CASES: Case[] = [
-  ['quota.updated', 'quota', { quotaId: 'q1', limits: { maxDevices: 5 }, status: 'active' }, { kind: 'UPDATED', quotaId: 'q1', limits: expect.objectContaining({ maxDevices: 5, totalCpuCores: null }), status: 'ACTIVE' }],
+  [
+    'quota.updated',
+    'quota',
+    { quotaId: 'q1', limits: { maxDevices: 5 }, status: 'active' },
+    { kind: 'UPDATED', quotaId: 'q1', limits: expect.objectContaining({ maxDevices: 5, totalCpuCores: null }), status: 'ACTIVE' },
+  ],
   ['quota.alert', 'quota', { usagePercent: 91, severity: 'warning' }, { kind: 'ALERT', usagePercent: 91, severity: 'warning' }],
   ['quota.exceeded', 'quota', { percentage: { devices: 80, cpu: 104.5 } }, { kind: 'EXCEEDED', usagePercent: 104.5 }],
   ['quota.renewed', 'quota', { validUntil: '2026-12-31T00:00:00Z' }, { kind: 'RENEWED', validUntil: '2026-12-31T00:00:00.000Z' }],
-  ['quota.deducted', 'quota', { usage: { usedCpuCores: 4, usedMemoryGB: 7.5 } }, { kind: 'DEDUCTED', usage: expect.objectContaining({ usedCpuCores: 4, usedMemoryGB: 7.5, currentDevices: null }) }],
-  ['quota.restored', 'quota', { usage: { currentDevices: 1 } }, { kind: 'RESTORED', usage: expect.objectContaining({ currentDevices: 1 }) }],
+  [
+    'quota.deducted',
+    'quota',
+    { usage: { usedCpuCores: 4, usedMemoryGB: 7.5 } },
+    { kind: 'DEDUCTED', usage: expect.objectContaining({ usedCpuCores: 4, usedMemoryGB: 7.5, currentDevices: null }) },
+  ],
+  [
+    'quota.restored',
+    'quota',
+    { usage: { currentDevices: 1 } },
+    { kind: 'RESTORED', usage: expect.objectContaining({ currentDevices: 1 }) },
+  ],
   ['quota.deleted', 'quota', { quotaId: 'q1' }, { kind: 'DELETED', quotaId: 'q1' }],
-  ['device.created', 'device', { deviceId: 'd1', deviceName: 'Phone 1', providerType: 'redroid' }, { deviceId: 'd1', deviceName: 'Phone 1', providerType: 'redroid', status: 'CREATING' }],
-  ['device.started', 'device', { deviceId: 'd1', previousStatus: 'stopped' }, { deviceId: 'd1', previousStatus: 'STOPPED', status: 'RUNNING' }],
+  [
+    'device.created',
+    'device',
+    { deviceId: 'd1', deviceName: 'Phone 1', providerType: 'redroid' },
+    { deviceId: 'd1', deviceName: 'Phone 1', providerType: 'redroid', status: 'CREATING' },
+  ],
+  [
+    'device.started',
+    'device',
+    { deviceId: 'd1', previousStatus: 'stopped' },
+    { deviceId: 'd1', previousStatus: 'STOPPED', status: 'RUNNING' },
+  ],
   ['device.stopped', 'device', { deviceId: 'd1' }, { deviceId: 'd1', status: 'STOPPED' }],
   ['device.deleted', 'device', { deviceId: 'd1' }, { deviceId: 'd1', status: 'DELETED' }],
   ['device.error', 'device', { deviceId: 'd1', reason: 'adb unreachable' }, { deviceId: 'd1', status: 'ERROR', reason: 'adb unreachable' }],
   ['device.recovered', 'device', { deviceId: 'd1', oldStatus: 'error' }, { deviceId: 'd1', previousStatus: 'ERROR', status: 'RUNNING' }],
-  ['device.status.changed', 'device', { deviceId: 'd1', oldStatus: 'running', newStatus: 'paused' }, { deviceId: 'd1', previousStatus: 'RUNNING', status: 'PAUSED' }],
-  ['order.completed', 'order', { orderId: 'o1', amount: '59.90', planId: 'p-basic' }, { orderId: 'o1', amount: '59.90', planId: 'p-basic' }],
+  [
+    'device.status.changed',
+    'device',
+    { deviceId: 'd1', oldStatus: 'running', newStatus: 'paused' },
+    { deviceId: 'd1', previousStatus: 'RUNNING', status: 'PAUSED' },
+  ],
+  [
+    'order.completed',
+    'order',
+    { orderId: 'o1', amount: '59.90', planId: 'p-basic' },
+    { orderId: 'o1', amount: '59.90', planId: 'p-basic' },
+  ],
   ['billing.order.completed', 'order', { orderId: 'o2', amount: 120, deviceId: 'd1' }, { orderId: 'o2', amount: '120', deviceId: 'd1' }],
-  ['app.installed', 'app', { deviceId: 'd1', appId: 'a1', packageName: 'com.example', versionName: '1.2.0', installationId: 'i1' }, { deviceId: 'd1', appId: 'a1', packageName: 'com.example', versionName: '1.2.0', installationId: 'i1' }],
+  [
+    'app.installed',
+    'app',
+    { deviceId: 'd1', appId: 'a1', packageName: 'com.example', versionName: '1.2.0', installationId: 'i1' },
+    { deviceId: 'd1', appId: 'a1', packageName: 'com.example', versionName: '1.2.0', installationId: 'i1' },
+  ],
   ['app.install.completed', 'app', { deviceId: 'd1', applicationId: 'a2' }, { deviceId: 'd1', appId: 'a2' }],
 ];
 
 /** What the platform adds that must never reach a client. */
-const NOISE = { email: 'someone@example.com', _trace: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }, internalCost: 3 };
+const NOISE = {
+  email: 'someone@example.com',
+  _trace: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+  internalCost: 3,
+};
 
 describe.each(['flat', 'envelope'] as const)('%s bodies', (shape) => {
   it.each(CASES)('%s reaches its subscription, exactly normalized', async (key, family, payload, fields) => {

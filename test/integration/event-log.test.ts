@@ -44,8 +44,14 @@ afterAll(async () => {
   raw.disconnect();
 });
 
-const order = (userId: string, id: string): GatewayEvent =>
-  ({ family: 'order', eventId: id, type: 'order.completed', userId, occurredAt: new Date().toISOString(), orderId: `o-${id}` });
+const order = (userId: string, id: string): GatewayEvent => ({
+  family: 'order',
+  eventId: id,
+  type: 'order.completed',
+  userId,
+  occurredAt: new Date().toISOString(),
+  orderId: `o-${id}`,
+});
 
 const quotaUpdated = (userId: string, id: string, n: number): GatewayEvent =>
   ({
@@ -103,7 +109,7 @@ it('keeps the last EVENT_LOG_MAX_EVENTS per user and EVENT_LOG_MAX_ALL in all, i
   expect(fields[3]).not.toMatch(/logId/);
 });
 
-it('trims entries older than EVENT_LOG_MAX_AGE_SEC (Redis time) and lets an idle user\'s log expire', async () => {
+it("trims entries older than EVENT_LOG_MAX_AGE_SEC (Redis time) and lets an idle user's log expire", async () => {
   const maxAgeMs = 1_000;
   const pubsub = open({ maxEvents: 100, maxAllEvents: 100, maxAgeMs });
   await pubsub.ready();
@@ -153,13 +159,16 @@ it('resumes after a retained eventId: the events after it, then live ones; an id
     await expect(refused).rejects.toMatchObject({ extensions: { code: 'HISTORY_EXPIRED' } });
   }
   // Another user's log does not hold this user's ids.
-  await expect(pubsub.subscribe(topics.user('order', 'other'), { resume: { after: 'r-8', userId: 'other', accept: acceptAll } })).rejects.toBeInstanceOf(
-    HistoryExpiredError,
-  );
+  await expect(
+    pubsub.subscribe(topics.user('order', 'other'), { resume: { after: 'r-8', userId: 'other', accept: acceptAll } }),
+  ).rejects.toBeInstanceOf(HistoryExpiredError);
 
   // Administrators without userId resume from the every-user log (pattern subscription).
   await pubsub.publish(topics.user('order', 'someone'), order('someone', 's-1'));
-  const all = await pubsub.subscribe(topics.allUsers('order'), { pattern: true, resume: { after: 'r-8', userId: null, accept: acceptAll } });
+  const all = await pubsub.subscribe(topics.allUsers('order'), {
+    pattern: true,
+    resume: { after: 'r-8', userId: null, accept: acceptAll },
+  });
   await pubsub.publish(topics.user('order', 'resume'), order('resume', 'r-10'));
   expect((await take(all, 3)).map((e) => e.eventId)).toEqual(['r-9', 's-1', 'r-10']);
   await all.return?.();

@@ -56,7 +56,9 @@ const bearer = (sub: string, roles?: string[]) => ({ authorization: `Bearer ${to
  * whole life, the revocation notices (`<prefix>sessions-revoked`): not a subscription's, left out.
  */
 async function redisChannels(prefix: string): Promise<Record<string, number>> {
-  const channels = ((await redis.pubsub('CHANNELS', `${prefix}*`)) as string[]).filter((channel) => channel !== `${prefix}sessions-revoked`);
+  const channels = ((await redis.pubsub('CHANNELS', `${prefix}*`)) as string[]).filter(
+    (channel) => channel !== `${prefix}sessions-revoked`,
+  );
   if (channels.length === 0) return {};
   const counts = (await redis.pubsub('NUMSUB', ...channels)) as (string | number)[];
   const result: Record<string, number> = {};
@@ -78,7 +80,9 @@ describe('who receives what', () => {
   it("gives an administrator without userId every user's events, with userId only that user's", async () => {
     const [alice, bob] = [uniqueId('alice'), uniqueId('bob')];
     const everyone = subscribe(wsClient(gateway.wsUrl, bearer('ops', ['admin'])).client, DeviceStatusChangedDocument, {});
-    const onlyBob = subscribe(wsClient(gateway.wsUrl, bearer('ops2', ['super_admin'])).client, DeviceStatusChangedDocument, { userId: bob });
+    const onlyBob = subscribe(wsClient(gateway.wsUrl, bearer('ops2', ['super_admin'])).client, DeviceStatusChangedDocument, {
+      userId: bob,
+    });
     await waitForSubscriptions(gateway, 2, 'deviceStatusChanged');
     await publish('device.started', { userId: alice, deviceId: 'a1' }, `a-${alice}`);
     await publish('device.stopped', { userId: bob, deviceId: 'b1' }, `b-${bob}`);
@@ -182,20 +186,23 @@ describe('Redis subscriptions', () => {
     const user = uniqueId('shared');
     const subs: Subscription<unknown>[] = [];
     for (let i = 0; i < 25; i++) subs.push(subscribe(wsClient(gateway.wsUrl, bearer(user)).client, QuotaChangedDocument, {}));
-    for (let i = 0; i < 5; i++) subs.push(subscribe(wsClient(gateway.wsUrl, bearer(`admin-${i}`, ['admin'])).client, QuotaChangedDocument, {}));
+    for (let i = 0; i < 5; i++)
+      subs.push(subscribe(wsClient(gateway.wsUrl, bearer(`admin-${i}`, ['admin'])).client, QuotaChangedDocument, {}));
     await waitForSubscriptions(gateway, 30);
     expect(await redisChannels(prefix)).toEqual({ [`${prefix}quota:user:${user}`]: 1 });
     expect(await patternSubscriptions(gateway)).toBe(1);
 
     await publish('quota.updated', { userId: user }, `shared-${user}`);
-    for (const sub of subs) expect(((await sub.next()) as { data: { quotaChanged: { eventId: string } } }).data.quotaChanged.eventId).toBe(`shared-${user}`);
+    for (const sub of subs)
+      expect(((await sub.next()) as { data: { quotaChanged: { eventId: string } } }).data.quotaChanged.eventId).toBe(`shared-${user}`);
 
     // Half of the user's subscribers leave: the shared channel stays, and the rest still receive.
     subs.slice(0, 12).forEach((s) => s.unsubscribe());
     await waitForSubscriptions(gateway, 18);
     expect(await redisChannels(prefix)).toEqual({ [`${prefix}quota:user:${user}`]: 1 });
     await publish('quota.deleted', { userId: user }, `still-${user}`);
-    for (const sub of subs.slice(12)) expect(((await sub.next()) as { data: { quotaChanged: { eventId: string } } }).data.quotaChanged.eventId).toBe(`still-${user}`);
+    for (const sub of subs.slice(12))
+      expect(((await sub.next()) as { data: { quotaChanged: { eventId: string } } }).data.quotaChanged.eventId).toBe(`still-${user}`);
     // The rest leave by closing their sockets.
     await disposeClients();
     await waitForSubscriptions(gateway, 0);
@@ -229,7 +236,7 @@ describe('Redis subscriptions', () => {
 });
 
 describe('two instances', () => {
-  it('share the ingest (each event bridged once, a user\'s in order) and each delivers to its own sockets exactly once', async () => {
+  it("share the ingest (each event bridged once, a user's in order) and each delivers to its own sockets exactly once", async () => {
     // A second instance of the same deployment: same queue, exchange, topic prefix and database.
     const second = await startGateway({ ...realServicesEnvOf(gateway) });
     const user = uniqueId('multi');
@@ -248,7 +255,8 @@ describe('two instances', () => {
 
     for (const sub of [onFirst, onSecond, adminOnSecond]) {
       const got: string[] = [];
-      for (let i = 0; i < N; i++) got.push(((await sub.next()) as { data: { quotaChanged: { eventId: string } } }).data.quotaChanged.eventId);
+      for (let i = 0; i < N; i++)
+        got.push(((await sub.next()) as { data: { quotaChanged: { eventId: string } } }).data.quotaChanged.eventId);
       // Exactly once each, and in publish order (one partition, one active consumer: docs/cluster.md).
       expect(got).toEqual(ids);
     }

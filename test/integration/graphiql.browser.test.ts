@@ -82,7 +82,10 @@ afterAll(async () => {
     () => (dataDir ? rm(dataDir, { recursive: true, force: true }) : undefined),
   ];
   const failures: unknown[] = [];
-  for (const step of steps) await Promise.resolve().then(step).catch((error: unknown) => failures.push(error));
+  for (const step of steps)
+    await Promise.resolve()
+      .then(step)
+      .catch((error: unknown) => failures.push(error));
   if (failures.length > 0) throw failures[0];
 });
 
@@ -98,11 +101,9 @@ function offOrigin(requests: readonly string[], origin: string): string[] {
 const resultPane = (p: RecordedPage) => p.page.locator('.result-window');
 /** Waits for `text` in the result pane; Monaco wraps long lines, so whitespace is compared loosely. */
 const resultShows = (p: RecordedPage, text: string, timeout = 15_000) =>
-  p.page.waitForFunction(
-    (t) => (document.querySelector('.result-window')?.textContent ?? '').replace(/\s+/g, ' ').includes(t),
-    text,
-    { timeout },
-  );
+  p.page.waitForFunction((t) => (document.querySelector('.result-window')?.textContent ?? '').replace(/\s+/g, ' ').includes(t), text, {
+    timeout,
+  });
 const execute = (p: RecordedPage) => p.page.locator('.graphiql-execute-button[aria-label^="Execute"]').click();
 const stop = (p: RecordedPage) => p.page.locator('.graphiql-execute-button[aria-label^="Stop"]').click();
 const socketsTo = (p: RecordedPage, g: TestGateway) => p.requests.filter((url) => url === g.wsUrl);
@@ -240,7 +241,7 @@ it('"Use token" closes a socket authenticated with the old token: the next subsc
   expect(offOrigin(recorded.requests, gateway.app.url)).toEqual([]);
 });
 
-it('shows a refused socket\'s close code and reason on screen, once, instead of an endless spinner', async () => {
+it("shows a refused socket's close code and reason on screen, once, instead of an endless spinner", async () => {
   const user = uniqueId('pia');
   const recorded = await open(gateway, SUBSCRIPTION);
   const { page } = recorded;

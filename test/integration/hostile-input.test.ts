@@ -76,14 +76,34 @@ const deadLetters: [string, string, (userId: string) => Body, string | RegExp][]
   ['single quotes', 'quota.alert', (u) => Buffer.from(`{'userId':'${u}'}`), 'not JSON'],
   ['a trailing comma', 'quota.alert', (u) => Buffer.from(`{"userId":"${u}",}`), 'not JSON'],
   ['invalid UTF-8 (0xff 0xfe)', 'quota.updated', () => Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), 'invalid UTF-8'],
-  ['an overlong UTF-8 encoding', 'quota.updated', (u) => Buffer.concat([Buffer.from(`{"userId":"${u}`), Buffer.from([0xc0, 0xaf]), Buffer.from('"}')]), 'invalid UTF-8'],
-  ['a UTF-8 encoded surrogate', 'quota.updated', (u) => Buffer.concat([Buffer.from(`{"userId":"${u}`), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')]), 'invalid UTF-8'],
-  ['a truncated multi-byte sequence', 'quota.updated', (u) => Buffer.concat([Buffer.from(`{"userId":"${u}"}`), Buffer.from([0xe2, 0x82])]), 'invalid UTF-8'],
+  [
+    'an overlong UTF-8 encoding',
+    'quota.updated',
+    (u) => Buffer.concat([Buffer.from(`{"userId":"${u}`), Buffer.from([0xc0, 0xaf]), Buffer.from('"}')]),
+    'invalid UTF-8',
+  ],
+  [
+    'a UTF-8 encoded surrogate',
+    'quota.updated',
+    (u) => Buffer.concat([Buffer.from(`{"userId":"${u}`), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')]),
+    'invalid UTF-8',
+  ],
+  [
+    'a truncated multi-byte sequence',
+    'quota.updated',
+    (u) => Buffer.concat([Buffer.from(`{"userId":"${u}"}`), Buffer.from([0xe2, 0x82])]),
+    'invalid UTF-8',
+  ],
   ['a JSON array', 'quota.updated', (u) => [{ userId: u }], 'not a JSON object'],
   ['a JSON string', 'quota.updated', () => Buffer.from('"just a string"'), 'not a JSON object'],
   ['JSON null', 'quota.updated', () => Buffer.from('null'), 'not a JSON object'],
   ['a JSON number', 'quota.updated', () => Buffer.from('42'), 'not a JSON object'],
-  ['a body over EVENT_MAX_BYTES', 'quota.updated', (u) => ({ userId: u, pad: 'x'.repeat(MAX_EVENT_BYTES) }), /^body too large: \d+ bytes exceeds 4096$/],
+  [
+    'a body over EVENT_MAX_BYTES',
+    'quota.updated',
+    (u) => ({ userId: u, pad: 'x'.repeat(MAX_EVENT_BYTES) }),
+    /^body too large: \d+ bytes exceeds 4096$/,
+  ],
   ['deeply nested arrays over the size limit', 'quota.updated', () => Buffer.from(deep(MAX_EVENT_BYTES)), /^body too large/],
   ['no userId', 'quota.updated', () => ({ quotaId: 'q1', usage: { currentDevices: 1 } }), 'missing userId'],
   ['userId null', 'quota.alert', () => ({ userId: null }), 'missing userId'],
@@ -96,18 +116,52 @@ const deadLetters: [string, string, (userId: string) => Body, string | RegExp][]
   ['userId a fraction', 'quota.alert', () => ({ userId: 1.5 }), 'invalid userId'],
   ['userId only under __proto__', 'quota.alert', (u) => Buffer.from(`{"__proto__":{"userId":"${u}"}}`), 'missing userId'],
   ['userId only under constructor.prototype', 'quota.alert', (u) => ({ constructor: { prototype: { userId: u } } }), 'missing userId'],
-  ['an envelope whose payload lacks userId', 'quota.alert', () => ({ eventId: 'e1', eventType: 'quota.alert', payload: { quotaId: 'q' } }), 'missing userId'],
-  ['an envelope whose payload is an array', 'quota.alert', (u) => ({ eventId: 'e2', eventType: 'quota.alert', payload: [{ userId: u }] }), 'missing userId'],
+  [
+    'an envelope whose payload lacks userId',
+    'quota.alert',
+    () => ({ eventId: 'e1', eventType: 'quota.alert', payload: { quotaId: 'q' } }),
+    'missing userId',
+  ],
+  [
+    'an envelope whose payload is an array',
+    'quota.alert',
+    (u) => ({ eventId: 'e2', eventType: 'quota.alert', payload: [{ userId: u }] }),
+    'missing userId',
+  ],
 ];
 
 /** Messages that are accepted, with the hostile parts dropped: what the subscriber sees. */
 const accepted: [string, (userId: string) => Body, Record<string, unknown>][] = [
-  ['__proto__ keys (no prototype pollution)', (u) => Buffer.from(`{"userId":"${u}","__proto__":{"polluted":true,"isAdmin":true},"severity":"s1"}`), { severity: 's1' }],
-  ['a constructor.prototype key', (u) => ({ userId: u, constructor: { prototype: { polluted: true } }, severity: 's2' }), { severity: 's2' }],
-  ['__proto__ inside limits', (u) => Buffer.from(`{"userId":"${u}","limits":{"__proto__":{"maxDevices":5}}}`), { limits: { maxDevices: null } }],
-  ['wrong types in optional fields', (u) => ({ userId: u, usagePercent: 'lots', limits: 'all', usage: [1, 2], status: 7, severity: { a: 1 } }), { usagePercent: null, limits: null, usage: null, status: null, severity: null }],
-  ['numbers out of range', (u) => Buffer.from(`{"userId":"${u}","usagePercent":1e400,"limits":{"maxDevices":1e12}}`), { usagePercent: null, limits: { maxDevices: null } }],
-  ['an envelope with an object as eventId (the messageId is used)', (u) => ({ eventId: { $gt: '' }, eventType: 'quota.alert', payload: { userId: u, severity: 'env' } }), { severity: 'env' }],
+  [
+    '__proto__ keys (no prototype pollution)',
+    (u) => Buffer.from(`{"userId":"${u}","__proto__":{"polluted":true,"isAdmin":true},"severity":"s1"}`),
+    { severity: 's1' },
+  ],
+  [
+    'a constructor.prototype key',
+    (u) => ({ userId: u, constructor: { prototype: { polluted: true } }, severity: 's2' }),
+    { severity: 's2' },
+  ],
+  [
+    '__proto__ inside limits',
+    (u) => Buffer.from(`{"userId":"${u}","limits":{"__proto__":{"maxDevices":5}}}`),
+    { limits: { maxDevices: null } },
+  ],
+  [
+    'wrong types in optional fields',
+    (u) => ({ userId: u, usagePercent: 'lots', limits: 'all', usage: [1, 2], status: 7, severity: { a: 1 } }),
+    { usagePercent: null, limits: null, usage: null, status: null, severity: null },
+  ],
+  [
+    'numbers out of range',
+    (u) => Buffer.from(`{"userId":"${u}","usagePercent":1e400,"limits":{"maxDevices":1e12}}`),
+    { usagePercent: null, limits: { maxDevices: null } },
+  ],
+  [
+    'an envelope with an object as eventId (the messageId is used)',
+    (u) => ({ eventId: { $gt: '' }, eventType: 'quota.alert', payload: { userId: u, severity: 'env' } }),
+    { severity: 'env' },
+  ],
   ['duplicate keys (the last wins)', (u) => Buffer.from(`{"userId":"someone-else","userId":"${u}","severity":"dup"}`), { severity: 'dup' }],
   ['a severity longer than 50 characters', (u) => ({ userId: u, severity: 's'.repeat(51) }), { severity: null }],
   ['control characters in strings', (u) => ({ userId: u, severity: 'a\u001bb\u0007c' }), { severity: 'a\u001bb\u0007c' }],
@@ -122,7 +176,11 @@ describe('AMQP: dead-lettered with their reason', () => {
     const id = uniqueId('dl');
     const body = make(uniqueId('user'));
     await peer.publish(routingKey, body, { messageId: id });
-    const dead: GetMessage = await peer.take(gateway.config.amqp.deadLetterQueue, (m) => m.properties.messageId === id, `the dead letter of ${name}`);
+    const dead: GetMessage = await peer.take(
+      gateway.config.amqp.deadLetterQueue,
+      (m) => m.properties.messageId === id,
+      `the dead letter of ${name}`,
+    );
     const header = String(dead.properties.headers?.['x-rejection-reason']);
     if (typeof reason === 'string') expect(header).toBe(reason);
     else expect(header).toMatch(reason);
@@ -174,30 +232,120 @@ const httpCases: [string, HttpCase][] = [
   ['invalid JSON', { body: '{"query":', status: 400, code: 'BAD_REQUEST' }],
   ['a JSON string body', { body: '"{ __typename }"', status: 400, code: 'BAD_REQUEST' }],
   ['a batch (JSON array)', { body: json([{ query: '{ __typename }' }, { query: '{ __typename }' }]), status: 400, code: 'BAD_REQUEST' }],
-  ['text/plain (CSRF-able content type)', { headers: { 'content-type': 'text/plain' }, body: json({ query: '{ __typename }' }), status: 400, code: 'BAD_REQUEST' }],
-  ['a form body', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'query=%7B__typename%7D', status: 400, code: 'BAD_REQUEST' }],
-  ['a mutation over GET', { method: 'GET', path: `?query=${encodeURIComponent('mutation { updateQuota(userId: "x", input: {}) { id } }')}`, headers: { 'apollo-require-preflight': 'true' }, status: 405, code: 'BAD_REQUEST' }],
-  ['a GET without a CSRF preflight header', { method: 'GET', path: `?query=${encodeURIComponent('{ __typename }')}`, headers: {}, status: 400, code: 'BAD_REQUEST' }],
+  [
+    'text/plain (CSRF-able content type)',
+    { headers: { 'content-type': 'text/plain' }, body: json({ query: '{ __typename }' }), status: 400, code: 'BAD_REQUEST' },
+  ],
+  [
+    'a form body',
+    { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'query=%7B__typename%7D', status: 400, code: 'BAD_REQUEST' },
+  ],
+  [
+    'a mutation over GET',
+    {
+      method: 'GET',
+      path: `?query=${encodeURIComponent('mutation { updateQuota(userId: "x", input: {}) { id } }')}`,
+      headers: { 'apollo-require-preflight': 'true' },
+      status: 405,
+      code: 'BAD_REQUEST',
+    },
+  ],
+  [
+    'a GET without a CSRF preflight header',
+    { method: 'GET', path: `?query=${encodeURIComponent('{ __typename }')}`, headers: {}, status: 400, code: 'BAD_REQUEST' },
+  ],
   ['a PUT', { method: 'PUT', body: json({ query: '{ __typename }' }), status: 405, code: 'BAD_REQUEST' }],
   ['no query', { body: json({ variables: {} }), status: 400, code: 'BAD_REQUEST' }],
   ['a query that is not a string', { body: json({ query: 42 }), status: 400, code: 'BAD_REQUEST' }],
   ['variables that are not an object', { body: json({ query: '{ __typename }', variables: 'x' }), status: 400, code: 'BAD_REQUEST' }],
   ['a syntax error', { body: json({ query: '{ __typename ' }), status: 400, code: 'GRAPHQL_PARSE_FAILED' }],
   ['more tokens than GRAPHQL_MAX_TOKENS', { body: json({ query: tokenFlood }), status: 400, code: 'GRAPHQL_PARSE_FAILED' }],
-  ['a document deeper than GRAPHQL_MAX_DEPTH', { body: json({ query: `{ __schema { types { fields { type { fields { type { fields { type { fields { type { fields { name } } } } } } } } } } } }` }), status: 400, code: 'GRAPHQL_VALIDATION_FAILED', limit: 'depth' }],
-  ['a wide document (1,001 aliases)', { body: json({ query: `{ ${Array.from({ length: 1_001 }, (_, i) => `a${i}: __typename`).join(' ')} }` }), status: 400, code: 'GRAPHQL_VALIDATION_FAILED', limit: 'complexity' }],
-  ['a fragment fan-out bomb (2^30 fields)', { body: json({ query: fragmentBomb(31) }), status: 400, code: 'GRAPHQL_VALIDATION_FAILED', limit: 'complexity' }],
+  [
+    'a document deeper than GRAPHQL_MAX_DEPTH',
+    {
+      body: json({
+        query: `{ __schema { types { fields { type { fields { type { fields { type { fields { type { fields { name } } } } } } } } } } } }`,
+      }),
+      status: 400,
+      code: 'GRAPHQL_VALIDATION_FAILED',
+      limit: 'depth',
+    },
+  ],
+  [
+    'a wide document (1,001 aliases)',
+    {
+      body: json({ query: `{ ${Array.from({ length: 1_001 }, (_, i) => `a${i}: __typename`).join(' ')} }` }),
+      status: 400,
+      code: 'GRAPHQL_VALIDATION_FAILED',
+      limit: 'complexity',
+    },
+  ],
+  [
+    'a fragment fan-out bomb (2^30 fields)',
+    { body: json({ query: fragmentBomb(31) }), status: 400, code: 'GRAPHQL_VALIDATION_FAILED', limit: 'complexity' },
+  ],
   ['an unknown field', { body: json({ query: '{ secrets }' }), status: 400, code: 'GRAPHQL_VALIDATION_FAILED' }],
-  ['an unknown operationName', { body: json({ query: 'query A { __typename }', operationName: 'B' }), status: 400, code: 'OPERATION_RESOLUTION_FAILURE' }],
-  ['huge variables (over HTTP_BODY_LIMIT_BYTES)', { body: json({ query: '{ __typename }', variables: { pad: 'x'.repeat(70_000) } }), status: 413, code: 'BAD_REQUEST' }],
-  ['invalid UTF-8 in the body', { body: Buffer.concat([Buffer.from('{"query":"{ __typename }","x":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]), status: 200, code: '' }],
-  ['a garbage bearer token', { headers: { authorization: 'Bearer garbage' }, body: json({ query: '{ quota { id } }' }), status: 401, code: 'UNAUTHENTICATED' }],
-  ['a Basic authorization header', { headers: { authorization: 'Basic dXNlcjpwYXNz' }, body: json({ query: '{ quota { id } }' }), status: 401, code: 'UNAUTHENTICATED' }],
-  ['an alg none token', { headers: { authorization: `Bearer ${unsignedToken(claims('mallory', { iss: ISSUER, aud: AUDIENCE }))}` }, body: json({ query: '{ quota { id } }' }), status: 401, code: 'UNAUTHENTICATED' }],
+  [
+    'an unknown operationName',
+    { body: json({ query: 'query A { __typename }', operationName: 'B' }), status: 400, code: 'OPERATION_RESOLUTION_FAILURE' },
+  ],
+  [
+    'huge variables (over HTTP_BODY_LIMIT_BYTES)',
+    { body: json({ query: '{ __typename }', variables: { pad: 'x'.repeat(70_000) } }), status: 413, code: 'BAD_REQUEST' },
+  ],
+  [
+    'invalid UTF-8 in the body',
+    {
+      body: Buffer.concat([Buffer.from('{"query":"{ __typename }","x":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]),
+      status: 200,
+      code: '',
+    },
+  ],
+  [
+    'a garbage bearer token',
+    { headers: { authorization: 'Bearer garbage' }, body: json({ query: '{ quota { id } }' }), status: 401, code: 'UNAUTHENTICATED' },
+  ],
+  [
+    'a Basic authorization header',
+    { headers: { authorization: 'Basic dXNlcjpwYXNz' }, body: json({ query: '{ quota { id } }' }), status: 401, code: 'UNAUTHENTICATED' },
+  ],
+  [
+    'an alg none token',
+    {
+      headers: { authorization: `Bearer ${unsignedToken(claims('mallory', { iss: ISSUER, aud: AUDIENCE }))}` },
+      body: json({ query: '{ quota { id } }' }),
+      status: 401,
+      code: 'UNAUTHENTICATED',
+    },
+  ],
   ['no token for data', { body: json({ query: '{ quota { id } }' }), status: 401, code: 'UNAUTHENTICATED' }],
-  ['a variable of the wrong type', { headers: { authorization: `Bearer ${good('victor')}` }, body: json({ query: 'query($u: ID) { quota(userId: $u) { id } }', variables: { u: { $ne: null } } }), status: 400, code: 'BAD_USER_INPUT' }],
-  ['__proto__ in variables', { headers: { authorization: `Bearer ${good('victor')}` }, body: '{"query":"query($u: ID) { quota(userId: $u) { id } }","variables":{"__proto__":{"u":"someone-else"}}}', status: 200, code: '' }],
-  ['another user\'s id', { headers: { authorization: `Bearer ${good('victor')}` }, body: json({ query: '{ quota(userId: "wendy") { id } }' }), status: 200, code: 'FORBIDDEN' }],
+  [
+    'a variable of the wrong type',
+    {
+      headers: { authorization: `Bearer ${good('victor')}` },
+      body: json({ query: 'query($u: ID) { quota(userId: $u) { id } }', variables: { u: { $ne: null } } }),
+      status: 400,
+      code: 'BAD_USER_INPUT',
+    },
+  ],
+  [
+    '__proto__ in variables',
+    {
+      headers: { authorization: `Bearer ${good('victor')}` },
+      body: '{"query":"query($u: ID) { quota(userId: $u) { id } }","variables":{"__proto__":{"u":"someone-else"}}}',
+      status: 200,
+      code: '',
+    },
+  ],
+  [
+    "another user's id",
+    {
+      headers: { authorization: `Bearer ${good('victor')}` },
+      body: json({ query: '{ quota(userId: "wendy") { id } }' }),
+      status: 200,
+      code: 'FORBIDDEN',
+    },
+  ],
 ];
 
 describe('HTTP: refused with a clear status and code', () => {
@@ -205,7 +353,8 @@ describe('HTTP: refused with a clear status and code', () => {
     const response = await fetch(`${gateway.httpUrl}${c.path ?? ''}`, {
       method: c.method ?? 'POST',
       // GET and explicit content types go as given; everything else is sent as JSON.
-      headers: c.method === 'GET' || (c.headers && 'content-type' in c.headers) ? c.headers : { 'content-type': 'application/json', ...c.headers },
+      headers:
+        c.method === 'GET' || (c.headers && 'content-type' in c.headers) ? c.headers : { 'content-type': 'application/json', ...c.headers },
       body: typeof c.body === 'string' || c.body === undefined ? c.body : new Uint8Array(c.body),
     });
     expect(response.status).toBe(c.status);
@@ -223,11 +372,7 @@ describe('HTTP: refused with a clear status and code', () => {
 
 // ------------------------------------------------------------------------------------- WebSocket
 
-type WsStep =
-  | { frame: [number, Buffer | string] }
-  | { json: unknown }
-  | { expect: Record<string, unknown> }
-  | { expectError: string };
+type WsStep = { frame: [number, Buffer | string] } | { json: unknown } | { expect: Record<string, unknown> } | { expectError: string };
 const init = (jwt = good(uniqueId('ws'))) => ({ json: { type: 'connection_init', payload: { authorization: `Bearer ${jwt}` } } });
 const ack = { expect: { type: 'connection_ack' } };
 const sub = (id: string, query: string, variables?: unknown) => ({ json: { id, type: 'subscribe', payload: { query, variables } } });
@@ -241,29 +386,53 @@ const wsCases: [string, WsStep[], number | 'open', string?][] = [
   ['connection_init with a non-object payload', [{ json: { type: 'connection_init', payload: 'x' } }], 4400],
   ['subscribe before connection_init', [sub('1', '{ __typename }')], 4401],
   ['a second connection_init', [init(), ack, init()], 4429],
-  ['a duplicate subscription id', [init(), ack, sub('dup', 'subscription { quotaChanged { eventId } }'), sub('dup', 'subscription { quotaChanged { eventId } }')], 4409],
+  [
+    'a duplicate subscription id',
+    [init(), ack, sub('dup', 'subscription { quotaChanged { eventId } }'), sub('dup', 'subscription { quotaChanged { eventId } }')],
+    4409,
+  ],
   ['subscribe without a query', [init(), ack, { json: { id: '1', type: 'subscribe', payload: {} } }], 4400],
-  ['subscribe with variables that are not an object', [init(), ack, { json: { id: '1', type: 'subscribe', payload: { query: '{ __typename }', variables: 'x' } } }], 4400],
+  [
+    'subscribe with variables that are not an object',
+    [init(), ack, { json: { id: '1', type: 'subscribe', payload: { query: '{ __typename }', variables: 'x' } } }],
+    4400,
+  ],
   ['a binary frame of garbage', [{ frame: [0x2, Buffer.from([0, 1, 2, 255])] }], 4400],
   ['a text frame of invalid UTF-8', [{ frame: [0x1, Buffer.from([0x7b, 0xff, 0xfe, 0x7d])] }], 1007],
-  ['a frame over WS_MAX_PAYLOAD_BYTES', [{ frame: [0x1, json({ type: 'connection_init', payload: { pad: 'x'.repeat(MAX_WS_PAYLOAD) } })] }], 1009],
+  [
+    'a frame over WS_MAX_PAYLOAD_BYTES',
+    [{ frame: [0x1, json({ type: 'connection_init', payload: { pad: 'x'.repeat(MAX_WS_PAYLOAD) } })] }],
+    1009,
+  ],
   ['a reserved opcode', [{ frame: [0x3, 'x'] }], 1002],
   ['no connection_init within WS_CONNECTION_INIT_TIMEOUT_MS', [], 4408],
   ['an alg none token', [init(unsignedToken(claims('mallory', { iss: ISSUER, aud: AUDIENCE })))], 4403],
   ['a tampered token', [init(tamper(good('mallory')))], 4403],
   ['a syntax error (error on the operation)', [init(), ack, sub('1', '{ __typename '), { expectError: 'GRAPHQL_PARSE_FAILED' }], 'open'],
   ['too many tokens', [init(), ack, sub('1', tokenFlood), { expectError: 'GRAPHQL_PARSE_FAILED' }], 'open'],
-  ['a wide document (1,001 fields)', [init(), ack, sub('1', `{ ${'__typename '.repeat(1_001)} }`), { expectError: 'GRAPHQL_VALIDATION_FAILED' }], 'open'],
+  [
+    'a wide document (1,001 fields)',
+    [init(), ack, sub('1', `{ ${'__typename '.repeat(1_001)} }`), { expectError: 'GRAPHQL_VALIDATION_FAILED' }],
+    'open',
+  ],
   ['a fragment bomb', [init(), ack, sub('1', fragmentBomb(31)), { expectError: 'GRAPHQL_VALIDATION_FAILED' }], 'open'],
   ['an unknown field', [init(), ack, sub('1', 'subscription { secrets }'), { expectError: 'GRAPHQL_VALIDATION_FAILED' }], 'open'],
-  ['a variable of the wrong type', [init(), ack, sub('1', 'subscription($u: ID) { quotaChanged(userId: $u) { eventId } }', { u: [1] }), { expectError: 'BAD_USER_INPUT' }], 'open'],
-  ['another user\'s events', [init(), ack, sub('1', 'subscription { quotaChanged(userId: "someone-else") { eventId } }'), { expectError: 'FORBIDDEN' }], 'open'],
+  [
+    'a variable of the wrong type',
+    [init(), ack, sub('1', 'subscription($u: ID) { quotaChanged(userId: $u) { eventId } }', { u: [1] }), { expectError: 'BAD_USER_INPUT' }],
+    'open',
+  ],
+  [
+    "another user's events",
+    [init(), ack, sub('1', 'subscription { quotaChanged(userId: "someone-else") { eventId } }'), { expectError: 'FORBIDDEN' }],
+    'open',
+  ],
   ['complete for an unknown id', [init(), ack, { json: { id: 'ghost', type: 'complete' } }], 'open'],
   ['a ping before connection_init (allowed)', [{ json: { type: 'ping' } }, { expect: { type: 'pong' } }, init(), ack], 'open'],
   ['a binary frame with a valid message (read as text)', [{ frame: [0x2, json(init().json)] }, ack], 'open'],
 ];
 
-describe('WebSocket: closed with the protocol\'s code, or an error on that operation', () => {
+describe("WebSocket: closed with the protocol's code, or an error on that operation", () => {
   it.each(wsCases)('%s', async (_name, steps, outcome) => {
     const raw = await connectRaw(gateway.wsUrl);
     try {
@@ -275,8 +444,7 @@ describe('WebSocket: closed with the protocol\'s code, or an error on that opera
           // An `error` message, or a `next` carrying the errors (docs/api.md#authentication-and-authorization allows either).
           const message = await raw.message();
           const errors = (message.type === 'error' ? message.payload : (message.payload as { errors?: unknown })?.errors) as
-            | { extensions?: { code?: string } }[]
-            | undefined;
+            { extensions?: { code?: string } }[] | undefined;
           expect(['error', 'next']).toContain(message.type);
           expect(errors?.[0]?.extensions?.code).toBe(step.expectError);
         }
@@ -318,7 +486,7 @@ const jwtCases: [string, () => string, 'hs' | 'pem'][] = [
   ['HS256 signed with the RSA public key (algorithm confusion)', () => hsSignedWithPublicKey(rsa.publicPem, claims('m')), 'pem'],
   ['alg none on the PEM gateway', () => unsignedToken(claims('m')), 'pem'],
   ['RS256 signed by another key', () => signWith(keyPair('RS256'), claims('m')), 'pem'],
-  ['an HS256 token with the HS gateway\'s secret', () => good('m'), 'pem'],
+  ["an HS256 token with the HS gateway's secret", () => good('m'), 'pem'],
 ];
 
 describe('JWT: refused on HTTP (401) and WebSocket (4403)', () => {
@@ -346,7 +514,11 @@ describe('JWT: refused on HTTP (401) and WebSocket (4403)', () => {
 describe('after all of it', () => {
   it('the first subscriber is still connected and a good event still arrives', async () => {
     await peer.publish('quota.updated', { userId: SENTINEL, usage: { currentDevices: 7 } }, { messageId: `final-${SENTINEL}` });
-    expect((await sentinel.next()).data?.quotaChanged).toMatchObject({ eventId: `final-${SENTINEL}`, kind: 'UPDATED', usage: { currentDevices: 7 } });
+    expect((await sentinel.next()).data?.quotaChanged).toMatchObject({
+      eventId: `final-${SENTINEL}`,
+      kind: 'UPDATED',
+      usage: { currentDevices: 7 },
+    });
     expect(sentinel.pending()).toBe(0);
     const ready = await fetch(`${gateway.app.url}/readyz`);
     expect(ready.status).toBe(200);

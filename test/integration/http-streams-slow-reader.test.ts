@@ -86,13 +86,28 @@ async function flood(gateway: TestGateway, user: string, neighbour: string, done
   for (let batch = 0; batch < MAX_BATCHES && !done(); batch++) {
     const pipeline = redis.pipeline();
     for (let i = 0; i < BATCH; i++, published++) {
-      const event = { family: 'quota', eventId: `big-${published}`, type: 'quota.alert', userId: user, occurredAt: new Date().toISOString(), kind: 'ALERT', severity };
+      const event = {
+        family: 'quota',
+        eventId: `big-${published}`,
+        type: 'quota.alert',
+        userId: user,
+        occurredAt: new Date().toISOString(),
+        kind: 'ALERT',
+        severity,
+      };
       pipeline.publish(`${prefix}quota:user:${user}`, JSON.stringify(event));
     }
     const marker = `m-${batch}-${neighbour}`;
     pipeline.publish(
       `${prefix}quota:user:${neighbour}`,
-      JSON.stringify({ family: 'quota', eventId: marker, type: 'quota.alert', userId: neighbour, occurredAt: new Date().toISOString(), kind: 'ALERT' }),
+      JSON.stringify({
+        family: 'quota',
+        eventId: marker,
+        type: 'quota.alert',
+        userId: neighbour,
+        occurredAt: new Date().toISOString(),
+        kind: 'ALERT',
+      }),
     );
     await pipeline.exec();
     // The neighbour reads: it gets every marker, whatever the reader beside it does.
@@ -103,12 +118,22 @@ async function flood(gateway: TestGateway, user: string, neighbour: string, done
 }
 
 const ENDINGS = {
-  multipart: { error: /\{"payload":null,"errors":\[\{"message":"Client too slow: [^"]+","extensions":\{"code":"SLOW_CONSUMER"\}\}\]\}\r\n--graphql--\r\n/, last: '--graphql--\r\n' },
-  sse: { error: /event: next\ndata: \{"errors":\[\{"message":"Client too slow: [^"]+","extensions":\{"code":"SLOW_CONSUMER"\}\}\]\}\n\nevent: complete\ndata:\n\n/, last: 'event: complete\ndata:\n\n' },
+  multipart: {
+    error:
+      /\{"payload":null,"errors":\[\{"message":"Client too slow: [^"]+","extensions":\{"code":"SLOW_CONSUMER"\}\}\]\}\r\n--graphql--\r\n/,
+    last: '--graphql--\r\n',
+  },
+  sse: {
+    error:
+      /event: next\ndata: \{"errors":\[\{"message":"Client too slow: [^"]+","extensions":\{"code":"SLOW_CONSUMER"\}\}\]\}\n\nevent: complete\ndata:\n\n/,
+    last: 'event: complete\ndata:\n\n',
+  },
 } as const;
 
 describe.each(['multipart', 'sse'] as const)('a %s stream that never reads', (transport) => {
-  async function slowReader(limits: Record<string, string>): Promise<{ gateway: TestGateway; user: string; reader: RawHttpStream; published: number; baseline: number }> {
+  async function slowReader(
+    limits: Record<string, string>,
+  ): Promise<{ gateway: TestGateway; user: string; reader: RawHttpStream; published: number; baseline: number }> {
     const gateway = await startGateway(
       // One connection per user: a second stream opening proves the slot was released.
       realServicesEnv(database.url, { ...limits, WS_MAX_SOCKETS_PER_USER: '1', EVENT_COALESCE_MS: '0' }),
@@ -132,7 +157,9 @@ describe.each(['multipart', 'sse'] as const)('a %s stream that never reads', (tr
     expect(again.status).toBe(200);
     again.close();
     const after = heapMb();
-    console.log(`slow ${transport} reader: ${JSON.stringify({ ...figures, heapBaselineMb: +baseline.toFixed(1), heapAfterMb: +after.toFixed(1) })}`);
+    console.log(
+      `slow ${transport} reader: ${JSON.stringify({ ...figures, heapBaselineMb: +baseline.toFixed(1), heapAfterMb: +after.toFixed(1) })}`,
+    );
     expect(after - baseline).toBeLessThan(16);
   }
 

@@ -66,7 +66,10 @@ afterAll(async () => {
     () => database?.drop(),
   ];
   const failures: unknown[] = [];
-  for (const step of steps) await Promise.resolve().then(step).catch((error: unknown) => failures.push(error));
+  for (const step of steps)
+    await Promise.resolve()
+      .then(step)
+      .catch((error: unknown) => failures.push(error));
   if (failures.length > 0) throw failures[0];
 });
 
@@ -76,7 +79,10 @@ const QUERY = 'subscription { quotaChanged { eventId kind } }';
 async function openStreamPage(origin: string): Promise<RecordedPage> {
   const recorded = await openPage(browser);
   await recorded.context.route(`${origin}/stream-test`, (route) =>
-    route.fulfill({ contentType: 'text/html; charset=utf-8', body: `<!doctype html><meta charset="utf-8"><title>streams</title><script>${script}</script>` }),
+    route.fulfill({
+      contentType: 'text/html; charset=utf-8',
+      body: `<!doctype html><meta charset="utf-8"><title>streams</title><script>${script}</script>`,
+    }),
   );
   const response = await recorded.page.goto(`${origin}/stream-test`);
   expect(response?.status()).toBe(200);
@@ -98,7 +104,10 @@ it("delivers to a browser EventSource and Apollo Client 4's HttpLink, and EventS
 
   const e1 = `e1-${user}`;
   await peer!.publish('quota.updated', { userId: user, quotaId: 'q' }, { messageId: e1 });
-  await waitFor(async () => (await streams(recorded)).sse.length === 1 && (await streams(recorded)).apollo.length === 1, 'both clients to receive e1');
+  await waitFor(
+    async () => (await streams(recorded)).sse.length === 1 && (await streams(recorded)).apollo.length === 1,
+    'both clients to receive e1',
+  );
   const first = await streams(recorded);
   expect(first.sse).toEqual([{ id: e1, data: { data: { quotaChanged: { eventId: e1, kind: 'UPDATED' } } } }]);
   expect(first.apollo).toEqual([{ quotaChanged: { __typename: 'QuotaEvent', eventId: e1, kind: 'UPDATED' } }]);

@@ -54,12 +54,18 @@ describe('multipart HTTP (Apollo multipart subscription protocol)', () => {
     const user = uniqueId('curl');
     // Unquoted subscriptionSpec, as Apollo Client sends it.
     const curl = spawn('curl', [
-      '-sN', suite.gateway.httpUrl,
-      '-H', 'accept: multipart/mixed;subscriptionSpec=1.0,application/json',
-      '-H', 'content-type: application/json',
-      '-H', `authorization: Bearer ${token(user, { expiresInSec: 600 })}`,
-      '-D', '-',
-      '--data', JSON.stringify({ query: QUOTA }),
+      '-sN',
+      suite.gateway.httpUrl,
+      '-H',
+      'accept: multipart/mixed;subscriptionSpec=1.0,application/json',
+      '-H',
+      'content-type: application/json',
+      '-H',
+      `authorization: Bearer ${token(user, { expiresInSec: 600 })}`,
+      '-D',
+      '-',
+      '--data',
+      JSON.stringify({ query: QUOTA }),
     ]);
     track('curl', () => curl.kill());
     let output = '';
@@ -77,7 +83,11 @@ describe('multipart HTTP (Apollo multipart subscription protocol)', () => {
   it('answers a query sent with only the multipart Accept as ordinary JSON', async () => {
     const response = await fetch(suite.gateway.httpUrl, {
       method: 'POST',
-      headers: { accept: 'multipart/mixed;subscriptionSpec="1.0"', 'content-type': 'application/json', authorization: `Bearer ${token('q')}` },
+      headers: {
+        accept: 'multipart/mixed;subscriptionSpec="1.0"',
+        'content-type': 'application/json',
+        authorization: `Bearer ${token('q')}`,
+      },
       body: JSON.stringify({ query: '{ me { id } }' }),
     });
     expect(response.status).toBe(200);
@@ -87,7 +97,11 @@ describe('multipart HTTP (Apollo multipart subscription protocol)', () => {
 
   it('refuses a subscription without a streaming Accept with STREAMING_TRANSPORT_REQUIRED (406), and without a token with UNAUTHENTICATED (401)', async () => {
     const post = (headers: Record<string, string>) =>
-      fetch(suite.gateway.httpUrl, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: QUOTA }) });
+      fetch(suite.gateway.httpUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ query: QUOTA }),
+      });
     const plain = await post({ authorization: `Bearer ${token('plain')}` });
     expect(plain.status).toBe(406);
     const body = (await plain.json()) as { errors: { message: string; extensions: { code: string } }[] };
@@ -102,12 +116,19 @@ describe('multipart HTTP (Apollo multipart subscription protocol)', () => {
 
   it('ends a stream whose token expires with TOKEN_EXPIRED and the closing boundary', async () => {
     const user = uniqueId('mp-exp');
-    const stream = await openMultipart(suite.gateway.httpUrl, { query: QUOTA }, { authorization: `Bearer ${token(user, { expiresInSec: 2 })}` });
+    const stream = await openMultipart(
+      suite.gateway.httpUrl,
+      { query: QUOTA },
+      { authorization: `Bearer ${token(user, { expiresInSec: 2 })}` },
+    );
     expect(stream.status).toBe(200);
     expect((await stream.next('the first heartbeat')).data).toEqual({});
     let last = await stream.next('the expiry', 6_000);
     while (JSON.stringify(last.data) === '{}') last = await stream.next('the expiry', 6_000);
-    expect(last.data).toEqual({ payload: null, errors: [{ message: expect.stringMatching(/^Token expired/), extensions: { code: 'TOKEN_EXPIRED' } }] });
+    expect(last.data).toEqual({
+      payload: null,
+      errors: [{ message: expect.stringMatching(/^Token expired/), extensions: { code: 'TOKEN_EXPIRED' } }],
+    });
     await within(stream.ended, 'the response to end');
     expect(stream.text().endsWith('\r\n--graphql--\r\n')).toBe(true);
   });
@@ -116,13 +137,22 @@ describe('multipart HTTP (Apollo multipart subscription protocol)', () => {
 describe('GraphQL over SSE (graphql-sse distinct connections mode) on /graphql/stream', () => {
   it("delivers to graphql-sse's client (POST)", async () => {
     const user = uniqueId('sse-client');
-    const client = createSseClient({ url: `${suite.gateway.httpUrl}/stream`, headers: { authorization: `Bearer ${token(user)}` }, retryAttempts: 0 });
+    const client = createSseClient({
+      url: `${suite.gateway.httpUrl}/stream`,
+      headers: { authorization: `Bearer ${token(user)}` },
+      retryAttempts: 0,
+    });
     track('graphql-sse client', () => client.dispose());
     const received = deferred<unknown>();
-    const stop = client.subscribe({ query: QUOTA }, { next: (r) => received.resolve(r), error: (e) => received.reject(e), complete: () => undefined });
+    const stop = client.subscribe(
+      { query: QUOTA },
+      { next: (r) => received.resolve(r), error: (e) => received.reject(e), complete: () => undefined },
+    );
     await waitForSubscriptions(suite.gateway, 1);
     await quotaEvent(user, 'q-sse', `sse-${user}`);
-    expect(await within(received.promise, 'the event over SSE')).toEqual({ data: { quotaChanged: { eventId: `sse-${user}`, quotaId: 'q-sse', kind: 'UPDATED' } } });
+    expect(await within(received.promise, 'the event over SSE')).toEqual({
+      data: { quotaChanged: { eventId: `sse-${user}`, quotaId: 'q-sse', kind: 'UPDATED' } },
+    });
     stop();
     await waitForSubscriptions(suite.gateway, 0);
   });
@@ -136,7 +166,11 @@ describe('GraphQL over SSE (graphql-sse distinct connections mode) on /graphql/s
     await waitForSubscriptions(suite.gateway, 1);
     await quotaEvent(user, 'q-1', `e1-${user}`);
     const one = await first.next('event 1');
-    expect(one).toEqual({ event: 'next', id: `e1-${user}`, data: { data: { quotaChanged: { eventId: `e1-${user}`, quotaId: 'q-1', kind: 'UPDATED' } } } });
+    expect(one).toEqual({
+      event: 'next',
+      id: `e1-${user}`,
+      data: { data: { quotaChanged: { eventId: `e1-${user}`, quotaId: 'q-1', kind: 'UPDATED' } } },
+    });
     first.close();
     await waitForSubscriptions(suite.gateway, 0);
     // Missed while disconnected: retained before the reconnect, so they come from the replay.
@@ -152,7 +186,9 @@ describe('GraphQL over SSE (graphql-sse distinct connections mode) on /graphql/s
     const expired = await openSse(url, { headers: { 'last-event-id': 'never-seen' } });
     const refusal = await expired.next('HISTORY_EXPIRED');
     expect(refusal.event).toBe('next');
-    expect((refusal.data as { errors: { extensions: { code: string } }[] }).errors.map((e) => e.extensions.code)).toEqual(['HISTORY_EXPIRED']);
+    expect((refusal.data as { errors: { extensions: { code: string } }[] }).errors.map((e) => e.extensions.code)).toEqual([
+      'HISTORY_EXPIRED',
+    ]);
     expect((await expired.next('complete')).event).toBe('complete');
     await within(expired.ended, 'the response to end');
   });
@@ -161,7 +197,9 @@ describe('GraphQL over SSE (graphql-sse distinct connections mode) on /graphql/s
     const url = sseUrl(suite.gateway.httpUrl, QUOTA, { token: token(uniqueId('huge')) });
     const big = await openSse(url, { headers: { 'last-event-id': 'x'.repeat(8_000) } });
     const refusal = await big.next('the refusal');
-    expect((refusal.data as { errors: { extensions: { code: string } }[] }).errors.map((e) => e.extensions.code)).toEqual(['BAD_USER_INPUT']);
+    expect((refusal.data as { errors: { extensions: { code: string } }[] }).errors.map((e) => e.extensions.code)).toEqual([
+      'BAD_USER_INPUT',
+    ]);
     expect((await big.next('complete')).event).toBe('complete');
     const tooBig = await fetch(url, { headers: { accept: 'text/event-stream', 'last-event-id': 'x'.repeat(20_000) } });
     expect(tooBig.status).toBe(431);
@@ -172,13 +210,21 @@ describe('GraphQL over SSE (graphql-sse distinct connections mode) on /graphql/s
   it('answers bad requests before the stream opens: no token 401, a bad document 400, and ends at token expiry with TOKEN_EXPIRED', async () => {
     const anonymous = await fetch(sseUrl(suite.gateway.httpUrl, QUOTA), { headers: { accept: 'text/event-stream' } });
     expect(anonymous.status).toBe(401);
-    const broken = await fetch(sseUrl(suite.gateway.httpUrl, 'subscription {', { token: token('b') }), { headers: { accept: 'text/event-stream' } });
+    const broken = await fetch(sseUrl(suite.gateway.httpUrl, 'subscription {', { token: token('b') }), {
+      headers: { accept: 'text/event-stream' },
+    });
     expect(broken.status).toBe(400);
-    expect(((await broken.json()) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code).toBe('GRAPHQL_PARSE_FAILED');
+    expect(((await broken.json()) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code).toBe(
+      'GRAPHQL_PARSE_FAILED',
+    );
 
     const stream = await openSse(sseUrl(suite.gateway.httpUrl, QUOTA, { token: token(uniqueId('sse-exp'), { expiresInSec: 2 }) }));
     const ended = await stream.next('the expiry', 6_000);
-    expect(ended).toEqual({ event: 'next', id: undefined, data: { errors: [{ message: expect.stringMatching(/^Token expired/), extensions: { code: 'TOKEN_EXPIRED' } }] } });
+    expect(ended).toEqual({
+      event: 'next',
+      id: undefined,
+      data: { errors: [{ message: expect.stringMatching(/^Token expired/), extensions: { code: 'TOKEN_EXPIRED' } }] },
+    });
     expect((await stream.next('complete')).event).toBe('complete');
   });
 });
@@ -193,11 +239,17 @@ describe('one execution path for every transport', () => {
     await waitFor(() => suite.gateway.app.stats().sessions.transports.sse.open >= 1, 'the SSE stream counted');
     const third = await fetch(suite.gateway.httpUrl, {
       method: 'POST',
-      headers: { accept: 'multipart/mixed;subscriptionSpec="1.0"', 'content-type': 'application/json', authorization: `Bearer ${token(user)}` },
+      headers: {
+        accept: 'multipart/mixed;subscriptionSpec="1.0"',
+        'content-type': 'application/json',
+        authorization: `Bearer ${token(user)}`,
+      },
       body: JSON.stringify({ query: QUOTA }),
     });
     expect(third.status).toBe(429);
-    expect(((await third.json()) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code).toBe('TOO_MANY_CONNECTIONS');
+    expect(((await third.json()) as { errors: { extensions: { code: string } }[] }).errors[0]?.extensions.code).toBe(
+      'TOO_MANY_CONNECTIONS',
+    );
     sse.close();
     await socket.dispose();
   });
@@ -239,5 +291,7 @@ describe('one execution path for every transport', () => {
 });
 
 it('curl is installed for the docs example', async () => {
-  await new Promise<void>((resolve, reject) => execFile('curl', ['--version'], (error: Error | null) => (error ? reject(error) : resolve())));
+  await new Promise<void>((resolve, reject) =>
+    execFile('curl', ['--version'], (error: Error | null) => (error ? reject(error) : resolve())),
+  );
 });

@@ -118,10 +118,9 @@ it('reports the outbox backlog and its drain through a mutation', async () => {
   await db.connect();
   try {
     // A row the relay has not seen (it polls hourly here): the backlog counts it.
-    await db.query(
-      `INSERT INTO outbox_event (id, routing_key, payload) VALUES (gen_random_uuid(), 'quota.renewed', $1::jsonb)`,
-      [JSON.stringify({ userId: user })],
-    );
+    await db.query(`INSERT INTO outbox_event (id, routing_key, payload) VALUES (gen_random_uuid(), 'quota.renewed', $1::jsonb)`, [
+      JSON.stringify({ userId: user }),
+    ]);
   } finally {
     await db.end();
   }

@@ -31,9 +31,7 @@ it('applies every committed migration once, recording name and checksum like pri
   const { rows } = await client.query<{ migration_name: string; checksum: string; finished_at: Date | null; applied_steps_count: number }>(
     'SELECT migration_name, checksum, finished_at, applied_steps_count FROM "_prisma_migrations" ORDER BY migration_name',
   );
-  expect(rows.map((r) => [r.migration_name, r.checksum, r.applied_steps_count])).toEqual(
-    migrations.map((m) => [m.name, m.checksum, 1]),
-  );
+  expect(rows.map((r) => [r.migration_name, r.checksum, r.applied_steps_count])).toEqual(migrations.map((m) => [m.name, m.checksum, 1]));
   expect(rows.every((r) => r.finished_at instanceof Date)).toBe(true);
   const tables = await client.query<{ table_name: string }>(
     "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",

@@ -46,7 +46,7 @@ async function createDevice(owner: string) {
 }
 
 describe('orders', () => {
-  it('completeOrder (administrators) emits order.completed through RabbitMQ to the owner\'s orderCompleted', async () => {
+  it("completeOrder (administrators) emits order.completed through RabbitMQ to the owner's orderCompleted", async () => {
     const alice = uniqueId('alice');
     const orderId = await sql.seedOrder({ userId: alice, amount: '59.90', deviceId: 'dev-1', planId: 'plan-pro' });
     const wiretap = await peer.tap('order.#');
@@ -63,7 +63,14 @@ describe('orders', () => {
     expect(done.body.data?.completeOrder.completedAt).not.toBeNull();
 
     const pushed = (await sub.next()).data!.orderCompleted;
-    expect(pushed).toMatchObject({ type: 'order.completed', userId: alice, orderId, amount: '59.90', deviceId: 'dev-1', planId: 'plan-pro' });
+    expect(pushed).toMatchObject({
+      type: 'order.completed',
+      userId: alice,
+      orderId,
+      amount: '59.90',
+      deviceId: 'dev-1',
+      planId: 'plan-pro',
+    });
     const onWire = await peer.take(wiretap, (m) => m.properties.messageId === pushed.eventId, 'order.completed on the exchange');
     expect(onWire.fields.routingKey).toBe('order.completed');
     const read = await http(gateway.httpUrl, OrderDocument, { token: token(alice), variables: { id: orderId } });
@@ -84,7 +91,9 @@ describe('orders', () => {
       payload: { orderId, userId: bob, status: 'cancelled', amount: '10.00' },
     });
     // The bridge acknowledges it as ignored: nothing else is written for it.
-    expect(await sql.query('SELECT status, version FROM billing_order WHERE id = $1', [orderId])).toEqual([{ status: 'CANCELLED', version: 2 }]);
+    expect(await sql.query('SELECT status, version FROM billing_order WHERE id = $1', [orderId])).toEqual([
+      { status: 'CANCELLED', version: 2 },
+    ]);
   });
 
   it('refuses to complete a cancelled order or cancel a completed one, writing nothing', async () => {
@@ -105,12 +114,14 @@ describe('orders', () => {
       const cancel = await http(gateway.httpUrl, CancelOrderDocument, { token: token(carol), variables: { id } });
       expect(cancel.body.errors?.[0]?.extensions?.code).toBe('BAD_USER_INPUT');
     }
-    expect(await sql.query('SELECT id, status, version, updated_at FROM billing_order WHERE user_id = $1 ORDER BY id', [carol])).toEqual(before);
+    expect(await sql.query('SELECT id, status, version, updated_at FROM billing_order WHERE user_id = $1 ORDER BY id', [carol])).toEqual(
+      before,
+    );
     expect((await sql.outboxFor('orderId', cancelledId)).map((r) => r.routing_key)).toEqual(['order.cancelled']);
     expect((await sql.outboxFor('orderId', completedId)).map((r) => r.routing_key)).toEqual(['order.completed']);
   });
 
-  it('lists a user\'s orders as a connection, and hides another user\'s', async () => {
+  it("lists a user's orders as a connection, and hides another user's", async () => {
     const dan = uniqueId('dan');
     const mallory = uniqueId('mallory');
     const base = Date.parse('2026-10-01T00:00:00Z');
@@ -171,15 +182,18 @@ describe('app installations', () => {
       packageName: 'com.example.chat',
       versionName: '1.2.0',
     });
-    expect((await peer.take(wiretap, (m) => m.properties.messageId === pushed.eventId, 'app.installed on the exchange')).fields.routingKey).toBe(
-      'app.installed',
-    );
+    expect(
+      (await peer.take(wiretap, (m) => m.properties.messageId === pushed.eventId, 'app.installed on the exchange')).fields.routingKey,
+    ).toBe('app.installed');
     const listed = await http(gateway.httpUrl, AppInstallationsDocument, { token: token(erin), variables: { deviceId: device.id } });
     expect(listed.body.data?.appInstallations.map((i) => i.id)).toEqual([installation.id]);
     const nested = await http(gateway.httpUrl, DeviceDocument, { token: token(erin), variables: { id: device.id } });
     expect(nested.body.data?.device.installations.map((i) => i.id)).toEqual([installation.id]);
 
-    const removed = await http(gateway.httpUrl, UninstallAppDocument, { token: token(erin), variables: { installationId: installation.id } });
+    const removed = await http(gateway.httpUrl, UninstallAppDocument, {
+      token: token(erin),
+      variables: { installationId: installation.id },
+    });
     expect(removed.body.data?.uninstallApp).toMatchObject({ status: 'UNINSTALLED', version: 2 });
     const [, uninstallRow] = await sql.outboxFor('installationId', installation.id);
     expect(uninstallRow?.routing_key).toBe('app.uninstalled');
@@ -220,12 +234,15 @@ describe('app installations', () => {
       { id, status: 'UNINSTALLED', version: 2 },
     ]);
     expect((await sql.outboxFor('installationId', id)).map((r) => r.routing_key)).toEqual(['app.installed', 'app.uninstalled']);
-    expect(await sql.query(`SELECT count(*)::int AS n FROM outbox_event WHERE routing_key LIKE 'app.%' AND payload->'payload'->>'deviceId' = $1`, [device.id])).toEqual([
-      { n: 2 },
-    ]);
+    expect(
+      await sql.query(
+        `SELECT count(*)::int AS n FROM outbox_event WHERE routing_key LIKE 'app.%' AND payload->'payload'->>'deviceId' = $1`,
+        [device.id],
+      ),
+    ).toEqual([{ n: 2 }]);
   });
 
-  it('keeps users off another user\'s device apps; administrators may act', async () => {
+  it("keeps users off another user's device apps; administrators may act", async () => {
     const gina = uniqueId('gina');
     const mallory = uniqueId('mallory');
     const device = await createDevice(gina);

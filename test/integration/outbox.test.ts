@@ -62,7 +62,7 @@ async function deviceFlow(gateway: TestGateway) {
   return { user, deviceId, sub };
 }
 
-it('publishes a mutation\'s event after the broker closed this gateway\'s connection right before the mutation', async () => {
+it("publishes a mutation's event after the broker closed this gateway's connection right before the mutation", async () => {
   const gateway = await startGateway(realServicesEnv(database.url));
   const { user, deviceId, sub } = await deviceFlow(gateway);
 
@@ -198,7 +198,9 @@ it('retries a row whose publish fails, counting attempts and keeping the error, 
     await sql.query(`INSERT INTO outbox_event (id, routing_key, payload) VALUES ($1, 'device.started', '{}'::jsonb)`, [id]);
     relay.start();
     await waitFor(async () => (await publishedAt(id)) != null, 'the row to go out after two failures');
-    const [row] = await sql.query<{ attempts: number; last_error: string }>('SELECT attempts, last_error FROM outbox_event WHERE id = $1', [id]);
+    const [row] = await sql.query<{ attempts: number; last_error: string }>('SELECT attempts, last_error FROM outbox_event WHERE id = $1', [
+      id,
+    ]);
     expect(row).toEqual({ attempts: 2, last_error: 'PRECONDITION_FAILED - nack from the broker' });
     expect(bus.published).toEqual([id]);
   } finally {
@@ -229,9 +231,13 @@ it('prunes published rows and applied-event ids past their retention, and never 
     // Exactly the one published row and the one applied-event id past seven days (the file's other
     // tests only leave recent rows).
     expect(pruned).toEqual({ outbox: 1, processed: 1 });
-    const left = (await sql.query<{ id: string }>('SELECT id FROM outbox_event WHERE id = ANY($1::uuid[])', [[oldPublished, oldPending, recent]])).map((r) => r.id);
+    const left = (
+      await sql.query<{ id: string }>('SELECT id FROM outbox_event WHERE id = ANY($1::uuid[])', [[oldPublished, oldPending, recent]])
+    ).map((r) => r.id);
     expect(left.sort()).toEqual([oldPending, recent].sort());
-    const ids = (await sql.query<{ event_id: string }>('SELECT event_id FROM processed_event WHERE event_id = ANY($1)', [[oldEvent, newEvent]])).map((r) => r.event_id);
+    const ids = (
+      await sql.query<{ event_id: string }>('SELECT event_id FROM processed_event WHERE event_id = ANY($1)', [[oldEvent, newEvent]])
+    ).map((r) => r.event_id);
     expect(ids).toEqual([newEvent]);
     // The unpublished row is left for the relay; tidy it so later tests start clean.
     await sql.query('DELETE FROM outbox_event WHERE id = $1', [oldPending]);

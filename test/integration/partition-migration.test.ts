@@ -36,12 +36,14 @@ it('drains the old shared queue through the router before the router queue, then
   const old = await startGateway({ ...env, AMQP_PARTITIONS: '0' });
   await stopGateway(old);
   const user = uniqueId('mig');
-  for (let i = 1; i <= 20; i++) await peer.publish('quota.updated', { userId: user, usage: { currentDevices: i } }, { messageId: `${user}:${i}` });
+  for (let i = 1; i <= 20; i++)
+    await peer.publish('quota.updated', { userId: user, usage: { currentDevices: i } }, { messageId: `${user}:${i}` });
   expect((await peer.channel.checkQueue(env.AMQP_QUEUE as string)).messageCount).toBe(20);
 
   await startGateway(env);
   // Published after the switch: these land in the router queue only (the old queue is unbound).
-  for (let i = 21; i <= 30; i++) await peer.publish('quota.updated', { userId: user, usage: { currentDevices: i } }, { messageId: `${user}:${i}` });
+  for (let i = 21; i <= 30; i++)
+    await peer.publish('quota.updated', { userId: user, usage: { currentDevices: i } }, { messageId: `${user}:${i}` });
   // The user's retained log is the order every subscriber and every resume sees.
   const redis = new Redis(TEST_REDIS_URL);
   const logged = async () =>

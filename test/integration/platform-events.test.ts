@@ -38,7 +38,8 @@ const admin = uniqueId('admin');
 const device = uniqueId('dev');
 const T0 = '2026-12-01T08:00:00.000Z';
 const TRACE = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', baggage: 'secret=1' };
-const STACK = 'Error: connection refused\n    at Object.connect (/srv/billing/db.js:12:5)\n    at process.processTicksAndRejections (node:internal)';
+const STACK =
+  'Error: connection refused\n    at Object.connect (/srv/billing/db.js:12:5)\n    at process.processTicksAndRejections (node:internal)';
 
 type Field =
   | 'orderStatusChanged'
@@ -88,8 +89,19 @@ beforeAll(async () => {
   subs.systemEvents = as(subscribe(root, SystemEventsDocument, {}));
   for (const field of Object.keys(subs)) await waitForSubscriptions(second, 1, field);
   // The device the owner lookups resolve: known to the read model from its first event.
-  await suite.peer.publish('device.created', { userId: alice, deviceId: device, deviceName: 'phone', status: 'idle', type: 'device.created', timestamp: T0 });
-  expect((await subs.deviceStatusChanged.next()).data?.deviceStatusChanged).toMatchObject({ deviceId: device, status: 'IDLE', userId: alice });
+  await suite.peer.publish('device.created', {
+    userId: alice,
+    deviceId: device,
+    deviceName: 'phone',
+    status: 'idle',
+    type: 'device.created',
+    timestamp: T0,
+  });
+  expect((await subs.deviceStatusChanged.next()).data?.deviceStatusChanged).toMatchObject({
+    deviceId: device,
+    status: 'IDLE',
+    userId: alice,
+  });
 });
 
 afterAll(async () => {
@@ -124,9 +136,24 @@ const orderCases: Case[] = ORDER_KEYS.flatMap(([action, status], i): Case[] =>
   ['order', 'billing.order'].map((prefix, j): Case => {
     const key = `${prefix}.${action}`;
     const orderId = `ord-${i}-${j}`;
-    const body = withUser({ orderId, amount: j === 0 ? '59.90' : 59.9, status: action, oldStatus: 'pending', reason: action === 'failed' ? 'card declined' : undefined, planId: 'plan-pro' });
+    const body = withUser({
+      orderId,
+      amount: j === 0 ? '59.90' : 59.9,
+      status: action,
+      oldStatus: 'pending',
+      reason: action === 'failed' ? 'card declined' : undefined,
+      planId: 'plan-pro',
+    });
     const expected: Case[2] = {
-      orderStatusChanged: { type: key, orderId, status, previousStatus: 'PENDING', amount: j === 0 ? '59.90' : '59.9', planId: 'plan-pro', reason: action === 'failed' ? 'card declined' : null },
+      orderStatusChanged: {
+        type: key,
+        orderId,
+        status,
+        previousStatus: 'PENDING',
+        amount: j === 0 ? '59.90' : '59.9',
+        planId: 'plan-pro',
+        reason: action === 'failed' ? 'card declined' : null,
+      },
     };
     if (action === 'completed') expected.orderCompleted = { type: key, orderId, amount: j === 0 ? '59.90' : '59.9', planId: 'plan-pro' };
     return [key, j === 0 ? flat(key, body) : envelope(key, body), expected];
@@ -134,103 +161,397 @@ const orderCases: Case[] = ORDER_KEYS.flatMap(([action, status], i): Case[] =>
 );
 
 const billingCases: Case[] = [
-  ['billing.payment_success', flat('payment_success', withUser({ paymentId: 'pay-1', orderId: 'ord-9', amount: 100, newBalance: '250.50', paymentMethod: 'wechat' })), { billingChanged: { kind: 'PAYMENT_SUCCEEDED', paymentId: 'pay-1', orderId: 'ord-9', amount: '100', balance: '250.50', paymentMethod: 'wechat' } }],
-  ['billing.payment_failed', envelope('billing.payment_failed', withUser({ paymentId: 'pay-2', amount: '30.00', reason: 'insufficient funds', email: 'alice@example.com' })), { billingChanged: { kind: 'PAYMENT_FAILED', paymentId: 'pay-2', amount: '30.00', reason: 'insufficient funds' } }],
-  ['billing.refund_completed', flat('refund_completed', withUser({ paymentId: 'pay-1', amount: '19.99', currentBalance: 270.49 })), { billingChanged: { kind: 'REFUND_COMPLETED', amount: '19.99', balance: '270.49' } }],
-  ['billing.invoice_generated', envelope('billing.invoice_generated', withUser({ invoiceId: 'inv-7', amount: '59.90', orderId: 'ord-9' })), { billingChanged: { kind: 'INVOICE_GENERATED', invoiceId: 'inv-7', amount: '59.90' } }],
-  ['billing.low_balance', flat('low_balance', withUser({ currentBalance: '4.20', threshold: 10 })), { billingChanged: { kind: 'LOW_BALANCE', balance: '4.20', threshold: '10' } }],
-  ['billing.balance_low', envelope('billing.balance_low', withUser({ currentBalance: 3.5, threshold: '10.00' })), { billingChanged: { kind: 'LOW_BALANCE', balance: '3.5', threshold: '10.00' } }],
-  ['billing.overdue', flat('overdue', withUser({ overdueAmount: '88.00', overdueDays: 15, currentBalance: '-88.00' })), { billingChanged: { kind: 'OVERDUE', overdueAmount: '88.00', overdueDays: 15, balance: '-88.00' } }],
-  ['billing.recharged', envelope('billing.recharged', withUser({ amount: '200.00', newBalance: '112.00', paymentMethod: 'alipay' })), { billingChanged: { kind: 'RECHARGED', amount: '200.00', balance: '112.00', paymentMethod: 'alipay' } }],
+  [
+    'billing.payment_success',
+    flat('payment_success', withUser({ paymentId: 'pay-1', orderId: 'ord-9', amount: 100, newBalance: '250.50', paymentMethod: 'wechat' })),
+    {
+      billingChanged: {
+        kind: 'PAYMENT_SUCCEEDED',
+        paymentId: 'pay-1',
+        orderId: 'ord-9',
+        amount: '100',
+        balance: '250.50',
+        paymentMethod: 'wechat',
+      },
+    },
+  ],
+  [
+    'billing.payment_failed',
+    envelope(
+      'billing.payment_failed',
+      withUser({ paymentId: 'pay-2', amount: '30.00', reason: 'insufficient funds', email: 'alice@example.com' }),
+    ),
+    { billingChanged: { kind: 'PAYMENT_FAILED', paymentId: 'pay-2', amount: '30.00', reason: 'insufficient funds' } },
+  ],
+  [
+    'billing.refund_completed',
+    flat('refund_completed', withUser({ paymentId: 'pay-1', amount: '19.99', currentBalance: 270.49 })),
+    { billingChanged: { kind: 'REFUND_COMPLETED', amount: '19.99', balance: '270.49' } },
+  ],
+  [
+    'billing.invoice_generated',
+    envelope('billing.invoice_generated', withUser({ invoiceId: 'inv-7', amount: '59.90', orderId: 'ord-9' })),
+    { billingChanged: { kind: 'INVOICE_GENERATED', invoiceId: 'inv-7', amount: '59.90' } },
+  ],
+  [
+    'billing.low_balance',
+    flat('low_balance', withUser({ currentBalance: '4.20', threshold: 10 })),
+    { billingChanged: { kind: 'LOW_BALANCE', balance: '4.20', threshold: '10' } },
+  ],
+  [
+    'billing.balance_low',
+    envelope('billing.balance_low', withUser({ currentBalance: 3.5, threshold: '10.00' })),
+    { billingChanged: { kind: 'LOW_BALANCE', balance: '3.5', threshold: '10.00' } },
+  ],
+  [
+    'billing.overdue',
+    flat('overdue', withUser({ overdueAmount: '88.00', overdueDays: 15, currentBalance: '-88.00' })),
+    { billingChanged: { kind: 'OVERDUE', overdueAmount: '88.00', overdueDays: 15, balance: '-88.00' } },
+  ],
+  [
+    'billing.recharged',
+    envelope('billing.recharged', withUser({ amount: '200.00', newBalance: '112.00', paymentMethod: 'alipay' })),
+    { billingChanged: { kind: 'RECHARGED', amount: '200.00', balance: '112.00', paymentMethod: 'alipay' } },
+  ],
 ];
 
 // Device-only bodies (no userId): the owner comes from the read model.
 const installationCases: Case[] = [
-  ['app.install.requested', flat('app.install.requested', { deviceId: device, installationId: 'inst-1', applicationId: 'app-maps', packageName: 'com.example.maps' }), { appInstallationChanged: { status: 'REQUESTED', installationId: 'inst-1', appId: 'app-maps', deviceId: device, userId: alice } }],
-  ['app.install.installed', envelope('app.install.installed', { deviceId: device, installationId: 'inst-1', appId: 'app-maps', versionName: '1.0.0' }), { appInstallationChanged: { status: 'INSTALLED', installationId: 'inst-1' }, appInstalled: { installationId: 'inst-1', appId: 'app-maps' } }],
-  ['app.installed', flat('app.installed', withUser({ deviceId: device, installationId: 'inst-2', appId: 'app-chat', packageName: 'com.example.chat' })), { appInstallationChanged: { status: 'INSTALLED', installationId: 'inst-2' }, appInstalled: { installationId: 'inst-2', packageName: 'com.example.chat' } }],
-  ['app.install.completed', envelope('app.install.completed', { deviceId: device, installationId: 'inst-3', appId: 'app-mail' }), { appInstallationChanged: { status: 'INSTALLED', installationId: 'inst-3' }, appInstalled: { installationId: 'inst-3' } }],
-  ['app.install.failed', flat('app.install.failed', { deviceId: device, installationId: 'inst-4', appId: 'app-game', error: 'INSTALL_FAILED_INSUFFICIENT_STORAGE', stackTrace: STACK }), { appInstallationChanged: { status: 'FAILED', installationId: 'inst-4', error: 'INSTALL_FAILED_INSUFFICIENT_STORAGE' } }],
-  ['app.install_failed', envelope('app.install_failed', { deviceId: device, installationId: 'inst-5', appId: 'app-bank', errorMessage: 'signature mismatch' }), { appInstallationChanged: { status: 'FAILED', installationId: 'inst-5', error: 'signature mismatch' } }],
-  ['app.uninstall.requested', flat('app.uninstall.requested', { deviceId: device, installationId: 'inst-3', appId: 'app-mail' }), { appInstallationChanged: { status: 'UNINSTALLING', installationId: 'inst-3' } }],
-  ['app.uninstall.completed', envelope('app.uninstall.completed', { deviceId: device, installationId: 'inst-3', appId: 'app-mail', status: 'success' }), { appInstallationChanged: { status: 'UNINSTALLED', installationId: 'inst-3' } }],
-  ['app.uninstall.completed', flat('app.uninstall.completed', { deviceId: device, installationId: 'inst-2', appId: 'app-chat', status: 'FAILED', error: 'device busy' }), { appInstallationChanged: { status: 'FAILED', installationId: 'inst-2', error: 'device busy' } }],
-  ['app.install.uninstalled', envelope('app.install.uninstalled', { deviceId: device, installationId: 'inst-5', appId: 'app-bank' }), { appInstallationChanged: { status: 'UNINSTALLED', installationId: 'inst-5' } }],
-  ['app.uninstalled', flat('app.uninstalled', withUser({ deviceId: device, installationId: 'inst-4', appId: 'app-game' })), { appInstallationChanged: { status: 'UNINSTALLED', installationId: 'inst-4' } }],
+  [
+    'app.install.requested',
+    flat('app.install.requested', {
+      deviceId: device,
+      installationId: 'inst-1',
+      applicationId: 'app-maps',
+      packageName: 'com.example.maps',
+    }),
+    { appInstallationChanged: { status: 'REQUESTED', installationId: 'inst-1', appId: 'app-maps', deviceId: device, userId: alice } },
+  ],
+  [
+    'app.install.installed',
+    envelope('app.install.installed', { deviceId: device, installationId: 'inst-1', appId: 'app-maps', versionName: '1.0.0' }),
+    {
+      appInstallationChanged: { status: 'INSTALLED', installationId: 'inst-1' },
+      appInstalled: { installationId: 'inst-1', appId: 'app-maps' },
+    },
+  ],
+  [
+    'app.installed',
+    flat('app.installed', withUser({ deviceId: device, installationId: 'inst-2', appId: 'app-chat', packageName: 'com.example.chat' })),
+    {
+      appInstallationChanged: { status: 'INSTALLED', installationId: 'inst-2' },
+      appInstalled: { installationId: 'inst-2', packageName: 'com.example.chat' },
+    },
+  ],
+  [
+    'app.install.completed',
+    envelope('app.install.completed', { deviceId: device, installationId: 'inst-3', appId: 'app-mail' }),
+    { appInstallationChanged: { status: 'INSTALLED', installationId: 'inst-3' }, appInstalled: { installationId: 'inst-3' } },
+  ],
+  [
+    'app.install.failed',
+    flat('app.install.failed', {
+      deviceId: device,
+      installationId: 'inst-4',
+      appId: 'app-game',
+      error: 'INSTALL_FAILED_INSUFFICIENT_STORAGE',
+      stackTrace: STACK,
+    }),
+    { appInstallationChanged: { status: 'FAILED', installationId: 'inst-4', error: 'INSTALL_FAILED_INSUFFICIENT_STORAGE' } },
+  ],
+  [
+    'app.install_failed',
+    envelope('app.install_failed', { deviceId: device, installationId: 'inst-5', appId: 'app-bank', errorMessage: 'signature mismatch' }),
+    { appInstallationChanged: { status: 'FAILED', installationId: 'inst-5', error: 'signature mismatch' } },
+  ],
+  [
+    'app.uninstall.requested',
+    flat('app.uninstall.requested', { deviceId: device, installationId: 'inst-3', appId: 'app-mail' }),
+    { appInstallationChanged: { status: 'UNINSTALLING', installationId: 'inst-3' } },
+  ],
+  [
+    'app.uninstall.completed',
+    envelope('app.uninstall.completed', { deviceId: device, installationId: 'inst-3', appId: 'app-mail', status: 'success' }),
+    { appInstallationChanged: { status: 'UNINSTALLED', installationId: 'inst-3' } },
+  ],
+  [
+    'app.uninstall.completed',
+    flat('app.uninstall.completed', {
+      deviceId: device,
+      installationId: 'inst-2',
+      appId: 'app-chat',
+      status: 'FAILED',
+      error: 'device busy',
+    }),
+    { appInstallationChanged: { status: 'FAILED', installationId: 'inst-2', error: 'device busy' } },
+  ],
+  [
+    'app.install.uninstalled',
+    envelope('app.install.uninstalled', { deviceId: device, installationId: 'inst-5', appId: 'app-bank' }),
+    { appInstallationChanged: { status: 'UNINSTALLED', installationId: 'inst-5' } },
+  ],
+  [
+    'app.uninstalled',
+    flat('app.uninstalled', withUser({ deviceId: device, installationId: 'inst-4', appId: 'app-game' })),
+    { appInstallationChanged: { status: 'UNINSTALLED', installationId: 'inst-4' } },
+  ],
 ];
 
 const deviceCases: Case[] = [
   ['device.allocated', flat('device.allocated', { deviceId: device, userId: alice }), { deviceStatusChanged: { status: 'ALLOCATED' } }],
   ['device.released', envelope('device.released', { deviceId: device }), { deviceStatusChanged: { status: 'IDLE' } }],
-  ['device.recovery_failed', flat('device.recovery_failed', { deviceId: device, failureType: 'adb_timeout', recoveryStrategy: 'restart', attempts: '3', error: 'still down' }), { deviceStatusChanged: { status: 'ERROR', failureType: 'adb_timeout', recoveryStrategy: 'restart', attempts: 3, reason: 'still down' } }],
-  ['device.recovery_success', envelope('device.recovery_success', { deviceId: device, failureType: 'adb_timeout', recoveryStrategy: 'recreate', attempts: 4 }), { deviceStatusChanged: { status: 'RUNNING', recoveryStrategy: 'recreate', attempts: 4, reason: null } }],
-  ['device.permanent_failure', flat('device.permanent_failure', { deviceId: device, failureType: 'host_lost', attempts: 5, errorMessage: `host gone\n    at Recovery.run (/srv/failover.js:1:1)` }), { deviceStatusChanged: { status: 'ERROR', failureType: 'host_lost', attempts: 5, reason: 'host gone' } }],
-  ['device.deletion_failed', envelope('device.deletion_failed', { deviceId: device, reason: 'volume busy' }), { deviceStatusChanged: { status: 'ERROR', reason: 'volume busy' } }],
-  ['device.expired', flat('device.expired', { deviceId: device, reason: 'plan ended' }), { deviceStatusChanged: { status: 'STOPPED', reason: 'plan ended' } }],
+  [
+    'device.recovery_failed',
+    flat('device.recovery_failed', {
+      deviceId: device,
+      failureType: 'adb_timeout',
+      recoveryStrategy: 'restart',
+      attempts: '3',
+      error: 'still down',
+    }),
+    {
+      deviceStatusChanged: { status: 'ERROR', failureType: 'adb_timeout', recoveryStrategy: 'restart', attempts: 3, reason: 'still down' },
+    },
+  ],
+  [
+    'device.recovery_success',
+    envelope('device.recovery_success', { deviceId: device, failureType: 'adb_timeout', recoveryStrategy: 'recreate', attempts: 4 }),
+    { deviceStatusChanged: { status: 'RUNNING', recoveryStrategy: 'recreate', attempts: 4, reason: null } },
+  ],
+  [
+    'device.permanent_failure',
+    flat('device.permanent_failure', {
+      deviceId: device,
+      failureType: 'host_lost',
+      attempts: 5,
+      errorMessage: `host gone\n    at Recovery.run (/srv/failover.js:1:1)`,
+    }),
+    { deviceStatusChanged: { status: 'ERROR', failureType: 'host_lost', attempts: 5, reason: 'host gone' } },
+  ],
+  [
+    'device.deletion_failed',
+    envelope('device.deletion_failed', { deviceId: device, reason: 'volume busy' }),
+    { deviceStatusChanged: { status: 'ERROR', reason: 'volume busy' } },
+  ],
+  [
+    'device.expired',
+    flat('device.expired', { deviceId: device, reason: 'plan ended' }),
+    { deviceStatusChanged: { status: 'STOPPED', reason: 'plan ended' } },
+  ],
   ['device.cleaned', envelope('device.cleaned', { deviceId: device, deleted: false }), { deviceStatusChanged: { status: 'STOPPED' } }],
 ];
 
 const noticeCases: Case[] = [
-  ['device.expiration_warning', flat('device.expiration_warning', { deviceId: device, expiresAt: '2026-12-08T00:00:00Z', daysRemaining: 7 }), { deviceNotice: { kind: 'EXPIRATION_WARNING', expiresAt: '2026-12-08T00:00:00.000Z', daysRemaining: 7, deviceId: device, userId: alice } }],
-  ['device.backup_created', envelope('device.backup_created', { deviceId: device, snapshotId: 'snap-1', snapshotName: 'nightly' }), { deviceNotice: { kind: 'BACKUP_CREATED', snapshotId: 'snap-1', snapshotName: 'nightly' } }],
-  ['device.connection.connected', flat('device.connection.connected', { deviceId: device, userId: alice }), { deviceNotice: { kind: 'CONNECTED' } }],
-  ['device.connection.disconnected', envelope('device.connection.disconnected', { deviceId: device, reason: 'client closed' }), { deviceNotice: { kind: 'DISCONNECTED', message: 'client closed' } }],
-  ['device.connection.failed', flat('device.connection.failed', { deviceId: device, retryCount: 2, error: 'ICE failed' }), { deviceNotice: { kind: 'CONNECTION_FAILED', retryCount: 2, message: 'ICE failed' } }],
-  ['device.connection.reconnecting', envelope('device.connection.reconnecting', { deviceId: device, attempt: 3 }), { deviceNotice: { kind: 'RECONNECTING', retryCount: 3 } }],
+  [
+    'device.expiration_warning',
+    flat('device.expiration_warning', { deviceId: device, expiresAt: '2026-12-08T00:00:00Z', daysRemaining: 7 }),
+    {
+      deviceNotice: {
+        kind: 'EXPIRATION_WARNING',
+        expiresAt: '2026-12-08T00:00:00.000Z',
+        daysRemaining: 7,
+        deviceId: device,
+        userId: alice,
+      },
+    },
+  ],
+  [
+    'device.backup_created',
+    envelope('device.backup_created', { deviceId: device, snapshotId: 'snap-1', snapshotName: 'nightly' }),
+    { deviceNotice: { kind: 'BACKUP_CREATED', snapshotId: 'snap-1', snapshotName: 'nightly' } },
+  ],
+  [
+    'device.connection.connected',
+    flat('device.connection.connected', { deviceId: device, userId: alice }),
+    { deviceNotice: { kind: 'CONNECTED' } },
+  ],
+  [
+    'device.connection.disconnected',
+    envelope('device.connection.disconnected', { deviceId: device, reason: 'client closed' }),
+    { deviceNotice: { kind: 'DISCONNECTED', message: 'client closed' } },
+  ],
+  [
+    'device.connection.failed',
+    flat('device.connection.failed', { deviceId: device, retryCount: 2, error: 'ICE failed' }),
+    { deviceNotice: { kind: 'CONNECTION_FAILED', retryCount: 2, message: 'ICE failed' } },
+  ],
+  [
+    'device.connection.reconnecting',
+    envelope('device.connection.reconnecting', { deviceId: device, attempt: 3 }),
+    { deviceNotice: { kind: 'RECONNECTING', retryCount: 3 } },
+  ],
 ];
 
 const notificationCases: Case[] = [
-  ['notification.send', flat('notification.send', withUser({ title: 'Order paid', message: 'Thanks, alice@example.com', priority: 'high', category: 'billing', data: { orderId: 'ord-1', email: 'alice@example.com', _trace: TRACE, nested: { stackTrace: STACK, ok: 1 } } })), { notifications: { scope: 'USER', severity: 'CRITICAL', category: 'billing', title: 'Order paid', message: 'Thanks, [redacted]', data: { orderId: 'ord-1', nested: { ok: 1 } }, userId: alice } }],
-  ['notification.send', envelope('notification.send', withUser({ title: 'Welcome', content: 'Hello', severity: 'info' })), { notifications: { scope: 'USER', severity: 'INFO', title: 'Welcome', message: 'Hello', data: null } }],
+  [
+    'notification.send',
+    flat(
+      'notification.send',
+      withUser({
+        title: 'Order paid',
+        message: 'Thanks, alice@example.com',
+        priority: 'high',
+        category: 'billing',
+        data: { orderId: 'ord-1', email: 'alice@example.com', _trace: TRACE, nested: { stackTrace: STACK, ok: 1 } },
+      }),
+    ),
+    {
+      notifications: {
+        scope: 'USER',
+        severity: 'CRITICAL',
+        category: 'billing',
+        title: 'Order paid',
+        message: 'Thanks, [redacted]',
+        data: { orderId: 'ord-1', nested: { ok: 1 } },
+        userId: alice,
+      },
+    },
+  ],
+  [
+    'notification.send',
+    envelope('notification.send', withUser({ title: 'Welcome', content: 'Hello', severity: 'info' })),
+    { notifications: { scope: 'USER', severity: 'INFO', title: 'Welcome', message: 'Hello', data: null } },
+  ],
 ];
 
 const systemCases: Case[] = [
-  ['system.error.critical', flat('system.error.critical', { serviceName: 'billing-service', errorCode: 'DB_DOWN', message: `connection refused\n    at Object.connect (/srv/billing/db.js:12:5)`, stackTrace: STACK, error: { stack: STACK }, contactEmail: 'ops@example.com', host: 'billing-1' }), { systemEvents: { kind: 'ERROR', severity: 'CRITICAL', serviceName: 'billing-service', errorCode: 'DB_DOWN', message: 'connection refused', data: { host: 'billing-1', error: {} }, userId: null } }],
-  ['system.error.high', envelope('system.error.high', { serviceName: 'device-service', errorCode: 'ADB', message: 'adb lost' }), { systemEvents: { kind: 'ERROR', severity: 'HIGH', serviceName: 'device-service' } }],
-  ['system.error.medium', flat('system.error.medium', { service: 'app-service', code: 'SLOW', message: 'slow' }), { systemEvents: { kind: 'ERROR', severity: 'MEDIUM', serviceName: 'app-service', errorCode: 'SLOW' } }],
-  ['system.error.low', envelope('system.error.low', { serviceName: 'notify', message: 'retry' }), { systemEvents: { kind: 'ERROR', severity: 'LOW' } }],
-  ['device.backup_completed', flat('device.backup_completed', { totalDevices: 12, succeeded: 11, failed: 1, durationMs: 5400 }), { systemEvents: { kind: 'BACKUP_REPORT', data: { totalDevices: 12, succeeded: 11, failed: 1, durationMs: 5400 } } }],
-  ['device.backup_cleanup_completed', envelope('device.backup_cleanup_completed', { deletedSnapshots: 40, freedGB: 120.5 }), { systemEvents: { kind: 'BACKUP_CLEANUP', data: { deletedSnapshots: 40, freedGB: 120.5 } } }],
-  ['quota.metrics', flat('quota.metrics', { totalUsers: 300, overQuota: 4 }), { systemEvents: { kind: 'QUOTA_METRICS', data: { totalUsers: 300, overQuota: 4 } } }],
-  ['billing.usage_report_failed', envelope('billing.usage_report_failed', { serviceName: 'billing-service', errorCode: 'REPORT', message: 'S3 down', stackTrace: STACK }), { systemEvents: { kind: 'USAGE_REPORT_FAILED', errorCode: 'REPORT', message: 'S3 down', data: null } }],
+  [
+    'system.error.critical',
+    flat('system.error.critical', {
+      serviceName: 'billing-service',
+      errorCode: 'DB_DOWN',
+      message: `connection refused\n    at Object.connect (/srv/billing/db.js:12:5)`,
+      stackTrace: STACK,
+      error: { stack: STACK },
+      contactEmail: 'ops@example.com',
+      host: 'billing-1',
+    }),
+    {
+      systemEvents: {
+        kind: 'ERROR',
+        severity: 'CRITICAL',
+        serviceName: 'billing-service',
+        errorCode: 'DB_DOWN',
+        message: 'connection refused',
+        data: { host: 'billing-1', error: {} },
+        userId: null,
+      },
+    },
+  ],
+  [
+    'system.error.high',
+    envelope('system.error.high', { serviceName: 'device-service', errorCode: 'ADB', message: 'adb lost' }),
+    { systemEvents: { kind: 'ERROR', severity: 'HIGH', serviceName: 'device-service' } },
+  ],
+  [
+    'system.error.medium',
+    flat('system.error.medium', { service: 'app-service', code: 'SLOW', message: 'slow' }),
+    { systemEvents: { kind: 'ERROR', severity: 'MEDIUM', serviceName: 'app-service', errorCode: 'SLOW' } },
+  ],
+  [
+    'system.error.low',
+    envelope('system.error.low', { serviceName: 'notify', message: 'retry' }),
+    { systemEvents: { kind: 'ERROR', severity: 'LOW' } },
+  ],
+  [
+    'device.backup_completed',
+    flat('device.backup_completed', { totalDevices: 12, succeeded: 11, failed: 1, durationMs: 5400 }),
+    { systemEvents: { kind: 'BACKUP_REPORT', data: { totalDevices: 12, succeeded: 11, failed: 1, durationMs: 5400 } } },
+  ],
+  [
+    'device.backup_cleanup_completed',
+    envelope('device.backup_cleanup_completed', { deletedSnapshots: 40, freedGB: 120.5 }),
+    { systemEvents: { kind: 'BACKUP_CLEANUP', data: { deletedSnapshots: 40, freedGB: 120.5 } } },
+  ],
+  [
+    'quota.metrics',
+    flat('quota.metrics', { totalUsers: 300, overQuota: 4 }),
+    { systemEvents: { kind: 'QUOTA_METRICS', data: { totalUsers: 300, overQuota: 4 } } },
+  ],
+  [
+    'billing.usage_report_failed',
+    envelope('billing.usage_report_failed', { serviceName: 'billing-service', errorCode: 'REPORT', message: 'S3 down', stackTrace: STACK }),
+    { systemEvents: { kind: 'USAGE_REPORT_FAILED', errorCode: 'REPORT', message: 'S3 down', data: null } },
+  ],
 ];
 
-const CASES: Case[] = [...orderCases, ...billingCases, ...installationCases, ...deviceCases, ...noticeCases, ...notificationCases, ...systemCases];
+const CASES: Case[] = [
+  ...orderCases,
+  ...billingCases,
+  ...installationCases,
+  ...deviceCases,
+  ...noticeCases,
+  ...notificationCases,
+  ...systemCases,
+];
 
 describe('every routing key of CONTRACT §7, flat and envelope, across two instances', () => {
-  it.each(CASES.map((c, i) => [c[0], i, c] as const))('%s (case %i) reaches its subscription(s) as mapped', async (key, i, [, sent, expected]) => {
-    const messageId = uniqueId('m');
-    // Each a second after the one before, as the platform would send them: the read model orders
-    // one entity's events by time (equal times by eventId).
-    const at = new Date(Date.parse(T0) + (i + 1) * 1_000).toISOString();
-    const body = { ...sent, timestamp: at };
-    await suite.peer.publish(key, body, { messageId });
-    const eventId = 'eventId' in body ? body.eventId : messageId;
-    for (const [field, fields] of Object.entries(expected) as [Field, Record<string, unknown>][]) {
-      const result = await subs[field].next();
-      expect(result.errors).toBeUndefined();
-      const event = result.data?.[field] as Record<string, unknown>;
-      expect(event).toMatchObject({ eventId, type: key, occurredAt: at, ...fields });
-      const wire = JSON.stringify(event);
-      expect(wire).not.toMatch(/traceparent|baggage|_trace|@example\.com|stackTrace|processTicksAndRejections|\n\s+at /);
-    }
-  });
+  it.each(CASES.map((c, i) => [c[0], i, c] as const))(
+    '%s (case %i) reaches its subscription(s) as mapped',
+    async (key, i, [, sent, expected]) => {
+      const messageId = uniqueId('m');
+      // Each a second after the one before, as the platform would send them: the read model orders
+      // one entity's events by time (equal times by eventId).
+      const at = new Date(Date.parse(T0) + (i + 1) * 1_000).toISOString();
+      const body = { ...sent, timestamp: at };
+      await suite.peer.publish(key, body, { messageId });
+      const eventId = 'eventId' in body ? body.eventId : messageId;
+      for (const [field, fields] of Object.entries(expected) as [Field, Record<string, unknown>][]) {
+        const result = await subs[field].next();
+        expect(result.errors).toBeUndefined();
+        const event = result.data?.[field] as Record<string, unknown>;
+        expect(event).toMatchObject({ eventId, type: key, occurredAt: at, ...fields });
+        const wire = JSON.stringify(event);
+        expect(wire).not.toMatch(/traceparent|baggage|_trace|@example\.com|stackTrace|processTicksAndRejections|\n\s+at /);
+      }
+    },
+  );
 
   it('covers every §7 routing key of the table', () => {
     const covered = new Set(CASES.map(([key]) => key));
     const table = [
       ...ORDER_KEYS.flatMap(([a]) => [`order.${a}`, `billing.order.${a}`]),
-      'billing.payment_success', 'billing.payment_failed', 'billing.refund_completed', 'billing.invoice_generated',
-      'billing.low_balance', 'billing.balance_low', 'billing.overdue', 'billing.recharged',
-      'app.install.requested', 'app.installed', 'app.install.installed', 'app.install.completed', 'app.install.failed', 'app.install_failed',
-      'app.uninstall.requested', 'app.uninstall.completed', 'app.install.uninstalled', 'app.uninstalled',
-      'device.allocated', 'device.released', 'device.recovery_success', 'device.recovery_failed', 'device.permanent_failure',
-      'device.cleaned', 'device.expired', 'device.deletion_failed',
-      'device.expiration_warning', 'device.backup_created', 'device.connection.connected', 'device.connection.disconnected',
-      'device.connection.failed', 'device.connection.reconnecting',
+      'billing.payment_success',
+      'billing.payment_failed',
+      'billing.refund_completed',
+      'billing.invoice_generated',
+      'billing.low_balance',
+      'billing.balance_low',
+      'billing.overdue',
+      'billing.recharged',
+      'app.install.requested',
+      'app.installed',
+      'app.install.installed',
+      'app.install.completed',
+      'app.install.failed',
+      'app.install_failed',
+      'app.uninstall.requested',
+      'app.uninstall.completed',
+      'app.install.uninstalled',
+      'app.uninstalled',
+      'device.allocated',
+      'device.released',
+      'device.recovery_success',
+      'device.recovery_failed',
+      'device.permanent_failure',
+      'device.cleaned',
+      'device.expired',
+      'device.deletion_failed',
+      'device.expiration_warning',
+      'device.backup_created',
+      'device.connection.connected',
+      'device.connection.disconnected',
+      'device.connection.failed',
+      'device.connection.reconnecting',
       'notification.send',
-      'system.error.critical', 'system.error.high', 'system.error.medium', 'system.error.low',
-      'device.backup_completed', 'device.backup_cleanup_completed', 'quota.metrics', 'billing.usage_report_failed',
+      'system.error.critical',
+      'system.error.high',
+      'system.error.medium',
+      'system.error.low',
+      'device.backup_completed',
+      'device.backup_cleanup_completed',
+      'quota.metrics',
+      'billing.usage_report_failed',
     ];
     // app.updated has its own test below (its fan-out needs several users).
     expect(table.filter((key) => !covered.has(key))).toEqual([]);
@@ -241,14 +562,18 @@ describe('every routing key of CONTRACT §7, flat and envelope, across two insta
     await suite.peer.publish('device.created', flat('device.created', { userId: alice, deviceId: gone }));
     expect((await subs.deviceStatusChanged.next()).data?.deviceStatusChanged).toMatchObject({ deviceId: gone, status: 'CREATING' });
     await suite.peer.publish('device.cleaned', envelope('device.cleaned', { deviceId: gone, deleted: true }));
-    expect((await subs.deviceStatusChanged.next()).data?.deviceStatusChanged).toMatchObject({ deviceId: gone, status: 'DELETED', userId: alice });
+    expect((await subs.deviceStatusChanged.next()).data?.deviceStatusChanged).toMatchObject({
+      deviceId: gone,
+      status: 'DELETED',
+      userId: alice,
+    });
     await suite.peer.publish('device.backup_created', flat('device.backup_created', { deviceId: gone, snapshotId: 'last' }));
     expect((await subs.deviceNotice.next()).data?.deviceNotice).toMatchObject({ deviceId: gone, userId: alice, snapshotId: 'last' });
   });
 });
 
 describe('the read model after the events', () => {
-  it('an order\'s status and its history are queryable', async () => {
+  it("an order's status and its history are queryable", async () => {
     const orderId = uniqueId('hist');
     const steps: [string, string, Record<string, unknown>][] = [
       ['order.paid', '2026-12-01T09:00:00.000Z', { amount: '59.90' }],
@@ -279,7 +604,10 @@ describe('the read model after the events', () => {
   });
 
   it('installations keep their lifecycle status and error; the device its failover fields', async () => {
-    const apps = await http(suite.gateway.httpUrl, InstallationsWithErrorDocument, { token: token(alice), variables: { deviceId: device } });
+    const apps = await http(suite.gateway.httpUrl, InstallationsWithErrorDocument, {
+      token: token(alice),
+      variables: { deviceId: device },
+    });
     expect(apps.body.errors).toBeUndefined();
     const byId = Object.fromEntries((apps.body.data?.appInstallations ?? []).map((row) => [row.id, row]));
     expect(byId['inst-1']).toMatchObject({ status: 'INSTALLED', appId: 'app-maps', versionName: '1.0.0', error: null });
@@ -310,7 +638,11 @@ describe('resuming a subscription whose keys arrive on two topics', () => {
     const completed = subscribe(client, OrderCompletedDocument, {});
     await waitForSubscriptions(suite.gateway, 1, 'orderCompleted');
     const ids: string[] = [];
-    for (const [key, n] of [['order.paid', 1], ['billing.order.completed', 2], ['order.refunded', 3]] as const) {
+    for (const [key, n] of [
+      ['order.paid', 1],
+      ['billing.order.completed', 2],
+      ['order.refunded', 3],
+    ] as const) {
       const id = uniqueId(`r${n}`);
       ids.push(id);
       await suite.peer.publish(key, { userId: carol, orderId, timestamp: `2026-12-02T00:00:0${n}.000Z` }, { messageId: id });
@@ -331,7 +663,8 @@ describe('app.updated: a catalogue change with no user', () => {
   it('reaches every user with the app installed, one event each with its own eventId, and nobody else', async () => {
     const appId = uniqueId('app');
     const [bob, carol, dave] = [uniqueId('bob'), uniqueId('carol'), uniqueId('dave')];
-    const on = (user: string) => subscribe(wsClient(suite.gateway.wsUrl, { authorization: `Bearer ${token(user)}` }).client, AppInstallationChangedDocument, {});
+    const on = (user: string) =>
+      subscribe(wsClient(suite.gateway.wsUrl, { authorization: `Bearer ${token(user)}` }).client, AppInstallationChangedDocument, {});
     const [forBob, forCarol, forDave] = [on(bob), on(carol), on(dave)];
     await waitForSubscriptions(suite.gateway, 3, 'appInstallationChanged');
     // Bob has it on two devices, Carol on one; Dave had it and uninstalled it.
@@ -349,7 +682,9 @@ describe('app.updated: a catalogue change with no user', () => {
     expect((await forDave.next()).data?.appInstallationChanged).toMatchObject({ status: 'UNINSTALLED' });
 
     const id = uniqueId('upd');
-    await suite.peer.publish('app.updated', envelope('app.updated', { appId, versionName: '2.0.0', packageName: 'com.example.app' }), { messageId: id });
+    await suite.peer.publish('app.updated', envelope('app.updated', { appId, versionName: '2.0.0', packageName: 'com.example.app' }), {
+      messageId: id,
+    });
     const eventId = (await forBob.next()).data?.appInstallationChanged;
     const body = { status: 'UPDATED', appId, versionName: '2.0.0', deviceId: null, type: 'app.updated' };
     expect(eventId).toMatchObject({ ...body, userId: bob });
@@ -387,11 +722,19 @@ describe('dead letters and what never reaches a client', () => {
     ['notification.send', { userId: alice, message: 'no title' }, 'missing title'],
     ['notification.send', { title: 'no user', message: 'm' }, 'missing userId'],
     ['notification.send', { userId: alice, title: 't', message: 'x'.repeat(5_000) }, 'invalid message: longer than 4000 characters'],
-    ['notification.send', { userId: alice, title: 't', message: 'x'.repeat(10 * 1024 * 1024) }, expect.stringMatching(/^body too large: \d+ bytes exceeds \d+$/)],
+    [
+      'notification.send',
+      { userId: alice, title: 't', message: 'x'.repeat(10 * 1024 * 1024) },
+      expect.stringMatching(/^body too large: \d+ bytes exceeds \d+$/),
+    ],
   ])('%s %#: dead-lettered with its reason, and good events keep flowing', async (key, body, reason) => {
     const id = uniqueId('bad');
     await suite.peer.publish(key, body, { messageId: id });
-    const dead = await suite.peer.take(suite.gateway.config.amqp.deadLetterQueue, (m) => m.properties.messageId === id, `dead letter ${id}`);
+    const dead = await suite.peer.take(
+      suite.gateway.config.amqp.deadLetterQueue,
+      (m) => m.properties.messageId === id,
+      `dead letter ${id}`,
+    );
     expect(dead.properties.headers?.['x-rejection-reason']).toEqual(reason);
     const good = uniqueId('good');
     await suite.peer.publish('billing.recharged', { userId: alice, amount: '1.00' }, { messageId: good });
@@ -400,7 +743,11 @@ describe('dead letters and what never reaches a client', () => {
 
   it('a system.error with a stack trace reaches administrators without it, and never crosses Redis with it', async () => {
     const id = uniqueId('stack');
-    await suite.peer.publish('system.error.critical', { serviceName: 'x', message: STACK, stackTrace: STACK, details: { stack: STACK, note: 'n' } }, { messageId: id });
+    await suite.peer.publish(
+      'system.error.critical',
+      { serviceName: 'x', message: STACK, stackTrace: STACK, details: { stack: STACK, note: 'n' } },
+      { messageId: id },
+    );
     const got = (await subs.systemEvents.next()).data?.systemEvents as Record<string, unknown>;
     expect(got).toMatchObject({ eventId: id, message: 'Error: connection refused', data: { details: { note: 'n' } } });
     const crossed = crossedRedis.filter((m) => m.message.includes(id));
@@ -422,5 +769,6 @@ describe('dead letters and what never reaches a client', () => {
 afterAll(() => {
   // Checked last: nothing that crossed Redis carried what must never reach a client.
   expect(crossedRedis.length).toBeGreaterThanOrEqual(CASES.length);
-  for (const { message } of crossedRedis) expect(message).not.toMatch(/traceparent|baggage|_trace|@example\.com|stackTrace|processTicksAndRejections/);
+  for (const { message } of crossedRedis)
+    expect(message).not.toMatch(/traceparent|baggage|_trace|@example\.com|stackTrace|processTicksAndRejections/);
 });

@@ -38,9 +38,12 @@ async function givenQuota(userId: string, limits: Record<string, number>, extra:
 }
 
 const eventsOf = async (userId: string) =>
-  (await sql.query<{ routing_key: string }>(`SELECT routing_key FROM outbox_event WHERE payload->'payload'->>'userId' = $1 ORDER BY created_at, id`, [userId])).map(
-    (r) => r.routing_key,
-  );
+  (
+    await sql.query<{ routing_key: string }>(
+      `SELECT routing_key FROM outbox_event WHERE payload->'payload'->>'userId' = $1 ORDER BY created_at, id`,
+      [userId],
+    )
+  ).map((r) => r.routing_key);
 
 it('deducts, crosses 100% (quota.deducted then quota.exceeded), restores and renews, each pushed through RabbitMQ', async () => {
   const alice = uniqueId('alice');
@@ -51,32 +54,59 @@ it('deducts, crosses 100% (quota.deducted then quota.exceeded), restores and ren
   await givenQuota(alice, { maxDevices: 2, totalCpuCores: 8, monthlyTrafficGB: 10 });
   expect((await sub.next()).data?.quotaChanged).toMatchObject({ type: 'quota.updated', limits: { maxDevices: 2 } });
 
-  const first = await http(gateway.httpUrl, DeductQuotaDocument, { token: admin(), variables: { userId: alice, input: { devices: 1, cpuCores: 2 } } });
+  const first = await http(gateway.httpUrl, DeductQuotaDocument, {
+    token: admin(),
+    variables: { userId: alice, input: { devices: 1, cpuCores: 2 } },
+  });
   expect(first.body.errors).toBeUndefined();
   expect(first.body.data?.deductQuota).toMatchObject({ status: 'ACTIVE', version: 2, usage: { currentDevices: 1, usedCpuCores: 2 } });
   const deducted = (await sub.next()).data!.quotaChanged;
-  expect(deducted).toMatchObject({ type: 'quota.deducted', kind: 'DEDUCTED', usage: { currentDevices: 1, usedCpuCores: 2 }, usagePercent: 50 });
-  expect((await peer.take(wiretap, (m) => m.properties.messageId === deducted.eventId, 'quota.deducted')).fields.routingKey).toBe('quota.deducted');
+  expect(deducted).toMatchObject({
+    type: 'quota.deducted',
+    kind: 'DEDUCTED',
+    usage: { currentDevices: 1, usedCpuCores: 2 },
+    usagePercent: 50,
+  });
+  expect((await peer.take(wiretap, (m) => m.properties.messageId === deducted.eventId, 'quota.deducted')).fields.routingKey).toBe(
+    'quota.deducted',
+  );
 
   // Reaching the device limit crosses 100%: EXCEEDED, and both events, in order.
   const second = await http(gateway.httpUrl, DeductQuotaDocument, { token: admin(), variables: { userId: alice, input: { devices: 1 } } });
   expect(second.body.data?.deductQuota).toMatchObject({ status: 'EXCEEDED', usage: { currentDevices: 2 } });
   const [again, exceeded] = [(await sub.next()).data!.quotaChanged, (await sub.next()).data!.quotaChanged];
   expect(again).toMatchObject({ kind: 'DEDUCTED', status: 'EXCEEDED', usagePercent: 100 });
-  expect(exceeded).toMatchObject({ type: 'quota.exceeded', kind: 'EXCEEDED', status: 'EXCEEDED', usagePercent: 100, usage: { currentDevices: 2 } });
-  expect((await peer.take(wiretap, (m) => m.properties.messageId === exceeded.eventId, 'quota.exceeded')).fields.routingKey).toBe('quota.exceeded');
+  expect(exceeded).toMatchObject({
+    type: 'quota.exceeded',
+    kind: 'EXCEEDED',
+    status: 'EXCEEDED',
+    usagePercent: 100,
+    usage: { currentDevices: 2 },
+  });
+  expect((await peer.take(wiretap, (m) => m.properties.messageId === exceeded.eventId, 'quota.exceeded')).fields.routingKey).toBe(
+    'quota.exceeded',
+  );
 
   // Metered traffic may pass its limit; no second quota.exceeded while already over 100%.
-  const traffic = await http(gateway.httpUrl, DeductQuotaDocument, { token: admin(), variables: { userId: alice, input: { trafficGB: 12.5 } } });
+  const traffic = await http(gateway.httpUrl, DeductQuotaDocument, {
+    token: admin(),
+    variables: { userId: alice, input: { trafficGB: 12.5 } },
+  });
   expect(traffic.body.data?.deductQuota.usage.monthlyTrafficUsedGB).toBe(12.5);
   expect((await sub.next()).data!.quotaChanged).toMatchObject({ kind: 'DEDUCTED', usagePercent: 125 });
 
-  const restored = await http(gateway.httpUrl, RestoreQuotaDocument, { token: admin(), variables: { userId: alice, input: { devices: 1 } } });
+  const restored = await http(gateway.httpUrl, RestoreQuotaDocument, {
+    token: admin(),
+    variables: { userId: alice, input: { devices: 1 } },
+  });
   expect(restored.body.data?.restoreQuota).toMatchObject({ status: 'EXCEEDED', usage: { currentDevices: 1 } });
   expect((await sub.next()).data!.quotaChanged).toMatchObject({ type: 'quota.restored', kind: 'RESTORED', usage: { currentDevices: 1 } });
 
   // Renewing resets monthly traffic: back under 100%, ACTIVE, valid 30 more days.
-  const renewed = await http(gateway.httpUrl, RenewQuotaDocument, { token: admin(), variables: { userId: alice, input: { extendDays: 30 } } });
+  const renewed = await http(gateway.httpUrl, RenewQuotaDocument, {
+    token: admin(),
+    variables: { userId: alice, input: { extendDays: 30 } },
+  });
   expect(renewed.body.errors).toBeUndefined();
   const quota = renewed.body.data!.renewQuota;
   expect(quota).toMatchObject({ status: 'ACTIVE', usage: { monthlyTrafficUsedGB: 0, currentDevices: 1 } });
@@ -84,7 +114,15 @@ it('deducts, crosses 100% (quota.deducted then quota.exceeded), restores and ren
   const renewedEvent = (await sub.next()).data!.quotaChanged;
   expect(renewedEvent).toMatchObject({ type: 'quota.renewed', kind: 'RENEWED', status: 'ACTIVE', validUntil: quota.validUntil });
 
-  expect(await eventsOf(alice)).toEqual(['quota.updated', 'quota.deducted', 'quota.deducted', 'quota.exceeded', 'quota.deducted', 'quota.restored', 'quota.renewed']);
+  expect(await eventsOf(alice)).toEqual([
+    'quota.updated',
+    'quota.deducted',
+    'quota.deducted',
+    'quota.exceeded',
+    'quota.deducted',
+    'quota.restored',
+    'quota.renewed',
+  ]);
   const read = await http(gateway.httpUrl, QuotaDocument, { token: token(alice), variables: {} });
   expect(read.body.data?.quota).toMatchObject({ status: 'ACTIVE', version: quota.version, usage: { currentDevices: 1, usedCpuCores: 2 } });
   expect(sub.pending()).toBe(0);
@@ -99,12 +137,27 @@ it('refuses impossible changes with BAD_USER_INPUT (or NOT_FOUND without a quota
   const eventsBefore = await eventsOf(bob);
 
   const cases: [string, () => ReturnType<typeof http>][] = [
-    ['past the hard device limit', () => http(gateway.httpUrl, DeductQuotaDocument, { token: admin(), variables: { userId: bob, input: { devices: 2 } } })],
-    ['past the hard memory limit', () => http(gateway.httpUrl, DeductQuotaDocument, { token: admin(), variables: { userId: bob, input: { memoryGB: 1.5 } } })],
+    [
+      'past the hard device limit',
+      () => http(gateway.httpUrl, DeductQuotaDocument, { token: admin(), variables: { userId: bob, input: { devices: 2 } } }),
+    ],
+    [
+      'past the hard memory limit',
+      () => http(gateway.httpUrl, DeductQuotaDocument, { token: admin(), variables: { userId: bob, input: { memoryGB: 1.5 } } }),
+    ],
     ['nothing to deduct', () => http(gateway.httpUrl, DeductQuotaDocument, { token: admin(), variables: { userId: bob, input: {} } })],
-    ['a negative amount', () => http(gateway.httpUrl, DeductQuotaDocument, { token: admin(), variables: { userId: bob, input: { devices: -1 } } })],
-    ['restoring more than used', () => http(gateway.httpUrl, RestoreQuotaDocument, { token: admin(), variables: { userId: bob, input: { memoryGB: 5 } } })],
-    ['renewing by zero days', () => http(gateway.httpUrl, RenewQuotaDocument, { token: admin(), variables: { userId: bob, input: { extendDays: 0 } } })],
+    [
+      'a negative amount',
+      () => http(gateway.httpUrl, DeductQuotaDocument, { token: admin(), variables: { userId: bob, input: { devices: -1 } } }),
+    ],
+    [
+      'restoring more than used',
+      () => http(gateway.httpUrl, RestoreQuotaDocument, { token: admin(), variables: { userId: bob, input: { memoryGB: 5 } } }),
+    ],
+    [
+      'renewing by zero days',
+      () => http(gateway.httpUrl, RenewQuotaDocument, { token: admin(), variables: { userId: bob, input: { extendDays: 0 } } }),
+    ],
   ];
   for (const [what, attempt] of cases) {
     const result = await attempt();
@@ -125,7 +178,10 @@ it('refuses impossible changes with BAD_USER_INPUT (or NOT_FOUND without a quota
   expect(await sql.query('SELECT * FROM quota WHERE user_id = $1', [bob])).toEqual(suspendedBefore);
 
   const nobody = uniqueId('nobody');
-  const missing = await http(gateway.httpUrl, DeductQuotaDocument, { token: admin(), variables: { userId: nobody, input: { devices: 1 } } });
+  const missing = await http(gateway.httpUrl, DeductQuotaDocument, {
+    token: admin(),
+    variables: { userId: nobody, input: { devices: 1 } },
+  });
   expect(missing.body.errors?.[0]?.extensions?.code).toBe('NOT_FOUND');
   expect(await sql.query('SELECT id FROM quota WHERE user_id = $1', [nobody])).toEqual([]);
 });
@@ -139,7 +195,10 @@ it('lets only administrators change quotas, and users read only their own', asyn
     await http(gateway.httpUrl, DeductQuotaDocument, { token: token(carol), variables: { userId: carol, input: { devices: 1 } } }),
     await http(gateway.httpUrl, RestoreQuotaDocument, { token: token(mallory), variables: { userId: carol, input: { devices: 1 } } }),
     await http(gateway.httpUrl, RenewQuotaDocument, { token: token(carol), variables: { userId: carol, input: { extendDays: 1 } } }),
-    await http(gateway.httpUrl, UpdateQuotaDocument, { token: token(mallory), variables: { userId: carol, input: { limits: { maxDevices: 0 } } } }),
+    await http(gateway.httpUrl, UpdateQuotaDocument, {
+      token: token(mallory),
+      variables: { userId: carol, input: { limits: { maxDevices: 0 } } },
+    }),
     await http(gateway.httpUrl, QuotaDocument, { token: token(mallory), variables: { userId: carol } }),
   ]) {
     expect(result.body.errors?.[0]?.extensions?.code).toBe('FORBIDDEN');

@@ -8,14 +8,7 @@ import pg from 'pg';
 import { QuotaChangedDocument, QuotaDocument, UpdateQuotaDocument } from '../generated/graphql';
 import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
 import { disposeClients, http, subscribe, token, wsClient } from '../helpers/clients';
-import {
-  realServicesEnv,
-  startGateway,
-  stopGateway,
-  stopGateways,
-  waitForSubscriptions,
-  type TestGateway,
-} from '../helpers/gateway';
+import { realServicesEnv, startGateway, stopGateway, stopGateways, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
 import { createTestDatabase, TEST_REDIS_URL, uniqueId, type TestDatabase } from '../helpers/services';
 import { waitFor } from '../helpers/wait';
 
@@ -90,7 +83,14 @@ describe('platform event -> subscriber', () => {
         userId: alice,
         quotaId: 'quota-1',
         type: 'updated',
-        limits: { maxDevices: 10, maxConcurrentDevices: 5, totalCpuCores: 32, totalMemoryGB: 64, totalStorageGB: 500, monthlyTrafficGB: 1000 },
+        limits: {
+          maxDevices: 10,
+          maxConcurrentDevices: 5,
+          totalCpuCores: 32,
+          totalMemoryGB: 64,
+          totalStorageGB: 500,
+          monthlyTrafficGB: 1000,
+        },
         usage: { currentDevices: 3, usedCpuCores: 8, usedMemoryGB: 16, usedStorageGB: 120.5, monthlyTrafficUsedGB: 42 },
         status: 'active',
         timestamp: '2026-11-24T10:00:00.000Z',
@@ -110,7 +110,15 @@ describe('platform event -> subscriber', () => {
         occurredAt: '2026-11-24T10:00:00.000Z',
         quotaId: 'quota-1',
         kind: 'UPDATED',
-        limits: { ...NULL_LIMITS, maxDevices: 10, maxConcurrentDevices: 5, totalCpuCores: 32, totalMemoryGB: 64, totalStorageGB: 500, monthlyTrafficGB: 1000 },
+        limits: {
+          ...NULL_LIMITS,
+          maxDevices: 10,
+          maxConcurrentDevices: 5,
+          totalCpuCores: 32,
+          totalMemoryGB: 64,
+          totalStorageGB: 500,
+          monthlyTrafficGB: 1000,
+        },
         usage: { ...NULL_USAGE, currentDevices: 3, usedCpuCores: 8, usedMemoryGB: 16, usedStorageGB: 120.5, monthlyTrafficUsedGB: 42 },
         usagePercent: null,
         severity: null,
@@ -129,7 +137,7 @@ describe('platform event -> subscriber', () => {
     expect((await aliceSub.next()).data?.quotaChanged).toMatchObject({ eventId: `del-${alice}`, userId: alice, kind: 'DELETED' });
   });
 
-  it('gives an administrator who omits userId every user\'s events, and a chosen user\'s with userId', async () => {
+  it("gives an administrator who omits userId every user's events, and a chosen user's with userId", async () => {
     const admin = uniqueId('admin');
     const carol = uniqueId('carol');
     const dave = uniqueId('dave');
@@ -175,7 +183,7 @@ describe('malformed messages', () => {
 });
 
 describe('mutation -> outbox -> RabbitMQ -> Redis -> subscriber', () => {
-  it('delivers updateQuota\'s quota.updated through the broker, and the query agrees with the push', async () => {
+  it("delivers updateQuota's quota.updated through the broker, and the query agrees with the push", async () => {
     const frank = uniqueId('frank');
     const admin = token(uniqueId('admin'), { roles: ['admin'] });
     const wiretap = await peer.tap('quota.updated');
@@ -245,7 +253,7 @@ describe('authentication and authorization on the socket', () => {
     await expect(client.closed).resolves.toBe(4403);
   });
 
-  it('answers FORBIDDEN for another user\'s events and keeps the socket open and delivering', async () => {
+  it("answers FORBIDDEN for another user's events and keeps the socket open and delivering", async () => {
     const heidi = uniqueId('heidi');
     const client = wsClient(gateway.wsUrl, { Authorization: `Bearer ${token(heidi)}` });
     const own = subscribe(client.client, QuotaChangedDocument, {});

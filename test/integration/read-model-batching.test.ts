@@ -60,9 +60,27 @@ const at = (minute: number) => new Date(Date.UTC(2026, 10, 24, 12, minute)).toIS
 /** The same story for any user: partial snapshots, out of order, a repeat, a deletion and a revival. */
 function story(userId: string, tag: string): GatewayEvent[] {
   const quota = (n: number, minute: number, fields: object, kind = 'UPDATED'): GatewayEvent =>
-    ({ family: 'quota', eventId: `${tag}-q${String(n).padStart(3, '0')}`, type: 'quota.updated', userId, occurredAt: at(minute), kind, quotaId: `q-${userId}`, ...fields }) as GatewayEvent;
+    ({
+      family: 'quota',
+      eventId: `${tag}-q${String(n).padStart(3, '0')}`,
+      type: 'quota.updated',
+      userId,
+      occurredAt: at(minute),
+      kind,
+      quotaId: `q-${userId}`,
+      ...fields,
+    }) as GatewayEvent;
   const device = (n: number, minute: number, deviceId: string, status: string, extra: object = {}): GatewayEvent =>
-    ({ family: 'device', eventId: `${tag}-d${String(n).padStart(3, '0')}`, type: 'device.status.changed', userId, occurredAt: at(minute), deviceId: `${tag}-${deviceId}`, status, ...extra }) as GatewayEvent;
+    ({
+      family: 'device',
+      eventId: `${tag}-d${String(n).padStart(3, '0')}`,
+      type: 'device.status.changed',
+      userId,
+      occurredAt: at(minute),
+      deviceId: `${tag}-${deviceId}`,
+      status,
+      ...extra,
+    }) as GatewayEvent;
   const events: GatewayEvent[] = [
     quota(1, 1, { limits: { maxDevices: 5 }, status: 'ACTIVE' }),
     device(1, 1, 'a', 'CREATING', { deviceName: 'A' }),
@@ -101,11 +119,48 @@ function manyUsers(users: readonly string[], tag: string): GatewayEvent[] {
   users.forEach((userId, i) => {
     const id = (n: number) => `${tag}-${String(i).padStart(3, '0')}-${n}`;
     events.push(
-      { family: 'quota', eventId: id(1), type: 'quota.updated', userId, occurredAt: at(1), kind: 'UPDATED', quotaId: `q-${tag}-${Math.floor(i / 2)}`, limits: { maxDevices: i }, usage: { currentDevices: 1 } } as GatewayEvent,
-      { family: 'device', eventId: id(2), type: 'device.created', userId, occurredAt: at(2), deviceId: `${tag}-dev-${i}`, status: 'CREATING', deviceName: `phone ${i}` },
+      {
+        family: 'quota',
+        eventId: id(1),
+        type: 'quota.updated',
+        userId,
+        occurredAt: at(1),
+        kind: 'UPDATED',
+        quotaId: `q-${tag}-${Math.floor(i / 2)}`,
+        limits: { maxDevices: i },
+        usage: { currentDevices: 1 },
+      } as GatewayEvent,
+      {
+        family: 'device',
+        eventId: id(2),
+        type: 'device.created',
+        userId,
+        occurredAt: at(2),
+        deviceId: `${tag}-dev-${i}`,
+        status: 'CREATING',
+        deviceName: `phone ${i}`,
+      },
       i % 3
-        ? ({ family: 'device', eventId: id(3), type: 'device.started', userId, occurredAt: at(3), deviceId: `${tag}-dev-${i}`, status: 'RUNNING', providerType: 'redroid' })
-        : ({ family: 'order', eventId: id(3), type: 'order.completed', userId, occurredAt: at(3), orderId: `${tag}-order-${i}`, amount: '59.90', planId: 'pro' }),
+        ? {
+            family: 'device',
+            eventId: id(3),
+            type: 'device.started',
+            userId,
+            occurredAt: at(3),
+            deviceId: `${tag}-dev-${i}`,
+            status: 'RUNNING',
+            providerType: 'redroid',
+          }
+        : {
+            family: 'order',
+            eventId: id(3),
+            type: 'order.completed',
+            userId,
+            occurredAt: at(3),
+            orderId: `${tag}-order-${i}`,
+            amount: '59.90',
+            planId: 'pro',
+          },
     );
   });
   return events;
@@ -156,7 +211,7 @@ describe.each(['postgres', 'embedded'] as const)('on %s', (kind) => {
     expect(a.devices.map((d) => (d as { status?: string }).status)).toEqual(['STOPPED', 'RUNNING']);
   });
 
-  it('applies a burst spanning many users in few transactions, each user\'s events resolving in arrival order', async () => {
+  it("applies a burst spanning many users in few transactions, each user's events resolving in arrival order", async () => {
     const readModel = createReadModelService({ prisma: countingPrisma });
     const sequentialUsers = Array.from({ length: 200 }, (_, i) => uniqueId(`seq${i}`));
     const burstUsers = Array.from({ length: 200 }, (_, i) => uniqueId(`par${i}`));
@@ -169,7 +224,9 @@ describe.each(['postgres', 'embedded'] as const)('on %s', (kind) => {
     const burst = manyUsers(burstUsers, tagBurst);
     await Promise.all(
       burst.map((event) =>
-        readModel.apply(event).then(() => resolved.set(event.userId as string, [...(resolved.get(event.userId as string) ?? []), event.eventId])),
+        readModel
+          .apply(event)
+          .then(() => resolved.set(event.userId as string, [...(resolved.get(event.userId as string) ?? []), event.eventId])),
       ),
     );
     // 600 events, 500 at the most per transaction.
@@ -180,8 +237,14 @@ describe.each(['postgres', 'embedded'] as const)('on %s', (kind) => {
 
     const [one, many] = [await allRows(sequentialUsers, tagOne), await allRows(burstUsers, tagBurst)];
     expect(many).toEqual(one);
-    expect(many[1]).toMatchObject({ quota: { maxDevices: 1, currentDevices: 1 }, devices: [{ status: 'RUNNING', name: 'phone 1', providerType: 'redroid' }] });
-    expect(many[3]).toMatchObject({ devices: [{ status: 'CREATING' }], orders: [{ status: 'COMPLETED', amount: '59.9', planId: 'pro', version: 1 }] });
+    expect(many[1]).toMatchObject({
+      quota: { maxDevices: 1, currentDevices: 1 },
+      devices: [{ status: 'RUNNING', name: 'phone 1', providerType: 'redroid' }],
+    });
+    expect(many[3]).toMatchObject({
+      devices: [{ status: 'CREATING' }],
+      orders: [{ status: 'COMPLETED', amount: '59.9', planId: 'pro', version: 1 }],
+    });
     // Pairs of users named the same platform quota id: the second of each pair still has its quota.
     expect(many.every((row) => row.quota !== null)).toBe(true);
     const processed = await db.prisma.processedEvent.count({ where: { eventId: { startsWith: `${tagBurst}-` } } });
@@ -193,7 +256,15 @@ describe.each(['postgres', 'embedded'] as const)('on %s', (kind) => {
     const users = Array.from({ length: 50 }, (_, i) => uniqueId(`p${i}`));
     const events = manyUsers(users, 'p1');
     // A value no column can hold (the validators never let one through): the whole batch fails.
-    const poison = { family: 'quota', eventId: 'p1-poison', type: 'quota.updated', userId: users[7], occurredAt: at(9), kind: 'UPDATED', limits: { maxDevices: 2 ** 40 } } as GatewayEvent;
+    const poison = {
+      family: 'quota',
+      eventId: 'p1-poison',
+      type: 'quota.updated',
+      userId: users[7],
+      occurredAt: at(9),
+      kind: 'UPDATED',
+      limits: { maxDevices: 2 ** 40 },
+    } as GatewayEvent;
     events.splice(40, 0, poison);
 
     const outcomes = await Promise.allSettled(events.map((event) => readModel.apply(event)));
@@ -212,11 +283,16 @@ it('requeues a whole batch at once while the database is unavailable, rather tha
   const unreachable = {
     $transaction: () => {
       calls++;
-      return Promise.reject(new Prisma.PrismaClientKnownRequestError("Can't reach database server", { code: 'P1001', clientVersion: 'test' }));
+      return Promise.reject(
+        new Prisma.PrismaClientKnownRequestError("Can't reach database server", { code: 'P1001', clientVersion: 'test' }),
+      );
     },
   } as unknown as PrismaClient;
   const readModel = createReadModelService({ prisma: () => unreachable });
-  const events = manyUsers(Array.from({ length: 20 }, (_, i) => `down-${i}`), 'down');
+  const events = manyUsers(
+    Array.from({ length: 20 }, (_, i) => `down-${i}`),
+    'down',
+  );
   const outcomes = await Promise.allSettled(events.map((event) => readModel.apply(event)));
   expect(outcomes.map((o) => o.status)).toEqual(events.map(() => 'rejected'));
   expect(calls).toBe(1);

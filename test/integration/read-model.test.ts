@@ -29,7 +29,8 @@ beforeAll(() => ({ gateway, peer, sql } = suite));
 
 afterEach(async () => {
   await disposeClients();
-  for (const field of ['deviceStatusChanged', 'quotaChanged', 'orderCompleted', 'appInstalled']) await waitForSubscriptions(gateway, 0, field);
+  for (const field of ['deviceStatusChanged', 'quotaChanged', 'orderCompleted', 'appInstalled'])
+    await waitForSubscriptions(gateway, 0, field);
 });
 
 let deadLetteredBefore = 0;
@@ -54,11 +55,30 @@ describe('devices', () => {
     const sub = deviceSubscriber(alice);
     await waitForSubscriptions(gateway, 1, 'deviceStatusChanged');
 
-    await peer.publish('device.created', { deviceId, userId: alice, deviceName: 'cloud-1', status: 'idle', providerType: 'redroid', createdAt: at(0) });
+    await peer.publish('device.created', {
+      deviceId,
+      userId: alice,
+      deviceName: 'cloud-1',
+      status: 'idle',
+      providerType: 'redroid',
+      createdAt: at(0),
+    });
     expect((await sub.next()).data?.deviceStatusChanged).toMatchObject({ deviceId, status: 'IDLE' });
-    expect(await readDevice(alice, deviceId)).toMatchObject({ id: deviceId, userId: alice, name: 'cloud-1', status: 'IDLE', providerType: 'redroid', version: 1 });
+    expect(await readDevice(alice, deviceId)).toMatchObject({
+      id: deviceId,
+      userId: alice,
+      name: 'cloud-1',
+      status: 'IDLE',
+      providerType: 'redroid',
+      version: 1,
+    });
 
-    await peer.publish('device.started', { eventId: uniqueId('evt'), eventType: 'device.started', timestamp: at(1), payload: { deviceId, userId: alice } });
+    await peer.publish('device.started', {
+      eventId: uniqueId('evt'),
+      eventType: 'device.started',
+      timestamp: at(1),
+      payload: { deviceId, userId: alice },
+    });
     expect((await sub.next()).data?.deviceStatusChanged).toMatchObject({ deviceId, status: 'RUNNING' });
     expect(await readDevice(alice, deviceId)).toMatchObject({ status: 'RUNNING', version: 2 });
   });
@@ -75,9 +95,17 @@ describe('devices', () => {
     };
 
     // Newest first, then an older one, then the newest again (a redelivery).
-    await peer.publish('device.status.changed', { deviceId, userId: bob, oldStatus: 'running', newStatus: 'stopped', changedAt: at(10) }, { messageId: `m3-${deviceId}` });
+    await peer.publish(
+      'device.status.changed',
+      { deviceId, userId: bob, oldStatus: 'running', newStatus: 'stopped', changedAt: at(10) },
+      { messageId: `m3-${deviceId}` },
+    );
     await peer.publish('device.started', { deviceId, userId: bob, startedAt: at(5) }, { messageId: `m2-${deviceId}` });
-    await peer.publish('device.status.changed', { deviceId, userId: bob, oldStatus: 'running', newStatus: 'stopped', changedAt: at(10) }, { messageId: `m3-${deviceId}` });
+    await peer.publish(
+      'device.status.changed',
+      { deviceId, userId: bob, oldStatus: 'running', newStatus: 'stopped', changedAt: at(10) },
+      { messageId: `m3-${deviceId}` },
+    );
     // Several messages are in flight at once (prefetch): arrival order is not publish order.
     expect((await received(3)).map((e) => `${e.eventId} ${e.status}`).sort()).toEqual([
       `m2-${deviceId} RUNNING`,
@@ -95,7 +123,7 @@ describe('devices', () => {
     expect(processed.map((r) => r.event_id)).toEqual([`a-${deviceId}`, `m2-${deviceId}`, `m3-${deviceId}`, `z-${deviceId}`]);
   });
 
-  it('gives a device event without userId to the device\'s owner (failover events)', async () => {
+  it("gives a device event without userId to the device's owner (failover events)", async () => {
     const carol = uniqueId('carol');
     const deviceId = uniqueId('dev');
     const sub = deviceSubscriber(carol);
@@ -103,13 +131,18 @@ describe('devices', () => {
     await peer.publish('device.created', { deviceId, userId: carol, createdAt: at(0) });
     await sub.next();
     await peer.publish('device.error', { deviceId, reason: 'node failover', failedAt: at(1) }, { messageId: `fail-${deviceId}` });
-    expect((await sub.next()).data?.deviceStatusChanged).toMatchObject({ eventId: `fail-${deviceId}`, userId: carol, status: 'ERROR', reason: 'node failover' });
+    expect((await sub.next()).data?.deviceStatusChanged).toMatchObject({
+      eventId: `fail-${deviceId}`,
+      userId: carol,
+      status: 'ERROR',
+      reason: 'node failover',
+    });
     expect(await readDevice(carol, deviceId)).toMatchObject({ status: 'ERROR', userId: carol });
   });
 });
 
 describe('apps', () => {
-  it('delivers app.install.completed without userId to the owner\'s appInstalled, and records the installation', async () => {
+  it("delivers app.install.completed without userId to the owner's appInstalled, and records the installation", async () => {
     const dan = uniqueId('dan');
     const deviceId = uniqueId('dev');
     const devices = deviceSubscriber(dan);
@@ -124,10 +157,11 @@ describe('apps', () => {
     const client = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(dan)}` });
     const sub = subscribe(client.client, AppInstalledDocument, {});
     await waitForSubscriptions(gateway, 1, 'appInstalled');
-    await peer.publish(
-      'app.install.completed',
-      { eventId: `inst-${deviceId}`, eventType: 'app.install.completed', payload: { deviceId, applicationId: 'app-42', packageName: 'com.example.game', versionName: '3.1', installedAt: at(2) } },
-    );
+    await peer.publish('app.install.completed', {
+      eventId: `inst-${deviceId}`,
+      eventType: 'app.install.completed',
+      payload: { deviceId, applicationId: 'app-42', packageName: 'com.example.game', versionName: '3.1', installedAt: at(2) },
+    });
     expect((await sub.next()).data?.appInstalled).toMatchObject({
       eventId: `inst-${deviceId}`,
       type: 'app.install.completed',
@@ -139,17 +173,29 @@ describe('apps', () => {
     });
     const listed = await http(gateway.httpUrl, AppInstallationsDocument, { token: token(dan), variables: { deviceId } });
     expect(listed.body.data?.appInstallations).toEqual([
-      expect.objectContaining({ deviceId, userId: dan, appId: 'app-42', packageName: 'com.example.game', versionName: '3.1', status: 'INSTALLED', installedAt: at(2) }),
+      expect.objectContaining({
+        deviceId,
+        userId: dan,
+        appId: 'app-42',
+        packageName: 'com.example.game',
+        versionName: '3.1',
+        status: 'INSTALLED',
+        installedAt: at(2),
+      }),
     ]);
 
     // The same app again without an installation id updates that installation, not a second one.
-    await peer.publish('app.install.completed', { deviceId, appId: 'app-42', versionName: '3.2', installedAt: at(3) }, { messageId: `upd-${deviceId}` });
+    await peer.publish(
+      'app.install.completed',
+      { deviceId, appId: 'app-42', versionName: '3.2', installedAt: at(3) },
+      { messageId: `upd-${deviceId}` },
+    );
     expect((await sub.next()).data?.appInstalled.eventId).toBe(`upd-${deviceId}`);
     const again = await http(gateway.httpUrl, AppInstallationsDocument, { token: token(dan), variables: { deviceId } });
     expect(again.body.data?.appInstallations.map((i) => [i.versionName, i.version])).toEqual([['3.2', 2]]);
   });
 
-  it('gives its owner an app event published right behind the device\'s first event (not yet applied)', async () => {
+  it("gives its owner an app event published right behind the device's first event (not yet applied)", async () => {
     const eve = uniqueId('eve');
     const client = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(eve)}` });
     const apps = subscribe(client.client, AppInstalledDocument, {});
@@ -170,7 +216,11 @@ describe('apps', () => {
   it('dead-letters an event naming a device nobody is known to own, with the reason "unknown owner"', async () => {
     const deviceId = uniqueId('ghost');
     await peer.publish('app.install.completed', { deviceId, packageName: 'com.example.x' }, { messageId: `ghost-${deviceId}` });
-    const dead = await peer.take(gateway.config.amqp.deadLetterQueue, (m) => m.properties.messageId === `ghost-${deviceId}`, 'the unknown-owner dead letter');
+    const dead = await peer.take(
+      gateway.config.amqp.deadLetterQueue,
+      (m) => m.properties.messageId === `ghost-${deviceId}`,
+      'the unknown-owner dead letter',
+    );
     expect(dead.properties.headers?.['x-rejection-reason']).toBe('unknown owner');
     expect(await sql.query('SELECT id FROM app_installation WHERE device_id = $1', [deviceId])).toEqual([]);
     expect(await sql.query('SELECT event_id FROM processed_event WHERE event_id = $1', [`ghost-${deviceId}`])).toEqual([]);
@@ -209,11 +259,23 @@ describe('quota and orders', () => {
     const client = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(frank)}` });
     const sub = subscribe(client.client, OrderCompletedDocument, {});
     await waitForSubscriptions(gateway, 1, 'orderCompleted');
-    const body = { eventId: `paid-${orderId}`, eventType: 'billing.order.completed', payload: { orderId, userId: frank, amount: '59.90', planId: 'pro', paidAt: at(1) } };
+    const body = {
+      eventId: `paid-${orderId}`,
+      eventType: 'billing.order.completed',
+      payload: { orderId, userId: frank, amount: '59.90', planId: 'pro', paidAt: at(1) },
+    };
     await peer.publish('billing.order.completed', body);
     await peer.publish('billing.order.completed', body);
     for (let i = 0; i < 2; i++) expect((await sub.next()).data?.orderCompleted).toMatchObject({ orderId, amount: '59.90' });
     const read = await http(gateway.httpUrl, OrderDocument, { token: token(frank), variables: { id: orderId } });
-    expect(read.body.data?.order).toMatchObject({ id: orderId, userId: frank, status: 'COMPLETED', amount: '59.90', planId: 'pro', completedAt: at(1), version: 1 });
+    expect(read.body.data?.order).toMatchObject({
+      id: orderId,
+      userId: frank,
+      status: 'COMPLETED',
+      amount: '59.90',
+      planId: 'pro',
+      completedAt: at(1),
+      version: 1,
+    });
   });
 });

@@ -95,9 +95,15 @@ it('delivers, orders and resumes across two instances on a three-master cluster,
 
   // Fan-out is sharded: channels on more than one master, none classic; a user's log and channel share a slot.
   const topics = createTopics(a.config.redis.topicPrefix, { hashTags: true });
-  const shardChannels = await Promise.all(cluster.ports.map((p) => cluster.node(p).call('PUBSUB', 'SHARDCHANNELS', `${a.config.redis.topicPrefix}*`) as Promise<string[]>));
-  const classicChannels = await Promise.all(cluster.ports.map((p) => cluster.node(p).call('PUBSUB', 'CHANNELS', `${a.config.redis.topicPrefix}*`) as Promise<string[]>));
-  console.log(`sharded channels per master: ${JSON.stringify(shardChannels.map((c) => c.length))}; classic: ${JSON.stringify(classicChannels.map((c) => c.length))}`);
+  const shardChannels = await Promise.all(
+    cluster.ports.map((p) => cluster.node(p).call('PUBSUB', 'SHARDCHANNELS', `${a.config.redis.topicPrefix}*`) as Promise<string[]>),
+  );
+  const classicChannels = await Promise.all(
+    cluster.ports.map((p) => cluster.node(p).call('PUBSUB', 'CHANNELS', `${a.config.redis.topicPrefix}*`) as Promise<string[]>),
+  );
+  console.log(
+    `sharded channels per master: ${JSON.stringify(shardChannels.map((c) => c.length))}; classic: ${JSON.stringify(classicChannels.map((c) => c.length))}`,
+  );
   expect(shardChannels.filter((c) => c.length > 0).length).toBeGreaterThan(1);
   expect(classicChannels.flat()).toEqual([]);
   for (const user of users) expect(shardChannels.flat()).toContain(topics.user('order', user));

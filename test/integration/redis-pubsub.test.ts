@@ -28,7 +28,14 @@ afterAll(async () => {
 });
 
 const event = (n: number) =>
-  ({ family: 'order', eventId: `e${n}`, type: 'order.completed', userId: 'u', occurredAt: new Date().toISOString(), orderId: `o${n}` }) as GatewayEvent;
+  ({
+    family: 'order',
+    eventId: `e${n}`,
+    type: 'order.completed',
+    userId: 'u',
+    occurredAt: new Date().toISOString(),
+    orderId: `o${n}`,
+  }) as GatewayEvent;
 
 it('survives an overflow that releases the other subscriptions on the same channel from inside the delivery loop', async () => {
   // In a process of its own: the failure this guards against is an uncaught exception in ioredis'

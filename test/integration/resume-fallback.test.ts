@@ -21,8 +21,14 @@ const prefix = `${uniqueId('cpr-test')}:`;
 const topics = createTopics(prefix);
 const LOG = { maxEvents: 50, maxAllEvents: 50, maxAgeMs: 60_000 };
 
-const order = (userId: string, id: string): GatewayEvent =>
-  ({ family: 'order', eventId: id, type: 'order.completed', userId, occurredAt: new Date().toISOString(), orderId: `o-${id}` });
+const order = (userId: string, id: string): GatewayEvent => ({
+  family: 'order',
+  eventId: id,
+  type: 'order.completed',
+  userId,
+  occurredAt: new Date().toISOString(),
+  orderId: `o-${id}`,
+});
 
 function open(durable: DurableEventLog): RedisEventPubSub {
   const pubsub = new RedisEventPubSub(TEST_REDIS_URL, prefix, silent, { maxBuffered: 100, coalesceMs: 0 }, LOG, durable);
@@ -36,7 +42,8 @@ it('replays what the durable log holds after an id Redis lost, then live message
   const user = uniqueId('fallback');
   // What PostgreSQL holds after `lost-1`: lost-2 and lost-3 (lost-3 committed, its publish still on its way).
   const durable: DurableEventLog = {
-    readAfter: async (userId, after) => (userId === user && after === 'lost-1' ? [order(user, 'lost-2'), order(user, 'lost-3')] : undefined),
+    readAfter: async (userId, after) =>
+      userId === user && after === 'lost-1' ? [order(user, 'lost-2'), order(user, 'lost-3')] : undefined,
   };
   const pubsub = open(durable);
   await pubsub.ready();
@@ -53,7 +60,9 @@ it('replays what the durable log holds after an id Redis lost, then live message
   expect(pubsub.seam).toMatchObject({ resumed: 1, resumedFromDurable: 1, replayed: 2, duplicatesDropped: 1 });
   await stream.return?.();
   // Not in Redis and not in the durable log: past retention (or unknown).
-  await expect(pubsub.subscribe(topic, { resume: { after: 'never', userId: user, accept: acceptAll } })).rejects.toBeInstanceOf(HistoryExpiredError);
+  await expect(pubsub.subscribe(topic, { resume: { after: 'never', userId: user, accept: acceptAll } })).rejects.toBeInstanceOf(
+    HistoryExpiredError,
+  );
 });
 
 it('answers HISTORY_UNAVAILABLE when Redis lost after and the durable log cannot be read', async () => {

@@ -84,7 +84,9 @@ async function publishBridged(gateway: TestGateway, userId: string, id: string):
  * partition: `queue` is their prefix), as RabbitMQ counts them.
  */
 function queueDepth(queue: string): number {
-  const rows = execFileSync('rabbitmqctl', ['-q', 'list_queues', 'name', 'messages_unacknowledged', 'messages_ready']).toString().split('\n');
+  const rows = execFileSync('rabbitmqctl', ['-q', 'list_queues', 'name', 'messages_unacknowledged', 'messages_ready'])
+    .toString()
+    .split('\n');
   let depth = 0;
   let found = false;
   for (const row of rows) {
@@ -135,9 +137,17 @@ describe('an instance killed mid-stream', () => {
     clients.push(client);
     client.subscribe(
       { query: ORDER_SUBSCRIPTION },
-      { next: (result) => void received.push(result as (typeof received)[number]), error: (e) => void errors.push(e), complete: () => undefined },
+      {
+        next: (result) => void received.push(result as (typeof received)[number]),
+        error: (e) => void errors.push(e),
+        complete: () => undefined,
+      },
     );
-    await waitFor(async () => (await scrape(`http://127.0.0.1:${a.port}`)).value('cloudphone_realtime_subscriptions', { field: 'orderCompleted' }) === 1, 'the subscription on A');
+    await waitFor(
+      async () =>
+        (await scrape(`http://127.0.0.1:${a.port}`)).value('cloudphone_realtime_subscriptions', { field: 'orderCompleted' }) === 1,
+      'the subscription on A',
+    );
 
     for (let n = 1; n <= N; n++) {
       // Serially, each bridged before the next: publish order is bridge order (two instances consume the queue).
@@ -207,7 +217,10 @@ it('a socket closed with 4403 at token expiry reconnects with a new token and af
   );
   clients.push(client);
   const before = gateway.app.stats().subscriptions.orderCompleted ?? 0;
-  client.subscribe({ query: ORDER_SUBSCRIPTION }, { next: (r) => void received.push(r as (typeof received)[number]), error: () => undefined, complete: () => undefined });
+  client.subscribe(
+    { query: ORDER_SUBSCRIPTION },
+    { next: (r) => void received.push(r as (typeof received)[number]), error: () => undefined, complete: () => undefined },
+  );
   await waitForSubscriptions(gateway, before + 1, 'orderCompleted');
   for (let n = 1; n <= 5; n++) await publishBridged(gateway, user, id(n));
   await expired.promise;
@@ -259,7 +272,7 @@ describe('after that cannot be resumed', () => {
     sub.unsubscribe();
   });
 
-  it('an unknown id, and another user\'s id, are HISTORY_EXPIRED alike: nothing of anyone leaks', async () => {
+  it("an unknown id, and another user's id, are HISTORY_EXPIRED alike: nothing of anyone leaks", async () => {
     await expectHistoryExpired(token(alice), { after: 'no-such-event' });
     // Bob holds one of Alice's event ids: his log does not have it, and he learns nothing more.
     await expectHistoryExpired(token(bob), { after: id(7) });
@@ -273,7 +286,7 @@ describe('after that cannot be resumed', () => {
     expect((await sub.next()).errors?.[0]?.extensions?.code).toBe('FORBIDDEN');
   });
 
-  it('administrators resume any user\'s log, or every user\'s without userId; a blank after is BAD_USER_INPUT', async () => {
+  it("administrators resume any user's log, or every user's without userId; a blank after is BAD_USER_INPUT", async () => {
     const admin = token('exp-admin', { roles: ['admin'] });
     const { client } = wsClient(small.wsUrl, { authorization: `Bearer ${admin}` });
     const one = subscribe<{ orderCompleted: { eventId: string } }, Record<string, unknown>>(

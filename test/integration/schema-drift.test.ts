@@ -46,10 +46,7 @@ describe('schema drift between prisma/migrations and prisma/schema.prisma', () =
   });
 
   it('reports drift when the schema has a column no migration creates', async () => {
-    const modified = readFileSync(schemaPath, 'utf8').replace(
-      /(model OutboxEvent \{\n)/,
-      '$1  note        String?\n',
-    );
+    const modified = readFileSync(schemaPath, 'utf8').replace(/(model OutboxEvent \{\n)/, '$1  note        String?\n');
     expect(modified).toContain('note        String?');
     const modifiedSchemaPath = path.join(tmp, 'schema.prisma');
     writeFileSync(modifiedSchemaPath, modified);
@@ -89,9 +86,7 @@ describe('schema drift between prisma/migrations and prisma/schema.prisma', () =
       migrationsDir: copy,
       onScratchDatabase,
     });
-    expect(drift).toContain(
-      'CREATE INDEX "outbox_event_unpublished_idx" ON "outbox_event"("published_at", "created_at");',
-    );
+    expect(drift).toContain('CREATE INDEX "outbox_event_unpublished_idx" ON "outbox_event"("published_at", "created_at");');
   });
 });
 
@@ -103,7 +98,9 @@ it('drops every scratch database it created', async () => {
   const client = new Client({ connectionString: databaseUrl });
   await client.connect();
   try {
-    const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1::text[])', [scratchDatabases]);
+    const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1::text[])', [
+      scratchDatabases,
+    ]);
     expect(rows.map((r) => r.datname)).toEqual([]);
   } finally {
     await client.end();

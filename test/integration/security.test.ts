@@ -36,13 +36,7 @@ import {
 import { openPlatformPeer, type PlatformPeer } from '../helpers/amqp';
 import { disposeClients, http, subscribe, token, wsClient, type HttpResult } from '../helpers/clients';
 import { openSql, type TestSql } from '../helpers/db';
-import {
-  realServicesEnv,
-  startGateway,
-  stopGateways,
-  waitForSubscriptions,
-  type TestGateway,
-} from '../helpers/gateway';
+import { realServicesEnv, startGateway, stopGateways, waitForSubscriptions, type TestGateway } from '../helpers/gateway';
 import { claims, keyPair, signWith, startJwksServer, type JwksServer } from '../helpers/jwt';
 import { createTestDatabase, TEST_REDIS_URL, uniqueId, type TestDatabase } from '../helpers/services';
 import { deferred, waitFor } from '../helpers/wait';
@@ -98,7 +92,10 @@ describe('authorization per operation', () => {
   /** Alice's things, which Bob must never read or change. */
   const alice = { device: '', spareDevice: '', order: '', otherOrder: '', installation: '' };
   beforeAll(async () => {
-    const device = await http(gateway.httpUrl, CreateDeviceDocument, { token: token(ALICE), variables: { input: { name: 'alice-phone' } } });
+    const device = await http(gateway.httpUrl, CreateDeviceDocument, {
+      token: token(ALICE),
+      variables: { input: { name: 'alice-phone' } },
+    });
     expect(device.body.errors).toBeUndefined();
     alice.device = device.body.data!.createDevice.id;
     const spare = await http(gateway.httpUrl, CreateDeviceDocument, { token: token(ALICE), variables: { input: { name: 'alice-spare' } } });
@@ -147,7 +144,8 @@ describe('authorization per operation', () => {
     expect(other.body.errors?.[0]?.extensions?.code).toBe(code);
     expect(other.body.data ?? null).toBeNull();
   }
-  const deviceOf = async (id: string) => (await http(gateway.httpUrl, DeviceDocument, { token: token(ALICE), variables: { id } })).body.data?.device;
+  const deviceOf = async (id: string) =>
+    (await http(gateway.httpUrl, DeviceDocument, { token: token(ALICE), variables: { id } })).body.data?.device;
 
   /**
    * Every root field of the schema, with what a user, another user and an administrator may do.
@@ -173,7 +171,10 @@ describe('authorization per operation', () => {
         const own = await http(gateway.httpUrl, QuotaDocument, { token: token(ALICE), variables: {} });
         expect(own.body.errors).toBeUndefined();
         expect(own.body.data?.quota?.userId).toBe(ALICE);
-        const admin = await http(gateway.httpUrl, QuotaDocument, { token: token(ADMIN, { roles: ['admin'] }), variables: { userId: ALICE } });
+        const admin = await http(gateway.httpUrl, QuotaDocument, {
+          token: token(ADMIN, { roles: ['admin'] }),
+          variables: { userId: ALICE },
+        });
         expect(admin.body.data?.quota?.userId).toBe(ALICE);
       },
     },
@@ -241,8 +242,10 @@ describe('authorization per operation', () => {
         await peer.publish('quota.updated', { userId: ALICE }, { messageId: `a-${ALICE}` });
         await peer.publish('quota.updated', { userId: BOB }, { messageId: `b-${BOB}` });
         expect((await own.next()).data?.quotaChanged).toMatchObject({ eventId: `b-${BOB}`, userId: BOB });
-        await noLeakAfter(bridged + 2, () => peer.publish('quota.deleted', { userId: BOB }, { messageId: `b2-${BOB}` }), async () =>
-          expect((await own.next()).data?.quotaChanged).toMatchObject({ eventId: `b2-${BOB}` }),
+        await noLeakAfter(
+          bridged + 2,
+          () => peer.publish('quota.deleted', { userId: BOB }, { messageId: `b2-${BOB}` }),
+          async () => expect((await own.next()).data?.quotaChanged).toMatchObject({ eventId: `b2-${BOB}` }),
         );
         expect(own.pending()).toBe(0);
         own.unsubscribe();
@@ -290,13 +293,16 @@ describe('authorization per operation', () => {
       kind: 'query',
       async check() {
         await refused('NOT_FOUND', (jwt) => http(gateway.httpUrl, OrderDocument, { token: jwt, variables: { id: alice.order } }));
-        expect((await http(gateway.httpUrl, OrderDocument, { token: token(ALICE), variables: { id: alice.order } })).body.data?.order.userId).toBe(ALICE);
+        expect(
+          (await http(gateway.httpUrl, OrderDocument, { token: token(ALICE), variables: { id: alice.order } })).body.data?.order.userId,
+        ).toBe(ALICE);
       },
     },
     appInstallations: {
       kind: 'query',
       async check() {
-        const list = (jwt?: string) => http(gateway.httpUrl, AppInstallationsDocument, { token: jwt, variables: { deviceId: alice.device } });
+        const list = (jwt?: string) =>
+          http(gateway.httpUrl, AppInstallationsDocument, { token: jwt, variables: { deviceId: alice.device } });
         expect((await list(undefined)).body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
         // Another user sees none of them, exactly as for a device that does not exist.
         expect((await list(token(BOB))).body).toEqual({ data: { appInstallations: [] } });
@@ -307,10 +313,15 @@ describe('authorization per operation', () => {
     createDevice: {
       kind: 'mutation',
       async check() {
-        await refused('FORBIDDEN', (jwt) => http(gateway.httpUrl, CreateDeviceDocument, { token: jwt, variables: { userId: ALICE, input: { name: 'planted' } } }));
+        await refused('FORBIDDEN', (jwt) =>
+          http(gateway.httpUrl, CreateDeviceDocument, { token: jwt, variables: { userId: ALICE, input: { name: 'planted' } } }),
+        );
         const devices = await http(gateway.httpUrl, DevicesDocument, { token: token(ALICE), variables: {} });
         expect(devices.body.data?.devices.edges.map((e) => e.node.name)).not.toContain('planted');
-        const forAlice = await http(gateway.httpUrl, CreateDeviceDocument, { token: asAdmin(), variables: { userId: ALICE, input: { name: 'by-admin' } } });
+        const forAlice = await http(gateway.httpUrl, CreateDeviceDocument, {
+          token: asAdmin(),
+          variables: { userId: ALICE, input: { name: 'by-admin' } },
+        });
         expect(forAlice.body.data?.createDevice.userId).toBe(ALICE);
       },
     },
@@ -326,14 +337,18 @@ describe('authorization per operation', () => {
       async check() {
         const started = await http(gateway.httpUrl, StartDeviceDocument, { token: token(ALICE), variables: { id: alice.spareDevice } });
         expect(started.body.data?.startDevice.status).toBe('RUNNING');
-        await refused('NOT_FOUND', (jwt) => http(gateway.httpUrl, StopDeviceDocument, { token: jwt, variables: { id: alice.spareDevice } }));
+        await refused('NOT_FOUND', (jwt) =>
+          http(gateway.httpUrl, StopDeviceDocument, { token: jwt, variables: { id: alice.spareDevice } }),
+        );
         expect((await deviceOf(alice.spareDevice))?.status).toBe('RUNNING');
       },
     },
     deleteDevice: {
       kind: 'mutation',
       async check() {
-        await refused('NOT_FOUND', (jwt) => http(gateway.httpUrl, DeleteDeviceDocument, { token: jwt, variables: { id: alice.spareDevice } }));
+        await refused('NOT_FOUND', (jwt) =>
+          http(gateway.httpUrl, DeleteDeviceDocument, { token: jwt, variables: { id: alice.spareDevice } }),
+        );
         expect((await deviceOf(alice.spareDevice))?.status).toBe('RUNNING');
       },
     },
@@ -351,7 +366,9 @@ describe('authorization per operation', () => {
     cancelOrder: {
       kind: 'mutation',
       async check() {
-        await refused('NOT_FOUND', (jwt) => http(gateway.httpUrl, CancelOrderDocument, { token: jwt, variables: { id: alice.otherOrder } }));
+        await refused('NOT_FOUND', (jwt) =>
+          http(gateway.httpUrl, CancelOrderDocument, { token: jwt, variables: { id: alice.otherOrder } }),
+        );
         const byOwner = await http(gateway.httpUrl, CancelOrderDocument, { token: token(ALICE), variables: { id: alice.otherOrder } });
         expect(byOwner.body.data?.cancelOrder).toMatchObject({ id: alice.otherOrder, status: 'CANCELLED' });
       },
@@ -360,7 +377,10 @@ describe('authorization per operation', () => {
       kind: 'mutation',
       async check() {
         await refused('NOT_FOUND', (jwt) =>
-          http(gateway.httpUrl, InstallAppDocument, { token: jwt, variables: { deviceId: alice.device, input: { packageName: 'com.mallory.spy' } } }),
+          http(gateway.httpUrl, InstallAppDocument, {
+            token: jwt,
+            variables: { deviceId: alice.device, input: { packageName: 'com.mallory.spy' } },
+          }),
         );
         const apps = await http(gateway.httpUrl, AppInstallationsDocument, { token: token(ALICE), variables: { deviceId: alice.device } });
         expect(apps.body.data?.appInstallations.map((i) => i.packageName)).toEqual(['com.alice.app']);
@@ -369,7 +389,9 @@ describe('authorization per operation', () => {
     uninstallApp: {
       kind: 'mutation',
       async check() {
-        await refused('NOT_FOUND', (jwt) => http(gateway.httpUrl, UninstallAppDocument, { token: jwt, variables: { installationId: alice.installation } }));
+        await refused('NOT_FOUND', (jwt) =>
+          http(gateway.httpUrl, UninstallAppDocument, { token: jwt, variables: { installationId: alice.installation } }),
+        );
         const apps = await http(gateway.httpUrl, AppInstallationsDocument, { token: token(ALICE), variables: { deviceId: alice.device } });
         expect(apps.body.data?.appInstallations.map((i) => i.id)).toEqual([alice.installation]);
       },
@@ -378,9 +400,16 @@ describe('authorization per operation', () => {
       kind: 'mutation',
       async check() {
         for (const jwt of [token(BOB), token(ALICE)]) {
-          await refused('FORBIDDEN', (t) => http(gateway.httpUrl, DeductQuotaDocument, { token: t, variables: { userId: ALICE, input: { devices: 1 } } }), jwt);
+          await refused(
+            'FORBIDDEN',
+            (t) => http(gateway.httpUrl, DeductQuotaDocument, { token: t, variables: { userId: ALICE, input: { devices: 1 } } }),
+            jwt,
+          );
         }
-        const byAdmin = await http(gateway.httpUrl, DeductQuotaDocument, { token: asAdmin(), variables: { userId: ALICE, input: { cpuCores: 2 } } });
+        const byAdmin = await http(gateway.httpUrl, DeductQuotaDocument, {
+          token: asAdmin(),
+          variables: { userId: ALICE, input: { cpuCores: 2 } },
+        });
         expect(byAdmin.body.errors).toBeUndefined();
       },
     },
@@ -388,9 +417,16 @@ describe('authorization per operation', () => {
       kind: 'mutation',
       async check() {
         for (const jwt of [token(BOB), token(ALICE)]) {
-          await refused('FORBIDDEN', (t) => http(gateway.httpUrl, RestoreQuotaDocument, { token: t, variables: { userId: ALICE, input: { cpuCores: 1 } } }), jwt);
+          await refused(
+            'FORBIDDEN',
+            (t) => http(gateway.httpUrl, RestoreQuotaDocument, { token: t, variables: { userId: ALICE, input: { cpuCores: 1 } } }),
+            jwt,
+          );
         }
-        const byAdmin = await http(gateway.httpUrl, RestoreQuotaDocument, { token: asAdmin(), variables: { userId: ALICE, input: { cpuCores: 1 } } });
+        const byAdmin = await http(gateway.httpUrl, RestoreQuotaDocument, {
+          token: asAdmin(),
+          variables: { userId: ALICE, input: { cpuCores: 1 } },
+        });
         expect(byAdmin.body.errors).toBeUndefined();
       },
     },
@@ -398,21 +434,40 @@ describe('authorization per operation', () => {
       kind: 'mutation',
       async check() {
         for (const jwt of [token(BOB), token(ALICE)]) {
-          await refused('FORBIDDEN', (t) => http(gateway.httpUrl, RenewQuotaDocument, { token: t, variables: { userId: ALICE, input: { extendDays: 30 } } }), jwt);
+          await refused(
+            'FORBIDDEN',
+            (t) => http(gateway.httpUrl, RenewQuotaDocument, { token: t, variables: { userId: ALICE, input: { extendDays: 30 } } }),
+            jwt,
+          );
         }
-        const byAdmin = await http(gateway.httpUrl, RenewQuotaDocument, { token: asAdmin(), variables: { userId: ALICE, input: { extendDays: 30 } } });
+        const byAdmin = await http(gateway.httpUrl, RenewQuotaDocument, {
+          token: asAdmin(),
+          variables: { userId: ALICE, input: { extendDays: 30 } },
+        });
         expect(byAdmin.body.errors).toBeUndefined();
       },
     },
     deviceStatusChanged: {
       kind: 'subscription',
       check: () =>
-        subscriptionIsolation('deviceStatusChanged', 'deviceId status', 'device.started', (userId, n) => ({ userId, deviceId: `dev-${userId}-${n}` }), true),
+        subscriptionIsolation(
+          'deviceStatusChanged',
+          'deviceId status',
+          'device.started',
+          (userId, n) => ({ userId, deviceId: `dev-${userId}-${n}` }),
+          true,
+        ),
     },
     orderCompleted: {
       kind: 'subscription',
       check: () =>
-        subscriptionIsolation('orderCompleted', 'orderId amount', 'order.completed', (userId, n) => ({ userId, orderId: `o-${userId}-${n}`, amount: '59.90' }), false),
+        subscriptionIsolation(
+          'orderCompleted',
+          'orderId amount',
+          'order.completed',
+          (userId, n) => ({ userId, orderId: `o-${userId}-${n}`, amount: '59.90' }),
+          false,
+        ),
     },
     appInstalled: {
       kind: 'subscription',
@@ -429,11 +484,24 @@ describe('authorization per operation', () => {
     orderStatusChanged: {
       kind: 'subscription',
       check: () =>
-        subscriptionIsolation('orderStatusChanged', 'orderId status', 'order.paid', (userId, n) => ({ userId, orderId: `os-${userId}-${n}`, amount: '9.90' }), false),
+        subscriptionIsolation(
+          'orderStatusChanged',
+          'orderId status',
+          'order.paid',
+          (userId, n) => ({ userId, orderId: `os-${userId}-${n}`, amount: '9.90' }),
+          false,
+        ),
     },
     billingChanged: {
       kind: 'subscription',
-      check: () => subscriptionIsolation('billingChanged', 'kind amount', 'billing.payment_success', (userId, n) => ({ userId, paymentId: `p-${n}`, amount: '1.00' }), false),
+      check: () =>
+        subscriptionIsolation(
+          'billingChanged',
+          'kind amount',
+          'billing.payment_success',
+          (userId, n) => ({ userId, paymentId: `p-${n}`, amount: '1.00' }),
+          false,
+        ),
     },
     appInstallationChanged: {
       kind: 'subscription',
@@ -448,7 +516,14 @@ describe('authorization per operation', () => {
     },
     deviceNotice: {
       kind: 'subscription',
-      check: () => subscriptionIsolation('deviceNotice', 'kind deviceId', 'device.connection.connected', (userId, n) => ({ userId, deviceId: `dev-${userId}-${n}` }), true),
+      check: () =>
+        subscriptionIsolation(
+          'deviceNotice',
+          'kind deviceId',
+          'device.connection.connected',
+          (userId, n) => ({ userId, deviceId: `dev-${userId}-${n}` }),
+          true,
+        ),
     },
     notifications: {
       kind: 'subscription',
@@ -461,8 +536,10 @@ describe('authorization per operation', () => {
         await peer.publish('notification.send', { userId: ALICE, title: 'for alice', message: 'm' }, { messageId: `n-a-${ALICE}` });
         await peer.publish('notification.send', { userId: BOB, title: 'for bob', message: 'm' }, { messageId: `n-b-${BOB}` });
         expect((await own.next()).data?.notifications).toMatchObject({ eventId: `n-b-${BOB}`, userId: BOB });
-        await noLeakAfter(bridged + 2, () => peer.publish('notification.send', { userId: BOB, title: 'again', message: 'm' }, { messageId: `n-b2-${BOB}` }), async () =>
-          expect((await own.next()).data?.notifications).toMatchObject({ eventId: `n-b2-${BOB}` }),
+        await noLeakAfter(
+          bridged + 2,
+          () => peer.publish('notification.send', { userId: BOB, title: 'again', message: 'm' }, { messageId: `n-b2-${BOB}` }),
+          async () => expect((await own.next()).data?.notifications).toMatchObject({ eventId: `n-b2-${BOB}` }),
         );
         expect(own.pending()).toBe(0);
         own.unsubscribe();
@@ -534,8 +611,10 @@ describe('authorization per operation', () => {
     await peer.publish(routingKey, body(ALICE, 1), { messageId: `${field}-a-${ALICE}` });
     await peer.publish(routingKey, body(BOB, 1), { messageId: `${field}-b-${BOB}` });
     expect((await own.next()).data?.[field]).toMatchObject({ eventId: `${field}-b-${BOB}`, userId: BOB });
-    await noLeakAfter(bridged + 2, () => peer.publish(routingKey, body(BOB, 2), { messageId: `${field}-b2-${BOB}` }), async () =>
-      expect((await own.next()).data?.[field]).toMatchObject({ eventId: `${field}-b2-${BOB}` }),
+    await noLeakAfter(
+      bridged + 2,
+      () => peer.publish(routingKey, body(BOB, 2), { messageId: `${field}-b2-${BOB}` }),
+      async () => expect((await own.next()).data?.[field]).toMatchObject({ eventId: `${field}-b2-${BOB}` }),
     );
     expect(own.pending()).toBe(0);
     expect(aliceDevice?.pending() ?? 0).toBe(0);
@@ -579,7 +658,7 @@ describe('sockets per user across instances', () => {
     expect(gateway.app.stats().ws.socketLimitCloses + second.app.stats().ws.socketLimitCloses).toBeGreaterThanOrEqual(2);
   });
 
-  it('stops counting a crashed instance\'s sockets when their lease expires', async () => {
+  it("stops counting a crashed instance's sockets when their lease expires", async () => {
     const erin = uniqueId('erin');
     const key = `${gateway.config.redis.topicPrefix}ws-sockets:${erin}`;
     const now = Number((await redis.time())[0]) * 1000;
@@ -644,7 +723,8 @@ describe('HTTP rate limit', () => {
     const ned = token(uniqueId('ned'));
     const client = wsClient(limited.wsUrl, bearer(ned));
     const codes: unknown[] = [];
-    for (let i = 0; i < 3; i++) codes.push(((await subscribe(client.client, '{ __typename }').next()).data as { __typename?: string } | undefined)?.__typename);
+    for (let i = 0; i < 3; i++)
+      codes.push(((await subscribe(client.client, '{ __typename }').next()).data as { __typename?: string } | undefined)?.__typename);
     expect(codes).toEqual(['Query', 'Query', 'Query']);
     const refused = await subscribe(client.client, '{ __typename }').next();
     expect(refused.errors?.[0]?.extensions).toMatchObject({ code: 'RATE_LIMITED' });
@@ -773,13 +853,15 @@ describe('RS256 tokens from a JWKS endpoint', () => {
 
   beforeAll(async () => {
     jwks = await startJwksServer([pair]);
-    jwksGateway = await startGateway(realServicesEnv(database.url, { JWT_SECRET: '', JWT_JWKS_URL: jwks.url, JWT_ISSUER: 'https://id.test' }));
+    jwksGateway = await startGateway(
+      realServicesEnv(database.url, { JWT_SECRET: '', JWT_JWKS_URL: jwks.url, JWT_ISSUER: 'https://id.test' }),
+    );
   });
   afterAll(async () => {
     await jwks?.close();
   });
 
-  it('accepts the identity service\'s tokens on HTTP and WebSocket and refuses an HS256 one', async () => {
+  it("accepts the identity service's tokens on HTTP and WebSocket and refuses an HS256 one", async () => {
     const liz = uniqueId('liz');
     const good = signWith(pair, claims(liz, { iss: 'https://id.test' }));
     const read = await http(jwksGateway.httpUrl, QuotaDocument, { token: good, variables: {} });

@@ -51,7 +51,9 @@ describe('renewSession (in-band token renewal on graphql-ws)', () => {
     const { client, closed } = socketClient(suite.gateway.wsUrl, short);
     const sub = subscribe(client, QUOTA);
     await waitForSubscriptions(suite.gateway, 1);
-    const renewed = await once<{ data: { renewSession: { expiresAt: string } } }>(client, RENEW, { token: token(user, { expiresInSec: 600 }) });
+    const renewed = await once<{ data: { renewSession: { expiresAt: string } } }>(client, RENEW, {
+      token: token(user, { expiresInSec: 600 }),
+    });
     expect(Date.parse(renewed.data.renewSession.expiresAt)).toBeGreaterThan(Date.now() + 500_000);
     // Past the old exp (and the close it would have caused).
     await waitFor(() => Date.now() > oldExp + 1_500, "the old token's exp to pass", 6_000);
@@ -108,7 +110,10 @@ describe('revocation across instances', () => {
     const multipart = await openMultipart(a.httpUrl, { query: QUOTA }, { authorization: `Bearer ${old}` });
     const other = socketClient(b.wsUrl, token(neighbour));
     subscribe(other.client, QUOTA);
-    await waitFor(() => (a.app.stats().subscriptions.quotaChanged ?? 0) === 2 && (b.app.stats().subscriptions.quotaChanged ?? 0) === 3, 'five subscriptions');
+    await waitFor(
+      () => (a.app.stats().subscriptions.quotaChanged ?? 0) === 2 && (b.app.stats().subscriptions.quotaChanged ?? 0) === 3,
+      'five subscriptions',
+    );
 
     const admin = token(uniqueId('admin'), { roles: ['admin'] });
     const started = Date.now();
@@ -118,7 +123,11 @@ describe('revocation across instances', () => {
       { token: admin, variables: { userId: user } },
     );
     expect(revoked.body.data?.revokeSessions.userId).toBe(user);
-    const [closeA, closeB] = await within(Promise.all([onA.closed, onB.closed, sse.ended, multipart.ended]), 'every connection to end', 1_000);
+    const [closeA, closeB] = await within(
+      Promise.all([onA.closed, onB.closed, sse.ended, multipart.ended]),
+      'every connection to end',
+      1_000,
+    );
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(closeA).toMatchObject({ code: 4403, reason: 'Forbidden: sessions revoked' });
     expect(closeB).toMatchObject({ code: 4403, reason: 'Forbidden: sessions revoked' });
@@ -133,7 +142,9 @@ describe('revocation across instances', () => {
     expect((await http(a.httpUrl, '{ me { id } }', { token: old })).body.errors?.[0]?.extensions?.code).toBe('UNAUTHENTICATED');
     const revokedSec = Math.floor(Date.parse(revoked.body.data?.revokeSessions.revokedAt as string) / 1000);
     const fresh = signHs(TEST_JWT_SECRET, { sub: user, roles: [], iat: revokedSec + 1, exp: revokedSec + 600 });
-    expect((await http<{ me: { id: string } }, Record<string, unknown>>(b.httpUrl, '{ me { id } }', { token: fresh })).body.data?.me.id).toBe(user);
+    expect(
+      (await http<{ me: { id: string } }, Record<string, unknown>>(b.httpUrl, '{ me { id } }', { token: fresh })).body.data?.me.id,
+    ).toBe(user);
     expect(a.app.stats().sessions.revocations).toBeGreaterThanOrEqual(1);
     expect(b.app.stats().sessions.transports.sse.revoked).toBe(1);
     const metrics = await (await fetch(`${a.app.url}/metrics`)).text();
@@ -147,14 +158,25 @@ describe('revocation across instances', () => {
 
   it.each([
     ['user.sessions.revoked', (userId: string) => ({ userId })],
-    ['auth.sessions.revoked', (userId: string) => ({ eventId: `env-${userId}`, eventType: 'auth.sessions.revoked', timestamp: new Date().toISOString(), payload: { userId } })],
-  ])('the platform event %s ends the user\'s sockets on both instances', async (routingKey, body) => {
+    [
+      'auth.sessions.revoked',
+      (userId: string) => ({
+        eventId: `env-${userId}`,
+        eventType: 'auth.sessions.revoked',
+        timestamp: new Date().toISOString(),
+        payload: { userId },
+      }),
+    ],
+  ])("the platform event %s ends the user's sockets on both instances", async (routingKey, body) => {
     const user = uniqueId('platform-revoked');
     const onA = socketClient(a.wsUrl, token(user));
     const onB = socketClient(b.wsUrl, token(user));
     subscribe(onA.client, QUOTA);
     subscribe(onB.client, QUOTA);
-    await waitFor(() => (a.app.stats().subscriptions.quotaChanged ?? 0) >= 1 && (b.app.stats().subscriptions.quotaChanged ?? 0) >= 2, 'both sockets subscribed');
+    await waitFor(
+      () => (a.app.stats().subscriptions.quotaChanged ?? 0) >= 1 && (b.app.stats().subscriptions.quotaChanged ?? 0) >= 2,
+      'both sockets subscribed',
+    );
     await suite.peer.publish(routingKey, body(user), { messageId: `${routingKey}-${user}` });
     const closes = await within(Promise.all([onA.closed, onB.closed]), 'both sockets to close');
     expect(closes.map((c) => c.code)).toEqual([4403, 4403]);
@@ -163,7 +185,10 @@ describe('revocation across instances', () => {
   it('survives a gateway restart: the revocation is kept in Redis with its own expiry', async () => {
     const user = uniqueId('restart');
     const old = token(user);
-    await http(a.httpUrl, 'mutation R($u: ID!) { revokeSessions(userId: $u) { userId } }', { token: token('root', { roles: ['admin'] }), variables: { u: user } });
+    await http(a.httpUrl, 'mutation R($u: ID!) { revokeSessions(userId: $u) { userId } }', {
+      token: token('root', { roles: ['admin'] }),
+      variables: { u: user },
+    });
     await stopGateway(b);
     b = await startGateway(env);
     const refused = socketClient(b.wsUrl, old);

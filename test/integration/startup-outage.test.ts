@@ -89,7 +89,11 @@ it('starts while RabbitMQ and Redis are unreachable, reports both, then connects
   expect(down.body.dependencies.database).toMatchObject({ status: 'up' });
 
   await openRelay(amqpPort);
-  await waitFor(async () => (await readiness(gateway.app.url)).body.dependencies.eventBus?.status === 'up', 'the broker to be reached', 30_000);
+  await waitFor(
+    async () => (await readiness(gateway.app.url)).body.dependencies.eventBus?.status === 'up',
+    'the broker to be reached',
+    30_000,
+  );
   expect((await readiness(gateway.app.url)).status).toBe(503);
 
   redis = await privateRedis(redisPort);

@@ -62,25 +62,31 @@ describe('burst for one user', () => {
     const bArrived = new Map<string, number>();
     const bSeen = deferred<void>();
     let bExpected = Number.POSITIVE_INFINITY;
-    bClient.client.subscribe<Q>({ query }, {
-      next: ({ data }) => {
-        bArrived.set(data!.quotaChanged.eventId, performance.now());
-        if (bArrived.size >= bExpected) bSeen.resolve();
+    bClient.client.subscribe<Q>(
+      { query },
+      {
+        next: ({ data }) => {
+          bArrived.set(data!.quotaChanged.eventId, performance.now());
+          if (bArrived.size >= bExpected) bSeen.resolve();
+        },
+        error: (error) => bSeen.reject(error),
+        complete: () => undefined,
       },
-      error: (error) => bSeen.reject(error),
-      complete: () => undefined,
-    });
+    );
     const aReceived: number[] = [];
     const aFinal = deferred<void>();
-    aClient.client.subscribe<Q>({ query }, {
-      next: ({ data }) => {
-        const n = data!.quotaChanged.usage.currentDevices ?? -1;
-        aReceived.push(n);
-        if (n === 9_999) aFinal.resolve();
+    aClient.client.subscribe<Q>(
+      { query },
+      {
+        next: ({ data }) => {
+          const n = data!.quotaChanged.usage.currentDevices ?? -1;
+          aReceived.push(n);
+          if (n === 9_999) aFinal.resolve();
+        },
+        error: (error) => aFinal.reject(error),
+        complete: () => undefined,
       },
-      error: (error) => aFinal.reject(error),
-      complete: () => undefined,
-    });
+    );
     await waitForSubscriptions(gateway, 2);
 
     // B's publisher is another platform service: its own connection, not behind A's in the client.
@@ -104,9 +110,7 @@ describe('burst for one user', () => {
     const aPublishes: Promise<void>[] = [];
     const bDuring: Promise<void>[] = [];
     for (let i = 0; i < 10_000; i++) {
-      aPublishes.push(
-        peer.publish('quota.updated', { userId: a, usage: { currentDevices: i } }, { messageId: `a-${i}-${a}` }),
-      );
+      aPublishes.push(peer.publish('quota.updated', { userId: a, usage: { currentDevices: i } }, { messageId: `a-${i}-${a}` }));
       if (i % 500 === 250) bDuring.push(sendB(`during-${i}-${b}`));
       if (i % 2_000 === 1_999) await Promise.all(aPublishes.splice(0)); // keep the channel's buffer small
     }
@@ -120,7 +124,11 @@ describe('burst for one user', () => {
     // draining 10,000 takes a while on a shared machine. Bounded, not timed.
     await within(aFinal.promise, "A's final state (currentDevices 9999)", 240_000);
     await within(bSeen.promise, "every one of B's events", 240_000);
-    await waitFor(() => gateway.app.stats().bridge.bridged - before.bridge.bridged >= 10_000 + bDuring.length, 'every event bridged', 240_000);
+    await waitFor(
+      () => gateway.app.stats().bridge.bridged - before.bridge.bridged >= 10_000 + bDuring.length,
+      'every event bridged',
+      240_000,
+    );
     const drainedMs = performance.now() - publishedAt;
 
     const after = gateway.app.stats();
@@ -135,8 +143,7 @@ describe('burst for one user', () => {
     // B got everything, unchanged.
     for (const id of sentAt.keys()) expect(bArrived.has(id)).toBe(true);
 
-    const latency = (prefix: string) =>
-      ms([...sentAt].filter(([id]) => id.startsWith(prefix)).map(([id, at]) => bArrived.get(id)! - at));
+    const latency = (prefix: string) => ms([...sentAt].filter(([id]) => id.startsWith(prefix)).map(([id, at]) => bArrived.get(id)! - at));
     const figures = {
       publishMs: Math.round(publishMs),
       drainedMs: Math.round(drainedMs),
@@ -176,81 +183,104 @@ describe('slow reader', () => {
     ['its event buffer overflows', { EVENT_BUFFER_MAX: '200' }, 1, 100, 'overflowed'],
     // Many subscriptions on one socket: each stalls with a message in flight; together they pass the byte bound.
     ['its unsent bytes exceed WS_MAX_BUFFERED_BYTES', { EVENT_BUFFER_MAX: '100000', WS_MAX_BUFFERED_BYTES: '16384' }, 20, 10, 'bytes'],
-  ] as const)('closes a client that stops reading with 1013 when %s; subscriptions released, heap back near baseline', async (_name, limits, subscriptions, batchSize, path) => {
-    const gateway = await startGateway(
-      realServicesEnv(database.url, { ...limits, WS_KEEPALIVE_MS: '0', WS_SLOW_CLOSE_GRACE_MS: '60000', WS_MAX_SUBSCRIPTIONS_PER_SOCKET: '25' }),
-    );
-    const user = uniqueId('slow');
-    const topic = `${gateway.config.redis.topicPrefix}quota:user:${user}`;
-    const numsub = async () => Number(((await redis.call('PUBSUB', 'NUMSUB', topic)) as [string, number])[1]);
+  ] as const)(
+    'closes a client that stops reading with 1013 when %s; subscriptions released, heap back near baseline',
+    async (_name, limits, subscriptions, batchSize, path) => {
+      const gateway = await startGateway(
+        realServicesEnv(database.url, {
+          ...limits,
+          WS_KEEPALIVE_MS: '0',
+          WS_SLOW_CLOSE_GRACE_MS: '60000',
+          WS_MAX_SUBSCRIPTIONS_PER_SOCKET: '25',
+        }),
+      );
+      const user = uniqueId('slow');
+      const topic = `${gateway.config.redis.topicPrefix}quota:user:${user}`;
+      const numsub = async () => Number(((await redis.call('PUBSUB', 'NUMSUB', topic)) as [string, number])[1]);
 
-    // A healthy neighbour on the same instance keeps receiving.
-    const neighbour = uniqueId('neighbour');
-    const healthy = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(neighbour)}` });
-    const healthySub = subscribe(healthy.client, 'subscription { quotaChanged { eventId } }');
-    await waitForSubscriptions(gateway, 1);
+      // A healthy neighbour on the same instance keeps receiving.
+      const neighbour = uniqueId('neighbour');
+      const healthy = wsClient(gateway.wsUrl, { authorization: `Bearer ${token(neighbour)}` });
+      const healthySub = subscribe(healthy.client, 'subscription { quotaChanged { eventId } }');
+      await waitForSubscriptions(gateway, 1);
 
-    const baseline = heapMb();
-    const client = await rawClient(gateway.wsUrl, token(user), subscriptions);
-    await waitForSubscriptions(gateway, 1 + subscriptions);
-    client.pause();
+      const baseline = heapMb();
+      const client = await rawClient(gateway.wsUrl, token(user), subscriptions);
+      await waitForSubscriptions(gateway, 1 + subscriptions);
+      client.pause();
 
-    // ~2 KB events straight onto the user's channel, until the gateway gives up on the reader.
-    // Paced: after each batch (smaller than the buffer bound) a marker must reach the healthy
-    // neighbour, so a client that reads would never fall behind; only the paused one does.
-    const severity = 'x'.repeat(2_000);
-    const neighbourTopic = `${gateway.config.redis.topicPrefix}quota:user:${neighbour}`;
-    let published = 0;
-    let peak = 0;
-    for (let batch = 0; batch < 2_000 && gateway.app.stats().ws.slowConsumerCloses === 0; batch++) {
-      const pipeline = redis.pipeline();
-      for (let i = 0; i < batchSize; i++, published++) {
-        const event = {
+      // ~2 KB events straight onto the user's channel, until the gateway gives up on the reader.
+      // Paced: after each batch (smaller than the buffer bound) a marker must reach the healthy
+      // neighbour, so a client that reads would never fall behind; only the paused one does.
+      const severity = 'x'.repeat(2_000);
+      const neighbourTopic = `${gateway.config.redis.topicPrefix}quota:user:${neighbour}`;
+      let published = 0;
+      let peak = 0;
+      for (let batch = 0; batch < 2_000 && gateway.app.stats().ws.slowConsumerCloses === 0; batch++) {
+        const pipeline = redis.pipeline();
+        for (let i = 0; i < batchSize; i++, published++) {
+          const event = {
+            family: 'quota',
+            eventId: `slow-${published}`,
+            type: 'quota.alert',
+            userId: user,
+            occurredAt: new Date().toISOString(),
+            kind: 'ALERT',
+            severity,
+            usagePercent: 99,
+          };
+          pipeline.publish(topic, JSON.stringify(event));
+        }
+        const marker = `m-${batch}-${neighbour}`;
+        pipeline.publish(
+          neighbourTopic,
+          JSON.stringify({
+            family: 'quota',
+            eventId: marker,
+            type: 'quota.alert',
+            userId: neighbour,
+            occurredAt: new Date().toISOString(),
+            kind: 'ALERT',
+          }),
+        );
+        await pipeline.exec();
+        expect((await healthySub.next()).data).toEqual({ quotaChanged: { eventId: marker } });
+        peak = Math.max(peak, process.memoryUsage().heapUsed / 1_048_576);
+      }
+      await waitFor(() => gateway.app.stats().ws.slowConsumerCloses === 1, 'the slow consumer to be closed', 30_000);
+      const stats = gateway.app.stats();
+      // One subscription's buffer overflows, once (the stream ends with it); the neighbour's never.
+      if (path === 'overflowed') expect(stats.overflowed).toBe(1);
+      else expect(stats.overflowed).toBe(0);
+
+      // Released at once, although the peer has not completed the close handshake.
+      await waitForSubscriptions(gateway, 1);
+      await waitFor(async () => (await numsub()) === 0, "Redis to drop the slow reader's channel");
+      const after = heapMb();
+      console.log(
+        `slow reader (${path}): ${JSON.stringify({ published, heapBaselineMb: +baseline.toFixed(1), heapPeakMb: +peak.toFixed(1), heapAfterMb: +after.toFixed(1) })}`,
+      );
+      expect(after - baseline).toBeLessThan(16);
+
+      // The neighbour was never affected.
+      await redis.publish(
+        neighbourTopic,
+        JSON.stringify({
           family: 'quota',
-          eventId: `slow-${published}`,
+          eventId: `n-${neighbour}`,
           type: 'quota.alert',
-          userId: user,
+          userId: neighbour,
           occurredAt: new Date().toISOString(),
           kind: 'ALERT',
-          severity,
-          usagePercent: 99,
-        };
-        pipeline.publish(topic, JSON.stringify(event));
-      }
-      const marker = `m-${batch}-${neighbour}`;
-      pipeline.publish(
-        neighbourTopic,
-        JSON.stringify({ family: 'quota', eventId: marker, type: 'quota.alert', userId: neighbour, occurredAt: new Date().toISOString(), kind: 'ALERT' }),
+        }),
       );
-      await pipeline.exec();
-      expect((await healthySub.next()).data).toEqual({ quotaChanged: { eventId: marker } });
-      peak = Math.max(peak, process.memoryUsage().heapUsed / 1_048_576);
-    }
-    await waitFor(() => gateway.app.stats().ws.slowConsumerCloses === 1, 'the slow consumer to be closed', 30_000);
-    const stats = gateway.app.stats();
-    // One subscription's buffer overflows, once (the stream ends with it); the neighbour's never.
-    if (path === 'overflowed') expect(stats.overflowed).toBe(1);
-    else expect(stats.overflowed).toBe(0);
+      expect((await healthySub.next()).data).toEqual({ quotaChanged: { eventId: `n-${neighbour}` } });
 
-    // Released at once, although the peer has not completed the close handshake.
-    await waitForSubscriptions(gateway, 1);
-    await waitFor(async () => (await numsub()) === 0, "Redis to drop the slow reader's channel");
-    const after = heapMb();
-    console.log(
-      `slow reader (${path}): ${JSON.stringify({ published, heapBaselineMb: +baseline.toFixed(1), heapPeakMb: +peak.toFixed(1), heapAfterMb: +after.toFixed(1) })}`,
-    );
-    expect(after - baseline).toBeLessThan(16);
-
-    // The neighbour was never affected.
-    await redis.publish(
-      neighbourTopic,
-      JSON.stringify({ family: 'quota', eventId: `n-${neighbour}`, type: 'quota.alert', userId: neighbour, occurredAt: new Date().toISOString(), kind: 'ALERT' }),
-    );
-    expect((await healthySub.next()).data).toEqual({ quotaChanged: { eventId: `n-${neighbour}` } });
-
-    // A second look from the client: once it reads again, what is queued ends with the 1013 close.
-    client.resume();
-    await expect(within(client.closed, 'the close frame', 30_000)).resolves.toBe(1013);
-    await waitFor(() => gateway.app.stats().sockets === 1, 'the socket to be gone');
-  }, 120_000);
+      // A second look from the client: once it reads again, what is queued ends with the 1013 close.
+      client.resume();
+      await expect(within(client.closed, 'the close frame', 30_000)).resolves.toBe(1013);
+      await waitFor(() => gateway.app.stats().sockets === 1, 'the socket to be gone');
+    },
+    120_000,
+  );
 });

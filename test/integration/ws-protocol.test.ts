@@ -123,7 +123,11 @@ it('complete and a new subscribe with the same id in one TCP write: the new oper
     await waitForSubscriptions(suite.gateway, quota + 1);
     await suite.peer.publish('quota.updated', { userId: user }, { messageId: `one-${user}` });
     // Exactly one answer, from the new operation (its selection has `kind`).
-    expect(await raw.message()).toEqual({ id: 'x', type: 'next', payload: { data: { quotaChanged: { eventId: `one-${user}`, kind: 'UPDATED' } } } });
+    expect(await raw.message()).toEqual({
+      id: 'x',
+      type: 'next',
+      payload: { data: { quotaChanged: { eventId: `one-${user}`, kind: 'UPDATED' } } },
+    });
     raw.json({ type: 'ping' });
     expect(await raw.message()).toEqual({ type: 'pong' });
     // And with a running operation: complete it and reuse its id for another field in one write

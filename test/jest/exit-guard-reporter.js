@@ -41,7 +41,8 @@ function describe(handle) {
   }
   const name = handle?.constructor?.name ?? typeof handle;
   if (name === 'ChildProcess') return `child process ${handle.pid} (${handle.spawnargs?.join(' ')})`;
-  if (name === 'Timeout') return `timer (${handle._idleTimeout} ms${handle._repeat ? ', repeating' : ''}) ${handle._onTimeout?.name || 'anonymous'}`;
+  if (name === 'Timeout')
+    return `timer (${handle._idleTimeout} ms${handle._repeat ? ', repeating' : ''}) ${handle._onTimeout?.name || 'anonymous'}`;
   return name;
 }
 

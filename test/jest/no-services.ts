@@ -29,9 +29,7 @@ net.Socket.prototype.connect = function guardedConnect(this: net.Socket, ...args
   if (service) {
     const named = typeof first === 'object' && first !== null ? (first as { host?: unknown }).host : second;
     const host = typeof named === 'string' ? named : 'localhost';
-    throw new Error(
-      `a unit test connected to ${service} (${host}:${port}): unit tests run without services; move it to test/integration/`,
-    );
+    throw new Error(`a unit test connected to ${service} (${host}:${port}): unit tests run without services; move it to test/integration/`);
   }
   return (connect as (...a: unknown[]) => net.Socket).apply(this, args);
 };

@@ -55,20 +55,24 @@ describe('generated configuration tables', () => {
     }
     expect(compact).toContain('| **`PORT`** | `4000` | TCP port to listen on;');
     expect(full).toContain('| `GRAPHQL_INTROSPECTION` | boolean | `true` outside production, `false` in production | both |');
-    expect(full).toContain('| **`DATABASE_URL`** | URL (`postgres:`, `postgresql:`) | embedded PostgreSQL (PGlite) in `DATA_DIR` | real services; required in production |');
+    expect(full).toContain(
+      '| **`DATABASE_URL`** | URL (`postgres:`, `postgresql:`) | embedded PostgreSQL (PGlite) in `DATA_DIR` | real services; required in production |',
+    );
     expect(full).toContain('| `WS_SOCKET_LEASE_MS` | duration (ms), ≥ 1000 | `60000` | real services |');
     expect(compact).toContain('| `LOG_FORMAT` | `auto` | ');
     expect(compact).toContain('One of `auto`, `json`, `pretty`. |');
   });
 
   it('groups the full table in the declared group order', () => {
-    const headings = renderFullTable().match(/^## .+$/gm)?.map((line) => line.slice(3));
+    const headings = renderFullTable()
+      .match(/^## .+$/gm)
+      ?.map((line) => line.slice(3));
     expect(headings).toEqual(CONFIG_GROUPS.filter((group) => entries.some(([, option]) => option.group === group)));
   });
 });
 
 describe('option declarations', () => {
-  it('start with the contract\'s variables, exactly and in its order, and only those are marked', () => {
+  it("start with the contract's variables, exactly and in its order, and only those are marked", () => {
     const contract = [
       'PORT',
       'HOST',

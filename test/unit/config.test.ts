@@ -91,7 +91,12 @@ describe('loadConfig', () => {
       JWT_JWKS_URL: 'https://id.example/.well-known/jwks.json',
       JWT_SECRET: 'ignored',
     });
-    expect(config.jwt).toMatchObject({ jwksUrl: 'https://id.example/.well-known/jwks.json', secret: undefined, publicKey: undefined, usingDevelopmentSecret: false });
+    expect(config.jwt).toMatchObject({
+      jwksUrl: 'https://id.example/.well-known/jwks.json',
+      secret: undefined,
+      publicKey: undefined,
+      usingDevelopmentSecret: false,
+    });
   });
 
   it.each([
@@ -111,9 +116,7 @@ describe('loadConfig', () => {
     expect(loadConfig({}).logFormat).toBe('auto');
     expect(loadConfig({ LOG_FORMAT: 'pretty' }).logFormat).toBe('pretty');
     expect(loadConfig({ LOG_FORMAT: ' json ' }).logFormat).toBe('json');
-    expect(() => loadConfig({ LOG_FORMAT: 'fancy' })).toThrow(
-      new ConfigError('LOG_FORMAT must be one of auto, json, pretty, got "fancy"'),
-    );
+    expect(() => loadConfig({ LOG_FORMAT: 'fancy' })).toThrow(new ConfigError('LOG_FORMAT must be one of auto, json, pretty, got "fancy"'));
   });
 
   it('treats a blank variable as unset and trims the others', () => {
@@ -177,7 +180,10 @@ describe('loadConfig', () => {
       case 'bool':
         return String(!readOptions({})[name as keyof typeof OPTIONS]);
       case 'enum':
-        return option.type.match(/`([^`]+)`/g)!.map((v) => v.slice(1, -1)).find((v) => v !== option.default)!;
+        return option.type
+          .match(/`([^`]+)`/g)!
+          .map((v) => v.slice(1, -1))
+          .find((v) => v !== option.default)!;
       case 'url':
         return sampleUrls[option.protocols![0]!]!;
       case 'pem':
@@ -195,7 +201,9 @@ describe('loadConfig', () => {
 
   it.each(
     (Object.entries(OPTIONS) as [string, ConfigOption][]).flatMap(([name, option]) => {
-      const bad = { int: '1.5x', duration: 'soon', bool: 'maybe', enum: 'nonsense', url: 'not a url', pem: 'not a key', string: null }[option.kind];
+      const bad = { int: '1.5x', duration: 'soon', bool: 'maybe', enum: 'nonsense', url: 'not a url', pem: 'not a key', string: null }[
+        option.kind
+      ];
       return bad === null ? [] : [[name, bad] as const];
     }),
   )('%s rejects %p naming itself', (name, bad) => {

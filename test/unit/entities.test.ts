@@ -24,8 +24,16 @@ describe('pages', () => {
     const position = { createdAt: new Date('2026-11-24T12:00:00.123Z'), id: 'dev-1' };
     expect(pageRequest(5, encodeCursor(position))).toEqual({ take: 5, after: position });
     expect(pageRequest(undefined, undefined)).toEqual({ take: 20, after: undefined });
-    for (const [first, after] of [[0, null], [101, null], [1.5, null], [10, 'bm90IGEgY3Vyc29y'], [10, '!!']] as const) {
-      expect(() => pageRequest(first, after)).toThrow(expect.objectContaining({ extensions: expect.objectContaining({ code: 'BAD_USER_INPUT' }) }));
+    for (const [first, after] of [
+      [0, null],
+      [101, null],
+      [1.5, null],
+      [10, 'bm90IGEgY3Vyc29y'],
+      [10, '!!'],
+    ] as const) {
+      expect(() => pageRequest(first, after)).toThrow(
+        expect.objectContaining({ extensions: expect.objectContaining({ code: 'BAD_USER_INPUT' }) }),
+      );
     }
   });
 
@@ -41,10 +49,13 @@ describe('pages', () => {
 describe('BatchLoader', () => {
   it('answers every load of one tick with one batch, even a few promise hops apart', async () => {
     const batches: string[][] = [];
-    const loader = new BatchLoader(async (keys: readonly string[]) => {
-      batches.push([...keys]);
-      return new Map(keys.filter((k) => k !== 'missing').map((k) => [k, k.toUpperCase()]));
-    }, () => 'none');
+    const loader = new BatchLoader(
+      async (keys: readonly string[]) => {
+        batches.push([...keys]);
+        return new Map(keys.filter((k) => k !== 'missing').map((k) => [k, k.toUpperCase()]));
+      },
+      () => 'none',
+    );
     const later = async (key: string) => {
       await Promise.resolve();
       await Promise.resolve();
@@ -56,7 +67,11 @@ describe('BatchLoader', () => {
   });
 
   it('is per context: two requests never share a loader', () => {
-    const make = () => new BatchLoader(async () => new Map<string, string>(), () => '');
+    const make = () =>
+      new BatchLoader(
+        async () => new Map<string, string>(),
+        () => '',
+      );
     const one = {};
     const two = {};
     expect(loaderFor(one, 'x', make)).toBe(loaderFor(one, 'x', make));
@@ -67,8 +82,23 @@ describe('BatchLoader', () => {
 describe('usagePercent', () => {
   it('is the highest usage/limit ratio over resources with a positive limit', () => {
     const none = Object.fromEntries(
-      ['currentDevices', 'maxDevices', 'currentConcurrentDevices', 'maxConcurrentDevices', 'usedCpuCores', 'totalCpuCores', 'usedMemoryGB', 'totalMemoryGB',
-        'usedStorageGB', 'totalStorageGB', 'monthlyTrafficUsedGB', 'monthlyTrafficGB', 'todayUsageHours', 'maxUsageHoursPerDay', 'monthlyUsageHours', 'maxUsageHoursPerMonth',
+      [
+        'currentDevices',
+        'maxDevices',
+        'currentConcurrentDevices',
+        'maxConcurrentDevices',
+        'usedCpuCores',
+        'totalCpuCores',
+        'usedMemoryGB',
+        'totalMemoryGB',
+        'usedStorageGB',
+        'totalStorageGB',
+        'monthlyTrafficUsedGB',
+        'monthlyTrafficGB',
+        'todayUsageHours',
+        'maxUsageHoursPerDay',
+        'monthlyUsageHours',
+        'maxUsageHoursPerMonth',
       ].map((k) => [k, null]),
     ) as unknown as Parameters<typeof usagePercent>[0];
     expect(usagePercent(none)).toBeUndefined();

@@ -129,7 +129,7 @@ describe('event queue: coalescing', () => {
     expect(q.released.count).toBe(1); // the held timers went with the stream
   });
 
-  it('keeps the latest by the event\'s own time, not by arrival, when told how to compare', async () => {
+  it("keeps the latest by the event's own time, not by arrival, when told how to compare", async () => {
     const q = queue({
       coalesceMs: 30,
       supersedes: (next, current) => next.id >= current.id,
@@ -146,8 +146,12 @@ describe('event queue: coalescing', () => {
     q.push({ id: 6, entity: 'a', state: true });
     expect(await q.take(1)).toEqual([6]);
     expect(q.counts.coalesced).toBe(3);
-    expect(supersedes({ occurredAt: '2026-11-24T10:00:01.000Z' } as GatewayEvent, { occurredAt: '2026-11-24T10:00:00.500Z' } as GatewayEvent)).toBe(true);
-    expect(supersedes({ occurredAt: '2026-11-24T09:59:59.000Z' } as GatewayEvent, { occurredAt: '2026-11-24T10:00:00.000Z' } as GatewayEvent)).toBe(false);
+    expect(
+      supersedes({ occurredAt: '2026-11-24T10:00:01.000Z' } as GatewayEvent, { occurredAt: '2026-11-24T10:00:00.500Z' } as GatewayEvent),
+    ).toBe(true);
+    expect(
+      supersedes({ occurredAt: '2026-11-24T09:59:59.000Z' } as GatewayEvent, { occurredAt: '2026-11-24T10:00:00.000Z' } as GatewayEvent),
+    ).toBe(false);
   });
 
   it('does not coalesce when the window is 0', async () => {
@@ -186,7 +190,12 @@ describe('coalescing keys', () => {
 
   it('combines partial quota snapshots (newer wins, gaps filled from the older), whatever the arrival order', () => {
     const header = { family: 'quota', userId: 'u1', type: 'quota.updated', kind: 'UPDATED' };
-    const limitsOnly = { ...header, eventId: 'e1', occurredAt: '2026-11-24T10:00:00.000Z', limits: { maxDevices: 5, totalCpuCores: 8 } } as unknown as GatewayEvent;
+    const limitsOnly = {
+      ...header,
+      eventId: 'e1',
+      occurredAt: '2026-11-24T10:00:00.000Z',
+      limits: { maxDevices: 5, totalCpuCores: 8 },
+    } as unknown as GatewayEvent;
     const usageOnly = {
       ...header,
       eventId: 'e2',
@@ -208,8 +217,27 @@ describe('coalescing keys', () => {
   });
 
   it('keeps a newer device status whole and only fills in its names', () => {
-    const older = { family: 'device', userId: 'u1', deviceId: 'd1', eventId: 'a', type: 'device.started', occurredAt: '2026-11-24T10:00:00.000Z', status: 'RUNNING', previousStatus: 'IDLE', deviceName: 'phone', providerType: 'redroid' } as unknown as GatewayEvent;
-    const newer = { family: 'device', userId: 'u1', deviceId: 'd1', eventId: 'b', type: 'device.stopped', occurredAt: '2026-11-24T10:00:01.000Z', status: 'STOPPED' } as unknown as GatewayEvent;
+    const older = {
+      family: 'device',
+      userId: 'u1',
+      deviceId: 'd1',
+      eventId: 'a',
+      type: 'device.started',
+      occurredAt: '2026-11-24T10:00:00.000Z',
+      status: 'RUNNING',
+      previousStatus: 'IDLE',
+      deviceName: 'phone',
+      providerType: 'redroid',
+    } as unknown as GatewayEvent;
+    const newer = {
+      family: 'device',
+      userId: 'u1',
+      deviceId: 'd1',
+      eventId: 'b',
+      type: 'device.stopped',
+      occurredAt: '2026-11-24T10:00:01.000Z',
+      status: 'STOPPED',
+    } as unknown as GatewayEvent;
     const combined = combine(older, newer) as unknown as Record<string, unknown>;
     expect(combined).toMatchObject({ eventId: 'b', status: 'STOPPED', deviceName: 'phone', providerType: 'redroid' });
     expect(combined.previousStatus).toBeUndefined();
@@ -238,7 +266,10 @@ describe('event queue: pushed to a sink (the socket fast path)', () => {
     q.push({ id: 1 });
     q.push({ id: 2 });
     const got: number[] = [];
-    q.iterator.attach((e) => (got.push(e.id), true), () => undefined);
+    q.iterator.attach(
+      (e) => (got.push(e.id), true),
+      () => undefined,
+    );
     q.push({ id: 3 });
     expect(got).toEqual([1, 2, 3]);
   });
@@ -287,7 +318,10 @@ describe('event queue: pushed to a sink (the socket fast path)', () => {
     await q.iterator.return?.();
     expect(q.ends).toEqual([undefined]);
     const late: (Error | undefined)[] = [];
-    q.iterator.attach(() => true, (error) => late.push(error));
+    q.iterator.attach(
+      () => true,
+      (error) => late.push(error),
+    );
     expect(late).toEqual([undefined]);
   });
 });

@@ -153,7 +153,10 @@ describe('quota event normalization (docs/event-catalogue.md)', () => {
 
   it('never lets __proto__ or constructor keys through', () => {
     const event = normalize(
-      message('quota.updated', '{"userId":"u","__proto__":{"polluted":true},"constructor":{"x":1},"limits":{"__proto__":{"maxDevices":9}}}'),
+      message(
+        'quota.updated',
+        '{"userId":"u","__proto__":{"polluted":true},"constructor":{"x":1},"limits":{"__proto__":{"maxDevices":9}}}',
+      ),
     );
     expect(Object.keys(event).sort()).toEqual(['eventId', 'family', 'kind', 'limits', 'occurredAt', 'type', 'userId']);
     expect(Object.getPrototypeOf(event)).toBe(Object.prototype);
@@ -213,13 +216,18 @@ describe('device, order and app events (docs/event-catalogue.md)', () => {
     expect(draft(message('order.completed', { userId: 'u', orderId: 'o', amount: 'lots' }))).not.toHaveProperty('amount');
   });
 
-  it('takes each routing key\'s own time field before timestamp', () => {
-    const t = (key: string, body: object) => draft(message(key, { userId: 'u', deviceId: 'd', orderId: 'o', appId: 'a', ...body })).occurredAt;
-    expect(t('device.started', { startedAt: '2026-01-01T00:00:00Z', stoppedAt: '2026-02-01T00:00:00Z', timestamp: 1 })).toBe('2026-01-01T00:00:00.000Z');
+  it("takes each routing key's own time field before timestamp", () => {
+    const t = (key: string, body: object) =>
+      draft(message(key, { userId: 'u', deviceId: 'd', orderId: 'o', appId: 'a', ...body })).occurredAt;
+    expect(t('device.started', { startedAt: '2026-01-01T00:00:00Z', stoppedAt: '2026-02-01T00:00:00Z', timestamp: 1 })).toBe(
+      '2026-01-01T00:00:00.000Z',
+    );
     expect(t('device.stopped', { startedAt: '2026-01-01T00:00:00Z', stoppedAt: '2026-02-01T00:00:00Z' })).toBe('2026-02-01T00:00:00.000Z');
     expect(t('app.installed', { installedAt: 1_790_000_000_000 })).toBe(new Date(1_790_000_000_000).toISOString());
     expect(t('device.recovered', { recoveredAt: '2026-03-01T00:00:00Z' })).toBe('2026-03-01T00:00:00.000Z');
-    expect(t('order.completed', { occurredAt: '2026-04-01T00:00:00Z', completedAt: '2026-05-01T00:00:00Z' })).toBe('2026-04-01T00:00:00.000Z');
+    expect(t('order.completed', { occurredAt: '2026-04-01T00:00:00Z', completedAt: '2026-05-01T00:00:00Z' })).toBe(
+      '2026-04-01T00:00:00.000Z',
+    );
   });
 
   it('does not believe an event time further ahead than clock skew explains, and takes the next source', () => {
@@ -247,24 +255,76 @@ describe('device, order and app events (docs/event-catalogue.md)', () => {
   it('binds the queue to exactly the routing keys of docs/event-catalogue.md', () => {
     expect([...QUEUE_BINDINGS].sort()).toEqual(
       [
-        'quota.updated', 'quota.alert', 'quota.exceeded', 'quota.renewed', 'quota.deducted', 'quota.restored', 'quota.deleted',
-        'device.created', 'device.started', 'device.stopped', 'device.deleted', 'device.error', 'device.recovered', 'device.status.changed',
-        'order.completed', 'billing.order.completed', 'app.installed', 'app.install.completed',
+        'quota.updated',
+        'quota.alert',
+        'quota.exceeded',
+        'quota.renewed',
+        'quota.deducted',
+        'quota.restored',
+        'quota.deleted',
+        'device.created',
+        'device.started',
+        'device.stopped',
+        'device.deleted',
+        'device.error',
+        'device.recovered',
+        'device.status.changed',
+        'order.completed',
+        'billing.order.completed',
+        'app.installed',
+        'app.install.completed',
         // CONTRACT §7
-        'device.allocated', 'device.released', 'device.recovery_success', 'device.recovery_failed', 'device.permanent_failure',
-        'device.cleaned', 'device.expired', 'device.deletion_failed',
-        'order.paid', 'order.cancelled', 'order.refunded', 'order.failed',
-        'billing.order.paid', 'billing.order.cancelled', 'billing.order.refunded', 'billing.order.failed',
-        'billing.payment_success', 'billing.payment_failed', 'billing.refund_completed', 'billing.invoice_generated',
-        'billing.low_balance', 'billing.balance_low', 'billing.overdue', 'billing.recharged',
-        'app.install.requested', 'app.install.installed', 'app.install.failed', 'app.install_failed',
-        'app.uninstall.requested', 'app.uninstall.completed', 'app.install.uninstalled', 'app.uninstalled', 'app.updated',
-        'device.expiration_warning', 'device.backup_created', 'device.connection.connected', 'device.connection.disconnected',
-        'device.connection.failed', 'device.connection.reconnecting',
-        'notification.send', 'notification.announcement',
-        'system.error.critical', 'system.error.high', 'system.error.medium', 'system.error.low',
-        'device.backup_completed', 'device.backup_cleanup_completed', 'quota.metrics', 'billing.usage_report_failed',
-        'user.sessions.revoked', 'auth.sessions.revoked',
+        'device.allocated',
+        'device.released',
+        'device.recovery_success',
+        'device.recovery_failed',
+        'device.permanent_failure',
+        'device.cleaned',
+        'device.expired',
+        'device.deletion_failed',
+        'order.paid',
+        'order.cancelled',
+        'order.refunded',
+        'order.failed',
+        'billing.order.paid',
+        'billing.order.cancelled',
+        'billing.order.refunded',
+        'billing.order.failed',
+        'billing.payment_success',
+        'billing.payment_failed',
+        'billing.refund_completed',
+        'billing.invoice_generated',
+        'billing.low_balance',
+        'billing.balance_low',
+        'billing.overdue',
+        'billing.recharged',
+        'app.install.requested',
+        'app.install.installed',
+        'app.install.failed',
+        'app.install_failed',
+        'app.uninstall.requested',
+        'app.uninstall.completed',
+        'app.install.uninstalled',
+        'app.uninstalled',
+        'app.updated',
+        'device.expiration_warning',
+        'device.backup_created',
+        'device.connection.connected',
+        'device.connection.disconnected',
+        'device.connection.failed',
+        'device.connection.reconnecting',
+        'notification.send',
+        'notification.announcement',
+        'system.error.critical',
+        'system.error.high',
+        'system.error.medium',
+        'system.error.low',
+        'device.backup_completed',
+        'device.backup_cleanup_completed',
+        'quota.metrics',
+        'billing.usage_report_failed',
+        'user.sessions.revoked',
+        'auth.sessions.revoked',
       ].sort(),
     );
   });

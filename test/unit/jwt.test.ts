@@ -68,8 +68,12 @@ describe('HS256 secret', () => {
 
   it('checks iss and aud when configured', async () => {
     const strict = verifierFor({ JWT_SECRET: SECRET, JWT_ISSUER: 'https://id.example', JWT_AUDIENCE: 'realtime' });
-    await expect(strict.verify(signHs(SECRET, claims('u1', { iss: 'https://id.example', aud: 'realtime' })))).resolves.toMatchObject({ id: 'u1' });
-    await expect(strict.verify(signHs(SECRET, claims('u1', { iss: 'https://id.example', aud: ['x', 'realtime'] })))).resolves.toMatchObject({ id: 'u1' });
+    await expect(strict.verify(signHs(SECRET, claims('u1', { iss: 'https://id.example', aud: 'realtime' })))).resolves.toMatchObject({
+      id: 'u1',
+    });
+    await expect(strict.verify(signHs(SECRET, claims('u1', { iss: 'https://id.example', aud: ['x', 'realtime'] })))).resolves.toMatchObject(
+      { id: 'u1' },
+    );
     expect(await refusal(strict.verify(signHs(SECRET, claims('u1', { iss: 'https://evil.example', aud: 'realtime' }))))).toMatch(/iss/);
     expect(await refusal(strict.verify(signHs(SECRET, claims('u1', { iss: 'https://id.example', aud: 'other' }))))).toMatch(/aud/);
     expect(await refusal(strict.verify(signHs(SECRET, claims('u1'))))).toMatch(/iss/);
@@ -77,7 +81,7 @@ describe('HS256 secret', () => {
 });
 
 describe('PEM public key', () => {
-  it('RS256: accepts the key pair\'s tokens; refuses HS256 signed with the public key (algorithm confusion) and alg none', async () => {
+  it("RS256: accepts the key pair's tokens; refuses HS256 signed with the public key (algorithm confusion) and alg none", async () => {
     const verifier = verifierFor({ JWT_PUBLIC_KEY: rsa.publicPem.replace(/\n/g, '\\n') });
     await expect(verifier.verify(signWith(rsa, claims('u1')))).resolves.toMatchObject({ id: 'u1' });
     expect(await refusal(verifier.verify(hsSignedWithPublicKey(rsa.publicPem, claims('u1'))))).toMatch(/algorithm not allowed/);
@@ -89,7 +93,7 @@ describe('PEM public key', () => {
     expect(await refusal(both.verify(signHs(SECRET, claims('u1'))))).toMatch(/algorithm not allowed/);
   });
 
-  it('ES256: accepts the key pair\'s tokens and refuses RS256', async () => {
+  it("ES256: accepts the key pair's tokens and refuses RS256", async () => {
     const verifier = verifierFor({ JWT_PUBLIC_KEY: ec.publicPem });
     await expect(verifier.verify(signWith(ec, claims('u2', { roles: ['admin'] })))).resolves.toMatchObject({ id: 'u2', isAdmin: true });
     expect(await refusal(verifier.verify(signWith(rsa, claims('u2'))))).toMatch(/algorithm not allowed/);

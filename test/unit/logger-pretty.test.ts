@@ -27,9 +27,7 @@ describe('formatLogRecord', () => {
       { level: 40, time: at, msg: 'odd', reason: 'not JSON', empty: '', eq: 'a=b', ok: true, none: null, limits: { maxDevices: 3 } },
       { colour: false },
     );
-    expect(line).toBe(
-      '09:05:07.042 WARN  odd reason="not JSON" empty="" eq="a=b" ok=true none=null limits={"maxDevices":3}\n',
-    );
+    expect(line).toBe('09:05:07.042 WARN  odd reason="not JSON" empty="" eq="a=b" ok=true none=null limits={"maxDevices":3}\n');
   });
 
   it('puts an error as Type: message on the line and its stack, indented, below it', () => {
@@ -38,7 +36,12 @@ describe('formatLogRecord', () => {
         level: 50,
         time: at,
         msg: 'start-up failed',
-        err: { type: 'Error', message: 'connect ECONNREFUSED', code: 'ECONNREFUSED', stack: 'Error: connect ECONNREFUSED\n    at connect (net.js:1:1)\n    at main (main.js:2:2)' },
+        err: {
+          type: 'Error',
+          message: 'connect ECONNREFUSED',
+          code: 'ECONNREFUSED',
+          stack: 'Error: connect ECONNREFUSED\n    at connect (net.js:1:1)\n    at main (main.js:2:2)',
+        },
       },
       { colour: false },
     );

@@ -51,7 +51,7 @@ it('replays what followed after, uncoalesced and filtered, then live events; kee
   await stream.return?.();
 });
 
-it('administrators resume every user\'s events from the every-user log', async () => {
+it("administrators resume every user's events from the every-user log", async () => {
   const p = pubsub();
   await p.publish(topics.user('order', 'a'), order('a', 'a1'));
   await p.publish(topics.user('order', 'b'), order('b', 'b1'));

@@ -13,7 +13,11 @@ const user = { id: 'u1', roles: ['ops', 'ops'], tenantId: 'T', isAdmin: false, e
 function setup(log = false) {
   const pubsub = new MemoryPubSub(undefined, log ? { maxEvents: 100, maxAllEvents: 100, maxAgeMs: 60_000 } : undefined);
   const live: Record<string, number> = {};
-  const services = { pubsub, topics, onSubscriptionChange: (field: string, d: number) => (live[field] = (live[field] ?? 0) + d) } as unknown as Services;
+  const services = {
+    pubsub,
+    topics,
+    onSubscriptionChange: (field: string, d: number) => (live[field] = (live[field] ?? 0) + d),
+  } as unknown as Services;
   const context: GraphQLContext = { user, services };
   const publish = (eventId: string, audience: NotificationAudience, title = eventId) => {
     const event: NotificationEventMessage = {
@@ -79,7 +83,7 @@ it('pushed: the sink gets each eventId once, and onEnd runs once when the stream
   expect(pubsub.subscriptionCount).toBe(0);
 });
 
-it('resumes after an eventId from the one notifications log: the caller\'s audiences, in publish order, once', async () => {
+it("resumes after an eventId from the one notifications log: the caller's audiences, in publish order, once", async () => {
   const { context, publish } = setup(true);
   await publish('c0', { scope: 'ALL' });
   await publish('c1', { scope: 'ROLE', id: 'ops' });

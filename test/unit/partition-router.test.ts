@@ -40,7 +40,14 @@ function setup(readModel?: ReadModel, ownerAttempts = 3) {
 it('keys flat and envelope bodies by their user, in arrival order; bad ones are dead-lettered at once', () => {
   const { router, out } = setup();
   router.push(message('quota.updated', { userId: 'u1' }), 'a');
-  router.push(message('device.status.changed', { eventId: 'e2', eventType: 'device.status.changed', payload: { userId: 'u2', deviceId: 'd2', newStatus: 'running' } }), 'b');
+  router.push(
+    message('device.status.changed', {
+      eventId: 'e2',
+      eventType: 'device.status.changed',
+      payload: { userId: 'u2', deviceId: 'd2', newStatus: 'running' },
+    }),
+    'b',
+  );
   router.push(message('quota.updated', '{not json'), 'c');
   router.push(message('quota.updated', { quotaId: 'q' }), 'd');
   router.push(message('something.else', { userId: 'u1' }), 'e');
@@ -53,7 +60,7 @@ it('keys flat and envelope bodies by their user, in arrival order; bad ones are 
   ]);
 });
 
-it('gives a device-only event the owner learned from the device\'s earlier events, without a lookup', () => {
+it("gives a device-only event the owner learned from the device's earlier events, without a lookup", () => {
   const readModel = new HeldReadModel();
   const { router, out } = setup(readModel);
   router.push(message('device.created', { userId: 'alice', deviceId: 'd1' }), 'created');

@@ -1,13 +1,24 @@
 /** CONTRACT §7 normalization without services: one message to its events, scrubbing, coalescing rules. */
 import { coalescingKey } from '../../src/contracts/coalescing';
-import { EventRejection, normalizeMessage, scrubJson, scrubText, type GatewayEvent, type IncomingMessage } from '../../src/contracts/events';
+import {
+  EventRejection,
+  normalizeMessage,
+  scrubJson,
+  scrubText,
+  type GatewayEvent,
+  type IncomingMessage,
+} from '../../src/contracts/events';
 import { ROUTES, SUBSCRIPTION_OF_FAMILY, type Route } from '../../src/contracts/routing';
 import { createTopics } from '../../src/contracts/topics';
 import { perUserEventId } from '../../src/bridge/event-bridge';
 
 const MAX = 262_144;
 const NOW = () => new Date('2026-12-01T12:00:00.000Z');
-const message = (routingKey: string, body: unknown, messageId = 'm1'): IncomingMessage => ({ routingKey, body: Buffer.from(JSON.stringify(body)), messageId });
+const message = (routingKey: string, body: unknown, messageId = 'm1'): IncomingMessage => ({
+  routingKey,
+  body: Buffer.from(JSON.stringify(body)),
+  messageId,
+});
 const drafts = (m: IncomingMessage) => normalizeMessage(m, MAX, NOW)?.drafts ?? [];
 
 function rejection(fn: () => unknown): string {
@@ -28,7 +39,11 @@ describe('one message, its events', () => {
   });
 
   it('an announcement is one event per audience it names, all with its eventId; none is refused', () => {
-    const body = { eventId: 'a1', eventType: 'notification.announcement', payload: { title: 't', message: 'm', audience: { all: true, tenantId: 'T', role: 'ops', userIds: ['x', 'x', 'y'] } } };
+    const body = {
+      eventId: 'a1',
+      eventType: 'notification.announcement',
+      payload: { title: 't', message: 'm', audience: { all: true, tenantId: 'T', role: 'ops', userIds: ['x', 'x', 'y'] } },
+    };
     const events = drafts(message('notification.announcement', body));
     expect(events.map((e) => e.family === 'notification' && [e.scope, e.audience.id, e.eventId])).toEqual([
       ['ALL', undefined, 'a1'],
@@ -37,7 +52,9 @@ describe('one message, its events', () => {
       ['USER', 'x', 'a1'],
       ['USER', 'y', 'a1'],
     ]);
-    expect(rejection(() => drafts(message('notification.announcement', { title: 't', message: 'm', audience: {} })))).toBe('missing audience');
+    expect(rejection(() => drafts(message('notification.announcement', { title: 't', message: 'm', audience: {} })))).toBe(
+      'missing audience',
+    );
   });
 
   it('app.updated names no user and no device: the bridge fans it out with a per-user id that stays short', () => {
@@ -51,9 +68,16 @@ describe('one message, its events', () => {
   });
 
   it('statuses and kinds arrive in any case; app.uninstall.completed is FAILED only when its status says so', () => {
-    expect(drafts(message('app.uninstall.completed', { deviceId: 'd', appId: 'a', status: 'Failed', errorMessage: 'busy' }))[0]).toMatchObject({ status: 'FAILED', error: 'busy' });
-    expect(drafts(message('app.uninstall.completed', { deviceId: 'd', appId: 'a', status: 'SUCCESS' }))[0]).toMatchObject({ status: 'UNINSTALLED' });
-    expect(drafts(message('order.refunded', { userId: 'u', orderId: 'o', oldStatus: 'Completed' }))[0]).toMatchObject({ status: 'REFUNDED', previousStatus: 'COMPLETED' });
+    expect(
+      drafts(message('app.uninstall.completed', { deviceId: 'd', appId: 'a', status: 'Failed', errorMessage: 'busy' }))[0],
+    ).toMatchObject({ status: 'FAILED', error: 'busy' });
+    expect(drafts(message('app.uninstall.completed', { deviceId: 'd', appId: 'a', status: 'SUCCESS' }))[0]).toMatchObject({
+      status: 'UNINSTALLED',
+    });
+    expect(drafts(message('order.refunded', { userId: 'u', orderId: 'o', oldStatus: 'Completed' }))[0]).toMatchObject({
+      status: 'REFUNDED',
+      previousStatus: 'COMPLETED',
+    });
     expect(drafts(message('device.cleaned', { deviceId: 'd', deleted: true }))[0]).toMatchObject({ status: 'DELETED' });
   });
 });
@@ -61,7 +85,14 @@ describe('one message, its events', () => {
 describe('what never reaches a client', () => {
   it('scrubs stack traces, e-mails, traces and credentials from JSON at any depth, and bounds it', () => {
     expect(
-      scrubJson({ ok: 1, stackTrace: 's', Stack: 's', _trace: {}, userEmail: 'a@b.co', nested: [{ password: 'p', note: 'mail me at a@b.co' }] }),
+      scrubJson({
+        ok: 1,
+        stackTrace: 's',
+        Stack: 's',
+        _trace: {},
+        userEmail: 'a@b.co',
+        nested: [{ password: 'p', note: 'mail me at a@b.co' }],
+      }),
     ).toEqual({ ok: 1, nested: [{ note: 'mail me at [redacted]' }] });
     expect(scrubJson({ big: 'x'.repeat(20_000) })).toBeUndefined();
     expect(scrubJson('not an object')).toBeUndefined();
@@ -76,14 +107,22 @@ describe('what never reaches a client', () => {
   });
 
   it('a system event keeps neither stackTrace nor a stack in its message', () => {
-    const [event] = drafts(message('system.error.high', { message: 'Error: x\n    at y (z.js:1:1)', stackTrace: 'Error: x\n    at y', serviceName: 's', extra: { stack: 'at' } }));
+    const [event] = drafts(
+      message('system.error.high', {
+        message: 'Error: x\n    at y (z.js:1:1)',
+        stackTrace: 'Error: x\n    at y',
+        serviceName: 's',
+        extra: { stack: 'at' },
+      }),
+    );
     expect(event).toMatchObject({ kind: 'ERROR', severity: 'HIGH', message: 'Error: x', data: { extra: {} } });
     expect(JSON.stringify(event)).not.toMatch(/stackTrace|"stack"|at y/);
   });
 });
 
 describe('coalescing only where a later event supersedes an earlier one', () => {
-  const event = (key: string, body: Record<string, unknown>) => ({ ...drafts(message(key, { userId: 'u', ...body }))[0], userId: 'u' }) as GatewayEvent;
+  const event = (key: string, body: Record<string, unknown>) =>
+    ({ ...drafts(message(key, { userId: 'u', ...body }))[0], userId: 'u' }) as GatewayEvent;
   it.each<[string, Record<string, unknown>, boolean | undefined]>([
     ['device.allocated', { deviceId: 'd' }, true],
     ['device.recovery_failed', { deviceId: 'd' }, false],
@@ -104,8 +143,12 @@ describe('coalescing only where a later event supersedes an earlier one', () => 
   });
 
   it('the routing table says the same for every key it marks as not coalesced', () => {
-    const never = Object.entries(ROUTES as Record<string, Route>).filter(([, route]) => !route.coalesced).map(([, route]) => route.feeds[0]);
-    expect(new Set(never)).toEqual(new Set(['quota', 'device', 'orderStatus', 'billing', 'installation', 'deviceNotice', 'notification', 'system']));
+    const never = Object.entries(ROUTES as Record<string, Route>)
+      .filter(([, route]) => !route.coalesced)
+      .map(([, route]) => route.feeds[0]);
+    expect(new Set(never)).toEqual(
+      new Set(['quota', 'device', 'orderStatus', 'billing', 'installation', 'deviceNotice', 'notification', 'system']),
+    );
     expect(Object.keys(SUBSCRIPTION_OF_FAMILY)).toHaveLength(10);
   });
 });

@@ -396,7 +396,9 @@ describe('SharedExecution', () => {
     }));
     const a = args('quotaChanged', 'eventId kind');
     // kind is non-null: a malformed event gives a field error, not a thrown exception.
-    const payload = JSON.parse(execution.payload({ ...events.quotaChanged, kind: null }, execution.selectionKey(a), a)) as { errors?: unknown };
+    const payload = JSON.parse(execution.payload({ ...events.quotaChanged, kind: null }, execution.selectionKey(a), a)) as {
+      errors?: unknown;
+    };
     expect(payload.errors).toEqual([{ message: 'formatted', extensions: { code: 'X', original: true } }]);
   });
 });

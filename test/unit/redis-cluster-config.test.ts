@@ -24,10 +24,20 @@ it('parses a seed list with credentials and TLS', () => {
     password: undefined,
     tls: false,
   });
-  expect(parseRedisClusterUrl('rediss+cluster://gw:s%40cret@h1:6379,h2:6379')).toMatchObject({ username: 'gw', password: 's@cret', tls: true });
+  expect(parseRedisClusterUrl('rediss+cluster://gw:s%40cret@h1:6379,h2:6379')).toMatchObject({
+    username: 'gw',
+    password: 's@cret',
+    tls: true,
+  });
   expect(parseRedisClusterUrl('redis+cluster://:only@h1:6379')).toMatchObject({ username: undefined, password: 'only' });
   expect(isRedisClusterUrl('redis://127.0.0.1:6379')).toBe(false);
-  for (const bad of ['redis+cluster://', 'redis+cluster://h1', 'redis+cluster://h1:0', 'redis+cluster://h1:7000,:7001', 'redis+cluster://h1:70000']) {
+  for (const bad of [
+    'redis+cluster://',
+    'redis+cluster://h1',
+    'redis+cluster://h1:0',
+    'redis+cluster://h1:7000,:7001',
+    'redis+cluster://h1:70000',
+  ]) {
     expect(() => parseRedisClusterUrl(bad)).toThrow();
   }
 });
@@ -41,7 +51,7 @@ it('loadConfig accepts a cluster URL, refuses a malformed one and a prefix with 
   expect(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }).redis).toMatchObject({ kind: 'redis', url: 'redis://127.0.0.1:6379' });
 });
 
-it('on a cluster a user\'s channels and log share the user\'s hash tag, even for ids with braces; one Redis keeps its names', () => {
+it("on a cluster a user's channels and log share the user's hash tag, even for ids with braces; one Redis keeps its names", () => {
   const tagged = createTopics('p:', { hashTags: true });
   for (const user of ['alice', 'we{ir}d', '}', '*']) {
     const tags = new Set([tagged.userLog(user), tagged.user('order', user), tagged.user('quota', user)].map(hashTagOf));

@@ -13,7 +13,12 @@ interface Msg {
 function gate() {
   const out: string[] = [];
   const counters: SeamCounters = { resumed: 0, resumedFromDurable: 0, replayed: 0, duplicatesDropped: 0, heldAndReleased: 0 };
-  const g = new ResumeGate<Msg>((m) => m.logId, (m) => out.push(`live:${m.id}`), 10, counters);
+  const g = new ResumeGate<Msg>(
+    (m) => m.logId,
+    (m) => out.push(`live:${m.id}`),
+    10,
+    counters,
+  );
   return { g, out, counters, replay: (m: Msg) => out.push(`replay:${m.id}`) };
 }
 
@@ -31,7 +36,15 @@ it('holds live messages until the replay, drops those the replay had, then relea
   g.live({ id: 'e', logId: '5-0' });
   g.live({ id: 'f', logId: '6-0' });
   expect(out).toEqual([]);
-  g.open([{ id: 'b', logId: '2-0' }, { id: 'c', logId: '3-0' }, { id: 'd', logId: '4-0' }], '4-0', replay);
+  g.open(
+    [
+      { id: 'b', logId: '2-0' },
+      { id: 'c', logId: '3-0' },
+      { id: 'd', logId: '4-0' },
+    ],
+    '4-0',
+    replay,
+  );
   g.live({ id: 'd', logId: '4-0' }); // a late copy of what was replayed
   g.live({ id: 'g', logId: '7-0' });
   expect(out).toEqual(['replay:b', 'replay:c', 'replay:d', 'live:e', 'live:f', 'live:g']);

@@ -7,7 +7,7 @@ it('schema/schema.graphql is what the code builds (run `npm run schema` when thi
   expect(printSchemaSdl(await createSchema())).toBe(committed);
 });
 
-it('exposes the contract\'s subscription signatures, each with after: ID (issue 8, CONTRACT §7)', async () => {
+it("exposes the contract's subscription signatures, each with after: ID (issue 8, CONTRACT §7)", async () => {
   const fields = (await createSchema()).getSubscriptionType()?.getFields() ?? {};
   const signature = (name: string) => {
     const field = fields[name];

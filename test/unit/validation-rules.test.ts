@@ -7,7 +7,8 @@ const schema = buildSchema(`
 `);
 const rule = costLimitRule({ maxDepth: 5, maxComplexity: 50 });
 const errors = (query: string) => validate(schema, parse(query), [...specifiedRules, rule]);
-const nest = (depth: number) => `{ ${Array.from({ length: depth - 1 }, (_, i) => (i === 0 ? 'node {' : 'child {')).join(' ')} id ${'}'.repeat(depth - 1)} }`;
+const nest = (depth: number) =>
+  `{ ${Array.from({ length: depth - 1 }, (_, i) => (i === 0 ? 'node {' : 'child {')).join(' ')} id ${'}'.repeat(depth - 1)} }`;
 
 describe('depth and complexity rule', () => {
   it('passes documents within the limits', () => {

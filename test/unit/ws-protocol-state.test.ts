@@ -227,7 +227,10 @@ describe('messages', () => {
     const query = { id: 'q', type: 'subscribe', payload: { query: '{ hello }' } };
     await connection.write(query);
     await connection.write(query);
-    const answer = [{ id: 'q', type: 'next', payload: { data: { hello: 'world' } } }, { id: 'q', type: 'complete' }];
+    const answer = [
+      { id: 'q', type: 'next', payload: { data: { hello: 'world' } } },
+      { id: 'q', type: 'complete' },
+    ];
     expect(connection.frames).toEqual([...answer, ...answer]);
   });
 

@@ -9,7 +9,7 @@ export const InstallationEventStatus = Object.fromEntries(INSTALLATION_EVENT_STA
 };
 registerEnumType(InstallationEventStatus, {
   name: 'InstallationEventStatus',
-  description: 'A step of an app\'s lifecycle on a device; UPDATED: a new version in the catalogue',
+  description: "A step of an app's lifecycle on a device; UPDATED: a new version in the catalogue",
 });
 
 @ObjectType({ implements: RealtimeEvent, description: "A step of an app's lifecycle on a user's device, pushed by appInstallationChanged" })

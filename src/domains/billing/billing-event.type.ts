@@ -5,9 +5,12 @@ import { RealtimeEvent } from '../shared/event-header.type';
 export const BillingEventKind = Object.fromEntries(BILLING_KINDS.map((kind) => [kind, kind])) as {
   [K in (typeof BILLING_KINDS)[number]]: K;
 };
-registerEnumType(BillingEventKind, { name: 'BillingEventKind', description: 'What happened to a user\'s billing' });
+registerEnumType(BillingEventKind, { name: 'BillingEventKind', description: "What happened to a user's billing" });
 
-@ObjectType({ implements: RealtimeEvent, description: 'A payment, refund, invoice or balance change, pushed by billingChanged. Money as decimal strings exactly as sent.' })
+@ObjectType({
+  implements: RealtimeEvent,
+  description: 'A payment, refund, invoice or balance change, pushed by billingChanged. Money as decimal strings exactly as sent.',
+})
 export class BillingEvent extends RealtimeEvent {
   @Field(() => BillingEventKind) kind!: keyof typeof BillingEventKind;
   @Field({ nullable: true }) amount?: string;

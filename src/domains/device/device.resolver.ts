@@ -22,7 +22,7 @@ export class DeviceResolver {
   }
 
   @Authorized()
-  @Query(() => Device, { description: 'One device; NOT_FOUND when it is not the caller\'s (administrators: anyone\'s)' })
+  @Query(() => Device, { description: "One device; NOT_FOUND when it is not the caller's (administrators: anyone's)" })
   device(@Arg('id', () => ID) id: string, @Ctx() context: GraphQLContext): Promise<Device> {
     return context.services.devices.get(requireUser(context), id);
   }
@@ -30,7 +30,15 @@ export class DeviceResolver {
   @FieldResolver(() => [AppInstallation], { description: 'Apps currently on the device (batched per request)' })
   installations(@Root() device: Device, @Ctx() context: GraphQLContext): Promise<AppInstallation[]> {
     const { apps } = context.services;
-    const loader = loaderFor(context, 'installationsByDevice', () => new BatchLoader((ids: readonly string[]) => apps.byDevices(ids), () => []));
+    const loader = loaderFor(
+      context,
+      'installationsByDevice',
+      () =>
+        new BatchLoader(
+          (ids: readonly string[]) => apps.byDevices(ids),
+          () => [],
+        ),
+    );
     return loader.load(device.id);
   }
 

@@ -5,7 +5,7 @@ import { DeviceStatus } from './device-status.enum';
 
 export { DeviceStatus };
 
-@ObjectType({ description: 'A cloud phone, as the gateway\'s read model holds it' })
+@ObjectType({ description: "A cloud phone, as the gateway's read model holds it" })
 export class Device {
   @Field(() => ID) id!: string;
   @Field(() => ID) userId!: string;
@@ -19,7 +19,8 @@ export class Device {
   statusReason!: string | null;
   @Field(() => String, { nullable: true, description: 'Failover: what failed with the last status change' }) failureType!: string | null;
   @Field(() => String, { nullable: true, description: 'Failover: how recovery was tried' }) recoveryStrategy!: string | null;
-  @Field(() => Int, { nullable: true, description: 'Failover: recovery attempts with the last status change' }) recoveryAttempts!: number | null;
+  @Field(() => Int, { nullable: true, description: 'Failover: recovery attempts with the last status change' }) recoveryAttempts!:
+    number | null;
   @Field(() => Int, { description: 'Incremented on every change' }) version!: number;
   @Field(() => DateTimeScalar) createdAt!: Date;
   @Field(() => DateTimeScalar) updatedAt!: Date;

@@ -3,8 +3,13 @@ import { NOTIFICATION_SCOPES, NOTIFICATION_SEVERITIES } from '../../contracts/ev
 import { DateTimeScalar } from '../shared/date-time.scalar';
 import { JsonScalar } from '../shared/json.scalar';
 
-export const NotificationScope = Object.fromEntries(NOTIFICATION_SCOPES.map((s) => [s, s])) as { [K in (typeof NOTIFICATION_SCOPES)[number]]: K };
-registerEnumType(NotificationScope, { name: 'NotificationScope', description: 'Whom a notification was sent to: one user, a tenant, a role, or everyone' });
+export const NotificationScope = Object.fromEntries(NOTIFICATION_SCOPES.map((s) => [s, s])) as {
+  [K in (typeof NOTIFICATION_SCOPES)[number]]: K;
+};
+registerEnumType(NotificationScope, {
+  name: 'NotificationScope',
+  description: 'Whom a notification was sent to: one user, a tenant, a role, or everyone',
+});
 
 export const NotificationSeverity = Object.fromEntries(NOTIFICATION_SEVERITIES.map((s) => [s, s])) as {
   [K in (typeof NOTIFICATION_SEVERITIES)[number]]: K;

@@ -22,7 +22,11 @@ import { resumeFrom, type SubscriptionStream } from '../shared/subscription';
 export const MAX_ROLE_AUDIENCES = 20;
 
 /** The audiences a caller's token matches. */
-export function audiencesOf(user: { readonly id: string; readonly tenantId?: string; readonly roles: readonly string[] }): NotificationAudience[] {
+export function audiencesOf(user: {
+  readonly id: string;
+  readonly tenantId?: string;
+  readonly roles: readonly string[];
+}): NotificationAudience[] {
   return [
     { scope: 'USER', id: user.id },
     ...(user.tenantId !== undefined && user.tenantId !== '' ? [{ scope: 'TENANT' as const, id: user.tenantId }] : []),
@@ -72,6 +76,9 @@ export async function subscribeToNotifications(
   }
   // Defence in depth: the topics are per audience already.
   const accepts = (event: GatewayEvent) => isNotification(event) && audiences.some((audience) => sameAudience(audience, event.audience));
-  return new MergedStream<NotificationEventMessage>(sources, accepts, { field: options.field, services: ctx.services, connection: ctx.connection });
+  return new MergedStream<NotificationEventMessage>(sources, accepts, {
+    field: options.field,
+    services: ctx.services,
+    connection: ctx.connection,
+  });
 }
-

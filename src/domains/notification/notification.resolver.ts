@@ -12,7 +12,7 @@ import { subscribeToNotifications } from './notification-subscription';
 export class NotificationResolver {
   @Subscription(() => NotificationEvent, {
     description:
-      "What this caller should see: personal notifications (notification.send) and announcements to its tenant, one of its roles, itself, or everyone, each once. Never coalesced. after resumes after the last eventId received.",
+      'What this caller should see: personal notifications (notification.send) and announcements to its tenant, one of its roles, itself, or everyone, each once. Never coalesced. after resumes after the last eventId received.',
     subscribe: ({ args, context }) => subscribeToNotifications(context, { field: 'notifications', after: idArg(args, 'after') }),
   })
   notifications(
@@ -27,7 +27,10 @@ export class NotificationResolver {
     description:
       'Administrators: an announcement to everyone, a tenant, a role and/or some users, through the outbox; each matching connected user receives it once on notifications, on every instance',
   })
-  broadcastAnnouncement(@Arg('input', () => AnnouncementInput) input: AnnouncementInput, @Ctx() context: GraphQLContext): Promise<Announcement> {
+  broadcastAnnouncement(
+    @Arg('input', () => AnnouncementInput) input: AnnouncementInput,
+    @Ctx() context: GraphQLContext,
+  ): Promise<Announcement> {
     return context.services.announcements.broadcast(requireUser(context), input);
   }
 }

@@ -79,10 +79,22 @@ export function createOrderService(deps: { prisma: PrismaClient; onOutboxWrite: 
         where: { id },
         data: { status: rule.to, [rule.timeField]: ref.at, version: { increment: 1 }, ...eventStamp(ref) },
       });
-      await writeOutbox(tx, rule.routingKey, ref, orderPayload(saved, { [rule.timeField]: ref.at.toISOString(), previousStatus: current.status.toLowerCase() }));
+      await writeOutbox(
+        tx,
+        rule.routingKey,
+        ref,
+        orderPayload(saved, { [rule.timeField]: ref.at.toISOString(), previousStatus: current.status.toLowerCase() }),
+      );
       // The echo of the outbox event is not applied again (its id is processed): the history row is written here.
       await tx.orderStatusChange.create({
-        data: { eventId: ref.eventId, orderId: id, userId: saved.userId, status: rule.to, previousStatus: current.status, occurredAt: ref.at },
+        data: {
+          eventId: ref.eventId,
+          orderId: id,
+          userId: saved.userId,
+          status: rule.to,
+          previousStatus: current.status,
+          occurredAt: ref.at,
+        },
       });
       return saved;
     }, TRANSACTION_OPTIONS);
@@ -104,7 +116,11 @@ export function createOrderService(deps: { prisma: PrismaClient; onOutboxWrite: 
       return toOrderView(visibleTo(actor, await prisma.order.findUnique({ where: { id } }), 'order', id));
     },
     async statusHistory(orderId) {
-      const rows = await prisma.orderStatusChange.findMany({ where: { orderId }, orderBy: [{ occurredAt: 'asc' }, { eventId: 'asc' }], take: 1_000 });
+      const rows = await prisma.orderStatusChange.findMany({
+        where: { orderId },
+        orderBy: [{ occurredAt: 'asc' }, { eventId: 'asc' }],
+        take: 1_000,
+      });
       return rows.map((row) => ({
         eventId: row.eventId,
         status: row.status,

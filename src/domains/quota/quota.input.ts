@@ -32,25 +32,38 @@ export class UpdateQuotaInput {
 }
 
 @InputType({
-  description:
-    'Resources to take (deductQuota) or give back (restoreQuota); omitted fields are zero, at least one must be positive',
+  description: 'Resources to take (deductQuota) or give back (restoreQuota); omitted fields are zero, at least one must be positive',
 })
 export class QuotaUsageDeltaInput {
   @Field(() => Int, { nullable: true, description: 'currentDevices / maxDevices' }) @IsInt() @Min(0) @Max(10_000) devices?: number | null;
   @Field(() => Int, { nullable: true, description: 'currentConcurrentDevices / maxConcurrentDevices' })
-  @IsInt() @Min(0) @Max(10_000) concurrentDevices?: number | null;
-  @Field(() => Int, { nullable: true, description: 'usedCpuCores / totalCpuCores' }) @IsInt() @Min(0) @Max(1_000_000) cpuCores?: number | null;
-  @Field(() => Float, { nullable: true, description: 'usedMemoryGB / totalMemoryGB' }) @IsNumber() @Min(0) @Max(1e9) memoryGB?: number | null;
-  @Field(() => Float, { nullable: true, description: 'usedStorageGB / totalStorageGB' }) @IsNumber() @Min(0) @Max(1e9) storageGB?: number | null;
+  @IsInt()
+  @Min(0)
+  @Max(10_000)
+  concurrentDevices?: number | null;
+  @Field(() => Int, { nullable: true, description: 'usedCpuCores / totalCpuCores' }) @IsInt() @Min(0) @Max(1_000_000) cpuCores?:
+    number | null;
+  @Field(() => Float, { nullable: true, description: 'usedMemoryGB / totalMemoryGB' }) @IsNumber() @Min(0) @Max(1e9) memoryGB?:
+    number | null;
+  @Field(() => Float, { nullable: true, description: 'usedStorageGB / totalStorageGB' }) @IsNumber() @Min(0) @Max(1e9) storageGB?:
+    number | null;
   @Field(() => Float, { nullable: true, description: 'monthlyTrafficUsedGB / monthlyTrafficGB (metered: may pass the limit)' })
-  @IsNumber() @Min(0) @Max(1e9) trafficGB?: number | null;
+  @IsNumber()
+  @Min(0)
+  @Max(1e9)
+  trafficGB?: number | null;
   @Field(() => Float, { nullable: true, description: 'todayUsageHours and monthlyUsageHours (metered: may pass the limit)' })
-  @IsNumber() @Min(0) @Max(744) usageHours?: number | null;
+  @IsNumber()
+  @Min(0)
+  @Max(744)
+  usageHours?: number | null;
 }
 
 @InputType({ description: 'What renewQuota does' })
 export class RenewQuotaInput {
   @Field(() => Int, { description: 'Days added to validUntil (or to now, when it has passed)' })
-  @IsInt() @Min(1) @Max(3_660)
+  @IsInt()
+  @Min(1)
+  @Max(3_660)
   extendDays!: number;
 }

@@ -329,8 +329,29 @@ const DEVICES: Folding<DeviceStatusEventMessage> = {
     recovery_attempts: event.attempts ?? null,
     created_at: new Date(event.occurredAt),
   }),
-  updatable: ['status', 'status_reason', 'name', 'provider_type', 'failure_type', 'recovery_strategy', 'recovery_attempts', ...WRITE_COLUMNS],
-  insertable: ['id', 'user_id', 'name', 'status', 'provider_type', 'status_reason', 'failure_type', 'recovery_strategy', 'recovery_attempts', 'created_at', ...WRITE_COLUMNS],
+  updatable: [
+    'status',
+    'status_reason',
+    'name',
+    'provider_type',
+    'failure_type',
+    'recovery_strategy',
+    'recovery_attempts',
+    ...WRITE_COLUMNS,
+  ],
+  insertable: [
+    'id',
+    'user_id',
+    'name',
+    'status',
+    'provider_type',
+    'status_reason',
+    'failure_type',
+    'recovery_strategy',
+    'recovery_attempts',
+    'created_at',
+    ...WRITE_COLUMNS,
+  ],
   rowJson: 'to_jsonb(t)',
   view: deviceView,
 };
@@ -750,7 +771,10 @@ async function applyOrderStatus(tx: Tx, event: OrderStatusEventMessage): Promise
   );
   // Older than the row: the event carries the newer state the row holds.
   if (!row) return current;
-  return tx.order.update({ where: { id: event.orderId }, data: { ...orderStatusData(event), version: { increment: 1 }, ...stampOf(event) } });
+  return tx.order.update({
+    where: { id: event.orderId },
+    data: { ...orderStatusData(event), version: { increment: 1 }, ...stampOf(event) },
+  });
 }
 
 /** What an installation lifecycle event makes of the row's status; undefined: not an installation change. */
@@ -810,7 +834,10 @@ async function applyInstallation(tx: Tx, event: AppInstallationEventMessage): Pr
     async () => (current = await tx.appInstallation.findUnique({ where: { id: installationId } })),
   );
   if (!row) return current;
-  return tx.appInstallation.update({ where: { id: installationId }, data: { ...details, ...lifecycle, version: { increment: 1 }, ...stamp } });
+  return tx.appInstallation.update({
+    where: { id: installationId },
+    data: { ...details, ...lifecycle, version: { increment: 1 }, ...stamp },
+  });
 }
 
 /** Events applied in one transaction at the most. */
@@ -979,7 +1006,9 @@ async function applyBatch(prisma: PrismaClient, events: readonly GatewayEvent[],
           break;
         }
         case 'orderStatus': {
-          const row = byOrder.get(event.orderId) ?? (orders.has(event) ? orders.get(event)! : await tx.order.findUnique({ where: { id: event.orderId } }));
+          const row =
+            byOrder.get(event.orderId) ??
+            (orders.has(event) ? orders.get(event)! : await tx.order.findUnique({ where: { id: event.orderId } }));
           // The order travels as JSON (Redis); the same shape in-process.
           out.push({ ...event, order: row ? (JSON.parse(JSON.stringify(toOrderView(row))) as OrderEntity) : null });
           break;

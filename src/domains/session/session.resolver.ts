@@ -24,7 +24,9 @@ export class SessionResolver {
     if (token.length > MAX_TOKEN_LENGTH) throw new BadUserInputError(`token must be at most ${MAX_TOKEN_LENGTH} characters`);
     const { connection } = context;
     if (!connection) {
-      throw new ForbiddenError('renewSession renews a connection: send it over the WebSocket whose token it renews (HTTP requests carry their own token)');
+      throw new ForbiddenError(
+        'renewSession renews a connection: send it over the WebSocket whose token it renews (HTTP requests carry their own token)',
+      );
     }
     return { expiresAt: new Date(await connection.renew(stripBearer(token))) };
   }

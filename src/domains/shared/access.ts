@@ -5,12 +5,7 @@
 import type { AuthUser } from '../../auth/auth-user';
 import { NotFoundError } from '../../contracts/errors';
 
-export function visibleTo<T extends { userId: string }>(
-  actor: AuthUser,
-  row: T | null | undefined,
-  what: string,
-  id: string,
-): T {
+export function visibleTo<T extends { userId: string }>(actor: AuthUser, row: T | null | undefined, what: string, id: string): T {
   if (!row || (row.userId !== actor.id && !actor.isAdmin)) throw new NotFoundError(`No ${what} with id ${id}`);
   return row;
 }

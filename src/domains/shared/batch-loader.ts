@@ -7,7 +7,10 @@ export class BatchLoader<K, V> {
   private queue: { key: K; resolve: (value: V) => void; reject: (error: unknown) => void }[] = [];
   private readonly cache = new Map<K, Promise<V>>();
 
-  constructor(private readonly batch: (keys: readonly K[]) => Promise<Map<K, V>>, private readonly missing: () => V) {}
+  constructor(
+    private readonly batch: (keys: readonly K[]) => Promise<Map<K, V>>,
+    private readonly missing: () => V,
+  ) {}
 
   load(key: K): Promise<V> {
     const cached = this.cache.get(key);

@@ -6,7 +6,10 @@ import { AFTER_DESCRIPTION, GuardedSubscription, idArg, resumeFrom, type Subscri
 import { SystemEvent } from './system-event.type';
 
 /** The administrators' feed: one topic, retained in its own log. FORBIDDEN for anyone else. */
-async function subscribeToSystemEvents(context: unknown, after: string | null | undefined): Promise<SubscriptionStream<SystemEventMessage>> {
+async function subscribeToSystemEvents(
+  context: unknown,
+  after: string | null | undefined,
+): Promise<SubscriptionStream<SystemEventMessage>> {
   const ctx = context as GraphQLContext;
   requireAdmin(ctx);
   const { pubsub, topics } = ctx.services;

@@ -317,18 +317,20 @@ export class AmqpEventBus implements EventBus {
   private settleRouted(channel: Channel, message: ConsumeMessage, decision: RouteDecision): void {
     const settle = (work: Promise<void>) =>
       this.track(
-        work.then(
-          () => {
-            channel.ack(message);
-            this.legacyUnsettled.delete(message);
-          },
-          (error: unknown) => {
-            // Not confirmed: the message must come again, and nothing routed after it may be
-            // acknowledged first, so the whole session goes; the broker redelivers in order.
-            this.logger.warn({ err: error }, 'router republish not confirmed; reconnecting');
-            if (this.connection) void this.connection.close().catch(() => undefined);
-          },
-        ).catch(() => undefined),
+        work
+          .then(
+            () => {
+              channel.ack(message);
+              this.legacyUnsettled.delete(message);
+            },
+            (error: unknown) => {
+              // Not confirmed: the message must come again, and nothing routed after it may be
+              // acknowledged first, so the whole session goes; the broker redelivers in order.
+              this.logger.warn({ err: error }, 'router republish not confirmed; reconnecting');
+              if (this.connection) void this.connection.close().catch(() => undefined);
+            },
+          )
+          .catch(() => undefined),
       );
     if (decision.action === 'ignore') {
       try {
@@ -416,7 +418,7 @@ export class AmqpEventBus implements EventBus {
       if (attempt === 1 || attempt % 10 === 0) {
         this.logger.warn(
           { reason: disposition.reason, routingKey: message.fields.routingKey, delayMs: this.names.requeueDelayMs, attempt },
-          'retrying event in place (its user\'s later events wait)',
+          "retrying event in place (its user's later events wait)",
         );
       }
       await this.hold(Math.max(this.names.requeueDelayMs, 10));

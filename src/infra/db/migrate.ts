@@ -41,7 +41,10 @@ export interface Migration {
 
 export async function readMigrations(dir = MIGRATIONS_DIR): Promise<Migration[]> {
   const entries = await readdir(dir, { withFileTypes: true });
-  const names = entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  const names = entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
   return Promise.all(
     names.map(async (name) => {
       const sql = await readFile(path.join(dir, name, 'migration.sql'), 'utf8');
@@ -68,9 +71,7 @@ export async function applyMigrations(connection: MigrationConnection, dir = MIG
       const checksum = applied.get(migration.name);
       if (checksum !== undefined) {
         if (checksum !== migration.checksum) {
-          throw new Error(
-            `migration ${migration.name} was modified after it was applied; add a new migration instead`,
-          );
+          throw new Error(`migration ${migration.name} was modified after it was applied; add a new migration instead`);
         }
         continue;
       }

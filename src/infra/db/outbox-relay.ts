@@ -108,8 +108,7 @@ export class OutboxRelay {
           this.again = false;
           if (this.failures === 0) return this.nudge();
         }
-        const delay =
-          this.failures === 0 ? this.options.pollMs : Math.min(this.options.pollMs * 2 ** this.failures, MAX_BACKOFF_MS);
+        const delay = this.failures === 0 ? this.options.pollMs : Math.min(this.options.pollMs * 2 ** this.failures, MAX_BACKOFF_MS);
         this.timer = setTimeout(() => this.nudge(), delay);
         this.timer.unref();
       });

@@ -55,9 +55,7 @@ export class MemoryEventBus implements EventBus, RawMessageInjector {
     this.draining = (async () => {
       while (!this.closed && this.pending.length > 0) {
         const message = this.pending.shift() as IncomingMessage;
-        const disposition = await handler(message).catch(
-          (error: unknown) => ({ action: 'requeue', reason: String(error) }) as const,
-        );
+        const disposition = await handler(message).catch((error: unknown) => ({ action: 'requeue', reason: String(error) }) as const);
         if (disposition.action === 'dead-letter') {
           this.deadLetters.push({ message, reason: disposition.reason });
           if (this.deadLetters.length > MAX_DEAD_LETTERS) this.deadLetters.shift();

@@ -104,12 +104,28 @@ return out
 `;
 
 interface EventLogCommands {
-  cprLogPublish(userLog: string, allLog: string, channel: string, eventId: string, json: string, maxEvents: number, maxAll: number, maxAgeMs: number): Promise<number>;
+  cprLogPublish(
+    userLog: string,
+    allLog: string,
+    channel: string,
+    eventId: string,
+    json: string,
+    maxEvents: number,
+    maxAll: number,
+    maxAgeMs: number,
+  ): Promise<number>;
   cprLogReadAfter(log: string, eventId: string): Promise<string[] | null>;
 }
 
 interface ClusterLogCommands {
-  cprClusterLogPublish(userLog: string, channel: string, eventId: string, json: string, maxEvents: number, maxAgeMs: number): Promise<string>;
+  cprClusterLogPublish(
+    userLog: string,
+    channel: string,
+    eventId: string,
+    json: string,
+    maxEvents: number,
+    maxAgeMs: number,
+  ): Promise<string>;
   cprLogReadAfter(log: string, eventId: string): Promise<string[] | null>;
 }
 
@@ -135,7 +151,11 @@ export interface LogReplay {
 }
 
 /** Reads what followed `eventId` in `log`; undefined when the log does not hold it. */
-export async function readAfter(commands: Pick<EventLogCommands, 'cprLogReadAfter'>, log: string, eventId: string): Promise<LogReplay | undefined> {
+export async function readAfter(
+  commands: Pick<EventLogCommands, 'cprLogReadAfter'>,
+  log: string,
+  eventId: string,
+): Promise<LogReplay | undefined> {
   const reply = await commands.cprLogReadAfter(log, eventId);
   if (!reply || reply.length === 0) return undefined;
   const entries: { id: string; json: string }[] = [];

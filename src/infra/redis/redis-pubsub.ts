@@ -17,7 +17,15 @@ import { redisClientName } from './client-name';
 import { connectRedis, isCluster, type RedisClient } from './redis-connection';
 import { ShardedChannels } from './sharded-channels';
 import { createEventQueue, type EventStream, type QueueOptions } from '../../lib/event-queue';
-import { clusterLogCommands, eventLogCommands, readAfter, ResumeGate, type EventLogOptions, type LogPositions, type SeamCounters } from './event-log';
+import {
+  clusterLogCommands,
+  eventLogCommands,
+  readAfter,
+  ResumeGate,
+  type EventLogOptions,
+  type LogPositions,
+  type SeamCounters,
+} from './event-log';
 
 /** A live message: the event with its log positions (the publish script puts them first). */
 type LoggedEvent = GatewayEvent & LogPositions;
@@ -55,7 +63,8 @@ export class RedisEventPubSub implements EventPubSub {
   private readonly subscriber: RedisClient;
   private readonly pubsub: ChannelHub;
   /** Set on a Redis Cluster: publishes go to sharded channels, without the every-user stream. */
-  private readonly cluster: { readonly publisher: Cluster; readonly commands: ReturnType<typeof clusterLogCommands> | undefined } | undefined;
+  private readonly cluster:
+    { readonly publisher: Cluster; readonly commands: ReturnType<typeof clusterLogCommands> | undefined } | undefined;
   private lastError: string | undefined;
   /** Reconnections since start (for metrics): `ready` after the first, per connection. */
   reconnects = 0;
@@ -93,7 +102,10 @@ export class RedisEventPubSub implements EventPubSub {
     this.publisher = connectRedis(url, { ...options, connectionName: this.clientNames.publisher });
     this.subscriber = connectRedis(url, { ...options, connectionName: this.clientNames.subscriber, shardedSubscribers: true });
     this.topics = createTopics(topicPrefix, { hashTags: isCluster(this.publisher) });
-    for (const [role, client] of [['publisher', this.publisher], ['subscriber', this.subscriber]] as const) {
+    for (const [role, client] of [
+      ['publisher', this.publisher],
+      ['subscriber', this.subscriber],
+    ] as const) {
       // Without an 'error' listener ioredis' error events crash the process.
       client.on('error', (error: Error) => {
         this.lastError = error.message;
@@ -209,7 +221,8 @@ export class RedisEventPubSub implements EventPubSub {
       cluster.commands && logOptions && logKey !== undefined
         ? await cluster.commands.cprClusterLogPublish(logKey, topic, event.eventId, json, logOptions.maxEvents, logOptions.maxAgeMs)
         : (await cluster.publisher.spublish(topic, json), json);
-    if (toFeed && event.userId !== undefined) await cluster.publisher.spublish(this.topics.allUsersFeedOf(event.family, event.userId), message);
+    if (toFeed && event.userId !== undefined)
+      await cluster.publisher.spublish(this.topics.allUsersFeedOf(event.family, event.userId), message);
   }
 
   /**

@@ -54,9 +54,11 @@ export class RedisRevocationStore implements RevocationStore {
     this.channel = `${options.prefix}sessions-revoked`;
     const sharded = isCluster(this.subscriber);
     this.subscriber.on(sharded ? 'smessage' : 'message', (_channel: string, text: string) => this.heard(text));
-    this.subscribed = (sharded ? this.subscriber.ssubscribe(this.channel) : this.subscriber.subscribe(this.channel)).catch((error: unknown) => {
-      this.logger.warn({ err: error }, 'revocation channel subscribe failed (ioredis resubscribes on reconnect)');
-    });
+    this.subscribed = (sharded ? this.subscriber.ssubscribe(this.channel) : this.subscriber.subscribe(this.channel)).catch(
+      (error: unknown) => {
+        this.logger.warn({ err: error }, 'revocation channel subscribe failed (ioredis resubscribes on reconnect)');
+      },
+    );
   }
 
   /**

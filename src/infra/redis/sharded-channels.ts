@@ -69,7 +69,9 @@ export class ShardedChannels {
       if (channel.ids.size > 0) continue;
       this.channels.delete(name);
       // Rejected while Redis is away: the channel is gone either way (not resubscribed).
-      this.subscriber.sunsubscribe(name).catch((error: unknown) => this.logger.debug({ err: error, channel: name }, 'redis sunsubscribe failed'));
+      this.subscriber
+        .sunsubscribe(name)
+        .catch((error: unknown) => this.logger.debug({ err: error, channel: name }, 'redis sunsubscribe failed'));
     }
   }
 

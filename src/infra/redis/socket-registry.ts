@@ -95,7 +95,9 @@ export class RedisSocketRegistry implements ConnectionRegistry {
     if (isCluster(this.redis)) {
       // A cluster pipeline must stay within one node's slots; single commands are batched per
       // node by auto-pipelining instead.
-      const refreshes = [...this.live].map(([socketId, userId]) => this.redis.socketRefresh(this.key(userId), this.options.leaseMs, socketId));
+      const refreshes = [...this.live].map(([socketId, userId]) =>
+        this.redis.socketRefresh(this.key(userId), this.options.leaseMs, socketId),
+      );
       const failed = (await Promise.allSettled(refreshes)).filter((r) => r.status === 'rejected').length;
       if (failed > 0) this.logger.debug({ failed }, 'socket lease refresh failed');
       return;

@@ -43,9 +43,7 @@ export function devTokenRouter(deps: { secret: string; issuer?: string; audience
         { expiresInSec: DEV_TOKEN_TTL_SEC, issuer, audience },
       );
       logger.info({ sub, admin: admin === true }, 'development token issued');
-      res
-        .set('cache-control', 'no-store')
-        .json({ token, expiresAt: new Date(Date.now() + DEV_TOKEN_TTL_SEC * 1_000).toISOString() });
+      res.set('cache-control', 'no-store').json({ token, expiresAt: new Date(Date.now() + DEV_TOKEN_TTL_SEC * 1_000).toISOString() });
     } catch (error) {
       next(error);
     }

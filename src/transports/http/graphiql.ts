@@ -44,28 +44,19 @@ export function graphiqlRouter(config: GraphiqlPageConfig, dir: string = GRAPHIQ
     }
     // `<` escaped so the JSON can never close the script element.
     const json = JSON.stringify(config).replace(/</g, '\\u003c');
-    page = html.replace(
-      '<!--graphiql-config-->',
-      `<script type="application/json" id="graphiql-config">${json}</script>`,
-    );
+    page = html.replace('<!--graphiql-config-->', `<script type="application/json" id="graphiql-config">${json}</script>`);
     return page;
   };
 
   router.get(['/graphiql', '/graphiql/'], (_req, res) => {
     const html = render();
     if (!html) {
-      res
-        .status(503)
-        .type('text/plain')
-        .send('GraphiQL is not built: run `npm run build` (or `npm run build:graphiql`) and reload.\n');
+      res.status(503).type('text/plain').send('GraphiQL is not built: run `npm run build` (or `npm run build:graphiql`) and reload.\n');
       return;
     }
     res.set({ 'content-security-policy': CSP, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
     res.type('html').send(html);
   });
-  router.use(
-    '/graphiql/assets',
-    express.static(path.join(dir, 'assets'), { index: false, maxAge: '1h' }),
-  );
+  router.use('/graphiql/assets', express.static(path.join(dir, 'assets'), { index: false, maxAge: '1h' }));
   return router;
 }

@@ -95,8 +95,7 @@ export abstract class HttpStream implements OperationSink, SessionTransport {
     const opened = await this.layer.openSession(token, this, this.transport);
     if (!('start' in opened)) {
       if (this.res.destroyed || this.res.headersSent) return;
-      const [status, code] =
-        opened.refused === 'forbidden' ? [401, ErrorCode.UNAUTHENTICATED] : [429, ErrorCode.TOO_MANY_CONNECTIONS];
+      const [status, code] = opened.refused === 'forbidden' ? [401, ErrorCode.UNAUTHENTICATED] : [429, ErrorCode.TOO_MANY_CONNECTIONS];
       this.res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
       this.res.end(JSON.stringify({ errors: [streamError(code, opened.reason)] }));
       return;
@@ -199,7 +198,9 @@ export abstract class HttpStream implements OperationSink, SessionTransport {
 
   slow(reason: string): void {
     this.finish(
-      this.frameErrors([streamError(ErrorCode.SLOW_CONSUMER, `Client too slow: ${reason}; reconnect and resume with after / Last-Event-ID`)]),
+      this.frameErrors([
+        streamError(ErrorCode.SLOW_CONSUMER, `Client too slow: ${reason}; reconnect and resume with after / Last-Event-ID`),
+      ]),
     );
     // A peer that reads nothing never takes the end either: its socket goes after the grace.
     this.destroyTimer = setTimeout(() => this.res.destroy(), this.options.slowCloseGraceMs);

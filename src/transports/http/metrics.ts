@@ -34,7 +34,9 @@ export interface MetricsSources {
       revocations: number;
       renewals: number;
       renewalsRefused: number;
-      transports: Readonly<Record<string, Readonly<{ open: number; opened: number; slowConsumer: number; expired: number; revoked: number }>>>;
+      transports: Readonly<
+        Record<string, Readonly<{ open: number; opened: number; slowConsumer: number; expired: number; revoked: number }>>
+      >;
     }>;
   };
   /** Unpublished outbox rows; undefined before the database is open. */
@@ -176,16 +178,35 @@ export function createMetrics(sources: MetricsSources, logger: Logger): GatewayM
     () => ({ '': sources.amqpReconnects() }),
   );
 
-  mirrored('events_coalesced_total', 'State-like events replaced by a newer one of the same entity before delivery (storm protection).', undefined, () => ({
-    '': sources.stats().coalesced,
-  }));
-  mirrored('subscription_buffer_overflows_total', "Subscriptions whose event buffer overflowed (EVENT_BUFFER_MAX): the client was too slow.", undefined, () => ({
-    '': sources.stats().overflowed,
-  }));
-  mirrored('ws_limit_hits_total', 'WebSocket limits hit, by limit: slow_consumer (1013), sockets_per_user (1008), subscriptions_per_socket (TOO_MANY_SUBSCRIPTIONS).', 'limit', () => {
-    const ws = sources.stats().ws;
-    return { slow_consumer: ws.slowConsumerCloses, sockets_per_user: ws.socketLimitCloses, subscriptions_per_socket: ws.tooManySubscriptions };
-  });
+  mirrored(
+    'events_coalesced_total',
+    'State-like events replaced by a newer one of the same entity before delivery (storm protection).',
+    undefined,
+    () => ({
+      '': sources.stats().coalesced,
+    }),
+  );
+  mirrored(
+    'subscription_buffer_overflows_total',
+    'Subscriptions whose event buffer overflowed (EVENT_BUFFER_MAX): the client was too slow.',
+    undefined,
+    () => ({
+      '': sources.stats().overflowed,
+    }),
+  );
+  mirrored(
+    'ws_limit_hits_total',
+    'WebSocket limits hit, by limit: slow_consumer (1013), sockets_per_user (1008), subscriptions_per_socket (TOO_MANY_SUBSCRIPTIONS).',
+    'limit',
+    () => {
+      const ws = sources.stats().ws;
+      return {
+        slow_consumer: ws.slowConsumerCloses,
+        sockets_per_user: ws.socketLimitCloses,
+        subscriptions_per_socket: ws.tooManySubscriptions,
+      };
+    },
+  );
 
   new Gauge({
     name: `${PREFIX}connections`,
@@ -200,14 +221,29 @@ export function createMetrics(sources: MetricsSources, logger: Logger): GatewayM
     Object.fromEntries(Object.entries(sources.stats().sessions?.transports ?? {}).map(([transport, counts]) => [transport, counts.opened])),
   );
   // One labelled counter per reason, so a dashboard can stack transports.
-  for (const [reason, key] of [['slow_consumer', 'slowConsumer'], ['expired', 'expired'], ['revoked', 'revoked']] as const) {
-    mirrored(`connections_ended_${reason}_total`, `Connections the gateway ended (${reason.replace('_', ' ')}), by transport.`, 'transport', () =>
-      Object.fromEntries(Object.entries(sources.stats().sessions?.transports ?? {}).map(([transport, counts]) => [transport, counts[key]])),
+  for (const [reason, key] of [
+    ['slow_consumer', 'slowConsumer'],
+    ['expired', 'expired'],
+    ['revoked', 'revoked'],
+  ] as const) {
+    mirrored(
+      `connections_ended_${reason}_total`,
+      `Connections the gateway ended (${reason.replace('_', ' ')}), by transport.`,
+      'transport',
+      () =>
+        Object.fromEntries(
+          Object.entries(sources.stats().sessions?.transports ?? {}).map(([transport, counts]) => [transport, counts[key]]),
+        ),
     );
   }
-  mirrored('session_revocations_total', "Revocations of a user's sessions this instance heard (revokeSessions, user/auth.sessions.revoked, from any instance).", undefined, () => ({
-    '': sources.stats().sessions?.revocations ?? 0,
-  }));
+  mirrored(
+    'session_revocations_total',
+    "Revocations of a user's sessions this instance heard (revokeSessions, user/auth.sessions.revoked, from any instance).",
+    undefined,
+    () => ({
+      '': sources.stats().sessions?.revocations ?? 0,
+    }),
+  );
   mirrored('session_renewals_total', 'In-band token renewals (renewSession), by outcome: renewed, refused (FORBIDDEN).', 'outcome', () => ({
     renewed: sources.stats().sessions?.renewals ?? 0,
     refused: sources.stats().sessions?.renewalsRefused ?? 0,

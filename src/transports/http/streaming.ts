@@ -93,7 +93,8 @@ export function streamingHandler(deps: {
     const token = header ? stripBearer(header) : queryToken;
     if (!token) return refuse(res, 401, [streamError(ErrorCode.UNAUTHENTICATED, UNAUTHENTICATED)]);
     if (!multipart && !sse) return refuse(res, 406, layer.formatErrors([new StreamingTransportRequiredError()]));
-    if (deps.isStopping()) return refuse(res, 503, [streamError(ErrorCode.SHUTTING_DOWN, 'Going away: the server is shutting down; reconnect')]);
+    if (deps.isStopping())
+      return refuse(res, 503, [streamError(ErrorCode.SHUTTING_DOWN, 'Going away: the server is shutting down; reconnect')]);
 
     let resumeAfter: string | undefined;
     const lastEventId = req.headers['last-event-id'];

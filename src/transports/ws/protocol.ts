@@ -20,14 +20,7 @@ import type { GraphQLFormattedError } from 'graphql';
 import { CloseCode } from '../../contracts/close-codes';
 import type { GatewayEvent } from '../../contracts/events';
 import { stripBearer } from '../../auth/jwt';
-import type {
-  OperationLayer,
-  OperationRef,
-  OperationSink,
-  Session,
-  SessionTransport,
-  WireResult,
-} from '../../graphql/operation-layer';
+import type { OperationLayer, OperationRef, OperationSink, Session, SessionTransport, WireResult } from '../../graphql/operation-layer';
 
 /** The token in a `connection_init` payload, under any of the keys clients use. */
 export function tokenFromConnectionParams(params: unknown): string | undefined {
@@ -123,7 +116,9 @@ export abstract class GraphQLTransportWsProtocol implements OperationSink, Sessi
       case MessageType.ConnectionInit:
         return this.init(message.payload);
       case MessageType.Ping:
-        return this.send(JSON.stringify(message.payload ? { type: MessageType.Pong, payload: message.payload } : { type: MessageType.Pong }));
+        return this.send(
+          JSON.stringify(message.payload ? { type: MessageType.Pong, payload: message.payload } : { type: MessageType.Pong }),
+        );
       case MessageType.Pong:
         return;
       case MessageType.Subscribe: {
