@@ -71,6 +71,10 @@ export class ResumingWsLink extends ApolloLink {
       let dispose: () => void = () => undefined;
       let closed = false;
 
+      // Each (re)start is a generation: the callbacks of a superseded one (the `complete` that
+      // follows a HISTORY_EXPIRED result) must not end the subscription that replaced it.
+      let generation = 0;
+
       const expired = () => {
         const after = payload.variables.after as string | undefined;
         delete payload.variables.after;
@@ -82,8 +86,12 @@ export class ResumingWsLink extends ApolloLink {
       };
 
       const start = () => {
+        const mine = ++generation;
+        const current = () => mine === generation && !closed;
+        const previous = dispose;
         dispose = this.client.subscribe<Record<string, unknown>>(payload, {
           next: (result) => {
+            if (!current()) return;
             if (isHistoryExpired(result.errors)) return expired();
             const id = eventIdOf(result);
             if (id !== undefined) {
@@ -96,10 +104,12 @@ export class ResumingWsLink extends ApolloLink {
             observer.next(result as ApolloLink.Result);
           },
           complete: () => {
+            if (!current()) return;
             this.lastEventIds.delete(key);
             observer.complete();
           },
           error: (error: unknown) => {
+            if (!current()) return;
             if (Array.isArray(error) && isHistoryExpired(error as GraphQLFormattedError[])) return expired();
             this.lastEventIds.delete(key);
             if (error instanceof Error) return observer.error(error);
@@ -108,6 +118,8 @@ export class ResumingWsLink extends ApolloLink {
             observer.error(new Error(`Socket closed${typeof code === 'number' ? ` with event ${code}` : ''}`));
           },
         });
+        // The expired subscription, if any, is finished with on the gateway's side; release it here.
+        previous();
       };
       start();
       return () => {
