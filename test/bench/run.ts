@@ -17,6 +17,8 @@ import { performance } from 'node:perf_hooks';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import Redis from 'ioredis';
 import pg from 'pg';
+import { loadConfig } from '../../src/config';
+import { partitionTopology } from '../../src/infra/amqp/partition-topology';
 import { Load, type Mode, type PhaseResult } from './load';
 import { frontendScenario, frontendTable, type FrontendResult } from './frontend';
 import { formatSummary } from './profile';
@@ -269,6 +271,9 @@ async function newDatabase(): Promise<string> {
   return url.toString();
 }
 
+/** `AMQP_PARTITIONS`' default, as the gateway reads it. */
+const DEFAULT_PARTITIONS = loadConfig({}).amqp.partitions;
+
 async function serverSpec(kind: ServerKind, options: Options): Promise<ServerSpec> {
   const n = ++serial;
   const queue = `${runId}.${kind}.${n}.events`;
@@ -281,7 +286,13 @@ async function serverSpec(kind: ServerKind, options: Options): Promise<ServerSpe
   made.queues.push(dlq);
   made.exchanges.push(dlx);
   made.redisPrefixes.push(topicPrefix);
-  return { ...base, databaseUrl: await newDatabase(), redisUrl: REDIS_URL, topicPrefix, dlq, dlx, env: options.gatewayEnv };
+  // The gateway consumes a router queue and its partitions (docs/cluster.md), not `queue` itself.
+  const partitions = Number(options.gatewayEnv?.AMQP_PARTITIONS ?? DEFAULT_PARTITIONS);
+  const topology = partitionTopology(queue, partitions);
+  const backlogQueues = partitions > 0 ? [topology.router, ...topology.partitions] : [queue];
+  made.queues.push(...backlogQueues.filter((q) => q !== queue));
+  if (partitions > 0) made.exchanges.push(topology.exchange);
+  return { ...base, databaseUrl: await newDatabase(), redisUrl: REDIS_URL, topicPrefix, dlq, dlx, env: options.gatewayEnv, backlogQueues };
 }
 
 async function cleanup(): Promise<void> {
@@ -389,9 +400,14 @@ async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 
  * Waits (bounded) until the server's queue is empty and no event reached a client for 300 ms, so
  * an earlier phase's backlog is not worked off inside the next phase's CPU window.
  */
-async function settle(kind: ServerKind, queue: string, channel: Channel, load: Load, timeoutMs = 60_000): Promise<void> {
+async function settle(kind: ServerKind, queues: readonly string[], channel: Channel, load: Load, timeoutMs = 60_000): Promise<void> {
+  const waiting = async () => {
+    let count = 0;
+    for (const queue of queues) count += (await channel.checkQueue(queue)).messageCount;
+    return count;
+  };
   await waitFor(
-    async () => (await channel.checkQueue(queue)).messageCount === 0 && performance.now() - load.lastAnyReceive > 300,
+    async () => (await waiting()) === 0 && performance.now() - load.lastAnyReceive > 300,
     `${kind}: backlog worked off`,
     timeoutMs,
   ).catch((error: unknown) => process.stderr.write(`warning: ${String(error)}\n`));
@@ -438,7 +454,7 @@ async function measure(
     // here (seconds of backlog), and an overloaded server batches, which flatters its CPU per delivery.
     const rate = mode === 'per-user' ? opts.rate : (opts.fanoutRate ?? Math.max(1, Math.min(20, Math.round(20_000 / c))));
     await load.phase(rate, opts.warmupSeconds, opts.drainMs);
-    await settle(server.kind, spec.queue, channel, load);
+    await settle(server.kind, spec.backlogQueues ?? [spec.queue], channel, load);
 
     let profile: string | undefined;
     if (opts.profile && isGateway(kind)) {
@@ -464,7 +480,7 @@ async function measure(
       // Past 20 C/s one user's events of a family come closer than the 100 ms coalescing window.
       for (const stepRate of opts.searchRates.filter((r) => r > rate && r <= 16 * c)) {
         if (maxSustainableRate === null) break;
-        await settle(server.kind, spec.queue, channel, load);
+        await settle(server.kind, spec.backlogQueues ?? [spec.queue], channel, load);
         const s0 = await server.stats();
         const step = await load.phase(stepRate, opts.searchSeconds, opts.drainMs);
         const s1 = await server.stats();

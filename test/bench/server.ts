@@ -28,6 +28,8 @@ export interface ServerSpec extends BenchServerConfig {
   readonly dlx?: string;
   /** Extra gateway environment (`--gateway-env`). */
   readonly env?: Readonly<Record<string, string>>;
+  /** The queues its backlog waits in (the gateway's router and partition queues; else `queue`). */
+  readonly backlogQueues?: readonly string[];
 }
 
 export interface ServerStats {
