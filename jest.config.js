@@ -34,7 +34,8 @@ module.exports = {
       ...base,
       displayName: 'unit',
       roots: ['<rootDir>/test/unit'],
-      setupFiles: ['<rootDir>/test/jest/no-services.ts'],
+      // After the framework (it restores `net` in an afterAll): see the file.
+      setupFilesAfterEnv: ['<rootDir>/test/jest/no-services.ts'],
     },
     { ...base, displayName: 'integration', roots: ['<rootDir>/test/integration'] },
     { ...base, displayName: 'disruptive', roots: ['<rootDir>/test/disruptive'] },

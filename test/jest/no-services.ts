@@ -2,6 +2,10 @@
  * The unit project's guard: a unit test that reaches PostgreSQL, Redis or RabbitMQ fails at once
  * with a message saying where it belongs, instead of passing here and failing on a machine where
  * the services are down. Loopback servers a test starts itself (a JWKS endpoint) stay allowed.
+ *
+ * `net` is Node's own module, shared by every test file a jest worker runs, and workers run unit
+ * and integration files alike (`npm test` runs both projects in one jest): the guard is put back
+ * after the file's last test, or the integration files that worker runs next could not connect.
  */
 import net from 'node:net';
 import { TEST_AMQP_URL, TEST_DATABASE_URL, TEST_REDIS_URL } from '../helpers/services';
@@ -33,3 +37,6 @@ net.Socket.prototype.connect = function guardedConnect(this: net.Socket, ...args
   }
   return (connect as (...a: unknown[]) => net.Socket).apply(this, args);
 };
+afterAll(() => {
+  net.Socket.prototype.connect = connect;
+});
