@@ -98,6 +98,13 @@ export interface PublishOptions {
   readonly log?: string;
 }
 
+/** One event of `EventPubSub.publishMany`. */
+export interface PublishItem {
+  readonly topic: string;
+  readonly event: GatewayEvent;
+  readonly options?: PublishOptions;
+}
+
 /** Fan-out to every gateway instance: Redis pub/sub, or the in-process stand-in. */
 export interface EventPubSub {
   /**
@@ -105,6 +112,13 @@ export interface EventPubSub {
    * log and the every-user log in the same step, so the logs' order is the live order.
    */
   publish(topic: string, event: GatewayEvent, options?: PublishOptions): Promise<void>;
+  /**
+   * Publishes several events, in order, each exactly as `publish` would (atomic per event between
+   * the live publish and its logs), in as few round trips as the adapter can (one on one Redis).
+   * Rejects when any of them failed; the events published before the first failure may have gone
+   * out, those after it have not (the caller retries from the first failed one, in order).
+   */
+  publishMany(items: readonly PublishItem[]): Promise<void>;
   /**
    * Events on `topic` (a glob pattern when `pattern`). Resolves once the subscription is active,
    * so nothing published after it resolves is missed; `return()` releases it. Each stream is

@@ -7,7 +7,7 @@
  */
 import { HistoryExpiredError } from '../../contracts/errors';
 import type { GatewayEvent } from '../../contracts/events';
-import type { DependencyStatus, EventPubSub, PublishOptions, ResumeFrom } from '../../contracts/ports';
+import type { DependencyStatus, EventPubSub, PublishItem, PublishOptions, ResumeFrom } from '../../contracts/ports';
 import { createEventQueue, type EventStream, type QueueOptions } from '../../lib/event-queue';
 import type { EventLogOptions } from '../redis/event-log';
 
@@ -45,6 +45,11 @@ export class MemoryPubSub implements EventPubSub {
     /** Retention for resuming with `after`; without it nothing is retained. */
     private readonly log?: EventLogOptions,
   ) {}
+
+  /** In order, one after another (issue 16 replaces this with one round trip on Redis). */
+  async publishMany(items: readonly PublishItem[]): Promise<void> {
+    for (const { topic, event, options } of items) await this.publish(topic, event, options);
+  }
 
   async publish(topic: string, event: GatewayEvent, options: PublishOptions = {}): Promise<void> {
     const wire = JSON.stringify(event);

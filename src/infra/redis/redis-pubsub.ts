@@ -11,7 +11,7 @@ import type { Cluster } from 'ioredis';
 import type { Logger } from 'pino';
 import type { GatewayEvent } from '../../contracts/events';
 import { HistoryExpiredError, HistoryUnavailableError } from '../../contracts/errors';
-import type { DependencyStatus, DurableEventLog, EventPubSub, PublishOptions, ResumeFrom } from '../../contracts/ports';
+import type { DependencyStatus, DurableEventLog, EventPubSub, PublishItem, PublishOptions, ResumeFrom } from '../../contracts/ports';
 import { createTopics, type Topics } from '../../contracts/topics';
 import { redisClientName } from './client-name';
 import { connectRedis, isCluster, type RedisClient } from './redis-connection';
@@ -175,6 +175,11 @@ export class RedisEventPubSub implements EventPubSub {
    * resubscribing: its sockets would miss the event, so the bridge requeues it instead and
    * publishes it again once this instance listens.
    */
+  /** In order, one after another (issue 16 replaces this with one round trip on Redis). */
+  async publishMany(items: readonly PublishItem[]): Promise<void> {
+    for (const { topic, event, options } of items) await this.publish(topic, event, options);
+  }
+
   async publish(topic: string, event: GatewayEvent, options: PublishOptions = {}): Promise<void> {
     if (!this.subscriberLive) throw new Error('redis subscriber is reconnecting');
     // An audience's event (options.log) goes to that log alone, sized like the every-user log.
