@@ -1,8 +1,10 @@
 /**
- * `npm run bench`: issue 7's benchmark. For each scenario x C x server: start the server in its
- * own process (core 0), connect C clients from this process (core 1), warm up, publish at a fixed
- * rate through RabbitMQ, measure; then print a table, the ratios to the baselines and the
- * targets as PASS/FAIL, and append JSON lines to test/bench/results/.
+ * `npm run bench`: issue 7's benchmark, with issue 16's system CPU and targets. For each scenario x
+ * C x server: start the server in its own process (core 0), connect C clients from this process
+ * (core 1), warm up, publish at a fixed rate through RabbitMQ, measure the server's CPU and
+ * PostgreSQL's, Redis's and RabbitMQ's (system-cpu.ts); then print a table, the ratios to the
+ * baselines, the targets as PASS/FAIL (targets.ts) and the Markdown for the README (report.ts),
+ * and append JSON lines to test/bench/results/.
  *
  * Exits 1 when the gateway lost, duplicated or misrouted a delivery (correctness), never for a missed
  * speed target (reported). Every child is killed by PID on exit, error or signal, and every
