@@ -236,8 +236,9 @@ it.each([
     expect(idsOf(topics.systemLog())).toEqual(['m5']);
     // The live message carries the positions the logs gave it.
     const first = JSON.parse(heardBatch[0]?.message as string) as { logId: string; allLogId: string };
-    const [[userPosition]] = (await raw.xrange(`${batchPrefix}${topics.userLog('x')}`, '-', '+', 'COUNT', 1)) as [[string]];
-    const [[allPosition]] = (await raw.xrange(`${batchPrefix}${topics.allUsersLog()}`, '-', '+', 'COUNT', 1)) as [[string]];
+    const firstPosition = async (key: string) => (await raw.xrange(`${batchPrefix}${key}`, '-', '+', 'COUNT', 1))[0]?.[0];
+    const [userPosition, allPosition] = await Promise.all([firstPosition(topics.userLog('x')), firstPosition(topics.allUsersLog())]);
+    expect(userPosition).toEqual(expect.any(String));
     expect(first).toMatchObject({ logId: userPosition, allLogId: allPosition, eventId: 'm1' });
   }
 });
