@@ -14,6 +14,27 @@ export type Disposition =
 
 export type MessageHandler = (message: IncomingMessage) => Promise<Disposition>;
 
+/**
+ * Messages in delivery order, handled as one batch: their read-model writes share a transaction
+ * and their fan-out publishes a round trip. One disposition per message, in order; from the first
+ * `requeue` on, every later one is `requeue` too (nothing after it was published), so the bus
+ * retries from there, in order.
+ */
+export type MessageRunHandler = (messages: readonly IncomingMessage[]) => Promise<Disposition[]>;
+
+/** A run handler over a handler of single messages: one after another, up to the first to retry. */
+export function oneByOne(handler: MessageHandler): MessageRunHandler {
+  return async (messages) => {
+    const out: Disposition[] = [];
+    for (const message of messages) {
+      const disposition = await handler(message);
+      out.push(disposition);
+      if (disposition.action === 'requeue') break;
+    }
+    return out;
+  };
+}
+
 export interface OutgoingMessage {
   readonly routingKey: string;
   readonly body: unknown;
@@ -31,8 +52,11 @@ export interface DependencyStatus {
 export interface EventBus {
   /** Connects and declares the topology; does not consume yet. */
   connect(): Promise<void>;
-  /** Starts delivering messages bound to the gateway's queue to `handler`. */
-  consume(handler: MessageHandler): Promise<void>;
+  /**
+   * Starts delivering messages bound to the gateway's queue to `handler`, or, where the bus can
+   * hand several at once (what one user has waiting), to `run`.
+   */
+  consume(handler: MessageHandler, run?: MessageRunHandler): Promise<void>;
   /** Publishes durably; resolves once the broker confirmed it. */
   publish(message: OutgoingMessage): Promise<void>;
   status(): DependencyStatus;

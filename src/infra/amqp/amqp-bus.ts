@@ -28,7 +28,16 @@ import type { Logger } from 'pino';
 import type { AmqpNames } from '../../contracts/options';
 import type { IncomingMessage } from '../../contracts/events';
 import { PARTITION_KEY_HEADER, type IngestRouter, type IngestRouterFactory, type RouteDecision } from '../../contracts/partition';
-import type { DependencyStatus, Disposition, EventBus, MessageHandler, OutgoingMessage } from '../../contracts/ports';
+import {
+  oneByOne,
+  type DependencyStatus,
+  type Disposition,
+  type EventBus,
+  type MessageHandler,
+  type MessageRunHandler,
+  type OutgoingMessage,
+} from '../../contracts/ports';
+import { AckBatcher } from './ack-batcher';
 import { QUEUE_BINDINGS } from '../../contracts/routing';
 import { PARTITION_WEIGHT, partitionTopology, type PartitionTopology } from './partition-topology';
 
@@ -36,6 +45,8 @@ const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 10_000;
 /** Router messages in flight (decided, republished, not yet confirmed). */
 const ROUTER_PREFETCH = 1_000;
+/** Messages of one user handed over in one run at the most (the prefetch bounds it too). */
+const MAX_RUN = 500;
 /** How often a draining instance looks whether the old shared queue is empty and unconsumed. */
 const LEGACY_POLL_MS = 1_000;
 
@@ -56,8 +67,12 @@ export class AmqpEventBus implements EventBus {
   private legacyTimer: NodeJS.Timeout | undefined;
   /** Messages of the old shared queue taken by this session and not yet settled. */
   private readonly legacyUnsettled = new Set<ConsumeMessage>();
-  /** Per partition-key chains of the current consuming session. */
-  private chains = new Map<string, Promise<void>>();
+  /**
+   * The messages waiting per partition key (user) in the current consuming session; a key is
+   * present while its run is being handled.
+   */
+  private runs = new Map<string, ConsumeMessage[]>();
+  private runHandler: MessageRunHandler | undefined;
   readonly topology: PartitionTopology | undefined;
   private handler: MessageHandler | undefined;
   private readonly inFlight = new Set<Promise<void>>();
@@ -204,8 +219,9 @@ export class AmqpEventBus implements EventBus {
     }
   }
 
-  async consume(handler: MessageHandler): Promise<void> {
+  async consume(handler: MessageHandler, run?: MessageRunHandler): Promise<void> {
     this.handler = handler;
+    this.runHandler = run ?? oneByOne(handler);
     await this.startConsumer();
   }
 
@@ -236,22 +252,27 @@ export class AmqpEventBus implements EventBus {
     const topology = this.topology as PartitionTopology;
     const { consumeChannel: channel, routerChannel, connection } = this;
     if (!channel || !routerChannel || !connection || !this.handler) return;
-    this.chains = new Map();
+    this.runs = new Map();
+    // One batcher per channel: the partitions' consumers share this one, the router has its own.
+    const acks = new AckBatcher(channel);
     // Per consumer (not per channel): each partition has this many messages in flight at most.
     await channel.prefetch(this.names.prefetch, false);
     for (const queue of topology.partitions) {
       const { consumerTag } = await channel.consume(queue, (message) => {
         if (message === null) return this.onCancelled(queue);
-        this.deliverInOrder(channel, message);
+        acks.delivered(message);
+        this.deliverInOrder(channel, acks, message);
       });
       this.consumers.push({ channel, tag: consumerTag });
     }
-    const router = this.createRouter(routerChannel);
+    const routerAcks = new AckBatcher(routerChannel);
+    const router = this.createRouter(routerChannel, routerAcks);
     this.router = router;
     await routerChannel.prefetch(ROUTER_PREFETCH, false);
     const take = (queue: string) => async () => {
       const { consumerTag } = await routerChannel.consume(queue, (message) => {
         if (message === null) return this.onCancelled(queue);
+        routerAcks.delivered(message);
         if (queue === topology.legacy) this.legacyUnsettled.add(message);
         router.push(incomingOf(message), message);
       });
@@ -309,18 +330,18 @@ export class AmqpEventBus implements EventBus {
   }
 
   /** The router of one consuming session: decisions come back in arrival order. */
-  private createRouter(channel: Channel): IngestRouter<ConsumeMessage> {
+  private createRouter(channel: Channel, acks: AckBatcher): IngestRouter<ConsumeMessage> {
     const factory = this.options.router as IngestRouterFactory;
-    return factory<ConsumeMessage>((message, decision) => this.settleRouted(channel, message, decision));
+    return factory<ConsumeMessage>((message, decision) => this.settleRouted(acks, message, decision));
   }
 
-  private settleRouted(channel: Channel, message: ConsumeMessage, decision: RouteDecision): void {
+  private settleRouted(acks: AckBatcher, message: ConsumeMessage, decision: RouteDecision): void {
     const settle = (work: Promise<void>) =>
       this.track(
         work
           .then(
             () => {
-              channel.ack(message);
+              acks.ack(message);
               this.legacyUnsettled.delete(message);
             },
             (error: unknown) => {
@@ -333,12 +354,8 @@ export class AmqpEventBus implements EventBus {
           .catch(() => undefined),
       );
     if (decision.action === 'ignore') {
-      try {
-        channel.ack(message);
-        this.legacyUnsettled.delete(message);
-      } catch {
-        // channel gone: redelivered
-      }
+      acks.ack(message);
+      this.legacyUnsettled.delete(message);
       return;
     }
     if (decision.action === 'dead-letter') {
@@ -378,50 +395,100 @@ export class AmqpEventBus implements EventBus {
   }
 
   /**
-   * A partition's message, after the previous one of its key (its user) is settled. Messages
-   * without the header (a publisher bypassing the router without setting it) share one chain.
+   * A partition's message joins its key's (its user's) run: the messages a user has waiting are
+   * handed over together, the next run only once the previous one is settled, while different
+   * users' runs go concurrently (up to the prefetch), so the read model's group commit and the
+   * fan-out's publish batch them across users too. Messages without the header (a publisher
+   * bypassing the router without setting it) share one run.
    */
-  private deliverInOrder(channel: Channel, message: ConsumeMessage): void {
+  private deliverInOrder(channel: Channel, acks: AckBatcher, message: ConsumeMessage): void {
     const key = partitionKeyOf(message) ?? '';
-    const chains = this.chains;
-    const previous = chains.get(key);
-    const work = (previous ?? Promise.resolve()).then(() => this.deliverPartitioned(channel, message));
-    chains.set(key, work);
-    this.track(
-      work.finally(() => {
-        if (chains.get(key) === work) chains.delete(key);
-      }),
-    );
+    const waiting = this.runs.get(key);
+    if (waiting) {
+      waiting.push(message);
+      return;
+    }
+    const queue = [message];
+    this.runs.set(key, queue);
+    this.track(this.drainRun(channel, acks, this.runs, key, queue));
   }
 
-  private async deliverPartitioned(channel: Channel, message: ConsumeMessage): Promise<void> {
-    const handler = this.handler as MessageHandler;
-    const incoming = incomingOf(message);
-    for (let attempt = 1; ; attempt++) {
-      // The channel is gone: this message and the user's later ones come again, in order, to
-      // whoever consumes the partition now; handling them here could only put them out of order.
-      if (this.closing || this.consumeChannel !== channel) return;
-      let disposition: Disposition;
-      try {
-        disposition = await handler(incoming);
-      } catch (error) {
-        disposition = { action: 'requeue', reason: error instanceof Error ? error.message : String(error) };
-      }
-      if (disposition.action !== 'requeue') {
+  /**
+   * Hands `queue` over run after run until it is empty. A message that must be retried stays at
+   * the head, with its user's later messages behind it, held `requeueDelayMs` between tries: it
+   * is never returned to the queue behind them.
+   */
+  private async drainRun(
+    channel: Channel,
+    acks: AckBatcher,
+    runs: Map<string, ConsumeMessage[]>,
+    key: string,
+    queue: ConsumeMessage[],
+  ): Promise<void> {
+    const handle = this.runHandler as MessageRunHandler;
+    try {
+      // From idle, the rest of this turn of the event loop: a user's messages of one socket read go together.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      for (let attempt = 1; queue.length > 0;) {
+        // The channel is gone: these messages come again, in order, to whoever consumes the
+        // partition now; handling them here could only put them out of order.
+        if (this.closing || this.consumeChannel !== channel) return;
+        const batch = queue.splice(0, MAX_RUN);
+        let dispositions: Disposition[];
         try {
-          await this.settle(channel, message, disposition);
+          dispositions = await handle(batch.map(incomingOf));
         } catch (error) {
-          this.logger.warn({ err: error }, 'could not settle message; it will be redelivered');
+          const requeue = { action: 'requeue', reason: error instanceof Error ? error.message : String(error) } as const;
+          dispositions = batch.map(() => requeue);
         }
-        return;
+        let done = 0;
+        const settling: Promise<void>[] = [];
+        for (const message of batch) {
+          const disposition = dispositions[done] ?? { action: 'requeue', reason: 'the handler gave no disposition' };
+          if (disposition.action === 'requeue') break;
+          settling.push(this.settleInRun(channel, acks, message, disposition));
+          done++;
+        }
+        await Promise.all(settling);
+        if (done === batch.length) {
+          attempt = 1;
+          continue;
+        }
+        queue.unshift(...batch.slice(done));
+        if (attempt === 1 || attempt % 10 === 0) {
+          const reason = (dispositions[done] as { reason?: string } | undefined)?.reason;
+          this.logger.warn(
+            { reason, routingKey: (batch[done] as ConsumeMessage).fields.routingKey, delayMs: this.names.requeueDelayMs, attempt },
+            "retrying event in place (its user's later events wait)",
+          );
+        }
+        attempt++;
+        await this.hold(Math.max(this.names.requeueDelayMs, 10));
       }
-      if (attempt === 1 || attempt % 10 === 0) {
-        this.logger.warn(
-          { reason: disposition.reason, routingKey: message.fields.routingKey, delayMs: this.names.requeueDelayMs, attempt },
-          "retrying event in place (its user's later events wait)",
-        );
+    } finally {
+      if (runs.get(key) === queue) runs.delete(key);
+    }
+  }
+
+  private async settleInRun(channel: Channel, acks: AckBatcher, message: ConsumeMessage, disposition: Disposition): Promise<void> {
+    if (disposition.action === 'ack') {
+      acks.ack(message);
+      return;
+    }
+    if (disposition.action !== 'dead-letter') return;
+    try {
+      await this.deadLetter(message, disposition.reason);
+      acks.ack(message);
+    } catch (error) {
+      // Our own dead letter failed: let the broker dead-letter it through the queue's
+      // x-dead-letter-exchange (same DLQ, `x-death` instead of our reason header).
+      this.logger.warn({ err: error, reason: disposition.reason }, 'dead-letter publish failed; rejecting to the DLX');
+      try {
+        channel.nack(message, false, false);
+        acks.forget(message);
+      } catch (nackError) {
+        this.logger.warn({ err: nackError }, 'could not settle message; it will be redelivered');
       }
-      await this.hold(Math.max(this.names.requeueDelayMs, 10));
     }
   }
 
