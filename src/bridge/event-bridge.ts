@@ -76,10 +76,18 @@ const BEHIND: Disposition = { action: 'requeue', reason: 'behind an earlier even
 
 /** A message validated and given its owner, waiting for the read model and the fan-out. */
 interface Pending {
+  /** Its place in the run. */
+  readonly index: number;
   readonly normalized: NormalizedMessage;
   readonly draft: GatewayEventDraft;
   readonly log: Logger;
   readonly events: GatewayEvent[];
+}
+
+/** The first message of a run that could not go, and why. */
+interface Failure {
+  readonly index: number;
+  readonly disposition: Disposition;
 }
 
 export interface BridgeCounters {
@@ -193,50 +201,58 @@ export function createEventBridge(deps: {
    * run: it and everything after it are requeued, so nothing of a user overtakes an earlier event.
    */
   const handleRun: MessageRunHandler = async (messages) => {
-    const out: Disposition[] = [];
+    const out: (Disposition | undefined)[] = new Array<Disposition | undefined>(messages.length);
     /** Messages validated and owned, waiting for the read model and the fan-out, in order. */
     let pending: Pending[] = [];
+    /** Messages counted as consumed so far. */
+    let looked = 0;
+    /** `from` is retried; so is every later message not settled yet (dead letters and ignored ones stay settled). */
     const stop = (from: number, disposition: Disposition): Disposition[] => {
       for (let i = from; i < messages.length; i++) {
-        if (i > from) counters.consumed++;
+        if (i >= looked) counters.consumed++;
+        if (i > from && out[i] !== undefined) continue;
         counters.requeued++;
-        out.push(i === from ? disposition : BEHIND);
+        out[i] = i === from ? disposition : BEHIND;
       }
-      return out;
+      return out as Disposition[];
+    };
+    const flush = async (): Promise<Failure | undefined> => {
+      const failed = await publishPending(pending, out);
+      pending = [];
+      return failed;
     };
     for (const [index, message] of messages.entries()) {
       counters.consumed++;
+      looked = index + 1;
       // Every line about this message carries the platform's trace id when it sent one.
       const trace = traceContextOf(message.body, maxMessageBytes);
       const log = trace ? logger.child({ traceId: trace.traceId, traceparent: trace.traceparent }) : logger;
       if (deps.revokeSessions && isSessionRevocationRoutingKey(message.routingKey)) {
         // Revocations are rare: what came before is published first, then they take their turn.
-        const failed = await publishPending(pending, out);
-        pending = [];
-        if (failed) return stop(index, failed);
+        const failed = await flush();
+        if (failed) return stop(failed.index, failed.disposition);
         const disposition = await revoke(message, deps.revokeSessions, log);
         if (disposition.action === 'requeue') return stop(index, disposition);
-        out.push(disposition);
+        out[index] = disposition;
         continue;
       }
-      const prepared = await prepare(message, log);
+      const prepared = await prepare(message, index, log);
       if ('action' in prepared) {
         if (prepared.action !== 'requeue') {
-          out.push(prepared);
+          out[index] = prepared;
           continue;
         }
-        const failed = await publishPending(pending, out);
-        pending = [];
-        return stop(index, failed ?? prepared);
+        const failed = await flush();
+        return failed ? stop(failed.index, failed.disposition) : stop(index, prepared);
       }
       pending.push(prepared);
     }
-    const failed = await publishPending(pending, out);
-    return failed ? stop(out.length, failed) : out;
+    const failed = await flush();
+    return failed ? stop(failed.index, failed.disposition) : (out as Disposition[]);
   };
 
   /** A message validated and owned, or what to do with it instead. */
-  async function prepare(message: IncomingMessage, log: Logger): Promise<Pending | Disposition> {
+  async function prepare(message: IncomingMessage, index: number, log: Logger): Promise<Pending | Disposition> {
     let normalized: NormalizedMessage | undefined;
     try {
       normalized = normalizeMessage(message, maxMessageBytes);
@@ -254,7 +270,7 @@ export function createEventBridge(deps: {
     }
     const draft = normalized.drafts[0] as GatewayEventDraft;
     try {
-      return { normalized, draft, log, events: await resolveOwners(normalized, message.partitionKey) };
+      return { index, normalized, draft, log, events: await resolveOwners(normalized, message.partitionKey) };
     } catch (error) {
       if (error instanceof EventRejection && error.reason === UNKNOWN_OWNER) {
         // The device's own first event may not be applied yet (a backlog, another instance):
@@ -277,22 +293,22 @@ export function createEventBridge(deps: {
 
   /**
    * Applies `pending` to the read model (one batch) and publishes what it applied, in order, in
-   * one call; pushes an `ack` per published message onto `out`. Returns the requeue of the first
-   * message that could not go (it and the ones after it are left for `stop`), or undefined.
+   * one call; sets an `ack` in `out` per published message. Returns the first message that could
+   * not go, with its requeue (it and the ones after it are left for `stop`), or undefined.
    */
-  async function publishPending(pending: readonly Pending[], out: Disposition[]): Promise<Disposition | undefined> {
+  async function publishPending(pending: readonly Pending[], out: (Disposition | undefined)[]): Promise<Failure | undefined> {
     if (pending.length === 0) return undefined;
     // Every `apply` in this turn: one group commit (docs/architecture.md#the-read-model).
     const applied = await Promise.allSettled(pending.map(withEntities));
     let ready = 0;
-    let failure: Disposition | undefined;
+    let failure: Failure | undefined;
     for (const result of applied) {
       if (result.status === 'rejected') {
         const reason: unknown = result.reason;
         const item = pending[ready] as Pending;
         const text = `read model failed: ${reason instanceof Error ? reason.message : String(reason)}`;
         item.log.warn({ eventId: item.draft.eventId, reason: text }, 'event requeued');
-        failure = { action: 'requeue', reason: text };
+        failure = { index: item.index, disposition: { action: 'requeue', reason: text } };
         break;
       }
       ready++;
@@ -307,15 +323,16 @@ export function createEventBridge(deps: {
     try {
       await publisher.publish(items);
     } catch (error) {
+      const first = pending[0] as Pending;
       const reason = `fan-out publish failed: ${error instanceof Error ? error.message : String(error)}`;
-      (pending[0] as Pending).log.warn({ eventId: (pending[0] as Pending).draft.eventId, reason, events: items.length }, 'events requeued');
-      return { action: 'requeue', reason };
+      first.log.warn({ eventId: first.draft.eventId, reason, events: items.length }, 'events requeued');
+      return { index: first.index, disposition: { action: 'requeue', reason } };
     }
     for (let i = 0; i < ready; i++) {
-      const { draft, log, events } = pending[i] as Pending;
+      const { index, draft, log, events } = pending[i] as Pending;
       ownerTries.delete(draft.eventId);
       counters.bridged++;
-      out.push(ACK);
+      out[index] = ACK;
       log.debug({ eventId: draft.eventId, type: draft.type, userId: draft.userId, events: events.length }, 'event bridged');
     }
     return failure;

@@ -16,9 +16,10 @@ export type MessageHandler = (message: IncomingMessage) => Promise<Disposition>;
 
 /**
  * Messages in delivery order, handled as one batch: their read-model writes share a transaction
- * and their fan-out publishes a round trip. One disposition per message, in order; from the first
- * `requeue` on, every later one is `requeue` too (nothing after it was published), so the bus
- * retries from there, in order.
+ * and their fan-out publishes a round trip. One disposition per message, in order. From the first
+ * `requeue` on, every later message is `requeue` too (nothing of them was published) unless it
+ * was settled without publishing anything (dead-lettered, ignored): the bus settles those at once
+ * and retries the requeued ones, in their order, ahead of anything newer.
  */
 export type MessageRunHandler = (messages: readonly IncomingMessage[]) => Promise<Disposition[]>;
 

@@ -441,24 +441,25 @@ export class AmqpEventBus implements EventBus {
           const requeue = { action: 'requeue', reason: error instanceof Error ? error.message : String(error) } as const;
           dispositions = batch.map(() => requeue);
         }
-        let done = 0;
+        const retry: ConsumeMessage[] = [];
+        let firstRetry: { reason: string; routingKey: string } | undefined;
         const settling: Promise<void>[] = [];
-        for (const message of batch) {
-          const disposition = dispositions[done] ?? { action: 'requeue', reason: 'the handler gave no disposition' };
-          if (disposition.action === 'requeue') break;
-          settling.push(this.settleInRun(channel, acks, message, disposition));
-          done++;
+        for (const [i, message] of batch.entries()) {
+          const disposition = dispositions[i] ?? { action: 'requeue', reason: 'the handler gave no disposition' };
+          if (disposition.action === 'requeue') {
+            firstRetry ??= { reason: disposition.reason, routingKey: message.fields.routingKey };
+            retry.push(message);
+          } else settling.push(this.settleInRun(channel, acks, message, disposition));
         }
         await Promise.all(settling);
-        if (done === batch.length) {
+        if (!firstRetry) {
           attempt = 1;
           continue;
         }
-        queue.unshift(...batch.slice(done));
+        queue.unshift(...retry);
         if (attempt === 1 || attempt % 10 === 0) {
-          const reason = (dispositions[done] as { reason?: string } | undefined)?.reason;
           this.logger.warn(
-            { reason, routingKey: (batch[done] as ConsumeMessage).fields.routingKey, delayMs: this.names.requeueDelayMs, attempt },
+            { ...firstRetry, delayMs: this.names.requeueDelayMs, attempt, waiting: queue.length },
             "retrying event in place (its user's later events wait)",
           );
         }

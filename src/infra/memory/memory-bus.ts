@@ -69,21 +69,19 @@ export class MemoryEventBus implements EventBus, RawMessageInjector {
         const dispositions = await handler(batch).catch((error: unknown) =>
           batch.map(() => ({ action: 'requeue', reason: String(error) }) as const),
         );
-        let done = 0;
-        for (const message of batch) {
-          const disposition = dispositions[done] ?? ({ action: 'requeue', reason: 'the handler gave no disposition' } as const);
+        const retry: IncomingMessage[] = [];
+        for (const [i, message] of batch.entries()) {
+          const disposition = dispositions[i] ?? ({ action: 'requeue', reason: 'the handler gave no disposition' } as const);
           if (disposition.action === 'requeue') {
-            this.logger.warn({ reason: disposition.reason }, 'requeueing event');
-            break;
-          }
-          if (disposition.action === 'dead-letter') {
+            if (retry.length === 0) this.logger.warn({ reason: disposition.reason }, 'requeueing event');
+            retry.push(message);
+          } else if (disposition.action === 'dead-letter') {
             this.deadLetters.push({ message, reason: disposition.reason });
             if (this.deadLetters.length > MAX_DEAD_LETTERS) this.deadLetters.shift();
           }
-          done++;
         }
-        if (done < batch.length) {
-          this.pending.unshift(...batch.slice(done));
+        if (retry.length > 0) {
+          this.pending.unshift(...retry);
           await new Promise((resolve) => setTimeout(resolve, REQUEUE_DELAY_MS));
         }
       }
