@@ -35,6 +35,7 @@ import {
   type ExecutionResult,
 } from 'graphql';
 import type { Sink } from '../lib/event-queue';
+import { CompiledPayloads, jitCompiler, type Compiler } from './compiled-execution';
 import type { ErrorFormatter } from './format-error';
 
 /** A stream the fast path can drive (see `EventStream.attach`). */
@@ -57,7 +58,7 @@ export function isPushSource<T>(value: unknown): value is PushSource<T> & AsyncI
  * serialization; each root field returns the event itself. test/unit/push-delivery.test.ts
  * checks that every subscription's full payload equals what the code-first schema produces.
  */
-function eventSchema(schema: GraphQLSchema): GraphQLSchema {
+export function eventSchema(schema: GraphQLSchema): GraphQLSchema {
   const rebuilt = buildASTSchema(parse(printSchema(schema)));
   for (const type of Object.values(schema.getTypeMap())) {
     if (!(type instanceof GraphQLScalarType) || isSpecifiedScalarType(type)) continue;
@@ -96,14 +97,19 @@ export class SharedExecution {
   /** Per document and operation name: the variables its payload can depend on. */
   private readonly payloadVariables = new WeakMap<DocumentNode, Map<string, readonly string[]>>();
   private nextDocumentId = 0;
+  /** The compiled forms of the selections (./compiled-execution.ts); null: graphql-js only. */
+  private readonly compiled: CompiledPayloads | null;
 
   constructor(
     schema: GraphQLSchema,
     private readonly formatError: ErrorFormatter,
-    /** Counts executions (one per event and distinct selection). */
-    private readonly onExecute: () => void = () => undefined,
+    /** Counts executions (one per event and distinct selection): compiled, or by graphql-js. */
+    private readonly onExecute: (compiled: boolean) => void = () => undefined,
+    /** graphql-jit's compileQuery; null executes every payload with graphql-js. */
+    compiler: Compiler | null = jitCompiler,
   ) {
     this.schema = eventSchema(schema);
+    this.compiled = compiler ? new CompiledPayloads(this.schema, compiler) : null;
   }
 
   /**
@@ -173,14 +179,16 @@ export class SharedExecution {
     }
     let json = byKey.get(key);
     if (json === undefined) {
-      json = this.run(event, args);
+      json = this.run(event, key, args);
       byKey.set(key, json);
     }
     return json;
   }
 
-  private run(event: object, args: ExecutionArgs): string {
-    this.onExecute();
+  private run(event: object, key: string, args: ExecutionArgs): string {
+    const compiled = this.compiled?.run(key, args, event, NO_VIEWER);
+    this.onExecute(compiled !== undefined);
+    if (compiled !== undefined) return compiled;
     const result = execute({
       schema: this.schema,
       document: args.document,
