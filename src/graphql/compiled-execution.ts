@@ -11,9 +11,11 @@
  *   its first included one. What is compiled has no conditions left.
  * - The root field's arguments are dropped: they only choose the stream (the root resolver
  *   returns the event and reads none), so no argument or variable is coerced per event.
- * - A result with any error is thrown away and executed again by graphql-js: graphql-jit's
- *   errors are another class, with other messages in places and another null propagation
- *   order. Errors only come from malformed events, so this costs nothing in practice.
+ * - A result with any error is thrown away and executed again by graphql-js: graphql-jit builds
+ *   errors its own way (its own constructor, messages of its own for a leaf that does not
+ *   serialize, its own null-propagation pass). Rather than prove each equal, the error path is
+ *   graphql-js'; errors only come from malformed events, so the second execution costs nothing
+ *   in practice.
  * - A leaf serializer that returns null or undefined is an error in graphql-js but a null (or an
  *   error) in graphql-jit: every serializer is wrapped to throw then, so that event falls back.
  * - A selection graphql-jit refuses to compile, or whose compiled function throws, executes on
@@ -23,7 +25,11 @@
  *
  * Compiled forms hang off the document (a WeakMap, like SharedExecution's other per-document
  * data: documents are shared by query text through the 1,000-entry document cache and live as
- * long as a subscription or that cache holds them), at most MAX_VARIANTS per document.
+ * long as a subscription or that cache holds them), at most MAX_VARIANTS per document and
+ * MAX_COMPILED alive in all (one is ≈36 KB of heap and about a millisecond to compile): past
+ * either, graphql-js executes the new selection. A document's forms are counted off when it is
+ * collected. Compiling on a selection's first event is fine: documents are shared by query text,
+ * so a process compiles each of its clients' few documents once.
  */
 import {
   getDirectiveValues,
@@ -48,8 +54,11 @@ import {
 } from 'graphql';
 import { compileQuery, isCompiledQuery, type CompiledQuery, type CompilerOptions } from 'graphql-jit';
 
-/** Compiled selections per document (distinct operation and @skip/@include values); past it, graphql-js. */
-export const MAX_VARIANTS = 32;
+/** Compiled selections per document (distinct operations and @skip/@include values); past it, graphql-js. */
+export const MAX_VARIANTS = 16;
+
+/** Compiled selections alive at once (the document cache's size); past it, graphql-js. */
+export const MAX_COMPILED = 1_000;
 
 /** What graphql-jit's compileQuery is called as (a test replaces it to force the fallback). */
 export type Compiler = (
@@ -65,16 +74,33 @@ export const jitCompiler: Compiler = compileQuery;
 /** A selection's compiled form, or null: graphql-js executes it. */
 type Compiled = CompiledQuery | null;
 
+/** A document's selections, and how many of them are compiled (counted off the total when it goes). */
+interface Variants {
+  readonly byKey: Map<string, Compiled>;
+  readonly held: { compiled: number };
+}
+
 export class CompiledPayloads {
-  private readonly byDocument = new WeakMap<DocumentNode, Map<string, Compiled>>();
+  private readonly byDocument = new WeakMap<DocumentNode, Variants>();
   private readonly options: Partial<CompilerOptions>;
+  /** Compiled selections of the documents still alive. */
+  private alive = 0;
+  private readonly collected = new FinalizationRegistry<Variants['held']>((held) => {
+    this.alive -= held.compiled;
+  });
 
   constructor(
     /** The resolver-free event schema (push-delivery.ts `eventSchema`). */
     private readonly schema: GraphQLSchema,
     private readonly compile: Compiler = jitCompiler,
+    private readonly maxCompiled = MAX_COMPILED,
   ) {
     this.options = { customSerializers: strictSerializers(schema) };
+  }
+
+  /** Compiled selections alive now. */
+  get size(): number {
+    return this.alive;
   }
 
   /**
@@ -98,14 +124,20 @@ export class CompiledPayloads {
   private compiled(key: string, args: ExecutionArgs): Compiled {
     let variants = this.byDocument.get(args.document);
     if (variants === undefined) {
-      variants = new Map();
+      variants = { byKey: new Map(), held: { compiled: 0 } };
       this.byDocument.set(args.document, variants);
+      this.collected.register(args.document, variants.held);
     }
-    let compiled = variants.get(key);
+    let compiled = variants.byKey.get(key);
     if (compiled === undefined) {
-      if (variants.size >= MAX_VARIANTS) return null;
+      // Full: not remembered, so the selection compiles once there is room again.
+      if (variants.byKey.size >= MAX_VARIANTS || this.alive >= this.maxCompiled) return null;
       compiled = this.compileSelection(args);
-      variants.set(key, compiled);
+      variants.byKey.set(key, compiled);
+      if (compiled) {
+        variants.held.compiled++;
+        this.alive++;
+      }
     }
     return compiled;
   }

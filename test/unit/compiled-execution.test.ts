@@ -373,6 +373,18 @@ describe('graphql-js produces what the compiled form would not give exactly', ()
     expect(compilations).toBe(MAX_VARIANTS);
     expect(taken).toEqual(Array.from({ length: 63 }, (_, n) => n + 1 < MAX_VARIANTS));
   });
+  it('keeps at most maxCompiled selections compiled in all; the others execute on graphql-js', () => {
+    const s = buildSchema('type Query { ok: Boolean } type E { v: Int } type Subscription { e: E! }');
+    s.getSubscriptionType()!.getFields().e!.resolve = (event: unknown) => event;
+    const payloads = new CompiledPayloads(s, jitCompiler, 2);
+    const documents = [1, 2, 3].map((n) => parse(`subscription { e { v${n}: v } }`));
+    const texts = documents.map((document, n) => payloads.run(`k${n}`, { schema: s, document }, { v: n }, {}));
+    expect(texts).toEqual(['{"data":{"e":{"v1":0}}}', '{"data":{"e":{"v2":1}}}', undefined]);
+    expect(payloads.size).toBe(2);
+    // Not remembered as refused: the third is tried again (and still finds no room).
+    expect(payloads.run('k2', { schema: s, document: documents[2]! }, { v: 2 }, {})).toBeUndefined();
+    expect(payloads.run('k0', { schema: s, document: documents[0]! }, { v: 5 }, {})).toBe('{"data":{"e":{"v1":5}}}');
+  });
 });
 
 describe('unconditional', () => {
