@@ -28,6 +28,7 @@ import type { AuthUser, ConnectionControl, GraphQLContext, Services, TransportNa
 import { ErrorCode } from '../contracts/errors';
 import type { GatewayEvent } from '../contracts/events';
 import type { ConnectionRegistry, RateLimiter, RevocationStore } from '../contracts/ports';
+import { Deadlines } from '../lib/deadlines';
 import { DocumentCache, type DocumentLimits } from './documents';
 import type { ErrorFormatter } from './format-error';
 import { containsNul, NUL_MESSAGE } from './nul-guard';
@@ -155,8 +156,13 @@ export class OperationLayer {
   readonly execution: SharedExecution;
   private readonly documents: DocumentCache;
   private connectionSeq = 0;
-  /** This instance's open sessions by user, for revocation. */
-  private readonly sessions = new Map<string, Set<Session>>();
+  /**
+   * This instance's open sessions by user, for revocation: the session itself while a user has
+   * one (most do; a Set each would cost more than the session), a Set from the second.
+   */
+  private readonly sessions = new Map<string, Session | Set<Session>>();
+  /** @internal Every session's token expiry, on one timer. */
+  readonly expiries = new Deadlines<Session>((session) => session.expire());
 
   constructor(
     readonly schema: GraphQLSchema,
@@ -185,7 +191,9 @@ export class OperationLayer {
   /** Ends this instance's sessions of `userId` whose token predates the revocation. */
   private revokeLocal(userId: string, revokedAt: number): void {
     this.sessionCounters.revocations++;
-    const mine = [...(this.sessions.get(userId) ?? [])].filter((session) => issuedBeforeRevocation(session.user, revokedAt));
+    const entry = this.sessions.get(userId);
+    const all = entry === undefined ? [] : entry instanceof Set ? [...entry] : [entry];
+    const mine = all.filter((session) => issuedBeforeRevocation(session.user, revokedAt));
     if (mine.length > 0) this.deps.logger.info({ userId, sessions: mine.length }, 'sessions revoked: ending connections');
     for (const session of mine) session.revoke();
   }
@@ -197,9 +205,11 @@ export class OperationLayer {
 
   /** @internal */
   opened(session: Session): void {
-    const mine = this.sessions.get(session.user.id) ?? new Set<Session>();
-    mine.add(session);
-    this.sessions.set(session.user.id, mine);
+    const userId = session.user.id;
+    const mine = this.sessions.get(userId);
+    if (mine === undefined) this.sessions.set(userId, session);
+    else if (mine instanceof Set) mine.add(session);
+    else this.sessions.set(userId, new Set([mine, session]));
     const counters = this.sessionCounters.transports[session.transport];
     counters.open++;
     counters.opened++;
@@ -207,9 +217,14 @@ export class OperationLayer {
 
   /** @internal */
   closed(session: Session): void {
-    const mine = this.sessions.get(session.user.id);
-    mine?.delete(session);
-    if (mine?.size === 0) this.sessions.delete(session.user.id);
+    const userId = session.user.id;
+    const mine = this.sessions.get(userId);
+    if (mine === session) this.sessions.delete(userId);
+    else if (mine instanceof Set) {
+      mine.delete(session);
+      if (mine.size === 1) this.sessions.set(userId, mine.values().next().value as Session);
+      else if (mine.size === 0) this.sessions.delete(userId);
+    }
     this.sessionCounters.transports[session.transport].open--;
   }
 
@@ -241,13 +256,13 @@ export class OperationLayer {
     }
     // The clock tolerance helps HTTP; a connection would be ended at expiry at once anyway.
     if (user.expiresAt <= Date.now()) return { refused: 'forbidden', reason: 'Forbidden' };
-    const connectionId = `${this.deps.instanceId}:${++this.connectionSeq}`;
-    if (!(await this.deps.connections.acquire(user.id, connectionId))) {
+    const seq = ++this.connectionSeq;
+    if (!(await this.deps.connections.acquire(user.id, this.connectionId(seq)))) {
       this.counters.socketLimitCloses++;
       this.deps.logger.info({ userId: user.id }, 'too many connections for this user');
       return { refused: 'too-many-connections', reason: 'Too many connections for this user' };
     }
-    const session = new Session(this, user, connectionId, transport, name);
+    const session = new Session(this, user, seq, transport, name);
     this.opened(session);
     return session;
   }
@@ -268,6 +283,11 @@ export class OperationLayer {
     return new GraphQLError(`Rate limit exceeded: retry after ${decision.retryAfterSec} s`, {
       extensions: { code: ErrorCode.RATE_LIMITED, retryAfter: decision.retryAfterSec },
     });
+  }
+
+  /** @internal A connection's id in the shared registry: built when needed, not kept per session. */
+  connectionId(seq: number): string {
+    return `${this.deps.instanceId}:${seq}`;
   }
 
   /** @internal */

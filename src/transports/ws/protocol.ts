@@ -104,8 +104,14 @@ export abstract class GraphQLTransportWsProtocol implements OperationSink, Sessi
   connectionClosed(): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.initTimer);
+    this.clearInitTimer();
     this.session?.end();
+  }
+
+  /** Cleared and dropped: a cleared `Timeout` kept in a field would stay on the heap as long as the socket. */
+  private clearInitTimer(): void {
+    clearTimeout(this.initTimer);
+    this.initTimer = undefined;
   }
 
   private async handle(text: string): Promise<void> {
@@ -141,7 +147,7 @@ export abstract class GraphQLTransportWsProtocol implements OperationSink, Sessi
   private async init(payload: unknown): Promise<void> {
     if (this.initReceived) return this.close(CloseCode.TooManyInitialisationRequests, 'Too many initialisation requests');
     this.initReceived = true;
-    clearTimeout(this.initTimer);
+    this.clearInitTimer();
     const opened = await this.layer.openSession(tokenFromConnectionParams(payload), this);
     if (!('start' in opened)) {
       if (this.closed) return;
