@@ -21,7 +21,7 @@
  * the new operation answered and nothing more of the cancelled one (a shared placeholder would
  * let the cancelled one take the new one's place).
  */
-import { GraphQLError, type ExecutionResult, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import { GraphQLError, type ExecutionArgs, type ExecutionResult, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import type { Logger } from 'pino';
 import { issuedBeforeRevocation } from '../auth/revocation';
 import type { AuthUser, ConnectionControl, GraphQLContext, Services, TransportName } from '../contracts/context';
@@ -56,6 +56,18 @@ export interface WireResult {
   readonly errors?: readonly GraphQLFormattedError[];
   readonly extensions?: unknown;
 }
+
+/**
+ * What a pushed subscription's payload depends on (`SharedExecution.selectionKey`), one object per
+ * distinct key shared by every operation with it: the arguments the payload is executed with.
+ */
+export interface Selection {
+  readonly key: string;
+  readonly args: ExecutionArgs;
+}
+
+/** Distinct selections shared as one object each (a cap, not an LRU: clients send a few documents). */
+const MAX_SHARED_SELECTIONS = 10_000;
 
 /** What a transport sees of an operation: its id (and the id as JSON text, for frames). */
 export interface OperationRef {
@@ -163,6 +175,7 @@ export class OperationLayer {
   private readonly sessions = new Map<string, Session | Set<Session>>();
   /** @internal Every session's token expiry, on one timer. */
   readonly expiries = new Deadlines<Session>((session) => session.expire());
+  private readonly selections = new Map<string, Selection>();
 
   constructor(
     readonly schema: GraphQLSchema,
@@ -283,6 +296,19 @@ export class OperationLayer {
     return new GraphQLError(`Rate limit exceeded: retry after ${decision.retryAfterSec} s`, {
       extensions: { code: ErrorCode.RATE_LIMITED, retryAfter: decision.retryAfterSec },
     });
+  }
+
+  /**
+   * @internal The shared `Selection` of a subscription's payload arguments: operations that differ
+   * only in what does not change the payload (`after`, `userId`, `deviceId`) share one object.
+   */
+  selection(args: ExecutionArgs): Selection {
+    const key = this.execution.selectionKey(args);
+    const shared = this.selections.get(key);
+    if (shared !== undefined) return shared;
+    const selection: Selection = { key, args };
+    if (this.selections.size < MAX_SHARED_SELECTIONS) this.selections.set(key, selection);
+    return selection;
   }
 
   /** @internal A connection's id in the shared registry: built when needed, not kept per session. */

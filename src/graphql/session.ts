@@ -25,9 +25,17 @@ import { BadUserInputError, ForbiddenError, TooManySubscriptionsError } from '..
 import type { GatewayEvent } from '../contracts/events';
 import type { Consumer } from '../lib/event-queue';
 import type { Scheduled } from '../lib/deadlines';
+import { SmallMap } from '../lib/small-map';
 import { isPushSource, type PushSource } from './push-delivery';
 
-import type { OperationLayer, OperationRef, OperationRequest, OperationSink, SessionTransport } from './operation-layer';
+import type { OperationLayer, OperationRef, OperationRequest, OperationSink, Selection, SessionTransport } from './operation-layer';
+
+/** The payload last handed out, by event and selection (each layer interns its own). */
+const LAST_PAYLOAD: { event: object | undefined; selection: Selection | undefined; json: string } = {
+  event: undefined,
+  selection: undefined,
+  json: '',
+};
 
 /**
  * One operation while it lives in its session; its identity is what `Session.live` compares. A
@@ -38,8 +46,7 @@ class Operation implements OperationRef, Consumer<object> {
   readonly idJson: string;
   /** Set once a subscription's stream is attached. */
   source: PushSource<object> | undefined;
-  private selection: ExecutionArgs | undefined;
-  private key = '';
+  private selection: Selection | undefined;
 
   constructor(
     readonly id: string,
@@ -50,10 +57,9 @@ class Operation implements OperationRef, Consumer<object> {
     this.idJson = JSON.stringify(id);
   }
 
-  attach(source: PushSource<object>, selection: ExecutionArgs, key: string): void {
+  attach(source: PushSource<object>, selection: Selection): void {
     this.source = source;
     this.selection = selection;
-    this.key = key;
     source.attach(this);
   }
 
@@ -61,7 +67,15 @@ class Operation implements OperationRef, Consumer<object> {
   offer(event: object): boolean {
     const { sink } = this;
     if (!sink.ready(this)) return false;
-    sink.next(this, this.layer.execution.payload(event, this.key, this.selection as ExecutionArgs), event as GatewayEvent);
+    // An event reaches its subscribers one after another: most ask for the payload just made.
+    const last = LAST_PAYLOAD;
+    const selection = this.selection!;
+    if (event !== last.event || selection !== last.selection) {
+      last.json = this.layer.execution.payload(event, selection.key, selection.args);
+      last.event = event;
+      last.selection = selection;
+    }
+    sink.next(this, last.json, event as GatewayEvent);
     return true;
   }
 
@@ -81,7 +95,8 @@ class Operation implements OperationRef, Consumer<object> {
  * its own) and its slot in the per-user count.
  */
 export class Session implements ConnectionControl, Scheduled {
-  private readonly operations = new Map<string, Operation>();
+  /** Usually one or two: no `Map` for the first (heap per socket). */
+  private readonly operations = new SmallMap<string, Operation>();
   private closed = false;
   private slowEnded = false;
   private current: AuthUser;
@@ -209,7 +224,7 @@ export class Session implements ConnectionControl, Scheduled {
       operationName: args.operationName,
       variableValues: args.variableValues,
     };
-    operation.attach(source, selection, layer.execution.selectionKey(selection));
+    operation.attach(source, layer.selection(selection));
   }
 
   /** @internal A subscription's stream ended by itself (not by `stop` or the connection). */
@@ -259,7 +274,7 @@ export class Session implements ConnectionControl, Scheduled {
   }
 
   private stopAll(): void {
-    const operations = [...this.operations.values()];
+    const operations = this.operations.values();
     this.operations.clear();
     for (const operation of operations) operation.stop();
   }
