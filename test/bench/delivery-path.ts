@@ -9,8 +9,8 @@
  *
  *   npm run -s build && npx tsc -p test --noEmit false --outDir .tmp/bench &&
  *   node .tmp/bench/test/bench/delivery-path.js [--c 1000] [--events 200] [--rate 20] [--rounds 2]
- *     [--servers gateway,raw] [--ids shared|distinct] [--profile] [--snapshot]
- *     [--gateway-env K=V,K=V]
+ *     [--servers gateway,raw] [--ids shared|distinct] [--profile] [--perf] [--snapshot]
+ *     [--gateway-env K=V,K=V]   (DELIVERY_NODE_ARGS: extra node flags for the servers, e.g. --trace-gc)
  *
  * - gateway: `buildApp` from dist/ with its own database and topic prefix, the in-process event
  *   bus (idle), Redis for pub/sub; raw: a plain `ws` server on a Redis PSUBSCRIBE, each message
@@ -19,7 +19,8 @@
  *   UUID per operation), so no frame can be shared whole; `shared` (default) is the bench's one id.
  * - heap per socket: after `gc()`, subscribed minus idle (after 50 clients came and went), / C.
  * - `--profile`: each server's measured window, summarized like the bench's (profile.ts);
- *   `--snapshot`: heap snapshots of each server idle and subscribed (.tmp/profiles/), to compare.
+ *   `--perf`: `perf record -g` of each server's measured window; `--snapshot`: heap snapshots of
+ *   each server idle and subscribed (.tmp/profiles/), to compare.
  * Each server runs in its own process pinned to core 0, this process (clients, publisher) on core 1.
  */
 import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
