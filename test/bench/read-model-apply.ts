@@ -85,7 +85,7 @@ async function main(): Promise<void> {
   const monitor = new pg.Client({ connectionString: testDb.url });
   await monitor.connect();
   // BENCH_RETAIN=1: also write the durable event log (docs/decisions/0300), to compare its cost.
-  const readModel = createReadModelService({ prisma: () => db.prisma, retainEvents: process.env.BENCH_RETAIN === '1' });
+  const readModel = createReadModelService({ prisma: () => db.prisma, sql: () => db.sql, retainEvents: process.env.BENCH_RETAIN === '1' });
   const measure = async (round: string, shape: Record<string, number>, run: () => Promise<number>) => {
     const pgBefore = await backendCpu(monitor, testDb.name);
     const cpu = process.cpuUsage();
