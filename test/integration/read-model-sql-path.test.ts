@@ -3,7 +3,8 @@
  * PGlite: a redelivered batch changes nothing (rows, versions, times, claims) and its events carry
  * the same entities; an older event after a newer one changes nothing and carries the newer row;
  * and the entities a batch carries are byte for byte those the Prisma path (a batch that also
- * holds a rare event) gives for the same events.
+ * holds a rare event) gives for the same events. And the statements reach the rows they name
+ * through the primary key, not by scanning the table, whatever its size.
  */
 import 'reflect-metadata';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import type { GatewayEvent } from '../../src/contracts/events';
-import type { SqlExecutor } from '../../src/contracts/ports';
+import type { SqlExecutor, SqlStatement } from '../../src/contracts/ports';
 import { createReadModelService } from '../../src/domains/read-model/read-model.service';
 import { openDatabase, type Database } from '../../src/infra/db/database';
 import { createTestDatabase, uniqueId, type TestDatabase } from '../helpers/services';
@@ -210,4 +211,40 @@ describe.each(['postgres', 'embedded'] as const)('on %s', (kind) => {
     expect(wire(prismaOut, b, 'tagbb')).toBe(wire(sqlOut, a, 'tagaa'));
     expect(sqlOut[4]).toMatchObject({ order: { status: 'COMPLETED', amount: '59.90', planId: 'pro', version: 1 } });
   });
+
+  it('updates and locks the rows of a large table through its primary key, never by scanning it', async () => {
+    const tag = uniqueId('big');
+    const device = (i: number, minute: number): GatewayEvent => ({
+      family: 'device',
+      eventId: `${tag}-${minute}-${i}`,
+      type: 'device.status.changed',
+      userId: `${tag}-u${i}`,
+      occurredAt: at(minute),
+      deviceId: `${tag}-d${i}`,
+      status: minute % 2 ? 'RUNNING' : 'STOPPED',
+    });
+    const model = readModel();
+    await Promise.all(Array.from({ length: 3000 }, (_, i) => model.apply(device(i, 1))));
+    await db.sql.query({ text: 'ANALYZE device', values: [] });
+    // One event's statements, as the read model sends them.
+    const sent: SqlStatement[] = [];
+    const capturing = createReadModelService({
+      prisma: () => db.prisma,
+      sql: () => ({
+        query: (statement) => db.sql.query(statement),
+        transaction: (work) =>
+          db.sql.transaction((session) =>
+            work({ query: (statement, options) => (sent.push(statement), session.query(statement, options)) }),
+          ),
+      }),
+    });
+    expect(await capturing.apply(device(7, 2))).toMatchObject({ device: { status: 'STOPPED', version: 2 } });
+    expect(sent).toHaveLength(2);
+    for (const statement of sent) {
+      const rows = await db.sql.query<{ 'QUERY PLAN': string }>({ text: `EXPLAIN ${statement.text}`, values: statement.values });
+      const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
+      expect(plan).toMatch(/Index Scan (using|on) device_pkey/);
+      expect(plan).not.toMatch(/Seq Scan on device/);
+    }
+  }, 120_000);
 });

@@ -257,11 +257,15 @@ async function write(
   plans.forEach(({ table, updates, inserts }, i) => {
     const { table: name, key, updatable, insertable, rowJson } = table.folding;
     if (updates.length > 0) {
+      // The keys again, as the lock has them: the planner cannot see how many rows the JSON holds
+      // (it assumes 100) and would otherwise join by scanning the whole table (38 ms at 20,000
+      // devices, for one row); `= ANY` of them is an index scan of the rows named.
+      const keys = JSON.stringify(updates.map((update) => update.key));
       ctes.push(Prisma.sql`${raw(`u${i}`)} AS (
         UPDATE ${raw(name)} AS t
         SET (${raw(updatable.join(', '))}) = (SELECT ${raw(updatable.map((c) => `r.${c}`).join(', '))} FROM jsonb_populate_record(t, p.patch) AS r)
         FROM jsonb_to_recordset(${JSON.stringify(updates)}::jsonb) AS p(key text, patch jsonb)
-        WHERE t.${raw(key)} = p.key
+        WHERE t.${raw(key)} = p.key AND t.${raw(key)} = ANY(ARRAY(SELECT jsonb_array_elements_text(${keys}::jsonb)))
         RETURNING t.${raw(key)} AS key, ${raw(rowJson)} AS row)`);
       selects.push(Prisma.sql`SELECT ${name} AS tbl, key, false AS ins, row FROM ${raw(`u${i}`)}`);
     }
