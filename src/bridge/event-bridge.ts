@@ -31,11 +31,12 @@ import {
   type NormalizedMessage,
 } from '../contracts/events';
 import type { EventFamily } from '../contracts/routing';
-import type { Disposition, EventPubSub, MessageHandler, ReadModel } from '../contracts/ports';
+import type { Disposition, EventPubSub, MessageHandler, MessageRunHandler, PublishItem, ReadModel } from '../contracts/ports';
 import { userOfPartitionKey, type RouteDecision } from '../contracts/partition';
 import { isSessionRevocationRoutingKey } from '../contracts/routing';
 import type { Topics } from '../contracts/topics';
 import { traceContextOf } from '../contracts/trace';
+import { PublishCoalescer } from './publish-coalescer';
 
 /** Events remembered while they wait for their device's owner; past it the oldest is forgotten. */
 const MAX_OWNER_WAITS = 10_000;
@@ -69,6 +70,26 @@ export function perUserEventId(eventId: string, userId: string): string {
 /** The dead-letter reason of an event naming a device nobody is known to own (docs/events.md#owner-lookup). */
 export const UNKNOWN_OWNER = 'unknown owner';
 
+const ACK: Disposition = { action: 'ack' };
+/** What the messages after a retried one in its run get: they wait for it, in order. */
+const BEHIND: Disposition = { action: 'requeue', reason: 'behind an earlier event that is retried' };
+
+/** A message validated and given its owner, waiting for the read model and the fan-out. */
+interface Pending {
+  /** Its place in the run. */
+  readonly index: number;
+  readonly normalized: NormalizedMessage;
+  readonly draft: GatewayEventDraft;
+  readonly log: Logger;
+  readonly events: GatewayEvent[];
+}
+
+/** The first message of a run that could not go, and why. */
+interface Failure {
+  readonly index: number;
+  readonly disposition: Disposition;
+}
+
 export interface BridgeCounters {
   /** Every message handed to the bridge (the sum of the outcomes below). */
   consumed: number;
@@ -84,6 +105,8 @@ export interface BridgeCounters {
 
 export interface EventBridge {
   readonly handle: MessageHandler;
+  /** A run of messages (what one user has waiting), handled as one batch. */
+  readonly handleRun: MessageRunHandler;
   readonly counters: Readonly<BridgeCounters>;
   /**
    * Counts a message the partitioned ingest's router settled in the bridge's place (it
@@ -155,13 +178,14 @@ export function createEventBridge(deps: {
    * a notification to its audience's topic (one publish for everyone, a tenant or a role) and the
    * notifications log; a system event to the administrators' topic and the system log.
    */
-  function publish(event: GatewayEvent): Promise<void> {
+  function publishItem(event: GatewayEvent): PublishItem {
     if (event.family === 'notification') {
-      return pubsub.publish(topics.audience(event.audience.scope, event.audience.id), event, { log: topics.notificationLog() });
+      return { topic: topics.audience(event.audience.scope, event.audience.id), event, options: { log: topics.notificationLog() } };
     }
-    if (event.family === 'system') return pubsub.publish(topics.system(), event, { log: topics.systemLog() });
-    return pubsub.publish(topics.user(event.family, event.userId), event);
+    if (event.family === 'system') return { topic: topics.system(), event, options: { log: topics.systemLog() } };
+    return { topic: topics.user(event.family, event.userId), event };
   }
+  const publisher = new PublishCoalescer(pubsub);
 
   const deadLetter = (reason: string, message: { routingKey: string; messageId?: string }, log: Logger): Disposition => {
     counters.deadLettered++;
@@ -169,12 +193,66 @@ export function createEventBridge(deps: {
     return { action: 'dead-letter', reason };
   };
 
-  const handle: MessageHandler = async (message): Promise<Disposition> => {
-    counters.consumed++;
-    // Every line about this message carries the platform's trace id when it sent one.
-    const trace = traceContextOf(message.body, maxMessageBytes);
-    const log = trace ? logger.child({ traceId: trace.traceId, traceparent: trace.traceparent }) : logger;
-    if (deps.revokeSessions && isSessionRevocationRoutingKey(message.routingKey)) return revoke(message, deps.revokeSessions, log);
+  /**
+   * A run of messages in delivery order (docs/architecture.md#batches): each is validated and
+   * given its owner one after another; the read model applies the run's events in one batch (all
+   * `apply` calls in one turn: one group commit, with every other run's of that turn), and the
+   * fan-out takes them in one publish, in order. The first message that must be retried stops the
+   * run: it and everything after it are requeued, so nothing of a user overtakes an earlier event.
+   */
+  const handleRun: MessageRunHandler = async (messages) => {
+    const out: (Disposition | undefined)[] = new Array<Disposition | undefined>(messages.length);
+    /** Messages validated and owned, waiting for the read model and the fan-out, in order. */
+    let pending: Pending[] = [];
+    /** Messages counted as consumed so far. */
+    let looked = 0;
+    /** `from` is retried; so is every later message not settled yet (dead letters and ignored ones stay settled). */
+    const stop = (from: number, disposition: Disposition): Disposition[] => {
+      for (let i = from; i < messages.length; i++) {
+        if (i >= looked) counters.consumed++;
+        if (i > from && out[i] !== undefined) continue;
+        counters.requeued++;
+        out[i] = i === from ? disposition : BEHIND;
+      }
+      return out as Disposition[];
+    };
+    const flush = async (): Promise<Failure | undefined> => {
+      const failed = await publishPending(pending, out);
+      pending = [];
+      return failed;
+    };
+    for (const [index, message] of messages.entries()) {
+      counters.consumed++;
+      looked = index + 1;
+      // Every line about this message carries the platform's trace id when it sent one.
+      const trace = traceContextOf(message.body, maxMessageBytes);
+      const log = trace ? logger.child({ traceId: trace.traceId, traceparent: trace.traceparent }) : logger;
+      if (deps.revokeSessions && isSessionRevocationRoutingKey(message.routingKey)) {
+        // Revocations are rare: what came before is published first, then they take their turn.
+        const failed = await flush();
+        if (failed) return stop(failed.index, failed.disposition);
+        const disposition = await revoke(message, deps.revokeSessions, log);
+        if (disposition.action === 'requeue') return stop(index, disposition);
+        out[index] = disposition;
+        continue;
+      }
+      const prepared = await prepare(message, index, log);
+      if ('action' in prepared) {
+        if (prepared.action !== 'requeue') {
+          out[index] = prepared;
+          continue;
+        }
+        const failed = await flush();
+        return failed ? stop(failed.index, failed.disposition) : stop(index, prepared);
+      }
+      pending.push(prepared);
+    }
+    const failed = await flush();
+    return failed ? stop(failed.index, failed.disposition) : (out as Disposition[]);
+  };
+
+  /** A message validated and owned, or what to do with it instead. */
+  async function prepare(message: IncomingMessage, index: number, log: Logger): Promise<Pending | Disposition> {
     let normalized: NormalizedMessage | undefined;
     try {
       normalized = normalizeMessage(message, maxMessageBytes);
@@ -188,17 +266,11 @@ export function createEventBridge(deps: {
     if (!normalized) {
       counters.ignored++;
       log.debug({ routingKey: message.routingKey }, 'event ignored: no subscription takes this routing key');
-      return { action: 'ack' };
+      return ACK;
     }
     const draft = normalized.drafts[0] as GatewayEventDraft;
-    let events: GatewayEvent[];
     try {
-      events = await resolveOwners(normalized, message.partitionKey);
-      const primary = events[0];
-      // The read model hands the event back carrying its entity as written (no query per delivery).
-      if (primary && readModel && normalized.route.owner !== 'installations' && READ_MODEL_FAMILIES.has(primary.family)) {
-        events = [await readModel.apply(primary), ...events.slice(1)];
-      }
+      return { index, normalized, draft, log, events: await resolveOwners(normalized, message.partitionKey) };
     } catch (error) {
       if (error instanceof EventRejection && error.reason === UNKNOWN_OWNER) {
         // The device's own first event may not be applied yet (a backlog, another instance):
@@ -208,30 +280,72 @@ export function createEventBridge(deps: {
         if (tries >= ownerAttempts) return deadLetter(UNKNOWN_OWNER, message, log);
         ownerTries.set(draft.eventId, tries);
         if (ownerTries.size > MAX_OWNER_WAITS) ownerTries.delete(ownerTries.keys().next().value as string);
-        counters.requeued++;
         const reason = `owner of the device not known yet (try ${tries} of ${ownerAttempts})`;
         log.debug({ eventId: draft.eventId, reason }, 'event requeued');
         return { action: 'requeue', reason };
       }
       if (error instanceof EventRejection) return deadLetter(error.reason, message, log);
-      counters.requeued++;
       const reason = `read model failed: ${error instanceof Error ? error.message : String(error)}`;
       log.warn({ eventId: draft.eventId, reason }, 'event requeued');
       return { action: 'requeue', reason };
     }
-    try {
-      for (const event of published(normalized, events)) await publish(event);
-    } catch (error) {
-      counters.requeued++;
-      const reason = `fan-out publish failed: ${error instanceof Error ? error.message : String(error)}`;
-      log.warn({ eventId: draft.eventId, reason }, 'event requeued');
-      return { action: 'requeue', reason };
+  }
+
+  /**
+   * Applies `pending` to the read model (one batch) and publishes what it applied, in order, in
+   * one call; sets an `ack` in `out` per published message. Returns the first message that could
+   * not go, with its requeue (it and the ones after it are left for `stop`), or undefined.
+   */
+  async function publishPending(pending: readonly Pending[], out: (Disposition | undefined)[]): Promise<Failure | undefined> {
+    if (pending.length === 0) return undefined;
+    // Every `apply` in this turn: one group commit (docs/architecture.md#the-read-model).
+    const applied = await Promise.allSettled(pending.map(withEntities));
+    let ready = 0;
+    let failure: Failure | undefined;
+    for (const result of applied) {
+      if (result.status === 'rejected') {
+        const reason: unknown = result.reason;
+        const item = pending[ready] as Pending;
+        const text = `read model failed: ${reason instanceof Error ? reason.message : String(reason)}`;
+        item.log.warn({ eventId: item.draft.eventId, reason: text }, 'event requeued');
+        failure = { index: item.index, disposition: { action: 'requeue', reason: text } };
+        break;
+      }
+      ready++;
     }
-    ownerTries.delete(draft.eventId);
-    counters.bridged++;
-    log.debug({ eventId: draft.eventId, type: draft.type, userId: draft.userId, events: events.length }, 'event bridged');
-    return { action: 'ack' };
-  };
+    const items: PublishItem[] = [];
+    for (let i = 0; i < ready; i++) {
+      const item = pending[i] as Pending;
+      for (const event of published(item.normalized, (applied[i] as PromiseFulfilledResult<GatewayEvent[]>).value)) {
+        items.push(publishItem(event));
+      }
+    }
+    try {
+      await publisher.publish(items);
+    } catch (error) {
+      const first = pending[0] as Pending;
+      const reason = `fan-out publish failed: ${error instanceof Error ? error.message : String(error)}`;
+      first.log.warn({ eventId: first.draft.eventId, reason, events: items.length }, 'events requeued');
+      return { index: first.index, disposition: { action: 'requeue', reason } };
+    }
+    for (let i = 0; i < ready; i++) {
+      const { index, draft, log, events } = pending[i] as Pending;
+      ownerTries.delete(draft.eventId);
+      counters.bridged++;
+      out[index] = ACK;
+      log.debug({ eventId: draft.eventId, type: draft.type, userId: draft.userId, events: events.length }, 'event bridged');
+    }
+    return failure;
+  }
+
+  /** The message's events, the first carrying its entity as the read model wrote it (no query per delivery). */
+  async function withEntities({ normalized, events }: Pending): Promise<GatewayEvent[]> {
+    const primary = events[0];
+    if (!primary || !readModel || normalized.route.owner === 'installations' || !READ_MODEL_FAMILIES.has(primary.family)) return events;
+    return [await readModel.apply(primary), ...events.slice(1)];
+  }
+
+  const handle: MessageHandler = async (message) => (await handleRun([message]))[0] as Disposition;
 
   async function revoke(message: IncomingMessage, revokeSessions: (userId: string) => Promise<unknown>, log: Logger): Promise<Disposition> {
     let userId: string;
@@ -260,7 +374,7 @@ export function createEventBridge(deps: {
     else counters.ignored++;
   };
 
-  return { handle, counters, countRouted };
+  return { handle, handleRun, counters, countRouted };
 }
 
 /**

@@ -14,6 +14,28 @@ export type Disposition =
 
 export type MessageHandler = (message: IncomingMessage) => Promise<Disposition>;
 
+/**
+ * Messages in delivery order, handled as one batch: their read-model writes share a transaction
+ * and their fan-out publishes a round trip. One disposition per message, in order. From the first
+ * `requeue` on, every later message is `requeue` too (nothing of them was published) unless it
+ * was settled without publishing anything (dead-lettered, ignored): the bus settles those at once
+ * and retries the requeued ones, in their order, ahead of anything newer.
+ */
+export type MessageRunHandler = (messages: readonly IncomingMessage[]) => Promise<Disposition[]>;
+
+/** A run handler over a handler of single messages: one after another, up to the first to retry. */
+export function oneByOne(handler: MessageHandler): MessageRunHandler {
+  return async (messages) => {
+    const out: Disposition[] = [];
+    for (const message of messages) {
+      const disposition = await handler(message);
+      out.push(disposition);
+      if (disposition.action === 'requeue') break;
+    }
+    return out;
+  };
+}
+
 export interface OutgoingMessage {
   readonly routingKey: string;
   readonly body: unknown;
@@ -31,8 +53,11 @@ export interface DependencyStatus {
 export interface EventBus {
   /** Connects and declares the topology; does not consume yet. */
   connect(): Promise<void>;
-  /** Starts delivering messages bound to the gateway's queue to `handler`. */
-  consume(handler: MessageHandler): Promise<void>;
+  /**
+   * Starts delivering messages bound to the gateway's queue to `handler`, or, where the bus can
+   * hand several at once (what one user has waiting), to `run`.
+   */
+  consume(handler: MessageHandler, run?: MessageRunHandler): Promise<void>;
   /** Publishes durably; resolves once the broker confirmed it. */
   publish(message: OutgoingMessage): Promise<void>;
   status(): DependencyStatus;
@@ -166,7 +191,9 @@ export interface EventPubSub {
    * Publishes several events, in order, each exactly as `publish` would (atomic per event between
    * the live publish and its logs), in as few round trips as the adapter can (one on one Redis).
    * Rejects when any of them failed; the events published before the first failure may have gone
-   * out, those after it have not (the caller retries from the first failed one, in order).
+   * out, those after it have not (the caller retries from the first failed one, in order). On a
+   * Redis Cluster that holds per user (per hash tag): other users' events of the batch may have
+   * gone out either side of the failure, and their repeat is a duplicate clients drop by `eventId`.
    */
   publishMany(items: readonly PublishItem[]): Promise<void>;
   /**

@@ -75,7 +75,7 @@ export function ingestPart(
     async start() {
       await bus.connect();
       relay = new OutboxRelay(deps.database.prisma(), bus, config.outbox, logger);
-      await bus.consume(bridge.handle);
+      await bus.consume(bridge.handle, bridge.handleRun);
       relay.start();
     },
     async stop() {

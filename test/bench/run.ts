@@ -1,8 +1,10 @@
 /**
- * `npm run bench`: issue 7's benchmark. For each scenario x C x server: start the server in its
- * own process (core 0), connect C clients from this process (core 1), warm up, publish at a fixed
- * rate through RabbitMQ, measure; then print a table, the ratios to the baselines and the
- * targets as PASS/FAIL, and append JSON lines to test/bench/results/.
+ * `npm run bench`: issue 7's benchmark, with issue 16's system CPU and targets. For each scenario x
+ * C x server: start the server in its own process (core 0), connect C clients from this process
+ * (core 1), warm up, publish at a fixed rate through RabbitMQ, measure the server's CPU and
+ * PostgreSQL's, Redis's and RabbitMQ's (system-cpu.ts); then print a table, the ratios to the
+ * baselines, the targets as PASS/FAIL (targets.ts) and the Markdown for the README (report.ts),
+ * and append JSON lines to test/bench/results/.
  *
  * Exits 1 when the gateway lost, duplicated or misrouted a delivery (correctness), never for a missed
  * speed target (reported). Every child is killed by PID on exit, error or signal, and every
@@ -10,7 +12,7 @@
  */
 import { fork, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -19,9 +21,12 @@ import Redis from 'ioredis';
 import pg from 'pg';
 import { loadConfig } from '../../src/config';
 import { partitionTopology } from '../../src/infra/amqp/partition-topology';
-import { Load, type Mode, type PhaseResult } from './load';
+import { Load, type Mode } from './load';
 import { frontendScenario, frontendTable, type FrontendResult } from './frontend';
 import { formatSummary } from './profile';
+import { background, f, isGateway, markdownTable, postgresDetail, ratios, systemFigures, table, type Row } from './report';
+import { delta, ServicesSampler } from './system-cpu';
+import { evaluateTargets, formatVerdict, markdownTargets } from './targets';
 import { repoRoot, type ServerKind, type ServerSpec, type ServerStats } from './server';
 
 const AMQP_URL = process.env.BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
@@ -357,26 +362,19 @@ async function cleanup(): Promise<void> {
 
 // ---------------------------------------------------------------- measuring
 
-interface Row {
-  readonly scenario: Mode;
-  readonly c: number;
-  readonly server: ServerKind;
-  readonly fixed: PhaseResult;
-  readonly cpuUs: number;
-  readonly cpuPerDeliveryUs: number;
-  readonly cpuPerEventUs: number;
-  readonly heapPerSocketBytes: number;
-  readonly rssPerSocketBytes: number;
-  readonly idle: { heapUsed: number; rss: number };
-  readonly subscribed: { heapUsed: number; rss: number };
-  readonly search?: { steps: (PhaseResult & { ok: boolean; cpuPerEventUs: number })[]; maxSustainableRate: number | null };
-  readonly problems: readonly string[];
-  readonly profile?: string;
-}
-
 const cpuOf = (s: ServerStats) => s.cpu.user + s.cpu.system;
-/** The product, whatever transport its clients use (the others are baselines). */
-const isGateway = (kind: ServerKind) => kind === 'gateway' || kind === 'gateway-sse';
+
+/** The services' CPU sampler (PostgreSQL, Redis, RabbitMQ), set up by main. */
+let servicesSampler: ServicesSampler | undefined;
+const services = (): ServicesSampler => {
+  if (!servicesSampler) throw new Error('the services sampler is not set up');
+  return servicesSampler;
+};
+
+/** The database a gateway spec names (its backends are the gateway's own), none for a baseline. */
+function databaseOf(spec: ServerSpec): string[] {
+  return spec.databaseUrl ? [decodeURIComponent(new URL(spec.databaseUrl).pathname.slice(1))] : [];
+}
 
 async function waitForSubscriptions(server: ServerProcess, expected: number, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -462,14 +460,21 @@ async function measure(
       profile = path.join(repoRoot(), '.tmp', 'profiles', `${mode}-c${c}-gateway-${runId}.cpuprofile`);
       await server.request('profile-start');
     }
+    const databases = databaseOf(spec);
     const before = await server.stats();
+    const servicesBefore = await services().sample('start', databases);
     const fixed = await load.phase(rate, opts.seconds, opts.drainMs);
+    const servicesAfter = await services().sample('end', databases);
     const after = await server.stats();
     if (profile) await server.request('profile-stop', { file: profile });
     const cpuUs = cpuOf(after) - cpuOf(before);
+    const servicesCpu = delta(servicesBefore, servicesAfter);
+    const system = systemFigures(cpuUs, servicesCpu, fixed.events, fixed.delivered);
+    const perEvent = (us: number | undefined) => (us === undefined ? '-' : (us / Math.max(1, fixed.events)).toFixed(1));
     log(
       `  ${rate}/s: ${fixed.delivered}/${fixed.expected} delivered, p50 ${fixed.p50.toFixed(2)} p99 ${fixed.p99.toFixed(2)} max ${fixed.max.toFixed(1)} ms, ` +
-        `${(cpuUs / Math.max(1, fixed.delivered)).toFixed(1)} µs CPU/delivery`,
+        `${(cpuUs / Math.max(1, fixed.delivered)).toFixed(1)} µs CPU/delivery; per event: PostgreSQL ${perEvent(servicesCpu.postgres)}, ` +
+        `Redis ${perEvent(servicesCpu.redis)}, system ${system.systemPerEventUs.toFixed(1)}, RabbitMQ ${perEvent(servicesCpu.rabbitmq)} µs`,
     );
 
     let search: Row['search'];
@@ -482,10 +487,18 @@ async function measure(
         if (maxSustainableRate === null) break;
         await settle(server.kind, spec.backlogQueues ?? [spec.queue], channel, load);
         const s0 = await server.stats();
+        const v0 = await services().sample('start');
         const step = await load.phase(stepRate, opts.searchSeconds, opts.drainMs);
+        const v1 = await services().sample('end');
         const s1 = await server.stats();
         const ok = step.p99 <= 100 && step.lost + step.late === 0 && step.deliveriesPerSec >= 0.95 * stepRate;
-        steps.push({ ...step, ok, cpuPerEventUs: (cpuOf(s1) - cpuOf(s0)) / Math.max(1, step.events) });
+        const stepCpu = cpuOf(s1) - cpuOf(s0);
+        steps.push({
+          ...step,
+          ok,
+          cpuPerEventUs: stepCpu / Math.max(1, step.events),
+          systemPerEventUs: systemFigures(stepCpu, delta(v0, v1), step.events, step.delivered).systemPerEventUs,
+        });
         log(
           `  search ${stepRate}/s: ${ok ? 'ok' : 'over'} (p99 ${step.p99.toFixed(1)} ms, lost ${step.lost}, late ${step.late}, ${step.deliveriesPerSec.toFixed(0)} deliveries/s)`,
         );
@@ -502,6 +515,8 @@ async function measure(
       cpuUs,
       cpuPerDeliveryUs: cpuUs / Math.max(1, fixed.delivered),
       cpuPerEventUs: cpuUs / Math.max(1, fixed.events),
+      services: servicesCpu,
+      ...system,
       heapPerSocketBytes: (subscribed.mem.heapUsed - idle.mem.heapUsed) / c,
       rssPerSocketBytes: (subscribed.mem.rss - idle.mem.rss) / c,
       idle: { heapUsed: idle.mem.heapUsed, rss: idle.mem.rss },
@@ -517,142 +532,6 @@ async function measure(
 }
 
 // ---------------------------------------------------------------- report
-
-const f = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
-const kb = (bytes: number) => f(bytes / 1024, 2);
-
-function table(rows: readonly Row[]): string {
-  const head = [
-    'scenario',
-    'C',
-    'server',
-    'ev/s',
-    'deliv/s',
-    'p50 ms',
-    'p99 ms',
-    'max ms',
-    'CPU µs/deliv',
-    'CPU µs/event',
-    'heap KB/sock',
-    'RSS KB/sock',
-    'lost',
-    'dup',
-    'max ev/s',
-  ];
-  const body = rows.map((r) => [
-    r.scenario,
-    String(r.c),
-    r.server,
-    f(r.fixed.publishRate, 0),
-    f(r.fixed.deliveriesPerSec, 0),
-    f(r.fixed.p50, 2),
-    f(r.fixed.p99, 2),
-    f(r.fixed.max, 1),
-    f(r.cpuPerDeliveryUs, 2),
-    f(r.cpuPerEventUs, 1),
-    kb(r.heapPerSocketBytes),
-    kb(r.rssPerSocketBytes),
-    r.fixed.late > 0 ? `${r.fixed.lost}+${r.fixed.late} late` : String(r.fixed.lost),
-    String(r.fixed.duplicated + r.fixed.misrouted),
-    r.search
-      ? r.search.maxSustainableRate === null
-        ? '<fixed'
-        : `${r.search.maxSustainableRate}${r.search.steps.every((s) => s.ok) ? '+' : ''}`
-      : '',
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] as string).length)));
-  const line = (cells: string[]) =>
-    `| ${cells.map((c, i) => (i < 3 ? c.padEnd(widths[i] as number) : c.padStart(widths[i] as number))).join(' | ')} |`;
-  return [
-    line(head),
-    `|${widths.map((w, i) => (i < 3 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`,
-    ...body.map(line),
-  ].join('\n');
-}
-
-function ratios(rows: readonly Row[]): string[] {
-  const lines: string[] = [];
-  const groups = new Map<string, Row[]>();
-  for (const r of rows) groups.set(`${r.scenario} C=${r.c}`, [...(groups.get(`${r.scenario} C=${r.c}`) ?? []), r]);
-  for (const [key, group] of groups) {
-    const gw = group.find((r) => r.server === 'gateway');
-    const overSse = group.find((r) => r.server === 'gateway-sse');
-    if (gw && overSse) {
-      lines.push(
-        `${key.padEnd(18)} gateway-sse/gateway CPU/delivery ${f(overSse.cpuPerDeliveryUs / gw.cpuPerDeliveryUs, 2)}x  ` +
-          `heap/socket ${f(overSse.heapPerSocketBytes / gw.heapPerSocketBytes, 2)}x  p99 ${f(overSse.fixed.p99 / gw.fixed.p99, 2)}x`,
-      );
-    }
-    if (!gw) continue;
-    for (const base of group.filter((r) => !isGateway(r.server))) {
-      lines.push(
-        `${key.padEnd(18)} gateway/${base.server.padEnd(10)} CPU/delivery ${f(gw.cpuPerDeliveryUs / base.cpuPerDeliveryUs, 2)}x  ` +
-          `heap/socket ${f(gw.heapPerSocketBytes / base.heapPerSocketBytes, 2)}x  p99 ${f(gw.fixed.p99 / base.fixed.p99, 2)}x`,
-      );
-    }
-  }
-  return lines;
-}
-
-function targets(rows: readonly Row[]): string[] {
-  const out: string[] = [];
-  const gw = (mode: Mode) => rows.filter((r) => r.scenario === mode && r.server === 'gateway');
-  const base = (r: Row, kind: ServerKind) => rows.find((b) => b.scenario === r.scenario && b.c === r.c && b.server === kind);
-  const verdict = (name: string, checks: { ok: boolean; text: string }[]) => {
-    if (checks.length === 0) out.push(`SKIP  ${name} (not measured in this run)`);
-    else out.push(`${checks.every((c) => c.ok) ? 'PASS' : 'FAIL'}  ${name}: ${checks.map((c) => c.text).join('; ')}`);
-  };
-  verdict(
-    'fan-out CPU per delivery <= 1.5x raw',
-    gw('fan-out').flatMap((r) => {
-      const raw = base(r, 'raw');
-      if (!raw) return [];
-      const x = r.cpuPerDeliveryUs / raw.cpuPerDeliveryUs;
-      return [{ ok: x <= 1.5, text: `C=${r.c} ${f(x, 2)}x (${f(r.cpuPerDeliveryUs, 2)} vs ${f(raw.cpuPerDeliveryUs, 2)} µs)` }];
-    }),
-  );
-  verdict(
-    'broadcast (one announcement to everyone, one Redis publish) CPU per delivery <= 1.5x raw fan-out',
-    gw('broadcast').flatMap((r) => {
-      const raw = base(r, 'raw');
-      if (!raw) return [];
-      const x = r.cpuPerDeliveryUs / raw.cpuPerDeliveryUs;
-      return [{ ok: x <= 1.5, text: `C=${r.c} ${f(x, 2)}x (${f(r.cpuPerDeliveryUs, 2)} vs ${f(raw.cpuPerDeliveryUs, 2)} µs)` }];
-    }),
-  );
-  verdict(
-    'per-user C=5000 @1000 ev/s p99 < 50 ms',
-    gw('per-user')
-      .filter((r) => r.c === 5000 && Math.abs(r.fixed.targetRate - 1000) < 1)
-      .map((r) => ({ ok: r.fixed.p99 < 50, text: `p99 ${f(r.fixed.p99, 2)} ms` })),
-  );
-  verdict(
-    'heap per subscribed socket <= 2x raw',
-    [...gw('per-user'), ...gw('fan-out')].flatMap((r) => {
-      const raw = base(r, 'raw');
-      if (!raw) return [];
-      const x = r.heapPerSocketBytes / raw.heapPerSocketBytes;
-      return [{ ok: x <= 2, text: `${r.scenario} C=${r.c} ${f(x, 2)}x (${kb(r.heapPerSocketBytes)} vs ${kb(raw.heapPerSocketBytes)} KB)` }];
-    }),
-  );
-  const perUser = gw('per-user').sort((a, b) => a.c - b.c);
-  const first = perUser[0];
-  const last = perUser[perUser.length - 1];
-  verdict(
-    'per-user CPU per event roughly flat across C (largest C <= 1.5x smallest)',
-    first && last && first !== last
-      ? [
-          {
-            ok: last.cpuPerEventUs / first.cpuPerEventUs <= 1.5,
-            text:
-              perUser.map((r) => `C=${r.c} ${f(r.cpuPerEventUs, 1)} µs`).join(', ') +
-              ` (${f(last.cpuPerEventUs / first.cpuPerEventUs, 2)}x)`,
-          },
-        ]
-      : [],
-  );
-  return out;
-}
 
 function gitCommit(): string {
   const r = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot(), encoding: 'utf8' });
@@ -680,6 +559,29 @@ async function main(): Promise<number> {
   const channel = await connection.createChannel();
   channel.on('error', (error: Error) => process.stderr.write(`publisher channel: ${error.message}\n`));
   await channel.assertExchange(exchange, 'topic', { durable: true });
+
+  // One connection each to Redis (INFO cpu) and PostgreSQL (the bench databases' backends), idle
+  // inside the windows: the sampler queries them just outside.
+  const infoRedis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  infoRedis.on('error', () => undefined);
+  await infoRedis.connect();
+  const statsDb = new pg.Client({ connectionString: DATABASE_URL });
+  statsDb.on('error', () => undefined);
+  await statsDb.connect();
+  servicesSampler = new ServicesSampler({
+    redisInfo: () => infoRedis.info('cpu'),
+    backendPids: async (databases) =>
+      (await statsDb.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = ANY($1)', [databases])).rows.map(
+        (r) => r.pid,
+      ),
+  });
+  const probe = await servicesSampler.sample('start');
+  const found = (['postgres', 'redis', 'rabbitmq'] as const).filter((k) => probe[k] !== undefined);
+  const absent = (['postgres', 'redis', 'rabbitmq'] as const).filter((k) => probe[k] === undefined);
+  log(
+    `services' CPU measured machine-wide for ${found.join(', ') || 'none'}` +
+      (absent.length > 0 ? ` (not found on this machine: ${absent.join(', ')}; shown as -, counted as 0)` : ''),
+  );
 
   const rows: Row[] = [];
   const scenarios: [Mode, number][] = [
@@ -715,6 +617,8 @@ async function main(): Promise<number> {
     }
   }
   await connection.close().catch(() => undefined);
+  infoRedis.disconnect();
+  await statsDb.end().catch(() => undefined);
 
   const resultsDir = path.join(repoRoot(), 'test', 'bench', 'results');
   mkdirSync(resultsDir, { recursive: true });
@@ -739,18 +643,39 @@ async function main(): Promise<number> {
   ];
   if (rows.length > 0) out.push(table(rows), '');
   if (frontend) out.push(...frontendTable(frontend), '');
-  out.push('Ratios (lower is better for the gateway):', ...ratios(rows), '');
-  out.push('Targets (issue 7):', ...targets(rows), '');
+  out.push('Ratios (lower is better for the gateway; system = the server + PostgreSQL + Redis):', ...ratios(rows), '');
+  const background_ = [...background(rows), ...postgresDetail(rows)];
+  if (background_.length > 0) out.push(...background_, '');
+  const verdicts = evaluateTargets(rows);
+  out.push("Targets (issue 16, and issue 7's it did not replace):", ...verdicts.map(formatVerdict), '');
   const searched = rows.filter((r) => r.search);
   if (searched.length > 0) {
     out.push('Max sustainable per-user rate (p99 <= 100 ms, nothing lost, >= 95% of the target delivered):');
     for (const r of searched) {
       const steps = r.search?.steps
-        .map((s) => `${s.targetRate}/s ${s.ok ? 'ok' : 'over'} p99 ${f(s.p99, 1)} ms, ${f(s.cpuPerEventUs, 1)} µs CPU/event`)
+        .map(
+          (s) =>
+            `${s.targetRate}/s ${s.ok ? 'ok' : 'over'} p99 ${f(s.p99, 1)} ms, ${f(s.cpuPerEventUs, 1)} µs CPU/event (system ${f(s.systemPerEventUs, 1)})`,
+        )
         .join('; ');
       out.push(`  C=${r.c} ${r.server}: ${r.search?.maxSustainableRate ?? `< ${r.fixed.targetRate}`} ev/s${steps ? ` (${steps})` : ''}`);
     }
     out.push('');
+  }
+  if (rows.length > 0) {
+    // Ready to paste into the README and docs/benchmarks.md; also written beside the JSON lines.
+    const markdown = [
+      `\`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}\`, ${date.slice(0, 10)}, ` +
+        `${machine.cpus} CPUs ${machine.cpuModel ?? ''}, node ${machine.node}, commit \`${machine.commit.slice(0, 7)}${machine.commit.endsWith('+dirty') ? '+dirty' : ''}\`; ` +
+        `raw lines in \`${path.relative(repoRoot(), file)}\`. CPU µs per delivery (per-user: one delivery per event); ` +
+        'system = the server + PostgreSQL + Redis, machine-wide deltas over the window; RabbitMQ apart.',
+      '',
+      markdownTable(rows),
+      '',
+      markdownTargets(verdicts),
+    ].join('\n');
+    writeFileSync(file.replace(/\.jsonl$/, '.md'), `${markdown}\n`);
+    out.push('Markdown (README / docs/benchmarks.md):', '', markdown, '');
   }
   const incorrect = (r: Row) =>
     r.fixed.lost > 0 || r.fixed.duplicated > 0 || r.fixed.misrouted > 0 || r.search?.steps.some((s) => s.duplicated > 0 || s.misrouted > 0);

@@ -60,6 +60,8 @@ export interface ScenarioResult {
   /** Subscription errors by code (HISTORY_EXPIRED after a lost log, ...). */
   readonly errors: Readonly<Record<string, number>>;
   readonly publishedPerSec: number;
+  /** Milliseconds from the last publish confirmed to the last event received (Infinity: never all). */
+  readonly catchUpMs: number;
 }
 
 interface UserTrack {
@@ -250,11 +252,13 @@ export async function runScenario(
       }
       await publisher.drain();
     }
+    const publishedAt = Date.now();
     const settleDeadline = Date.now() + (spec.settleMs ?? 60_000);
     const complete = () => users.every((u) => u.seen.size === u.published);
     for (let i = 0; !complete() && Date.now() < settleDeadline && i < 10_000; i++) {
-      await pause(100);
+      await pause(20);
     }
+    const catchUpMs = complete() ? Math.max(0, Math.max(...users.map((u) => u.lastReceivedAt)) - publishedAt) : Infinity;
     // Late duplicates (redeliveries) still arriving are counted: a short quiet period.
     const quietSince = () => Math.max(...users.map((u) => u.lastReceivedAt));
     for (let i = 0; Date.now() - quietSince() < 1_000 && i < 50; i++) await pause(100);
@@ -277,6 +281,7 @@ export async function runScenario(
             : Number.POSITIVE_INFINITY,
       errors,
       publishedPerSec,
+      catchUpMs,
     };
   } finally {
     await Promise.all(clients.map(async (c) => c.dispose()));

@@ -51,3 +51,10 @@ it('loses nothing and reorders nothing when the instance holding the partitions 
   expect(result.expected).toBe(620);
   expect(result.recoverMs).toBeLessThan(30_000);
 }, 180_000);
+
+it("keeps one user's burst in order when it is handed over in runs (issue 16)", async () => {
+  // One user, published back to back: the partition holds many of the user's messages at once,
+  // which go to the bridge as runs (one read-model batch, one publish each).
+  const result = await runScenario(services, { name: 'one-user burst', instances: 2, users: 1, events: 2_000, intervalMs: 0 });
+  expect(result).toMatchObject({ lost: 0, outOfOrder: 0, duplicated: 0, expected: 2_000, received: 2_000 });
+}, 180_000);

@@ -61,3 +61,24 @@ it("administrators resume every user's events from the every-user log", async ()
   expect([eventId(await stream.next()), eventId(await stream.next())]).toEqual(['b1', 'a2']);
   await stream.return?.();
 });
+
+it('publishMany: each event as publish, in order, live and retained; a failing event stops the batch there', async () => {
+  const p = pubsub(10);
+  const live = await p.subscribe(topics.user('order', 'a'));
+  const all = await p.subscribe(topics.allUsers('order'), { pattern: true });
+  const events = [order('a', 'm1'), order('b', 'm2'), order('a', 'm3')];
+  await p.publishMany(events.map((event) => ({ topic: topics.user('order', event.userId as string), event })));
+  const next = async (stream: typeof live) => ((await stream.next()).value as GatewayEvent).eventId;
+  expect([await next(live), await next(live)]).toEqual(['m1', 'm3']);
+  expect([await next(all), await next(all), await next(all)]).toEqual(['m1', 'm2', 'm3']);
+  const resumed = await p.subscribe(topics.user('order', 'a'), { resume: { after: 'm1', userId: 'a', accept: () => true } });
+  expect(await next(resumed)).toBe('m3');
+
+  // An event whose JSON throws (a BigInt): the batch rejects there, nothing after it goes out.
+  const broken = { ...order('a', 'm5'), amount: 1n } as unknown as GatewayEvent;
+  const batch = [order('a', 'm4'), broken, order('a', 'm6')].map((event) => ({ topic: topics.user('order', 'a'), event }));
+  await expect(p.publishMany(batch)).rejects.toThrow(/BigInt/);
+  await p.publish(topics.user('order', 'a'), order('a', 'm7'));
+  expect([await next(live), await next(live)]).toEqual(['m4', 'm7']);
+  for (const stream of [live, all, resumed]) await stream.return?.();
+});

@@ -6,11 +6,13 @@
  * feeds the router stage, which republishes each message with its partition key to the
  * consistent-hash exchange, acknowledging it only once the broker confirmed the republish; every
  * instance consumes every partition queue (single active consumer each), and hands the bridge a
- * partition's messages one user at a time: a user's next message is handled only once the
- * previous one is settled, while different users' messages go concurrently (up to the prefetch),
- * so the read model's group commit still batches across users. A message the fan-out could not
- * take is retried in place (held `requeueDelayMs`), never returned to the queue behind its
- * user's later messages. Unpartitioned (`AMQP_PARTITIONS=0`): competing consumers on one queue.
+ * partition's messages in runs, one user at a time (partition-runs.ts): what a user has waiting
+ * goes over together, the user's next run only once the previous one is settled, while different
+ * users' runs go concurrently (up to the prefetch), so the read model's group commit and the
+ * fan-out's publish batch across users. A message the fan-out could not take is retried in place
+ * (held `requeueDelayMs`), never returned to the queue behind its user's later messages.
+ * Acknowledgements are gathered per channel and turn of the event loop (ack-batcher.ts).
+ * Unpartitioned (`AMQP_PARTITIONS=0`): competing consumers on one queue.
  *
  * Delivery: a message is acknowledged only after the handler says so, i.e. after its event was
  * published to the fan-out (at-least-once). A rejected message is first published to the
@@ -26,11 +28,21 @@
 import amqp, { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage } from 'amqplib';
 import type { Logger } from 'pino';
 import type { AmqpNames } from '../../contracts/options';
-import type { IncomingMessage } from '../../contracts/events';
-import { PARTITION_KEY_HEADER, type IngestRouter, type IngestRouterFactory, type RouteDecision } from '../../contracts/partition';
-import type { DependencyStatus, Disposition, EventBus, MessageHandler, OutgoingMessage } from '../../contracts/ports';
-import { QUEUE_BINDINGS } from '../../contracts/routing';
-import { PARTITION_WEIGHT, partitionTopology, type PartitionTopology } from './partition-topology';
+import type { IngestRouter, IngestRouterFactory, RouteDecision } from '../../contracts/partition';
+import {
+  oneByOne,
+  type DependencyStatus,
+  type Disposition,
+  type EventBus,
+  type MessageHandler,
+  type MessageRunHandler,
+  type OutgoingMessage,
+} from '../../contracts/ports';
+import { AckBatcher } from './ack-batcher';
+import { deadLetterOptions, incomingOf, publishConfirmed, republishOptions, withHeartbeat } from './amqp-messages';
+import { declareTopology, inspectLegacy, retireLegacyBindings } from './amqp-topology';
+import { PartitionRuns } from './partition-runs';
+import { partitionTopology, type PartitionTopology } from './partition-topology';
 
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 10_000;
@@ -56,8 +68,7 @@ export class AmqpEventBus implements EventBus {
   private legacyTimer: NodeJS.Timeout | undefined;
   /** Messages of the old shared queue taken by this session and not yet settled. */
   private readonly legacyUnsettled = new Set<ConsumeMessage>();
-  /** Per partition-key chains of the current consuming session. */
-  private chains = new Map<string, Promise<void>>();
+  private runHandler: MessageRunHandler | undefined;
   readonly topology: PartitionTopology | undefined;
   private handler: MessageHandler | undefined;
   private readonly inFlight = new Set<Promise<void>>();
@@ -132,8 +143,8 @@ export class AmqpEventBus implements EventBus {
           if (!this.closing && this.connection === connection) void connection.close().catch(() => undefined);
         });
       }
-      await this.declareTopology(publishChannel);
-      if (this.topology) await this.retireLegacyBindings(connection);
+      await declareTopology(publishChannel, this.names, this.topology);
+      if (this.topology) await retireLegacyBindings(connection, this.names);
       this.connection = connection;
       this.publishChannel = publishChannel;
       this.consumeChannel = consumeChannel;
@@ -145,67 +156,9 @@ export class AmqpEventBus implements EventBus {
     }
   }
 
-  private async declareTopology(channel: ConfirmChannel): Promise<void> {
-    const { exchange, queue, deadLetterExchange, deadLetterQueue } = this.names;
-    await channel.assertExchange(exchange, 'topic', { durable: true });
-    await channel.assertExchange(deadLetterExchange, 'direct', { durable: true });
-    await channel.assertQueue(deadLetterQueue, { durable: true });
-    await channel.bindQueue(deadLetterQueue, deadLetterExchange, deadLetterQueue);
-    // Anything the broker itself dead-letters (e.g. a consumer nacking without requeue) lands
-    // in the same DLQ as the gateway's own rejections.
-    const deadLettering = { 'x-dead-letter-exchange': deadLetterExchange, 'x-dead-letter-routing-key': deadLetterQueue };
-    const { topology } = this;
-    if (!topology) {
-      await channel.assertQueue(queue, { durable: true, arguments: deadLettering });
-      for (const binding of QUEUE_BINDINGS) await channel.bindQueue(queue, exchange, binding);
-      return;
-    }
-    const ordered = { ...deadLettering, 'x-single-active-consumer': true };
-    await channel.assertExchange(topology.exchange, 'x-consistent-hash', {
-      durable: true,
-      arguments: { 'hash-header': PARTITION_KEY_HEADER },
-    });
-    for (const partition of topology.partitions) {
-      await channel.assertQueue(partition, { durable: true, arguments: ordered });
-      await channel.bindQueue(partition, topology.exchange, PARTITION_WEIGHT);
-    }
-    await channel.assertQueue(topology.router, { durable: true, arguments: ordered });
-    for (const binding of QUEUE_BINDINGS) await channel.bindQueue(topology.router, exchange, binding);
-  }
-
-  /**
-   * Migration from the shared queue: it stops receiving (its bindings go; the router queue has
-   * them), and what it holds is drained through the router before the router queue is read
-   * (`drainLegacy`). Checked on a throwaway channel: a missing queue closes the channel.
-   */
-  private async retireLegacyBindings(connection: ChannelModel): Promise<boolean> {
-    const legacy = await this.inspectLegacy(connection);
-    if (!legacy) return false;
-    const channel = await connection.createChannel();
-    channel.on('error', () => undefined);
-    try {
-      for (const binding of QUEUE_BINDINGS) await channel.unbindQueue(this.names.queue, this.names.exchange, binding);
-    } finally {
-      await channel.close().catch(() => undefined);
-    }
-    return true;
-  }
-
-  /** The shared queue's counts, or undefined when it does not exist. */
-  private async inspectLegacy(connection: ChannelModel): Promise<{ messageCount: number; consumerCount: number } | undefined> {
-    const channel = await connection.createChannel();
-    channel.on('error', () => undefined);
-    try {
-      return await channel.checkQueue(this.names.queue);
-    } catch {
-      return undefined;
-    } finally {
-      await channel.close().catch(() => undefined);
-    }
-  }
-
-  async consume(handler: MessageHandler): Promise<void> {
+  async consume(handler: MessageHandler, run?: MessageRunHandler): Promise<void> {
     this.handler = handler;
+    this.runHandler = run ?? oneByOne(handler);
     await this.startConsumer();
   }
 
@@ -236,29 +189,42 @@ export class AmqpEventBus implements EventBus {
     const topology = this.topology as PartitionTopology;
     const { consumeChannel: channel, routerChannel, connection } = this;
     if (!channel || !routerChannel || !connection || !this.handler) return;
-    this.chains = new Map();
+    // One batcher per channel: the partitions' consumers share this one, the router has its own.
+    const runs = new PartitionRuns({
+      channel,
+      acks: new AckBatcher(channel),
+      handle: this.runHandler as MessageRunHandler,
+      live: () => !this.closing && this.consumeChannel === channel,
+      hold: (ms) => this.hold(ms),
+      requeueDelayMs: this.names.requeueDelayMs,
+      deadLetter: (message, reason) => this.deadLetter(message, reason),
+      track: (work) => this.track(work),
+      logger: this.logger,
+    });
     // Per consumer (not per channel): each partition has this many messages in flight at most.
     await channel.prefetch(this.names.prefetch, false);
     for (const queue of topology.partitions) {
       const { consumerTag } = await channel.consume(queue, (message) => {
         if (message === null) return this.onCancelled(queue);
-        this.deliverInOrder(channel, message);
+        runs.deliver(message);
       });
       this.consumers.push({ channel, tag: consumerTag });
     }
-    const router = this.createRouter(routerChannel);
+    const routerAcks = new AckBatcher(routerChannel);
+    const router = this.createRouter(routerChannel, routerAcks);
     this.router = router;
     await routerChannel.prefetch(ROUTER_PREFETCH, false);
     const take = (queue: string) => async () => {
       const { consumerTag } = await routerChannel.consume(queue, (message) => {
         if (message === null) return this.onCancelled(queue);
+        routerAcks.delivered(message);
         if (queue === topology.legacy) this.legacyUnsettled.add(message);
         router.push(incomingOf(message), message);
       });
       this.consumers.push({ channel: routerChannel, tag: consumerTag });
       return consumerTag;
     };
-    if (await this.inspectLegacy(connection)) {
+    if (await inspectLegacy(connection, this.names.queue)) {
       const legacyTag = await take(topology.legacy)();
       this.logger.info({ queue: topology.legacy }, 'draining the unpartitioned queue through the router before reading the router queue');
       this.drainLegacy(connection, routerChannel, legacyTag, take(topology.router));
@@ -278,7 +244,7 @@ export class AmqpEventBus implements EventBus {
     const poll = async () => {
       this.legacyTimer = undefined;
       if (this.closing || this.connection !== connection) return;
-      const legacy = await this.inspectLegacy(connection);
+      const legacy = await inspectLegacy(connection, this.names.queue);
       // Cancelled only with nothing of it unsettled here: once nobody consumes it, nobody holds
       // an unacknowledged message of it either, and deleting it cannot lose one.
       if (legacy && !cancelled && legacy.messageCount === 0 && this.legacyUnsettled.size === 0) {
@@ -286,7 +252,7 @@ export class AmqpEventBus implements EventBus {
         cancelled = true;
         this.consumers = this.consumers.filter((c) => c.tag !== legacyTag);
       }
-      const after = cancelled ? await this.inspectLegacy(connection) : legacy;
+      const after = cancelled ? await inspectLegacy(connection, this.names.queue) : legacy;
       if (!after || (cancelled && after.messageCount === 0 && after.consumerCount === 0)) {
         if (after) {
           const admin = await connection.createChannel();
@@ -309,18 +275,18 @@ export class AmqpEventBus implements EventBus {
   }
 
   /** The router of one consuming session: decisions come back in arrival order. */
-  private createRouter(channel: Channel): IngestRouter<ConsumeMessage> {
+  private createRouter(channel: Channel, acks: AckBatcher): IngestRouter<ConsumeMessage> {
     const factory = this.options.router as IngestRouterFactory;
-    return factory<ConsumeMessage>((message, decision) => this.settleRouted(channel, message, decision));
+    return factory<ConsumeMessage>((message, decision) => this.settleRouted(acks, message, decision));
   }
 
-  private settleRouted(channel: Channel, message: ConsumeMessage, decision: RouteDecision): void {
+  private settleRouted(acks: AckBatcher, message: ConsumeMessage, decision: RouteDecision): void {
     const settle = (work: Promise<void>) =>
       this.track(
         work
           .then(
             () => {
-              channel.ack(message);
+              acks.ack(message);
               this.legacyUnsettled.delete(message);
             },
             (error: unknown) => {
@@ -333,12 +299,8 @@ export class AmqpEventBus implements EventBus {
           .catch(() => undefined),
       );
     if (decision.action === 'ignore') {
-      try {
-        channel.ack(message);
-        this.legacyUnsettled.delete(message);
-      } catch {
-        // channel gone: redelivered
-      }
+      acks.ack(message);
+      this.legacyUnsettled.delete(message);
       return;
     }
     if (decision.action === 'dead-letter') {
@@ -353,76 +315,7 @@ export class AmqpEventBus implements EventBus {
     const channel = this.publishChannel;
     const topology = this.topology as PartitionTopology;
     if (!channel) return Promise.reject(new Error('amqp publish channel is down'));
-    const { properties } = message;
-    return new Promise<void>((resolve, reject) => {
-      try {
-        channel.publish(
-          topology.exchange,
-          message.fields.routingKey,
-          message.content,
-          {
-            persistent: true,
-            // amqplib types received properties as `any`: they are what the broker delivered, forwarded as is.
-            contentType: properties.contentType as string | undefined,
-            contentEncoding: properties.contentEncoding as string | undefined,
-            messageId: properties.messageId as string | undefined,
-            timestamp: properties.timestamp as number | undefined,
-            headers: { ...(properties.headers ?? {}), [PARTITION_KEY_HEADER]: key },
-          },
-          (error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()),
-        );
-      } catch (error) {
-        reject(error instanceof Error ? error : new Error(String(error)));
-      }
-    });
-  }
-
-  /**
-   * A partition's message, after the previous one of its key (its user) is settled. Messages
-   * without the header (a publisher bypassing the router without setting it) share one chain.
-   */
-  private deliverInOrder(channel: Channel, message: ConsumeMessage): void {
-    const key = partitionKeyOf(message) ?? '';
-    const chains = this.chains;
-    const previous = chains.get(key);
-    const work = (previous ?? Promise.resolve()).then(() => this.deliverPartitioned(channel, message));
-    chains.set(key, work);
-    this.track(
-      work.finally(() => {
-        if (chains.get(key) === work) chains.delete(key);
-      }),
-    );
-  }
-
-  private async deliverPartitioned(channel: Channel, message: ConsumeMessage): Promise<void> {
-    const handler = this.handler as MessageHandler;
-    const incoming = incomingOf(message);
-    for (let attempt = 1; ; attempt++) {
-      // The channel is gone: this message and the user's later ones come again, in order, to
-      // whoever consumes the partition now; handling them here could only put them out of order.
-      if (this.closing || this.consumeChannel !== channel) return;
-      let disposition: Disposition;
-      try {
-        disposition = await handler(incoming);
-      } catch (error) {
-        disposition = { action: 'requeue', reason: error instanceof Error ? error.message : String(error) };
-      }
-      if (disposition.action !== 'requeue') {
-        try {
-          await this.settle(channel, message, disposition);
-        } catch (error) {
-          this.logger.warn({ err: error }, 'could not settle message; it will be redelivered');
-        }
-        return;
-      }
-      if (attempt === 1 || attempt % 10 === 0) {
-        this.logger.warn(
-          { reason: disposition.reason, routingKey: message.fields.routingKey, delayMs: this.names.requeueDelayMs, attempt },
-          "retrying event in place (its user's later events wait)",
-        );
-      }
-      await this.hold(Math.max(this.names.requeueDelayMs, 10));
-    }
+    return publishConfirmed(channel, topology.exchange, message.fields.routingKey, message.content, republishOptions(message, key));
   }
 
   private async settle(channel: Channel, message: ConsumeMessage, disposition: Disposition): Promise<void> {
@@ -488,46 +381,18 @@ export class AmqpEventBus implements EventBus {
   private async deadLetter(message: ConsumeMessage, reason: string): Promise<void> {
     const channel = this.publishChannel;
     if (!channel) throw new Error('amqp publish channel is down');
-    const { properties, fields } = message;
-    await new Promise<void>((resolve, reject) => {
-      channel.publish(
-        this.names.deadLetterExchange,
-        this.names.deadLetterQueue,
-        message.content,
-        {
-          persistent: true,
-          // amqplib types received properties as `any`: they are what the broker delivered, forwarded as is.
-          contentType: properties.contentType as string | undefined,
-          messageId: properties.messageId as string | undefined,
-          timestamp: properties.timestamp as number | undefined,
-          headers: {
-            ...(properties.headers ?? {}),
-            'x-rejection-reason': reason,
-            'x-original-exchange': fields.exchange,
-            'x-original-routing-key': fields.routingKey,
-          },
-        },
-        (error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()),
-      );
-    });
+    const { deadLetterExchange, deadLetterQueue } = this.names;
+    await publishConfirmed(channel, deadLetterExchange, deadLetterQueue, message.content, deadLetterOptions(message, reason));
   }
 
   async publish(message: OutgoingMessage): Promise<void> {
     const channel = this.publishChannel;
     if (!channel) throw new Error(`RabbitMQ is unavailable${this.lastError ? `: ${this.lastError}` : ''}`);
-    await new Promise<void>((resolve, reject) => {
-      channel.publish(
-        this.names.exchange,
-        message.routingKey,
-        Buffer.from(JSON.stringify(message.body)),
-        {
-          persistent: true,
-          contentType: 'application/json',
-          messageId: message.messageId,
-          timestamp: message.timestamp,
-        },
-        (error) => (error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve()),
-      );
+    await publishConfirmed(channel, this.names.exchange, message.routingKey, Buffer.from(JSON.stringify(message.body)), {
+      persistent: true,
+      contentType: 'application/json',
+      messageId: message.messageId,
+      timestamp: message.timestamp,
     });
   }
 
@@ -621,37 +486,4 @@ export class AmqpEventBus implements EventBus {
     this.publishChannel = undefined;
     this.consumeChannel = undefined;
   }
-}
-
-/**
- * Heartbeats every 15 s unless the URL sets `heartbeat`: a half-open TCP link (a broker host lost
- * without a FIN) is then noticed in about 30 s rather than at the next publish.
- */
-function withHeartbeat(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (!parsed.searchParams.has('heartbeat')) parsed.searchParams.set('heartbeat', '15');
-    return parsed.toString();
-  } catch {
-    return url;
-  }
-}
-
-function partitionKeyOf(message: ConsumeMessage): string | undefined {
-  const value: unknown = message.properties.headers?.[PARTITION_KEY_HEADER];
-  if (typeof value === 'string') return value;
-  if (Buffer.isBuffer(value)) return value.toString('utf8');
-  if (typeof value === 'number') return String(value);
-  return undefined;
-}
-
-function incomingOf(message: ConsumeMessage): IncomingMessage {
-  const timestamp = message.properties.timestamp as unknown;
-  return {
-    routingKey: message.fields.routingKey,
-    body: message.content,
-    messageId: typeof message.properties.messageId === 'string' ? message.properties.messageId : undefined,
-    timestamp: typeof timestamp === 'number' ? timestamp : undefined,
-    partitionKey: partitionKeyOf(message),
-  };
 }

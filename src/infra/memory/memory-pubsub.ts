@@ -46,7 +46,11 @@ export class MemoryPubSub implements EventPubSub {
     private readonly log?: EventLogOptions,
   ) {}
 
-  /** In order, one after another (issue 16 replaces this with one round trip on Redis). */
+  /**
+   * Each as `publish`, in order: in memory a publish is synchronous, so the loop is already one
+   * step per event with nothing to batch. An event that cannot be published (its JSON throws)
+   * rejects the batch there, the events after it untouched.
+   */
   async publishMany(items: readonly PublishItem[]): Promise<void> {
     for (const { topic, event, options } of items) await this.publish(topic, event, options);
   }

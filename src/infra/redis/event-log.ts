@@ -2,10 +2,11 @@
  * The retained event log behind resumable subscriptions (`after: ID`), on Redis Streams in the
  * same Redis as the pub/sub fan-out.
  *
- * Why Redis Streams: the log write and the live PUBLISH run in ONE Lua script (one round trip,
- * replacing the single PUBLISH the bridge made before). Redis runs a script atomically, so an
- * event is appended to the log and published live as one step: the log's order is the order
- * every instance received the live messages in, and no event can be in one and not the other.
+ * Why Redis Streams: the log write and the live PUBLISH run in ONE Lua script (publish-batch.ts:
+ * one call for a whole batch of events, replacing the single PUBLISH the bridge made before).
+ * Redis runs a script atomically, so each event is appended to the log and published live as one
+ * step: the log's order is the order every instance received the live messages in, and no event
+ * can be in one and not the other.
  * PostgreSQL could not make "appended to the log" and "published live" atomic with each other,
  * and would have put a database write on the delivery path.
  *
@@ -39,44 +40,6 @@ export interface LogPositions {
 }
 
 /**
- * KEYS: user log, every-user log, channel. ARGV: eventId, event JSON (an object: starts with `{`),
- * user log length, every-user log length (0: not written), max age in ms.
- * Exact trimming (no `~`): at steady state each XADD removes one entry, a constant cost, and the
- * documented bounds are what XLEN shows.
- */
-const PUBLISH_SCRIPT = `
-local t = redis.call('TIME')
-local minid = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[5]))
-local function append(key, maxlen)
-  local id = redis.call('XADD', key, 'MAXLEN', maxlen, '*', 'i', ARGV[1], 'e', ARGV[2])
-  redis.call('XTRIM', key, 'MINID', minid)
-  redis.call('PEXPIRE', key, ARGV[5])
-  return id
-end
-local uid = append(KEYS[1], ARGV[3])
-local gid = ''
-if tonumber(ARGV[4]) > 0 then gid = append(KEYS[2], ARGV[4]) end
-return redis.call('PUBLISH', KEYS[3], '{"logId":"' .. uid .. '","allLogId":"' .. gid .. '",' .. string.sub(ARGV[2], 2))
-`;
-
-/**
- * The same on a Redis Cluster, for one shard: KEYS: user log, user channel (both tagged with the
- * user id, so one slot). ARGV: eventId, event JSON, user log length, max age in ms. SPUBLISH, and
- * no every-user stream (its key would be on another shard). Returns the live message, which the
- * caller also publishes on the user's every-user feed channel.
- */
-const CLUSTER_PUBLISH_SCRIPT = `
-local t = redis.call('TIME')
-local minid = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[4]))
-local uid = redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[3], '*', 'i', ARGV[1], 'e', ARGV[2])
-redis.call('XTRIM', KEYS[1], 'MINID', minid)
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-local message = '{"logId":"' .. uid .. '","allLogId":"",' .. string.sub(ARGV[2], 2)
-redis.call('SPUBLISH', KEYS[2], message)
-return message
-`;
-
-/**
  * KEYS: a log. ARGV: eventId. Returns false when the log does not hold that eventId; else
  * { id of the newest entry, then id and JSON of every entry after the eventId's OLDEST retained
  * occurrence }. The oldest, because an event redelivered by RabbitMQ (an instance died before its
@@ -104,41 +67,14 @@ return out
 `;
 
 interface EventLogCommands {
-  cprLogPublish(
-    userLog: string,
-    allLog: string,
-    channel: string,
-    eventId: string,
-    json: string,
-    maxEvents: number,
-    maxAll: number,
-    maxAgeMs: number,
-  ): Promise<number>;
   cprLogReadAfter(log: string, eventId: string): Promise<string[] | null>;
 }
 
-interface ClusterLogCommands {
-  cprClusterLogPublish(
-    userLog: string,
-    channel: string,
-    eventId: string,
-    json: string,
-    maxEvents: number,
-    maxAgeMs: number,
-  ): Promise<string>;
-  cprLogReadAfter(log: string, eventId: string): Promise<string[] | null>;
-}
-
-/** The log's commands on a cluster (each script's keys in one slot: the user's). */
-export function clusterLogCommands(redis: RedisClient): ClusterLogCommands {
-  redis.defineCommand('cprClusterLogPublish', { numberOfKeys: 2, lua: CLUSTER_PUBLISH_SCRIPT });
-  redis.defineCommand('cprLogReadAfter', { numberOfKeys: 1, lua: READ_AFTER_SCRIPT });
-  return redis as unknown as ClusterLogCommands;
-}
-
-/** The log's commands on `redis` (EVALSHA, falling back to EVAL once per connection). */
+/**
+ * The log's read command on `redis` (EVALSHA, falling back to EVAL once per connection); its one
+ * key is the log, so it runs on the log's shard on a cluster. Writing is publish-batch.ts.
+ */
 export function eventLogCommands(redis: RedisClient): EventLogCommands {
-  redis.defineCommand('cprLogPublish', { numberOfKeys: 3, lua: PUBLISH_SCRIPT });
   redis.defineCommand('cprLogReadAfter', { numberOfKeys: 1, lua: READ_AFTER_SCRIPT });
   return redis as unknown as EventLogCommands;
 }

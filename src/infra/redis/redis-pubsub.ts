@@ -3,11 +3,10 @@
  * Redis SUBSCRIBE per channel among all local subscribers (reference counted); this adapter
  * gives it the gateway's `EventPubSub` shape: `subscribe` resolves only once Redis confirmed the
  * SUBSCRIBE, and the iterator's `return()` drops the reference. With an event log (`log`), each
- * publish also appends to the retained logs in the same Lua script, and `subscribe` can resume
- * after an `eventId` (see event-log.ts).
+ * publish also appends to the retained logs in the same Lua script, a batch of events in one
+ * script call (publish-batch.ts), and `subscribe` can resume after an `eventId` (see event-log.ts).
  */
 import { RedisPubSub } from 'graphql-redis-subscriptions';
-import type { Cluster } from 'ioredis';
 import type { Logger } from 'pino';
 import type { GatewayEvent } from '../../contracts/events';
 import { HistoryExpiredError, HistoryUnavailableError } from '../../contracts/errors';
@@ -17,15 +16,8 @@ import { redisClientName } from './client-name';
 import { connectRedis, isCluster, type RedisClient } from './redis-connection';
 import { ShardedChannels } from './sharded-channels';
 import { createEventQueue, type EventStream, type QueueOptions } from '../../lib/event-queue';
-import {
-  clusterLogCommands,
-  eventLogCommands,
-  readAfter,
-  ResumeGate,
-  type EventLogOptions,
-  type LogPositions,
-  type SeamCounters,
-} from './event-log';
+import { eventLogCommands, readAfter, ResumeGate, type EventLogOptions, type LogPositions, type SeamCounters } from './event-log';
+import { BatchPublisher, ShardedBatchPublisher } from './publish-batch';
 
 /** A live message: the event with its log positions (the publish script puts them first). */
 type LoggedEvent = GatewayEvent & LogPositions;
@@ -63,8 +55,11 @@ export class RedisEventPubSub implements EventPubSub {
   private readonly subscriber: RedisClient;
   private readonly pubsub: ChannelHub;
   /** Set on a Redis Cluster: publishes go to sharded channels, without the every-user stream. */
-  private readonly cluster:
-    { readonly publisher: Cluster; readonly commands: ReturnType<typeof clusterLogCommands> | undefined } | undefined;
+  private readonly cluster: boolean;
+  /** Writes events (one or a batch) with their logs: publish-batch.ts. */
+  private readonly batch: BatchPublisher | ShardedBatchPublisher;
+  /** Events are retained (the log is on). */
+  private readonly retaining: boolean;
   private lastError: string | undefined;
   /** Reconnections since start (for metrics): `ready` after the first, per connection. */
   reconnects = 0;
@@ -77,9 +72,8 @@ export class RedisEventPubSub implements EventPubSub {
   /** How resumed subscriptions crossed from the log to live delivery (tests, operators). */
   readonly seam: SeamCounters = { resumed: 0, resumedFromDurable: 0, replayed: 0, duplicatesDropped: 0, heldAndReleased: 0 };
   private readonly topics: Topics;
-  /** Reading the fast log (both shapes); publishing with it goes through `publish`. */
-  private readonly log: Pick<ReturnType<typeof eventLogCommands>, 'cprLogReadAfter'> | undefined;
-  private readonly singleLog: ReturnType<typeof eventLogCommands> | undefined;
+  /** Reading the fast log (both shapes); publishing with it goes through `batch`. */
+  private readonly log: ReturnType<typeof eventLogCommands> | undefined;
 
   constructor(
     url: string,
@@ -136,6 +130,15 @@ export class RedisEventPubSub implements EventPubSub {
       });
     }
     const retaining = logOptions !== undefined && logOptions.maxEvents > 0;
+    this.retaining = retaining;
+    this.log = retaining ? eventLogCommands(this.publisher) : undefined;
+    const batchOptions = {
+      topics: this.topics,
+      log: logOptions,
+      assertLive: () => {
+        if (!this.subscriberLive) throw new Error('redis subscriber is reconnecting');
+      },
+    };
     if (isCluster(this.publisher) && isCluster(this.subscriber)) {
       const { topics } = this;
       this.pubsub = new ShardedChannels(
@@ -148,15 +151,13 @@ export class RedisEventPubSub implements EventPubSub {
         },
         logger,
       );
-      this.cluster = { publisher: this.publisher, commands: retaining ? clusterLogCommands(this.publisher) : undefined };
-      this.log = this.cluster.commands;
-      this.singleLog = undefined;
+      this.cluster = true;
+      this.batch = new ShardedBatchPublisher(this.publisher, batchOptions);
       return;
     }
-    this.cluster = undefined;
+    this.cluster = false;
+    this.batch = new BatchPublisher(this.publisher, batchOptions);
     this.pubsub = new RedisPubSub({ publisher: this.publisher, subscriber: this.subscriber });
-    this.singleLog = retaining ? eventLogCommands(this.publisher) : undefined;
-    this.log = this.singleLog;
     // RedisPubSub.unsubscribe() fires UNSUBSCRIBE/PUNSUBSCRIBE and drops the promises; while Redis
     // is away they reject with nobody listening. Observe them here: the channel is gone either way
     // (ioredis only resubscribes what is still subscribed when it reconnects).
@@ -175,59 +176,23 @@ export class RedisEventPubSub implements EventPubSub {
    * resubscribing: its sockets would miss the event, so the bridge requeues it instead and
    * publishes it again once this instance listens.
    */
-  /** In order, one after another (issue 16 replaces this with one round trip on Redis). */
-  async publishMany(items: readonly PublishItem[]): Promise<void> {
-    for (const { topic, event, options } of items) await this.publish(topic, event, options);
-  }
-
   async publish(topic: string, event: GatewayEvent, options: PublishOptions = {}): Promise<void> {
     if (!this.subscriberLive) throw new Error('redis subscriber is reconnecting');
-    // An audience's event (options.log) goes to that log alone, sized like the every-user log.
-    const logKey = options.log ?? (event.userId !== undefined ? this.topics.userLog(event.userId) : undefined);
-    if (this.cluster) return this.publishSharded(this.cluster, topic, event, logKey, options.log === undefined);
-    const { singleLog: log, logOptions } = this;
-    if (!log || !logOptions || logKey === undefined) {
+    // Nothing to log on one Redis: the plain PUBLISH, without a script.
+    if (!this.cluster && (!this.retaining || (options.log === undefined && event.userId === undefined))) {
       await (this.pubsub as unknown as RedisPubSub).publish(topic, event);
       return;
     }
-    // One script, one round trip: appended to both logs and published as one atomic step.
-    await log.cprLogPublish(
-      logKey,
-      this.topics.allUsersLog(),
-      topic,
-      event.eventId,
-      JSON.stringify(event),
-      options.log ? Math.max(logOptions.maxEvents, logOptions.maxAllEvents) : logOptions.maxEvents,
-      options.log ? 0 : logOptions.maxAllEvents,
-      logOptions.maxAgeMs,
-    );
+    await this.batch.publish([{ topic, event, options }]);
   }
 
   /**
-   * On a cluster: the user's log and channel share the user's hash tag, so one script on that
-   * shard appends and SPUBLISHes atomically, as on one Redis. The every-user feed (the user's
-   * bucket channel) is a second SPUBLISH on whichever shard owns it, with the same message: not
-   * atomic with the log, which it need not be, since administrators resume from the durable log
-   * by eventId (there is no every-user stream on a cluster). A failure of either requeues the
-   * event; the repeat is a duplicate clients drop by eventId.
+   * Each event as `publish` would, in order, in one script call per 100 events on one Redis; on
+   * a cluster, per hash tag (user) in order, the tags concurrently (publish-batch.ts).
    */
-  private async publishSharded(
-    cluster: NonNullable<RedisEventPubSub['cluster']>,
-    topic: string,
-    event: GatewayEvent,
-    /** The log to append to (an audience's shares its channel's hash tag, see topics.ts). */
-    logKey: string | undefined,
-    /** A user's event also goes to its family's every-user feed; an audience's does not. */
-    toFeed: boolean,
-  ): Promise<void> {
-    const { logOptions } = this;
-    const json = JSON.stringify(event);
-    const message =
-      cluster.commands && logOptions && logKey !== undefined
-        ? await cluster.commands.cprClusterLogPublish(logKey, topic, event.eventId, json, logOptions.maxEvents, logOptions.maxAgeMs)
-        : (await cluster.publisher.spublish(topic, json), json);
-    if (toFeed && event.userId !== undefined)
-      await cluster.publisher.spublish(this.topics.allUsersFeedOf(event.family, event.userId), message);
+  async publishMany(items: readonly PublishItem[]): Promise<void> {
+    // Refused like `publish` while the subscriber is away: checked before each script call.
+    await this.batch.publish(items);
   }
 
   /**
