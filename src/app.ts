@@ -64,7 +64,13 @@ export interface App {
   readonly bus: EventBus;
 }
 
-const NO_COUNTS: OperationCounters = { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0, payloadExecutions: 0 };
+const NO_COUNTS: OperationCounters = {
+  slowConsumerCloses: 0,
+  socketLimitCloses: 0,
+  tooManySubscriptions: 0,
+  payloadExecutions: 0,
+  payloadsCompiled: 0,
+};
 const noTransport = () => ({ open: 0, opened: 0, slowConsumer: 0, expired: 0, revoked: 0 });
 const NO_SESSIONS: SessionCounters = {
   revocations: 0,

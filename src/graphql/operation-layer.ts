@@ -105,6 +105,8 @@ export interface OperationCounters {
   tooManySubscriptions: number;
   /** Subscription payloads executed: one per event and distinct selection, however many receive it. */
   payloadExecutions: number;
+  /** Of those, the ones graphql-jit's compiled form produced (the rest: graphql-js; docs/decisions/0602). */
+  payloadsCompiled: number;
 }
 
 /** Per transport: connections open now, and how many ended for each reason the layer decides. */
@@ -137,7 +139,13 @@ export interface TokenCheck {
 }
 
 export class OperationLayer {
-  readonly counters: OperationCounters = { slowConsumerCloses: 0, socketLimitCloses: 0, tooManySubscriptions: 0, payloadExecutions: 0 };
+  readonly counters: OperationCounters = {
+    slowConsumerCloses: 0,
+    socketLimitCloses: 0,
+    tooManySubscriptions: 0,
+    payloadExecutions: 0,
+    payloadsCompiled: 0,
+  };
   readonly sessionCounters: SessionCounters = {
     revocations: 0,
     renewals: 0,
@@ -167,7 +175,10 @@ export class OperationLayer {
     readonly options: OperationLayerOptions,
   ) {
     this.documents = new DocumentCache(schema, options);
-    this.execution = new SharedExecution(schema, deps.formatError, () => this.counters.payloadExecutions++);
+    this.execution = new SharedExecution(schema, deps.formatError, (compiled) => {
+      this.counters.payloadExecutions++;
+      if (compiled) this.counters.payloadsCompiled++;
+    });
     deps.revocations?.onRevoked((userId, revokedAt) => this.revokeLocal(userId, revokedAt));
   }
 

@@ -12,7 +12,10 @@
  * - `SharedExecution` executes each event once per distinct selection and serializes the result
  *   once; every subscriber with that selection gets the same JSON text. It executes against the
  *   same SDL rebuilt without the code-first resolvers (`eventSchema`), which keeps execution
- *   synchronous (so order is kept) and cheap.
+ *   synchronous (so order is kept) and cheap; and it runs graphql-jit's compiled form of the
+ *   selection (./compiled-execution.ts, ≈5x cheaper per event), giving byte for byte graphql-js'
+ *   text, with graphql-js executing whatever the compiled form would not give exactly (errors,
+ *   refusals). docs/decisions/0002 and 0602.
  * - The socket layer (./graphql-ws-server.ts) attaches to each subscription's stream and writes
  *   `next` frames straight onto the socket; while the socket's send buffer is over its high-water
  *   mark, events wait in the subscription's bounded, coalescing stream until it drains.
@@ -35,6 +38,7 @@ import {
   type ExecutionResult,
 } from 'graphql';
 import type { Sink } from '../lib/event-queue';
+import { CompiledPayloads, jitCompiler, type Compiler } from './compiled-execution';
 import type { ErrorFormatter } from './format-error';
 
 /** A stream the fast path can drive (see `EventStream.attach`). */
@@ -57,7 +61,7 @@ export function isPushSource<T>(value: unknown): value is PushSource<T> & AsyncI
  * serialization; each root field returns the event itself. test/unit/push-delivery.test.ts
  * checks that every subscription's full payload equals what the code-first schema produces.
  */
-function eventSchema(schema: GraphQLSchema): GraphQLSchema {
+export function eventSchema(schema: GraphQLSchema): GraphQLSchema {
   const rebuilt = buildASTSchema(parse(printSchema(schema)));
   for (const type of Object.values(schema.getTypeMap())) {
     if (!(type instanceof GraphQLScalarType) || isSpecifiedScalarType(type)) continue;
@@ -96,14 +100,19 @@ export class SharedExecution {
   /** Per document and operation name: the variables its payload can depend on. */
   private readonly payloadVariables = new WeakMap<DocumentNode, Map<string, readonly string[]>>();
   private nextDocumentId = 0;
+  /** The compiled forms of the selections (./compiled-execution.ts); null: graphql-js only. */
+  private readonly compiled: CompiledPayloads | null;
 
   constructor(
     schema: GraphQLSchema,
     private readonly formatError: ErrorFormatter,
-    /** Counts executions (one per event and distinct selection). */
-    private readonly onExecute: () => void = () => undefined,
+    /** Counts executions (one per event and distinct selection): compiled, or by graphql-js. */
+    private readonly onExecute: (compiled: boolean) => void = () => undefined,
+    /** graphql-jit's compileQuery; null executes every payload with graphql-js. */
+    compiler: Compiler | null = jitCompiler,
   ) {
     this.schema = eventSchema(schema);
+    this.compiled = compiler ? new CompiledPayloads(this.schema, compiler) : null;
   }
 
   /**
@@ -173,14 +182,16 @@ export class SharedExecution {
     }
     let json = byKey.get(key);
     if (json === undefined) {
-      json = this.run(event, args);
+      json = this.run(event, key, args);
       byKey.set(key, json);
     }
     return json;
   }
 
-  private run(event: object, args: ExecutionArgs): string {
-    this.onExecute();
+  private run(event: object, key: string, args: ExecutionArgs): string {
+    const compiled = this.compiled?.run(key, args, event, NO_VIEWER);
+    this.onExecute(compiled !== undefined);
+    if (compiled !== undefined) return compiled;
     const result = execute({
       schema: this.schema,
       document: args.document,

@@ -145,6 +145,7 @@ describe('shared execution', () => {
     );
     await waitForSubscriptions(gateway, 16);
     const before = gateway.app.stats().ws.payloadExecutions;
+    const compiledBefore = gateway.app.stats().ws.payloadsCompiled;
     const users = Array.from({ length: 5 }, (_, i) => uniqueId(`exec-user-${i}`));
     for (const user of users) await publish('quota.updated', { userId: user, quotaId: `q-${user}` }, `x-${user}`);
     // Order is kept per user; these are five users, so compare per subscriber as sorted lists.
@@ -162,6 +163,8 @@ describe('shared execution', () => {
     }
     // 5 events x 2 selections, not 5 x 16 subscriptions.
     expect(gateway.app.stats().ws.payloadExecutions - before).toBe(10);
+    // All ten by graphql-jit's compiled form of the two selections (docs/decisions/0602).
+    expect(gateway.app.stats().ws.payloadsCompiled - compiledBefore).toBe(10);
     expect([...same, ...other].reduce((n, sub) => n + sub.pending(), 0)).toBe(0);
   });
 });
