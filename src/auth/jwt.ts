@@ -56,6 +56,24 @@ function algorithmsForKey(key: KeyObject): string[] {
   }
 }
 
+/** Distinct role lists kept as one frozen array each (a cap, not an LRU: tokens carry a few). */
+const MAX_SHARED_ROLE_LISTS = 1_000;
+const roleLists = new Map<string, readonly string[]>();
+
+/**
+ * The same roles as one shared array: every open connection keeps its user's (heap per socket,
+ * docs/decisions/0605), and most users have one of a few role lists.
+ */
+function sharedRoles(roles: string[]): readonly string[] {
+  // JSON: unambiguous whatever the role names hold.
+  const key = JSON.stringify(roles);
+  const shared = roleLists.get(key);
+  if (shared !== undefined) return shared;
+  const frozen = Object.freeze(roles);
+  if (roleLists.size < MAX_SHARED_ROLE_LISTS) roleLists.set(key, frozen);
+  return frozen;
+}
+
 export function createTokenVerifier(config: JwtOptions): TokenVerifier {
   let key: Uint8Array | KeyObject | JWTVerifyGetKey;
   let algorithms: string[];
@@ -91,7 +109,8 @@ export function createTokenVerifier(config: JwtOptions): TokenVerifier {
       }
       if (typeof claims.sub !== 'string' || claims.sub.trim() === '') throw new TokenError('invalid token: no sub');
       if (typeof claims.exp !== 'number') throw new TokenError('invalid token: no exp');
-      const roles = Array.isArray(claims.roles) ? claims.roles.filter((r): r is string => typeof r === 'string') : [];
+      const roles = sharedRoles(Array.isArray(claims.roles) ? claims.roles.filter((r): r is string => typeof r === 'string') : []);
+      // One shape for every user (issuedAt present, possibly undefined): a connection keeps it.
       return {
         id: claims.sub,
         roles,
@@ -100,7 +119,7 @@ export function createTokenVerifier(config: JwtOptions): TokenVerifier {
         isAdmin: isAdminClaims(roles, claims.isSuperAdmin),
         expiresAt: claims.exp * 1000,
         // Revocation compares it (./revocation.ts): a token issued before it is refused.
-        ...(typeof claims.iat === 'number' ? { issuedAt: claims.iat * 1000 } : {}),
+        issuedAt: typeof claims.iat === 'number' ? claims.iat * 1000 : undefined,
       };
     },
   };

@@ -21,13 +21,14 @@
  * the new operation answered and nothing more of the cancelled one (a shared placeholder would
  * let the cancelled one take the new one's place).
  */
-import { GraphQLError, type ExecutionResult, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
+import { GraphQLError, type ExecutionArgs, type ExecutionResult, type GraphQLFormattedError, type GraphQLSchema } from 'graphql';
 import type { Logger } from 'pino';
 import { issuedBeforeRevocation } from '../auth/revocation';
 import type { AuthUser, ConnectionControl, GraphQLContext, Services, TransportName } from '../contracts/context';
 import { ErrorCode } from '../contracts/errors';
 import type { GatewayEvent } from '../contracts/events';
 import type { ConnectionRegistry, RateLimiter, RevocationStore } from '../contracts/ports';
+import { Deadlines } from '../lib/deadlines';
 import { DocumentCache, type DocumentLimits } from './documents';
 import type { ErrorFormatter } from './format-error';
 import { containsNul, NUL_MESSAGE } from './nul-guard';
@@ -55,6 +56,18 @@ export interface WireResult {
   readonly errors?: readonly GraphQLFormattedError[];
   readonly extensions?: unknown;
 }
+
+/**
+ * What a pushed subscription's payload depends on (`SharedExecution.selectionKey`), one object per
+ * distinct key shared by every operation with it: the arguments the payload is executed with.
+ */
+export interface Selection {
+  readonly key: string;
+  readonly args: ExecutionArgs;
+}
+
+/** Distinct selections shared as one object each (a cap, not an LRU: clients send a few documents). */
+const MAX_SHARED_SELECTIONS = 10_000;
 
 /** What a transport sees of an operation: its id (and the id as JSON text, for frames). */
 export interface OperationRef {
@@ -155,8 +168,14 @@ export class OperationLayer {
   readonly execution: SharedExecution;
   private readonly documents: DocumentCache;
   private connectionSeq = 0;
-  /** This instance's open sessions by user, for revocation. */
-  private readonly sessions = new Map<string, Set<Session>>();
+  /**
+   * This instance's open sessions by user, for revocation: the session itself while a user has
+   * one (most do; a Set each would cost more than the session), a Set from the second.
+   */
+  private readonly sessions = new Map<string, Session | Set<Session>>();
+  /** @internal Every session's token expiry, on one timer. */
+  readonly expiries = new Deadlines<Session>((session) => session.expire());
+  private readonly selections = new Map<string, Selection>();
 
   constructor(
     readonly schema: GraphQLSchema,
@@ -185,7 +204,9 @@ export class OperationLayer {
   /** Ends this instance's sessions of `userId` whose token predates the revocation. */
   private revokeLocal(userId: string, revokedAt: number): void {
     this.sessionCounters.revocations++;
-    const mine = [...(this.sessions.get(userId) ?? [])].filter((session) => issuedBeforeRevocation(session.user, revokedAt));
+    const entry = this.sessions.get(userId);
+    const all = entry === undefined ? [] : entry instanceof Set ? [...entry] : [entry];
+    const mine = all.filter((session) => issuedBeforeRevocation(session.user, revokedAt));
     if (mine.length > 0) this.deps.logger.info({ userId, sessions: mine.length }, 'sessions revoked: ending connections');
     for (const session of mine) session.revoke();
   }
@@ -197,9 +218,11 @@ export class OperationLayer {
 
   /** @internal */
   opened(session: Session): void {
-    const mine = this.sessions.get(session.user.id) ?? new Set<Session>();
-    mine.add(session);
-    this.sessions.set(session.user.id, mine);
+    const userId = session.user.id;
+    const mine = this.sessions.get(userId);
+    if (mine === undefined) this.sessions.set(userId, session);
+    else if (mine instanceof Set) mine.add(session);
+    else this.sessions.set(userId, new Set([mine, session]));
     const counters = this.sessionCounters.transports[session.transport];
     counters.open++;
     counters.opened++;
@@ -207,9 +230,14 @@ export class OperationLayer {
 
   /** @internal */
   closed(session: Session): void {
-    const mine = this.sessions.get(session.user.id);
-    mine?.delete(session);
-    if (mine?.size === 0) this.sessions.delete(session.user.id);
+    const userId = session.user.id;
+    const mine = this.sessions.get(userId);
+    if (mine === session) this.sessions.delete(userId);
+    else if (mine instanceof Set) {
+      mine.delete(session);
+      if (mine.size === 1) this.sessions.set(userId, mine.values().next().value as Session);
+      else if (mine.size === 0) this.sessions.delete(userId);
+    }
     this.sessionCounters.transports[session.transport].open--;
   }
 
@@ -241,13 +269,13 @@ export class OperationLayer {
     }
     // The clock tolerance helps HTTP; a connection would be ended at expiry at once anyway.
     if (user.expiresAt <= Date.now()) return { refused: 'forbidden', reason: 'Forbidden' };
-    const connectionId = `${this.deps.instanceId}:${++this.connectionSeq}`;
-    if (!(await this.deps.connections.acquire(user.id, connectionId))) {
+    const seq = ++this.connectionSeq;
+    if (!(await this.deps.connections.acquire(user.id, this.connectionId(seq)))) {
       this.counters.socketLimitCloses++;
       this.deps.logger.info({ userId: user.id }, 'too many connections for this user');
       return { refused: 'too-many-connections', reason: 'Too many connections for this user' };
     }
-    const session = new Session(this, user, connectionId, transport, name);
+    const session = new Session(this, user, seq, transport, name);
     this.opened(session);
     return session;
   }
@@ -268,6 +296,24 @@ export class OperationLayer {
     return new GraphQLError(`Rate limit exceeded: retry after ${decision.retryAfterSec} s`, {
       extensions: { code: ErrorCode.RATE_LIMITED, retryAfter: decision.retryAfterSec },
     });
+  }
+
+  /**
+   * @internal The shared `Selection` of a subscription's payload arguments: operations that differ
+   * only in what does not change the payload (`after`, `userId`, `deviceId`) share one object.
+   */
+  selection(args: ExecutionArgs): Selection {
+    const key = this.execution.selectionKey(args);
+    const shared = this.selections.get(key);
+    if (shared !== undefined) return shared;
+    const selection: Selection = { key, args };
+    if (this.selections.size < MAX_SHARED_SELECTIONS) this.selections.set(key, selection);
+    return selection;
+  }
+
+  /** @internal A connection's id in the shared registry: built when needed, not kept per session. */
+  connectionId(seq: number): string {
+    return `${this.deps.instanceId}:${seq}`;
   }
 
   /** @internal */

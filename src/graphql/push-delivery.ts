@@ -37,13 +37,13 @@ import {
   type ExecutionArgs,
   type ExecutionResult,
 } from 'graphql';
-import type { Sink } from '../lib/event-queue';
+import type { Consumer } from '../lib/event-queue';
 import { CompiledPayloads, jitCompiler, type Compiler } from './compiled-execution';
 import type { ErrorFormatter } from './format-error';
 
 /** A stream the fast path can drive (see `EventStream.attach`). */
 export interface PushSource<T> {
-  attach(sink: Sink<T>, onEnd: (error?: Error) => void): void;
+  attach(consumer: Consumer<T>): void;
   flush(): void;
   return?(): Promise<IteratorResult<T>>;
 }

@@ -23,23 +23,30 @@ import {
 import type { AuthUser, ConnectionControl, TransportName } from '../contracts/context';
 import { BadUserInputError, ForbiddenError, TooManySubscriptionsError } from '../contracts/errors';
 import type { GatewayEvent } from '../contracts/events';
+import type { Consumer } from '../lib/event-queue';
+import type { Scheduled } from '../lib/deadlines';
+import { SmallMap } from '../lib/small-map';
 import { isPushSource, type PushSource } from './push-delivery';
 
-import type { OperationLayer, OperationRef, OperationRequest, OperationSink, SessionTransport } from './operation-layer';
+import type { OperationLayer, OperationRef, OperationRequest, OperationSink, Selection, SessionTransport } from './operation-layer';
 
-/** setTimeout's ceiling (~24.8 days); tokens living longer are re-armed. */
-const MAX_TIMER_MS = 2_147_483_647;
+/** The payload last handed out, by event and selection (each layer interns its own). */
+const LAST_PAYLOAD: { event: object | undefined; selection: Selection | undefined; json: string } = {
+  event: undefined,
+  selection: undefined,
+  json: '',
+};
 
 /**
  * One operation while it lives in its session; its identity is what `Session.live` compares. A
- * class with methods rather than closures: there is one per live subscription (heap per socket).
+ * class with methods rather than closures, and its stream's consumer itself: there is one per
+ * live subscription (heap per socket, docs/decisions/0605).
  */
-class Operation implements OperationRef {
+class Operation implements OperationRef, Consumer<object> {
   readonly idJson: string;
   /** Set once a subscription's stream is attached. */
   source: PushSource<object> | undefined;
-  private selection: ExecutionArgs | undefined;
-  private key = '';
+  private selection: Selection | undefined;
 
   constructor(
     readonly id: string,
@@ -50,21 +57,31 @@ class Operation implements OperationRef {
     this.idJson = JSON.stringify(id);
   }
 
-  attach(source: PushSource<object>, selection: ExecutionArgs, key: string): void {
+  attach(source: PushSource<object>, selection: Selection): void {
     this.source = source;
     this.selection = selection;
-    this.key = key;
-    source.attach(
-      (event) => this.write(event),
-      (error) => this.session.ended(this, error),
-    );
+    source.attach(this);
   }
 
-  private write(event: object): boolean {
+  /** One event of the stream: framed now, or false while the connection cannot take it. */
+  offer(event: object): boolean {
     const { sink } = this;
     if (!sink.ready(this)) return false;
-    sink.next(this, this.layer.execution.payload(event, this.key, this.selection as ExecutionArgs), event as GatewayEvent);
+    // An event reaches its subscribers one after another: most ask for the payload just made.
+    const last = LAST_PAYLOAD;
+    const selection = this.selection!;
+    if (event !== last.event || selection !== last.selection) {
+      last.json = this.layer.execution.payload(event, selection.key, selection.args);
+      last.event = event;
+      last.selection = selection;
+    }
+    sink.next(this, last.json, event as GatewayEvent);
     return true;
+  }
+
+  /** The stream ended by itself. */
+  ended(error?: Error): void {
+    this.session.ended(this, error);
   }
 
   stop(): void {
@@ -74,24 +91,28 @@ class Operation implements OperationRef {
 
 /**
  * One authenticated connection (a socket, a multipart or SSE stream): its user, its live
- * operations by id, its expiry timer and its slot in the per-user count.
+ * operations by id, its token's expiry (one slot in the layer's shared `Deadlines`, not a timer of
+ * its own) and its slot in the per-user count.
  */
-export class Session implements ConnectionControl {
-  private readonly operations = new Map<string, Operation>();
+export class Session implements ConnectionControl, Scheduled {
+  /** Usually one or two: no `Map` for the first (heap per socket). */
+  private readonly operations = new SmallMap<string, Operation>();
   private closed = false;
   private slowEnded = false;
-  private expiryTimer: NodeJS.Timeout | undefined;
   private current: AuthUser;
+  /** @internal Its place among the layer's expiries (lib/deadlines.ts). */
+  deadlineSlot = -1;
 
   constructor(
     private readonly layer: OperationLayer,
     user: AuthUser,
-    private readonly connectionId: string,
+    /** This instance's number for the connection; its id in the shared registry is `layer.connectionId(seq)`. */
+    private readonly connectionSeq: number,
     private readonly peer: SessionTransport,
     readonly transport: TransportName,
   ) {
     this.current = user;
-    this.armExpiry(user.expiresAt);
+    layer.expiries.schedule(this, user.expiresAt);
   }
 
   /** The credentials now: the connection's token, or the last one `renew` accepted. */
@@ -119,8 +140,7 @@ export class Session implements ConnectionControl {
     if (next.expiresAt <= Date.now()) throw refuse('the token is expired');
     if (this.closed) throw refuse('the connection is closed');
     this.current = next;
-    clearTimeout(this.expiryTimer);
-    this.armExpiry(next.expiresAt);
+    this.layer.expiries.schedule(this, next.expiresAt);
     this.layer.sessionCounters.renewals++;
     return next.expiresAt;
   }
@@ -204,7 +224,7 @@ export class Session implements ConnectionControl {
       operationName: args.operationName,
       variableValues: args.variableValues,
     };
-    operation.attach(source, selection, layer.execution.selectionKey(selection));
+    operation.attach(source, layer.selection(selection));
   }
 
   /** @internal A subscription's stream ended by itself (not by `stop` or the connection). */
@@ -247,31 +267,23 @@ export class Session implements ConnectionControl {
   end(): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.expiryTimer);
+    this.layer.expiries.cancel(this);
     this.stopAll();
     this.layer.closed(this);
-    this.layer.release(this.user.id, this.connectionId);
+    this.layer.release(this.user.id, this.layer.connectionId(this.connectionSeq));
   }
 
   private stopAll(): void {
-    const operations = [...this.operations.values()];
+    const operations = this.operations.values();
     this.operations.clear();
     for (const operation of operations) operation.stop();
   }
 
-  private expire(): void {
+  /** @internal The token expired (the layer's `Deadlines` calls it). */
+  expire(): void {
     if (this.closed) return;
     this.layer.sessionCounters.transports[this.transport].expired++;
     this.peer.expired();
-  }
-
-  private armExpiry(expiresAt: number): void {
-    const remaining = expiresAt - Date.now();
-    this.expiryTimer = setTimeout(
-      () => (remaining > MAX_TIMER_MS ? this.armExpiry(expiresAt) : this.expire()),
-      Math.max(0, Math.min(remaining, MAX_TIMER_MS)),
-    );
-    this.expiryTimer.unref();
   }
 }
 

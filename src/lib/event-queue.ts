@@ -1,7 +1,7 @@
 /**
  * A subscription's event stream: the pub/sub adapters push events in; the socket layer either
- * attaches a sink that takes them synchronously (the fast path, ../graphql/push-delivery.ts) or
- * pulls them as an async iterator. While the sink is backed up (the socket's send buffer is full)
+ * attaches a consumer that takes them synchronously (the fast path, ../graphql/push-delivery.ts)
+ * or pulls them as an async iterator. While the consumer is backed up (the socket's send buffer is full)
  * or nobody pulls, events wait here. `return()` (a client completes, a socket closes) runs
  * `release` exactly once, which is what frees the underlying Redis subscription.
  *
@@ -20,64 +20,29 @@
  *   place. A non-state-like event about the same entity first releases a held one, so order per
  *   entity is kept; it is never coalesced itself.
  */
+import type { Delivery, DispatchLedger, Dispatched } from './dispatch-ledger';
+import {
+  notifyOverflow,
+  SlowConsumerError,
+  type Classification,
+  type Consumer,
+  type EventStream,
+  type OverflowListener,
+  type QueueOptions,
+} from './event-stream';
 
-export interface QueueOptions<T> {
-  /** Events that may wait for the consumer (buffered plus held); more ends the stream. */
-  readonly maxBuffered: number;
-  /** Coalescing window in milliseconds; 0 disables coalescing. */
-  readonly coalesceMs: number;
-  /** The entity an event is about and whether it is state-like; undefined: never coalesced. */
-  readonly classify?: (value: T) => { readonly entity: string; readonly coalesce: boolean } | undefined;
-  /**
-   * Whether `next` is newer than `current` (same entity). Events can arrive out of order (broker
-   * redeliveries, prefetch): an arrival older than what the consumer was just given is dropped.
-   * @default always
-   */
-  readonly supersedes?: (next: T, current: T) => boolean;
-  /**
-   * What one waiting event of an entity becomes when another arrives: by default the new one;
-   * for partial snapshots, both combined (fields the newer lacks taken from the older).
-   */
-  readonly combine?: (current: T, next: T) => T;
-  /** Called for every event replaced by a newer one, or dropped as older (counted for metrics). */
-  readonly onCoalesced?: () => void;
-  /** Called once when this stream overflows (counted for metrics). */
-  readonly onOverflow?: () => void;
-}
+export * from './event-stream';
 
-/**
- * Where a pushed stream delivers: returns false when the consumer cannot take the value now (its
- * socket is backed up); the value then waits in the stream (bounded and coalesced like any
- * waiting event) until `flush()`.
- */
-export type Sink<T> = (value: T) => boolean;
-
-/** A stream of events; `onOverflow` lets the socket layer react to a consumer that fell behind. */
-export interface EventStream<T> extends AsyncIterableIterator<T> {
-  /** `listener` runs once if (or as soon as, when it already happened) the buffer overflows. */
-  onOverflow(listener: () => void): void;
-  /**
-   * Push instead of pull (the socket layer's fast path): from now on every deliverable event goes
-   * to `sink` synchronously, in order, with no promise per event; `onEnd` runs once when the
-   * stream ends, with `SlowConsumerError` after an overflow. Not mixed with `next()`.
-   */
-  attach(sink: Sink<T>, onEnd: (error?: Error) => void): void;
-  /** Offers the waiting events to the sink again (the socket drained). */
-  flush(): void;
-}
-
-/** The consumer did not keep up: its buffer overflowed and the stream ended. */
-export class SlowConsumerError extends Error {
-  constructor(maxBuffered: number) {
-    super(`Too slow: more than ${maxBuffered} events waiting for this subscription`);
-    this.name = 'SlowConsumerError';
-  }
-}
-
+/** One event while it waits, and once delivered, its entity's last delivery (`at`) for the window. */
 interface Entry<T> {
   value: T;
-  readonly entity?: string;
+  readonly entity: string | undefined;
+  /** When it went to the consumer (set on delivery). */
+  at: number;
 }
+
+/** A queue's own record that it delivered nothing of an entity that counts (shared mode). */
+const NOTHING_DELIVERED: Delivery<never> = Object.freeze({ value: undefined as never, at: Number.NEGATIVE_INFINITY });
 
 const UNBOUNDED: QueueOptions<never> = { maxBuffered: Number.POSITIVE_INFINITY, coalesceMs: 0 };
 const DONE: IteratorResult<never> = Object.freeze({ value: undefined, done: true });
@@ -94,6 +59,11 @@ export function createEventQueue<T>(
  * One subscription's queue. A class with its state allocated on first use: there is one per live
  * subscription, and a subscriber that keeps up never needs its buffers or coalescing maps, so an
  * idle subscription costs a few fields (the benchmark's heap per socket).
+ *
+ * Made with a `DispatchLedger` (one topic's queues share it, ../infra/redis/topic-fanout.ts), it
+ * takes `pushDispatched` only, and keeps coalescing records only for entities on which it is not
+ * in step with its topic (./dispatch-ledger.ts); the decisions are the same as a queue of its own
+ * would make (test/unit/dispatch-ledger.test.ts), timed from the dispatch.
  */
 export class EventQueue<T> implements EventStream<T> {
   private buffered: Entry<T>[] | undefined;
@@ -102,20 +72,33 @@ export class EventQueue<T> implements EventStream<T> {
   private pending: Map<string, Entry<T>> | undefined;
   /** State-like events held until their entity's window ends. */
   private held: Map<string, { entry: Entry<T>; timer: NodeJS.Timeout }> | undefined;
-  /** When each entity's last event went to the consumer, and which (pruned once per window). */
-  private lastSent: Map<string, { at: number; value: T }> | undefined;
+  /**
+   * Each entity's last delivery: when it went to the consumer, and which (pruned once per window).
+   * With a ledger, only the entities on which this queue is not in step with its topic.
+   */
+  private lastSent: Map<string, Delivery<T>> | undefined;
   private lastPrune = 0;
   private done = false;
   private overflowed = false;
   /** Usually one (the socket layer's); an array only when more register. */
-  private overflowListeners: (() => void) | (() => void)[] | undefined;
-  private sink: Sink<T> | undefined;
-  private onEnd: ((error?: Error) => void) | undefined;
+  private overflowListeners: OverflowListener | OverflowListener[] | undefined;
+  private consumer: Consumer<T> | undefined;
+  /** The ledger's count when this queue was made: it received every dispatch after it. */
+  private readonly since: number;
 
   constructor(
     private readonly release: () => void,
     private readonly options: QueueOptions<T>,
-  ) {}
+    /** The topic's shared ledger, when a fan-out dispatches to this queue (`pushDispatched`). */
+    private readonly ledger?: DispatchLedger<T>,
+  ) {
+    this.since = ledger?.seq ?? 0;
+  }
+
+  /** Frees what the stream holds upstream, once (a subclass may do it without a closure). */
+  protected released(): void {
+    this.release();
+  }
 
   /** This queue is its own iterator (kept for the callers' `queue.iterator`). */
   get iterator(): EventStream<T> {
@@ -125,9 +108,29 @@ export class EventQueue<T> implements EventStream<T> {
   push(value: T): void {
     if (this.done) return;
     const { options } = this;
-    const kind = options.coalesceMs > 0 ? options.classify?.(value) : undefined;
+    this.receive(value, options.coalesceMs > 0 ? options.classify?.(value) : undefined, undefined, undefined, false);
+  }
+
+  /**
+   * The fan-out's push, for a queue made with a ledger: `kind` classified and `now` read once for
+   * every queue of the topic, `previous` what `DispatchLedger.dispatch` returned for this event.
+   */
+  pushDispatched(value: T, kind: Classification | undefined, now: number, previous: Dispatched<T> | undefined): void {
+    if (this.done) return;
+    this.receive(value, kind, now, previous, true);
+  }
+
+  /** `dispatched`: through `pushDispatched` (`push` on a queue with a ledger keeps records of its own, as without). */
+  private receive(
+    value: T,
+    kind: Classification | undefined,
+    now: number | undefined,
+    previous: Dispatched<T> | undefined,
+    dispatched: boolean,
+  ): void {
+    const { options } = this;
     if (!kind) {
-      this.enqueue({ value }, false);
+      this.enqueue(value, undefined, false, now, previous, dispatched);
       return;
     }
     const { entity } = kind;
@@ -136,43 +139,60 @@ export class EventQueue<T> implements EventStream<T> {
       // an entry that now precedes this event.
       this.releaseHeld(entity);
       this.pending?.delete(entity);
-      this.enqueue({ value }, false);
+      this.enqueue(value, entity, false, now, previous, dispatched);
       return;
     }
     const waitingEntry = this.pending?.get(entity) ?? this.held?.get(entity)?.entry;
     if (waitingEntry) {
       waitingEntry.value = options.combine ? options.combine(waitingEntry.value, value) : value;
+      // (No record needed for a ledger: the waiting entry makes one when it is delivered.)
       options.onCoalesced?.();
       return;
     }
-    const entry: Entry<T> = { value, entity };
-    const last = this.lastSent?.get(entity);
-    const now = Date.now();
-    if (last !== undefined && now - last.at < options.coalesceMs) {
+    const at = now ?? Date.now();
+    const last = this.lastDelivery(entity, previous);
+    if (last !== undefined && at - last.at < options.coalesceMs) {
       // Older than what the consumer just got (an out-of-order arrival): already superseded.
       if (!(options.supersedes?.(value, last.value) ?? true)) {
         options.onCoalesced?.();
+        this.diverge(entity, previous);
         return;
       }
       if (this.waitingCount() >= options.maxBuffered) {
         this.overflow();
         return;
       }
-      const timer = setTimeout(() => this.releaseHeld(entity), last.at + options.coalesceMs - now);
+      this.diverge(entity, previous);
+      const timer = setTimeout(() => this.releaseHeld(entity), last.at + options.coalesceMs - at);
       timer.unref();
-      (this.held ??= new Map()).set(entity, { entry, timer });
+      (this.held ??= new Map()).set(entity, { entry: { value, entity, at: 0 }, timer });
       return;
     }
-    this.enqueue(entry, true);
+    this.enqueue(value, entity, true, at, previous, dispatched);
   }
 
+  /** What this queue last delivered of `entity`: its own record, or with a ledger the topic's previous dispatch if it had it. */
+  private lastDelivery(entity: string, previous: Dispatched<T> | undefined): Delivery<T> | undefined {
+    const own = this.lastSent?.get(entity);
+    if (own !== undefined || this.ledger === undefined) return own;
+    return previous !== undefined && previous.seq > this.since ? previous : undefined;
+  }
+
+  /**
+   * With a ledger: this queue did not take its topic's dispatch of `entity` straight through (it
+   * waits, is held, or was dropped), so from now on its own record says what it last delivered.
+   */
+  private diverge(entity: string, previous: Dispatched<T> | undefined): void {
+    if (this.ledger === undefined || this.lastSent?.has(entity)) return;
+    (this.lastSent ??= new Map()).set(entity, previous !== undefined && previous.seq > this.since ? previous : NOTHING_DELIVERED);
+  }
   next(): Promise<IteratorResult<T>> {
     if (this.done) {
       return this.overflowed ? Promise.reject(new SlowConsumerError(this.options.maxBuffered)) : Promise.resolve(DONE);
     }
     const entry = this.buffered?.shift();
     if (entry !== undefined) {
-      this.delivered(entry);
+      this.delivered(entry.value, entry.entity, undefined, false, entry);
       return Promise.resolve({ value: entry.value, done: false });
     }
     return new Promise((resolve) => (this.waiting ??= []).push(resolve));
@@ -188,31 +208,30 @@ export class EventQueue<T> implements EventStream<T> {
     return Promise.reject(error);
   }
 
-  onOverflow(listener: () => void): void {
-    if (this.overflowed) listener();
+  onOverflow(listener: OverflowListener): void {
+    if (this.overflowed) notifyOverflow(listener);
     else if (this.done) return;
     else if (this.overflowListeners === undefined) this.overflowListeners = listener;
     else if (Array.isArray(this.overflowListeners)) this.overflowListeners.push(listener);
     else this.overflowListeners = [this.overflowListeners, listener];
   }
 
-  attach(sink: Sink<T>, onEnd: (error?: Error) => void): void {
+  attach(consumer: Consumer<T>): void {
     if (this.done) {
-      onEnd(this.overflowed ? new SlowConsumerError(this.options.maxBuffered) : undefined);
+      consumer.ended(this.overflowed ? new SlowConsumerError(this.options.maxBuffered) : undefined);
       return;
     }
-    this.sink = sink;
-    this.onEnd = onEnd;
+    this.consumer = consumer;
     this.flush();
   }
 
   flush(): void {
     const { buffered } = this;
-    while (this.sink && !this.done && buffered !== undefined && buffered.length > 0) {
+    while (this.consumer && !this.done && buffered !== undefined && buffered.length > 0) {
       const entry = buffered[0]!;
-      if (!this.sink(entry.value)) return;
+      if (!this.consumer.offer(entry.value)) return;
       buffered.shift();
-      this.delivered(entry);
+      this.delivered(entry.value, entry.entity, undefined, false, entry);
     }
   }
 
@@ -235,8 +254,8 @@ export class EventQueue<T> implements EventStream<T> {
       const waiting = this.waiting;
       this.waiting = undefined;
       if (waiting) for (const resolve of waiting) resolve(DONE);
-      this.release();
-      this.onEnd?.(this.overflowed ? new SlowConsumerError(this.options.maxBuffered) : undefined);
+      this.released();
+      this.consumer?.ended(this.overflowed ? new SlowConsumerError(this.options.maxBuffered) : undefined);
     }
     return DONE;
   }
@@ -248,36 +267,66 @@ export class EventQueue<T> implements EventStream<T> {
     // if completed, without SLOW_CONSUMER, its count or its socket's grace-then-destroy.
     const listeners = this.overflowListeners;
     this.overflowListeners = undefined;
-    if (Array.isArray(listeners)) for (const listener of listeners) listener();
-    else listeners?.();
+    if (Array.isArray(listeners)) for (const listener of listeners) notifyOverflow(listener);
+    else if (listeners !== undefined) notifyOverflow(listeners);
     this.finish();
     this.options.onOverflow?.();
   }
 
-  private delivered(entry: Entry<T>): void {
-    if (entry.entity === undefined || this.done) return;
-    if (this.pending?.get(entry.entity) === entry) this.pending.delete(entry.entity);
-    const now = Date.now();
-    const lastSent = (this.lastSent ??= new Map<string, { at: number; value: T }>());
-    lastSent.set(entry.entity, { at: now, value: entry.value });
-    if (now - this.lastPrune > this.options.coalesceMs) {
-      this.lastPrune = now;
-      for (const [entity, sent] of lastSent) if (now - sent.at >= this.options.coalesceMs) lastSent.delete(entity);
+  /**
+   * `value` went to the consumer. `dispatched`: straight from its topic's dispatch, so a queue with
+   * a ledger is in step with it again for the entity (no record of its own, nothing allocated).
+   */
+  private delivered(value: T, entity: string | undefined, now: number | undefined, dispatched: boolean, entry?: Entry<T>): void {
+    if (entity === undefined || this.done) return;
+    if (entry !== undefined && this.pending?.get(entity) === entry) this.pending.delete(entity);
+    const at = now ?? Date.now();
+    if (this.ledger !== undefined && dispatched) {
+      if (this.lastSent === undefined) return;
+      this.lastSent.delete(entity);
+    } else {
+      const record = entry ?? { value, entity, at };
+      record.at = at;
+      (this.lastSent ??= new Map()).set(entity, record);
+    }
+    if (at - this.lastPrune > this.options.coalesceMs) this.prune(at);
+  }
+
+  /**
+   * Forgets deliveries older than the window. With a ledger, a record of its own is kept while the
+   * topic has a dispatch of the entity this queue did not take straight (falling back to it would
+   * count that one as delivered).
+   */
+  private prune(now: number): void {
+    this.lastPrune = now;
+    const { lastSent, ledger, options } = this;
+    if (lastSent === undefined) return;
+    for (const [entity, sent] of lastSent) {
+      if (now - sent.at < options.coalesceMs) continue;
+      const recent = ledger?.recent(entity, now);
+      if (recent === undefined || recent.seq <= this.since) lastSent.delete(entity);
     }
   }
 
-  private enqueue(entry: Entry<T>, coalescible: boolean): void {
-    if (this.sink) {
+  private enqueue(
+    value: T,
+    entity: string | undefined,
+    coalescible: boolean,
+    now: number | undefined,
+    previous: Dispatched<T> | undefined,
+    dispatched: boolean,
+  ): void {
+    if (this.consumer) {
       // Straight through unless older events still wait (order) or the consumer is backed up.
-      if ((this.buffered === undefined || this.buffered.length === 0) && this.sink(entry.value)) {
-        this.delivered(entry);
+      if ((this.buffered === undefined || this.buffered.length === 0) && this.consumer.offer(value)) {
+        this.delivered(value, entity, now, dispatched);
         return;
       }
     } else {
       const resolve = this.waiting?.shift();
       if (resolve) {
-        this.delivered(entry);
-        resolve({ value: entry.value, done: false });
+        this.delivered(value, entity, now, dispatched);
+        resolve({ value, done: false });
         return;
       }
     }
@@ -286,8 +335,10 @@ export class EventQueue<T> implements EventStream<T> {
       this.overflow();
       return;
     }
+    if (entity !== undefined && dispatched) this.diverge(entity, previous);
+    const entry: Entry<T> = { value, entity, at: 0 };
     (this.buffered ??= []).push(entry);
-    if (coalescible && entry.entity !== undefined) (this.pending ??= new Map()).set(entry.entity, entry);
+    if (coalescible && entity !== undefined) (this.pending ??= new Map()).set(entity, entry);
   }
 
   private releaseHeld(entity: string): void {
@@ -295,6 +346,6 @@ export class EventQueue<T> implements EventStream<T> {
     if (!hold) return;
     clearTimeout(hold.timer);
     this.held!.delete(entity);
-    this.enqueue(hold.entry, true);
+    this.enqueue(hold.entry.value, entity, true, undefined, undefined, false);
   }
 }

@@ -250,14 +250,14 @@ describe('event queue: pushed to a sink (the socket fast path)', () => {
     const got: number[] = [];
     const ends: (Error | undefined)[] = [];
     let open = true;
-    q.iterator.attach(
-      (e) => {
+    q.iterator.attach({
+      offer: (e) => {
         if (!open) return false;
         got.push(e.id);
         return true;
       },
-      (error) => ends.push(error),
-    );
+      ended: (error) => ends.push(error),
+    });
     return { ...q, got, ends, setOpen: (value: boolean) => (open = value) };
   };
 
@@ -266,10 +266,7 @@ describe('event queue: pushed to a sink (the socket fast path)', () => {
     q.push({ id: 1 });
     q.push({ id: 2 });
     const got: number[] = [];
-    q.iterator.attach(
-      (e) => (got.push(e.id), true),
-      () => undefined,
-    );
+    q.iterator.attach({ offer: (e) => (got.push(e.id), true), ended: () => undefined });
     q.push({ id: 3 });
     expect(got).toEqual([1, 2, 3]);
   });
@@ -318,10 +315,7 @@ describe('event queue: pushed to a sink (the socket fast path)', () => {
     await q.iterator.return?.();
     expect(q.ends).toEqual([undefined]);
     const late: (Error | undefined)[] = [];
-    q.iterator.attach(
-      () => true,
-      (error) => late.push(error),
-    );
+    q.iterator.attach({ offer: () => true, ended: (error) => late.push(error) });
     expect(late).toEqual([undefined]);
   });
 });

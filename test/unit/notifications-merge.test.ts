@@ -66,13 +66,13 @@ it('pushed: the sink gets each eventId once, and onEnd runs once when the stream
   const stream = await subscribeToNotifications(context, { field: 'notifications' });
   const got: string[] = [];
   let ends = 0;
-  stream.attach(
-    (event) => {
+  stream.attach({
+    offer: (event) => {
       got.push(event.eventId);
       return true;
     },
-    () => ends++,
-  );
+    ended: () => ends++,
+  });
   await publish('b1', { scope: 'USER', id: 'u1' });
   await publish('b1', { scope: 'ALL' });
   await publish('b2', { scope: 'ROLE', id: 'ops' });

@@ -89,8 +89,8 @@ class FakeConnection extends GraphQLTransportWsProtocol {
     super(layer, { connectionInitTimeoutMs: initTimeoutMs, production: true });
   }
 
-  protected send(frame: string): void {
-    if (!this.closedWith) this.frames.push(JSON.parse(frame));
+  protected send(frame: string | Buffer): void {
+    if (!this.closedWith) this.frames.push(JSON.parse(typeof frame === 'string' ? frame : frame.toString('utf8')));
   }
   protected close(code: number, reason: string): void {
     this.closedWith ??= { code, reason };

@@ -4,7 +4,7 @@
  */
 import type { ConnectionControl, Services } from '../../contracts/context';
 import type { GatewayEvent } from '../../contracts/events';
-import { SlowConsumerError, type EventStream, type Sink } from '../../lib/event-queue';
+import { notifyOverflow, SlowConsumerError, type Consumer, type EventStream, type OverflowListener } from '../../lib/event-queue';
 import type { SubscriptionStream } from './subscription';
 
 /** Event ids remembered for de-duplication: far more than one event's copies can be apart. */
@@ -38,20 +38,19 @@ export const MAX_MERGED_BUFFERED = 1_000;
  * consumer cannot take yet (a backed-up socket, nobody pulling) waits here, bounded. The first
  * source to end (a release, an error) ends them all, once.
  */
-export class MergedStream<T extends GatewayEvent> implements SubscriptionStream<T> {
+export class MergedStream<T extends GatewayEvent> implements SubscriptionStream<T>, Consumer<GatewayEvent> {
   private readonly seen = new RecentIds();
   private readonly field: string;
   private readonly services: Services;
   private readonly connection: ConnectionControl | undefined;
   private readonly waiting: T[] = [];
   private open = true;
-  private ended = false;
+  private finished = false;
   private endError: Error | undefined;
-  private sink: Sink<T> | undefined;
-  private onEnd: ((error?: Error) => void) | undefined;
+  private consumer: Consumer<T> | undefined;
   private endNotified = false;
   private waiter: Waiter<T> | undefined;
-  private overflowListeners: (() => void)[] = [];
+  private overflowListeners: OverflowListener[] = [];
 
   constructor(
     private readonly sources: readonly EventStream<GatewayEvent>[],
@@ -63,16 +62,27 @@ export class MergedStream<T extends GatewayEvent> implements SubscriptionStream<
     this.services = options.services;
     this.connection = options.connection;
     this.services.onSubscriptionChange(this.field, 1);
+    // This stream is every source's consumer and overflow listener (no closures per source).
     for (const source of sources) {
-      source.onOverflow(() => this.overflow());
-      source.attach(
-        (event) => {
-          this.arrive(event);
-          return true;
-        },
-        (error) => this.end(error),
-      );
+      source.onOverflow(this);
+      source.attach(this);
     }
+  }
+
+  /** A source's event: it never waits in the source (the bound that counts is this stream's). */
+  offer(event: GatewayEvent): boolean {
+    this.arrive(event);
+    return true;
+  }
+
+  /** A source ended. */
+  ended(error?: Error): void {
+    this.end(error);
+  }
+
+  /** A source overflowed. */
+  overflowed(): void {
+    this.overflow();
   }
 
   private wanted(event: GatewayEvent): event is T {
@@ -80,7 +90,7 @@ export class MergedStream<T extends GatewayEvent> implements SubscriptionStream<
   }
 
   private arrive(event: GatewayEvent): void {
-    if (this.ended || !this.wanted(event) || this.seen.has(event.eventId)) return;
+    if (this.finished || !this.wanted(event) || this.seen.has(event.eventId)) return;
     this.seen.add(event.eventId);
     if (this.waiting.length === 0 && this.handOver(event)) return;
     this.waiting.push(event);
@@ -89,8 +99,8 @@ export class MergedStream<T extends GatewayEvent> implements SubscriptionStream<
 
   /** Gives one event to the consumer: the pushed sink, or a pending `next()`. */
   private handOver(event: T): boolean {
-    if (this.sink) {
-      if (!this.sink(event)) return false;
+    if (this.consumer) {
+      if (!this.consumer.offer(event)) return false;
     } else if (this.waiter) {
       const waiter = this.waiter;
       this.waiter = undefined;
@@ -101,16 +111,16 @@ export class MergedStream<T extends GatewayEvent> implements SubscriptionStream<
   }
 
   private overflow(): void {
-    if (this.ended) return;
+    if (this.finished) return;
     this.waiting.length = 0;
-    for (const listener of this.overflowListeners.splice(0)) listener();
+    for (const listener of this.overflowListeners.splice(0)) notifyOverflow(listener);
     this.connection?.slowConsumer(`${this.field}: event buffer overflowed`);
     this.end(new SlowConsumerError(MAX_MERGED_BUFFERED));
   }
 
   private end(error?: Error): void {
-    if (this.ended) return;
-    this.ended = true;
+    if (this.finished) return;
+    this.finished = true;
     this.endError = error;
     this.close();
     for (const source of this.sources) void source.return?.();
@@ -123,11 +133,11 @@ export class MergedStream<T extends GatewayEvent> implements SubscriptionStream<
     }
   }
 
-  /** `onEnd` exactly once, whether the end came before or after `attach`. */
+  /** `consumer.ended` exactly once, whether the end came before or after `attach`. */
   private notifyEnd(): void {
-    if (!this.ended || this.endNotified || !this.onEnd) return;
+    if (!this.finished || this.endNotified || !this.consumer) return;
     this.endNotified = true;
-    this.onEnd(this.endError);
+    this.consumer.ended(this.endError);
   }
 
   private close(): void {
@@ -137,13 +147,12 @@ export class MergedStream<T extends GatewayEvent> implements SubscriptionStream<
     }
   }
 
-  onOverflow(listener: () => void): void {
+  onOverflow(listener: OverflowListener): void {
     this.overflowListeners.push(listener);
   }
 
-  attach(sink: Sink<T>, onEnd: (error?: Error) => void): void {
-    this.sink = sink;
-    this.onEnd = onEnd;
+  attach(consumer: Consumer<T>): void {
+    this.consumer = consumer;
     this.flush();
     this.notifyEnd();
   }
@@ -158,7 +167,7 @@ export class MergedStream<T extends GatewayEvent> implements SubscriptionStream<
       this.services.onEventDelivered?.(this.field, ready);
       return { value: ready, done: false };
     }
-    if (this.ended) {
+    if (this.finished) {
       if (this.endError) throw this.endError;
       return { value: undefined, done: true };
     }

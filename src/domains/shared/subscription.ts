@@ -14,7 +14,7 @@ import type { EventOfFamily, GatewayEvent } from '../../contracts/events';
 import type { ResumeFrom } from '../../contracts/ports';
 import { ALSO_ON, deliversTo, type EventFamily } from '../../contracts/routing';
 import { MergedStream } from './merged-stream';
-import type { EventStream, Sink } from '../../lib/event-queue';
+import type { Consumer, EventStream } from '../../lib/event-queue';
 
 /** A subscription's events, pulled (`next`) or pushed to a sink (the socket layer's fast path). */
 export type SubscriptionStream<T> = AsyncIterableIterator<T> & Pick<EventStream<T>, 'attach' | 'flush'>;
@@ -110,10 +110,11 @@ export function resumeFrom(
 
 /**
  * One subscription's view of its pub/sub stream: counted while it lives, and passing on only the
- * events of its user, family and device. A class rather than closures: there is one per live
- * subscription (the benchmark's heap per socket).
+ * events of its user, family and device. A class rather than closures, and its own stream's
+ * consumer and overflow listener: there is one per live subscription (the benchmark's heap per
+ * socket, docs/decisions/0605).
  */
-export class GuardedSubscription<T extends GatewayEvent> implements SubscriptionStream<T> {
+export class GuardedSubscription<T extends GatewayEvent> implements SubscriptionStream<T>, Consumer<GatewayEvent> {
   private open = true;
   private readonly field: string;
   private readonly userId: string | null;
@@ -121,6 +122,9 @@ export class GuardedSubscription<T extends GatewayEvent> implements Subscription
   private readonly deviceId: string | undefined;
   private readonly orderId: string | undefined;
   private readonly services: Services;
+  private readonly connection: ConnectionControl | undefined;
+  /** Who `attach` gave the events to. */
+  private consumer: Consumer<T> | undefined;
 
   constructor(
     private readonly source: EventStream<GatewayEvent>,
@@ -141,9 +145,14 @@ export class GuardedSubscription<T extends GatewayEvent> implements Subscription
     this.deviceId = options.deviceId;
     this.orderId = options.orderId;
     this.services = options.services;
+    this.connection = options.connection;
     this.services.onSubscriptionChange(this.field, 1);
-    const { connection, field } = options;
-    if (connection) source.onOverflow(() => connection.slowConsumer(`${field}: event buffer overflowed`));
+    if (this.connection) source.onOverflow(this);
+  }
+
+  /** The stream's buffer overflowed: the client is too slow, its connection ends (1013). */
+  overflowed(): void {
+    this.connection?.slowConsumer(`${this.field}: event buffer overflowed`);
   }
 
   private wanted(event: GatewayEvent): event is T {
@@ -176,19 +185,22 @@ export class GuardedSubscription<T extends GatewayEvent> implements Subscription
     }
   }
 
-  attach(sink: Sink<T>, onEnd: (error?: Error) => void): void {
-    this.source.attach(
-      (event) => {
-        if (!this.wanted(event)) return true;
-        if (!sink(event)) return false;
-        this.services.onEventDelivered?.(this.field, event);
-        return true;
-      },
-      (error) => {
-        this.close();
-        onEnd(error);
-      },
-    );
+  attach(consumer: Consumer<T>): void {
+    this.consumer = consumer;
+    this.source.attach(this);
+  }
+
+  /** Consumer of the source: what this subscription wants goes on, the rest is skipped. */
+  offer(event: GatewayEvent): boolean {
+    if (!this.wanted(event)) return true;
+    if (!this.consumer!.offer(event)) return false;
+    this.services.onEventDelivered?.(this.field, event);
+    return true;
+  }
+
+  ended(error?: Error): void {
+    this.close();
+    this.consumer?.ended(error);
   }
 
   flush(): void {

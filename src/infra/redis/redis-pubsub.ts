@@ -2,7 +2,8 @@
  * Redis pub/sub fan-out through graphql-redis-subscriptions. Its `RedisPubSub` already shares one
  * Redis SUBSCRIBE per channel among all local subscribers (reference counted); this adapter
  * gives it the gateway's `EventPubSub` shape: `subscribe` resolves only once Redis confirmed the
- * SUBSCRIBE, and the iterator's `return()` drops the reference. With an event log (`log`), each
+ * SUBSCRIBE, and the iterator's `return()` drops the reference. Plain subscriptions share one
+ * hub subscription per channel and are dispatched by ./topic-fanout.ts. With an event log (`log`), each
  * publish also appends to the retained logs in the same Lua script, a batch of events in one
  * script call (publish-batch.ts), and `subscribe` can resume after an `eventId` (see event-log.ts).
  */
@@ -16,18 +17,12 @@ import { redisClientName } from './client-name';
 import { connectRedis, isCluster, type RedisClient } from './redis-connection';
 import { ShardedChannels } from './sharded-channels';
 import { createEventQueue, type EventStream, type QueueOptions } from '../../lib/event-queue';
+import { isGatewayEvent, TopicFanout, type ChannelHub } from './topic-fanout';
 import { eventLogCommands, readAfter, ResumeGate, type EventLogOptions, type LogPositions, type SeamCounters } from './event-log';
 import { BatchPublisher, ShardedBatchPublisher } from './publish-batch';
 
 /** A live message: the event with its log positions (the publish script puts them first). */
 type LoggedEvent = GatewayEvent & LogPositions;
-
-/** What the bridge publishes: an object with its family and id (anything else on a channel is noise). */
-function isGatewayEvent(value: unknown): value is GatewayEvent {
-  if (typeof value !== 'object' || value === null) return false;
-  const { family, eventId } = value as { family?: unknown; eventId?: unknown };
-  return typeof family === 'string' && typeof eventId === 'string';
-}
 
 /**
  * More than the buffer holds would end the subscription as too slow (1013), and the same `after`
@@ -41,19 +36,12 @@ function refuseOverflow(count: number, maxBuffered: number): void {
   }
 }
 
-/**
- * Where channels are subscribed: graphql-redis-subscriptions on one Redis (SUBSCRIBE/PSUBSCRIBE),
- * our own sharded channels on a cluster (SSUBSCRIBE). Both reference-count channels per instance.
- */
-interface ChannelHub {
-  subscribe(topic: string, onMessage: (message: unknown) => void, options: { pattern: boolean }): Promise<number>;
-  unsubscribe(id: number): void;
-}
-
 export class RedisEventPubSub implements EventPubSub {
   private readonly publisher: RedisClient;
   private readonly subscriber: RedisClient;
   private readonly pubsub: ChannelHub;
+  /** Plain (not resumed) subscriptions: one hub subscription per channel, dispatched locally. */
+  private readonly fanout: TopicFanout;
   /** Set on a Redis Cluster: publishes go to sharded channels, without the every-user stream. */
   private readonly cluster: boolean;
   /** Writes events (one or a batch) with their logs: publish-batch.ts. */
@@ -151,6 +139,7 @@ export class RedisEventPubSub implements EventPubSub {
         },
         logger,
       );
+      this.fanout = new TopicFanout(this.pubsub, logger, delivery);
       this.cluster = true;
       this.batch = new ShardedBatchPublisher(this.publisher, batchOptions);
       return;
@@ -158,6 +147,7 @@ export class RedisEventPubSub implements EventPubSub {
     this.cluster = false;
     this.batch = new BatchPublisher(this.publisher, batchOptions);
     this.pubsub = new RedisPubSub({ publisher: this.publisher, subscriber: this.subscriber });
+    this.fanout = new TopicFanout(this.pubsub, logger, delivery);
     // RedisPubSub.unsubscribe() fires UNSUBSCRIBE/PUNSUBSCRIBE and drops the promises; while Redis
     // is away they reject with nobody listening. Observe them here: the channel is gone either way
     // (ioredis only resubscribes what is still subscribed when it reconnects).
@@ -213,39 +203,14 @@ export class RedisEventPubSub implements EventPubSub {
     };
   }
 
-  /**
-   * Drops a subscription's reference, never synchronously: a release can happen inside
-   * RedisPubSub's own delivery loop (a slow consumer's overflow closes its socket, returning its
-   * other iterators on the same channel), and graphql-redis-subscriptions 2.7 then reads an entry
-   * it has just deleted and throws out of ioredis' data handler, taking the process down.
-   */
+  /** Drops a resumed subscription's hub reference, never synchronously (`TopicFanout.unsubscribe` says why). */
   private unsubscribeLater(id: number, topic: string): void {
-    queueMicrotask(() => {
-      try {
-        this.pubsub.unsubscribe(id);
-      } catch (error) {
-        this.logger.debug({ err: error, topic }, 'redis unsubscribe of an unknown subscription');
-      }
-    });
+    this.fanout.unsubscribe(id, topic);
   }
 
   async subscribe(topic: string, options: { pattern?: boolean; resume?: ResumeFrom } = {}): Promise<EventStream<GatewayEvent>> {
     if (options.resume) return this.subscribeResumed(topic, options.pattern === true, options.resume);
-    let subscriptionId: number | undefined;
-    let released = false;
-    const unsubscribe = (id: number) => this.unsubscribeLater(id, topic);
-    const queue = createEventQueue<GatewayEvent>(() => {
-      released = true;
-      if (subscriptionId !== undefined) unsubscribe(subscriptionId);
-    }, this.delivery);
-    subscriptionId = await this.pubsub.subscribe(
-      topic,
-      this.listener(topic, (event) => queue.push(event)),
-      { pattern: options.pattern === true },
-    );
-    // The client may have gone while SUBSCRIBE was in flight.
-    if (released) unsubscribe(subscriptionId);
-    return queue.iterator;
+    return this.fanout.subscribe(topic, options.pattern === true);
   }
 
   /**

@@ -135,6 +135,13 @@ export function createMetrics(sources: MetricsSources, logger: Logger): GatewayM
   );
   /** Each event's occurredAt in milliseconds, parsed once however many subscribers receive it. */
   const occurredAt = new WeakMap<object, number>();
+  /** The last delivery's event and field, and what was looked up for them. */
+  const last: { event: object | undefined; field: string | undefined; recorder: DeliveryRecorder | undefined; at: number } = {
+    event: undefined,
+    field: undefined,
+    recorder: undefined,
+    at: Number.NaN,
+  };
 
   let backlog = 0;
   new Gauge({
@@ -264,17 +271,25 @@ export function createMetrics(sources: MetricsSources, logger: Logger): GatewayM
     registry,
     router,
     eventDelivered(field, event) {
-      let recorder = deliveries.get(field);
-      if (!recorder) {
-        recorder = new DeliveryRecorder();
-        deliveries.set(field, recorder);
+      // One event reaches its subscribers one after another: the lookups are done once for them.
+      if (event !== last.event || field !== last.field) {
+        let recorder = deliveries.get(field);
+        if (!recorder) {
+          recorder = new DeliveryRecorder();
+          deliveries.set(field, recorder);
+        }
+        let at = occurredAt.get(event);
+        if (at === undefined) {
+          at = Date.parse(event.occurredAt);
+          occurredAt.set(event, at);
+        }
+        last.event = event;
+        last.field = field;
+        last.recorder = recorder;
+        last.at = at;
       }
-      let at = occurredAt.get(event);
-      if (at === undefined) {
-        at = Date.parse(event.occurredAt);
-        occurredAt.set(event, at);
-      }
-      recorder.record(Number.isFinite(at) ? Math.max(0, (Date.now() - at) / 1000) : undefined);
+      const { at } = last;
+      last.recorder!.record(Number.isFinite(at) ? Math.max(0, (Date.now() - at) / 1000) : undefined);
     },
   };
 }

@@ -21,6 +21,7 @@ import { CloseCode } from '../../contracts/close-codes';
 import type { GatewayEvent } from '../../contracts/events';
 import { stripBearer } from '../../auth/jwt';
 import type { OperationLayer, OperationRef, OperationSink, Session, SessionTransport, WireResult } from '../../graphql/operation-layer';
+import { NextFrames } from './frames';
 
 /** The token in a `connection_init` payload, under any of the keys clients use. */
 export function tokenFromConnectionParams(params: unknown): string | undefined {
@@ -38,6 +39,9 @@ export interface ProtocolOptions {
   /** Masks unexpected failures' messages in close reasons. */
   readonly production: boolean;
 }
+
+/** Every connection's `next` frames: one event's subscribers come one after another, so they share its bytes. */
+const NEXT_FRAMES = new NextFrames();
 
 /** Client messages of types only a server may send are not valid client messages (4400). */
 const SERVER_ONLY = new Set<string>([MessageType.ConnectionAck, MessageType.Next, MessageType.Error]);
@@ -60,8 +64,8 @@ export abstract class GraphQLTransportWsProtocol implements OperationSink, Sessi
     }
   }
 
-  /** Writes one text frame. */
-  protected abstract send(frame: string): void;
+  /** Writes one text frame: a string, or its UTF-8 bytes (`next` frames, ./frames.ts). */
+  protected abstract send(frame: string | Buffer): void;
   /** Closes the connection with a code and reason (the reason already fits RFC 6455's 123 bytes). */
   protected abstract close(code: number, reason: string): void;
   /** Ends a connection that cannot keep up (1013, then destroyed if the peer never completes the close). */
@@ -100,8 +104,14 @@ export abstract class GraphQLTransportWsProtocol implements OperationSink, Sessi
   connectionClosed(): void {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.initTimer);
+    this.clearInitTimer();
     this.session?.end();
+  }
+
+  /** Cleared and dropped: a cleared `Timeout` kept in a field would stay on the heap as long as the socket. */
+  private clearInitTimer(): void {
+    clearTimeout(this.initTimer);
+    this.initTimer = undefined;
   }
 
   private async handle(text: string): Promise<void> {
@@ -137,7 +147,7 @@ export abstract class GraphQLTransportWsProtocol implements OperationSink, Sessi
   private async init(payload: unknown): Promise<void> {
     if (this.initReceived) return this.close(CloseCode.TooManyInitialisationRequests, 'Too many initialisation requests');
     this.initReceived = true;
-    clearTimeout(this.initTimer);
+    this.clearInitTimer();
     const opened = await this.layer.openSession(tokenFromConnectionParams(payload), this);
     if (!('start' in opened)) {
       if (this.closed) return;
@@ -154,7 +164,7 @@ export abstract class GraphQLTransportWsProtocol implements OperationSink, Sessi
   }
 
   next(operation: OperationRef, payload: string, _event: GatewayEvent): void {
-    this.send(`{"id":${operation.idJson},"type":"next","payload":${payload}}`);
+    this.send(NEXT_FRAMES.frame(operation.idJson, payload));
   }
 
   result(operation: OperationRef, result: WireResult): void {

@@ -42,6 +42,9 @@ export interface GraphQLWsServer {
   close(timeoutMs: number): Promise<void>;
 }
 
+/** `ws` would send a Buffer as a binary frame: every frame here is text (one options object for all). */
+const TEXT_FRAME = { binary: false } as const;
+
 /** One socket: the protocol state machine over a `ws` socket and its TCP transport. */
 class WsConnection extends GraphQLTransportWsProtocol {
   /** Answered the last keep-alive ping. */
@@ -63,10 +66,10 @@ class WsConnection extends GraphQLTransportWsProtocol {
   }
 
   /** Sends, then checks the unsent bytes (a check before sending could never catch up). */
-  protected send(frame: string): void {
+  protected send(frame: string | Buffer): void {
     const { socket } = this;
     if (socket.readyState !== WebSocket.OPEN) return;
-    socket.send(frame);
+    socket.send(frame, TEXT_FRAME);
     if (socket.bufferedAmount > this.wsOptions.maxBufferedBytes) this.overflowed(`${socket.bufferedAmount} unsent bytes`);
   }
 
