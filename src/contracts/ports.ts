@@ -96,6 +96,56 @@ export interface ReadModel {
   usersWithApp?(app: { readonly appId?: string; readonly packageName?: string }, limit: number, afterUserId?: string): Promise<string[]>;
 }
 
+/** A statement in PostgreSQL's own form: `$1`, `$2`, ... placeholders and their values (a `Prisma.Sql`'s `text` and `values`). */
+export interface SqlStatement {
+  readonly text: string;
+  readonly values: readonly unknown[];
+}
+
+/** Statements on one connection; inside `SqlExecutor.transaction`, in its transaction. */
+export interface SqlSession {
+  /**
+   * The rows, as objects by column name, with the values `$queryRaw` gives for the same types:
+   * timestamptz/timestamp as Date, json/jsonb parsed, int2/int4/float4/float8 as numbers, bool,
+   * text (int8 and numeric come as strings, where Prisma gives BigInt and Decimal: cast them in
+   * SQL). Rejects with `SqlUnavailableError` when the database cannot be used at all, with the
+   * database's own error (its SQLSTATE in `code`) when the statement fails.
+   *
+   * `commit` (inside `transaction` only): this is the transaction's last statement; the executor
+   * may send COMMIT with it, in the same round trip (PostgreSQL), and refuses any statement after
+   * it. When it rejects, nothing of the transaction is committed.
+   */
+  query<R = Record<string, unknown>>(statement: SqlStatement, options?: { readonly commit?: boolean }): Promise<R[]>;
+}
+
+/**
+ * Raw SQL straight on the database's driver (`pg` pool, or PGlite), for the hot paths that
+ * cannot afford Prisma's interactive transaction (docs/decisions/0600). `query` runs in
+ * autocommit on any pooled connection.
+ */
+export interface SqlExecutor {
+  /** One statement in autocommit (the rows and errors as `SqlSession.query`'s). */
+  query<R = Record<string, unknown>>(statement: SqlStatement): Promise<R[]>;
+  /**
+   * BEGIN, `work`, COMMIT on one connection; ROLLBACK when `work` throws (then rejects with what
+   * it threw). Resolves once committed. On PostgreSQL every statement is bounded in time, and so
+   * is a transaction left idle (a session left 20 s inside one is ended by the server).
+   */
+  transaction<T>(work: (session: SqlSession) => Promise<T>): Promise<T>;
+}
+
+/**
+ * The database cannot be used at all (unreachable, connection lost or refused, shutting down,
+ * no pooled connection in time), as opposed to a statement that failed: the read model then
+ * requeues a whole batch at once. `cause` is the driver's error.
+ */
+export class SqlUnavailableError extends Error {
+  constructor(message: string, options: { cause: unknown }) {
+    super(message, options);
+    this.name = 'SqlUnavailableError';
+  }
+}
+
 /** Where a resumed subscription picks up (a subscription's `after` argument). */
 export interface ResumeFrom {
   /** The `eventId` the client last received. */

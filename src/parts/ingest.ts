@@ -40,7 +40,7 @@ export function ingestPart(
   },
   logger: Logger,
 ): IngestPart {
-  const readModel = createReadModelService({ prisma: deps.database.prisma, retainEvents: deps.retainEvents });
+  const readModel = createReadModelService({ prisma: deps.database.prisma, sql: deps.database.sql, retainEvents: deps.retainEvents });
   // The router stage of the partitioned ingest (docs/cluster.md): one per consuming session.
   const router = <T>(forward: (tag: T, decision: RouteDecision) => void) =>
     new PartitionRouter<T>({

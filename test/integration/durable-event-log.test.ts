@@ -43,7 +43,7 @@ const order = (userId: string, id: string): GatewayEvent => ({
 const ids = (events: readonly GatewayEvent[] | undefined) => events?.map((e) => e.eventId);
 
 it('logs what the read model applies, in arrival order, once; reads after an id within the count bound', async () => {
-  const readModel = createReadModelService({ prisma: () => database.prisma, retainEvents: true });
+  const readModel = createReadModelService({ prisma: () => database.prisma, sql: () => database.sql, retainEvents: true });
   const log = new PostgresEventLog(() => database.prisma, { maxEvents: 5, maxAllEvents: 7, maxAgeMs: 60_000 }, silent);
   const alice = uniqueId('alice');
   const bob = uniqueId('bob');
@@ -83,7 +83,7 @@ it('logs what the read model applies, in arrival order, once; reads after an id 
 });
 
 it('applies the age bound when reading, and the sweep deletes what is past it', async () => {
-  const readModel = createReadModelService({ prisma: () => database.prisma, retainEvents: true });
+  const readModel = createReadModelService({ prisma: () => database.prisma, sql: () => database.sql, retainEvents: true });
   const log = new PostgresEventLog(() => database.prisma, { maxEvents: 100, maxAllEvents: 100, maxAgeMs: 60_000 }, silent);
   const carol = uniqueId('carol');
   for (let n = 1; n <= 3; n++) await readModel.apply(order(carol, `${carol}-${n}`));
@@ -97,7 +97,7 @@ it('applies the age bound when reading, and the sweep deletes what is past it', 
 });
 
 it('without retainEvents the read model logs nothing', async () => {
-  const readModel = createReadModelService({ prisma: () => database.prisma });
+  const readModel = createReadModelService({ prisma: () => database.prisma, sql: () => database.sql });
   const dave = uniqueId('dave');
   await readModel.apply(order(dave, `${dave}-1`));
   expect(await sql.query('SELECT 1 FROM event_log WHERE user_id = $1', [dave])).toEqual([]);

@@ -37,7 +37,7 @@ describe.each(['postgres', 'embedded'] as const)('events carry their entity (%s)
       dataDir = await mkdtemp(path.join(os.tmpdir(), 'cpr-entities-'));
       db = await openDatabase({ kind, dataDir: path.join(dataDir, 'db') }, logger);
     }
-    readModel = createReadModelService({ prisma: () => db.prisma });
+    readModel = createReadModelService({ prisma: () => db.prisma, sql: () => db.sql });
   }, 60_000);
 
   afterAll(async () => {

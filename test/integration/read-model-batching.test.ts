@@ -4,6 +4,8 @@
  * (partial quota snapshots merged in time order, older and repeated events ignored, deletions kept);
  * a burst spanning many users goes in few transactions too, and a bad event in it fails alone. On
  * PostgreSQL and on the embedded database (PGlite), whose SQL the read model's statements must suit.
+ * Transactions are counted on both paths: the raw SQL executor's (quota, device, order events)
+ * and Prisma's (batches with rare events).
  */
 import 'reflect-metadata';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -12,7 +14,9 @@ import path from 'node:path';
 import pino from 'pino';
 import type { GatewayEvent } from '../../src/contracts/events';
 import { createReadModelService } from '../../src/domains/read-model/read-model.service';
+import type { SqlExecutor } from '../../src/contracts/ports';
 import { openDatabase, type Database } from '../../src/infra/db/database';
+import { executorPool, pgSqlExecutor } from '../../src/infra/db/sql-executor';
 import { Prisma, type PrismaClient } from '../../src/generated/prisma/client';
 import { createTestDatabase, uniqueId, type TestDatabase } from '../helpers/services';
 
@@ -39,7 +43,7 @@ async function close(): Promise<void> {
   [testDb, dataDir] = [undefined, undefined];
 }
 
-/** The client, counting the transactions the read model opens. */
+/** The client, counting the transactions the read model opens through Prisma. */
 function countingPrisma(): PrismaClient {
   const prisma = db.prisma;
   return new Proxy(prisma, {
@@ -54,6 +58,20 @@ function countingPrisma(): PrismaClient {
     },
   });
 }
+
+/** The executor, counting the transactions the read model opens on it. */
+function countingSql(sql: SqlExecutor = db.sql): SqlExecutor {
+  return {
+    query: (statement) => sql.query(statement),
+    transaction: (work) => {
+      transactions++;
+      return sql.transaction(work);
+    },
+  };
+}
+
+/** Both, for `createReadModelService`. */
+const counting = () => ({ prisma: countingPrisma, sql: () => countingSql() });
 
 const at = (minute: number) => new Date(Date.UTC(2026, 10, 24, 12, minute)).toISOString();
 
@@ -188,7 +206,7 @@ describe.each(['postgres', 'embedded'] as const)('on %s', (kind) => {
   afterAll(close);
 
   it('writes a burst in few transactions and leaves exactly the rows one-by-one application leaves', async () => {
-    const readModel = createReadModelService({ prisma: countingPrisma });
+    const readModel = createReadModelService(counting());
     const [one, burst] = [uniqueId('one'), uniqueId('burst')];
     // Same-length tags, so ties in time are broken by eventId alike for both users.
     const [tagOne, tagBurst] = ['t1', 't2'];
@@ -212,7 +230,7 @@ describe.each(['postgres', 'embedded'] as const)('on %s', (kind) => {
   });
 
   it("applies a burst spanning many users in few transactions, each user's events resolving in arrival order", async () => {
-    const readModel = createReadModelService({ prisma: countingPrisma });
+    const readModel = createReadModelService(counting());
     const sequentialUsers = Array.from({ length: 200 }, (_, i) => uniqueId(`seq${i}`));
     const burstUsers = Array.from({ length: 200 }, (_, i) => uniqueId(`par${i}`));
     const [tagOne, tagBurst] = ['s1', 's2'];
@@ -252,7 +270,7 @@ describe.each(['postgres', 'embedded'] as const)('on %s', (kind) => {
   });
 
   it('fails only the event that cannot be applied in a batch spanning many users', async () => {
-    const readModel = createReadModelService({ prisma: countingPrisma });
+    const readModel = createReadModelService(counting());
     const users = Array.from({ length: 50 }, (_, i) => uniqueId(`p${i}`));
     const events = manyUsers(users, 'p1');
     // A value no column can hold (the validators never let one through): the whole batch fails.
@@ -278,22 +296,63 @@ describe.each(['postgres', 'embedded'] as const)('on %s', (kind) => {
   });
 });
 
-it('requeues a whole batch at once while the database is unavailable, rather than event by event', async () => {
-  let calls = 0;
-  const unreachable = {
-    $transaction: () => {
-      calls++;
-      return Promise.reject(
-        new Prisma.PrismaClientKnownRequestError("Can't reach database server", { code: 'P1001', clientVersion: 'test' }),
+describe('while the database is unavailable, a whole batch is requeued at once, rather than event by event', () => {
+  const down = () =>
+    manyUsers(
+      Array.from({ length: 20 }, (_, i) => `down-${i}`),
+      'down',
+    );
+
+  it('on the raw SQL executor (PostgreSQL refusing connections)', async () => {
+    const pool = executorPool('postgresql://postgres@127.0.0.1:1/none', () => undefined);
+    try {
+      const refused = pgSqlExecutor(pool);
+      transactions = 0;
+      const readModel = createReadModelService({
+        prisma: () => {
+          throw new Error('no Prisma on this path');
+        },
+        sql: () => countingSql(refused),
+      });
+      const events = down();
+      const outcomes = await Promise.allSettled(events.map((event) => readModel.apply(event)));
+      expect(outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).name : o.status))).toEqual(
+        events.map(() => 'SqlUnavailableError'),
       );
-    },
-  } as unknown as PrismaClient;
-  const readModel = createReadModelService({ prisma: () => unreachable });
-  const events = manyUsers(
-    Array.from({ length: 20 }, (_, i) => `down-${i}`),
-    'down',
-  );
-  const outcomes = await Promise.allSettled(events.map((event) => readModel.apply(event)));
-  expect(outcomes.map((o) => o.status)).toEqual(events.map(() => 'rejected'));
-  expect(calls).toBe(1);
+      expect(transactions).toBe(1);
+    } finally {
+      await pool.end();
+    }
+  });
+
+  it('through Prisma (a batch holding a rare event)', async () => {
+    let calls = 0;
+    const unreachable = {
+      $transaction: () => {
+        calls++;
+        return Promise.reject(
+          new Prisma.PrismaClientKnownRequestError("Can't reach database server", { code: 'P1001', clientVersion: 'test' }),
+        );
+      },
+    } as unknown as PrismaClient;
+    const readModel = createReadModelService({
+      prisma: () => unreachable,
+      sql: () => {
+        throw new Error('not this path');
+      },
+    });
+    const app: GatewayEvent = {
+      family: 'app',
+      eventId: 'down-app',
+      type: 'app.installed',
+      userId: 'down-0',
+      occurredAt: at(1),
+      deviceId: 'down-dev-0',
+      appId: 'app-1',
+    };
+    const events = [...down(), app];
+    const outcomes = await Promise.allSettled(events.map((event) => readModel.apply(event)));
+    expect(outcomes.map((o) => o.status)).toEqual(events.map(() => 'rejected'));
+    expect(calls).toBe(1);
+  });
 });

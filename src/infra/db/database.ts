@@ -1,7 +1,8 @@
 /**
  * The Prisma client on PostgreSQL (`DATABASE_URL`, driver adapter `@prisma/adapter-pg`) or on
- * the embedded PostgreSQL (PGlite in `DATA_DIR`). Migrations are applied before the client is
- * handed out, so the start command and the tests always run on the committed schema.
+ * the embedded PostgreSQL (PGlite in `DATA_DIR`), and the raw SQL executor beside it (the read
+ * model's hot path: `sql-executor.ts`). Migrations are applied before either is handed out, so
+ * the start command and the tests always run on the committed schema.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -11,12 +12,15 @@ import pg from 'pg';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import type { Logger } from 'pino';
 import type { DatabaseTarget } from '../../contracts/options';
-import type { DependencyStatus } from '../../contracts/ports';
+import type { DependencyStatus, SqlExecutor } from '../../contracts/ports';
 import { PrismaClient } from '../../generated/prisma/client';
 import { applyMigrations } from './migrate';
+import { executorPool, pgliteSqlExecutor, pgSqlExecutor } from './sql-executor';
 
 export interface Database {
   readonly prisma: PrismaClient;
+  /** Raw SQL on the driver itself, without Prisma (its own small pool on PostgreSQL). */
+  readonly sql: SqlExecutor;
   readonly kind: 'postgres' | 'embedded';
   status(): Promise<DependencyStatus>;
   close(): Promise<void>;
@@ -37,11 +41,19 @@ export async function openDatabase(config: DatabaseTarget, logger: Logger): Prom
       await client.end();
     }
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: config.url }) });
+    const pool = executorPool(config.url, (error) => logger.warn({ err: error }, 'sql executor: idle connection error'));
     return {
       prisma,
+      sql: pgSqlExecutor(pool),
       kind: 'postgres',
       status: () => ping(prisma),
-      close: () => prisma.$disconnect(),
+      async close() {
+        try {
+          await prisma.$disconnect();
+        } finally {
+          await pool.end();
+        }
+      },
     };
   }
 
@@ -56,6 +68,7 @@ export async function openDatabase(config: DatabaseTarget, logger: Logger): Prom
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(pglite) });
   return {
     prisma,
+    sql: pgliteSqlExecutor(pglite),
     kind: 'embedded',
     status: () => ping(prisma),
     async close() {
